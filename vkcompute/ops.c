@@ -319,6 +319,23 @@ static ie_status check_backend(ie_backend *be, const char *op, int n, const ie_t
         if (s_) return s_;                                                                 \
     } while (0)
 
+/* True when two tensors share any byte of storage. */
+static bool overlap(const ie_tensor *a, const ie_tensor *b) {
+    if (!a || !b || a->storage != b->storage) return false;
+    uint64_t a0 = a->offset, a1 = a0 + ie_tensor_nbytes(a), b0 = b->offset, b1 = b0 + ie_tensor_nbytes(b);
+    return a0 < b1 && b0 < a1;
+}
+
+/* Ops that read inputs after writing parts of the output cannot run in place. */
+#define CHECK_NO_ALIAS(op, out, ...)                                                        \
+    do {                                                                                   \
+        const ie_tensor *in_[] = {__VA_ARGS__};                                            \
+        for (size_t i_ = 0; i_ < sizeof in_ / sizeof in_[0]; i_++)                         \
+            if (overlap(out, in_[i_]))                                                     \
+                return ie_backend_set_error(be, IE_ERR_ARG,                                \
+                                            "%s: the output overlaps input %zu (not an in-place op)", op, i_); \
+    } while (0)
+
 static bool is_f32(const ie_tensor *t) { return t->dtype == IE_F32; }
 static bool is_weight_type(const ie_tensor *t) { return t->dtype == IE_F32 || t->dtype == IE_F16; }
 
@@ -333,6 +350,7 @@ ie_status ie_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie
                     const ie_tensor *b, const ie_conv2d_params *p) {
     static const char *names_[] = {"out", "x", "w", "b"};
     CHECK_BACKEND("conv2d", out, x, w, b);
+    CHECK_NO_ALIAS("conv2d", out, x, w, b);
     if (!p || p->stride < 1 || p->pad_top < 0 || p->pad_bottom < 0 || p->pad_left < 0 ||
         p->pad_right < 0)
         return ie_backend_set_error(be, IE_ERR_ARG, "conv2d: invalid stride/padding");
@@ -360,6 +378,7 @@ ie_status ie_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie
                     const ie_tensor *bias, bool trans_a, bool trans_b) {
     static const char *names_[] = {"out", "a", "b", "bias"};
     CHECK_BACKEND("matmul", out, a, b, bias);
+    CHECK_NO_ALIAS("matmul", out, a, b, bias);
     if (a->ndim < 2 || a->ndim > 3 || b->ndim < 2 || b->ndim > 3 || out->ndim < 2 || out->ndim > 3 ||
         !is_f32(a) || !is_f32(out) || !is_weight_type(b))
         SHAPE_ERR("matmul", "expected 2-D or 3-D operands (a, out f32; b f32|f16)", out, a, b, bias);
@@ -383,6 +402,7 @@ ie_status ie_linear(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie
                     const ie_tensor *b) {
     static const char *names_[] = {"out", "x", "w", "b"};
     CHECK_BACKEND("linear", out, x, w, b);
+    CHECK_NO_ALIAS("linear", out, x, w, b);
     if (w->ndim != 2 || !is_weight_type(w) || !is_f32(x) || !is_f32(out))
         SHAPE_ERR("linear", "w must be 2-D [N, K]; x and out f32", out, x, w, b);
     int64_t N = w->shape[0], K = w->shape[1];
@@ -450,6 +470,7 @@ ie_status ie_attention(ie_backend *be, ie_tensor *out, const ie_tensor *q, const
                        const ie_tensor *v, int heads, float scale, bool causal) {
     static const char *names_[] = {"out", "q", "k", "v"};
     CHECK_BACKEND("attention", out, q, k, v);
+    CHECK_NO_ALIAS("attention", out, q, k, v);
     ie_status s = check_qk(be, "attention", q, k, heads);
     if (s) return s;
     if (v->ndim != 3 || !is_f32(v) || v->shape[0] != k->shape[0] || v->shape[1] != k->shape[1] ||
@@ -465,6 +486,7 @@ ie_status ie_attention_probs(ie_backend *be, ie_tensor *probs, const ie_tensor *
                              const ie_tensor *k, int heads, float scale, bool causal) {
     static const char *names_[] = {"probs", "q", "k"};
     CHECK_BACKEND("attention_probs", probs, q, k);
+    CHECK_NO_ALIAS("attention_probs", probs, q, k);
     ie_status s = check_qk(be, "attention_probs", q, k, heads);
     if (s) return s;
     if (probs->ndim != 4 || !is_f32(probs) || probs->shape[0] != q->shape[0] ||
@@ -477,6 +499,7 @@ ie_status ie_attention_apply(ie_backend *be, ie_tensor *out, const ie_tensor *pr
                              const ie_tensor *v) {
     static const char *names_[] = {"out", "probs", "v"};
     CHECK_BACKEND("attention_apply", out, probs, v);
+    CHECK_NO_ALIAS("attention_apply", out, probs, v);
     if (probs->ndim != 4 || v->ndim != 3 || out->ndim != 3 || !is_f32(probs) || !is_f32(v) ||
         !is_f32(out))
         SHAPE_ERR("attention_apply", "expected probs [B, H, Lq, Lk], v [B, Lk, H*Dv]", out, probs, v);
@@ -511,6 +534,7 @@ ie_status ie_scale(ie_backend *be, ie_tensor *out, const ie_tensor *x, float sca
 ie_status ie_geglu(ie_backend *be, ie_tensor *out, const ie_tensor *x) {
     static const char *names_[] = {"out", "x"};
     CHECK_BACKEND("geglu", out, x);
+    CHECK_NO_ALIAS("geglu", out, x);
     int64_t C2 = x->shape[x->ndim - 1];
     if (!is_f32(x) || !is_f32(out) || C2 % 2 || out->ndim != x->ndim ||
         out->shape[out->ndim - 1] != C2 / 2 || ie_tensor_numel(out) * 2 != ie_tensor_numel(x))
@@ -543,6 +567,7 @@ ie_status ie_mul(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_te
 ie_status ie_concat_channels(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b) {
     static const char *names_[] = {"out", "a", "b"};
     CHECK_BACKEND("concat_channels", out, a, b);
+    CHECK_NO_ALIAS("concat_channels", out, a, b);
     if (a->ndim < 2 || b->ndim != a->ndim || out->ndim != a->ndim || !is_f32(a) || !is_f32(b) ||
         !is_f32(out))
         SHAPE_ERR("concat_channels", "expected f32 [N, C, ...] tensors of equal rank", out, a, b);
@@ -560,6 +585,7 @@ ie_status ie_concat_channels(ie_backend *be, ie_tensor *out, const ie_tensor *a,
 ie_status ie_upsample_nearest2x(ie_backend *be, ie_tensor *out, const ie_tensor *x) {
     static const char *names_[] = {"out", "x"};
     CHECK_BACKEND("upsample_nearest2x", out, x);
+    CHECK_NO_ALIAS("upsample_nearest2x", out, x);
     if (x->ndim != 4 || out->ndim != 4 || !is_f32(x) || !is_f32(out) || out->shape[0] != x->shape[0] ||
         out->shape[1] != x->shape[1] || out->shape[2] != 2 * x->shape[2] ||
         out->shape[3] != 2 * x->shape[3])
@@ -570,6 +596,7 @@ ie_status ie_upsample_nearest2x(ie_backend *be, ie_tensor *out, const ie_tensor 
 ie_status ie_transpose(ie_backend *be, ie_tensor *out, const ie_tensor *x) {
     static const char *names_[] = {"out", "x"};
     CHECK_BACKEND("transpose", out, x);
+    CHECK_NO_ALIAS("transpose", out, x);
     if (x->ndim < 2 || out->ndim != x->ndim || !is_f32(x) || !is_f32(out))
         SHAPE_ERR("transpose", "expected f32 tensors of equal rank >= 2", out, x);
     int n = x->ndim;
@@ -594,6 +621,7 @@ ie_status ie_timestep_embedding(ie_backend *be, ie_tensor *out, const ie_tensor 
                                 bool flip_sin_to_cos, float shift, float max_period) {
     static const char *names_[] = {"out", "t"};
     CHECK_BACKEND("timestep_embedding", out, t);
+    CHECK_NO_ALIAS("timestep_embedding", out, t);
     if (dim < 2 || !(max_period > 0) || !(shift < dim / 2))
         return ie_backend_set_error(be, IE_ERR_ARG, "timestep_embedding: bad dim/shift/max_period");
     if (t->ndim != 1 || !is_f32(t) || out->ndim != 2 || !is_f32(out) || out->shape[0] != t->shape[0] ||
@@ -605,6 +633,7 @@ ie_status ie_timestep_embedding(ie_backend *be, ie_tensor *out, const ie_tensor 
 ie_status ie_embedding(ie_backend *be, ie_tensor *out, const ie_tensor *ids, const ie_tensor *table) {
     static const char *names_[] = {"out", "ids", "table"};
     CHECK_BACKEND("embedding", out, ids, table);
+    CHECK_NO_ALIAS("embedding", out, ids, table);
     if (ids->dtype != IE_I32 || table->ndim != 2 || !is_weight_type(table) || !is_f32(out) ||
         out->ndim != ids->ndim + 1 || out->shape[out->ndim - 1] != table->shape[1] ||
         ie_tensor_numel(out) != ie_tensor_numel(ids) * table->shape[1])
