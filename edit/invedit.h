@@ -1,0 +1,159 @@
+/* invedit's public editing API: one parameter struct, shared by the CLI and
+ * the GIMP plug-ins, and a table that describes every parameter (name, type,
+ * range, default, which methods use it) so that the CLI's options, the GIMP
+ * procedures' arguments and the generated dialog all come from one place.
+ *
+ * Typical use:
+ *   ie_edit_params p;
+ *   ie_edit_params_init(&p, IE_METHOD_INFEDIT);
+ *   p.source_prompt = "a red circle ..."; p.target_prompt = "a blue circle ...";
+ *   ie_session *s; ie_session_open("models/demo", "auto", &s, err, sizeof err);
+ *   ie_edit(s, &p, &input, &output, progress_cb, user, err, sizeof err);
+ */
+#ifndef INVEDIT_H
+#define INVEDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ops.h" /* ie_status */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum ie_method {
+    IE_METHOD_EF_DDPM = 0, /* edit-friendly DDPM inversion (Huberman-Spiegelglas et al., CVPR 2024) */
+    IE_METHOD_BDIA = 1,    /* BDIA-DDIM exact inversion (Zhang et al., ECCV 2024) */
+    IE_METHOD_INFEDIT = 2, /* InfEdit: virtual inversion + unified attention control (CVPR 2024) */
+    IE_METHOD_COUNT
+} ie_method;
+
+const char *ie_method_name(ie_method m);          /* "ef-ddpm", "bdia", "infedit" */
+bool ie_method_from_name(const char *s, ie_method *out);
+
+/* Everything an edit needs besides the image and the model. Strings are
+ * borrowed (the caller keeps them alive during the call). 0 / NULL fields
+ * fall back to the method's defaults, set by ie_edit_params_init(). */
+typedef struct ie_edit_params {
+    ie_method method;
+    const char *source_prompt;   /* describes the input image */
+    const char *target_prompt;   /* describes the wanted edit */
+    const char *negative_prompt; /* unconditional prompt; "" by default */
+    int steps;                   /* diffusion steps N */
+    double strength;             /* fraction of the grid that is re-generated:
+                                    EF-DDPM 1 - skip/N, BDIA 0.8, InfEdit 1 */
+    double cfg_source;           /* guidance for the source prompt */
+    double cfg_target;           /* guidance for the target prompt */
+    double eta;                  /* EF-DDPM / DDCM noise level */
+    double gamma;                /* BDIA's gamma */
+    bool keep_z1;                /* EF-DDPM: keep the last noise map (exact reconstruction) */
+    bool prompt_to_prompt;       /* EF-DDPM: Prompt-to-Prompt attention control */
+    double cross_replace;        /* fraction of steps with cross-attention control */
+    double self_replace;         /* fraction of steps with self-attention control */
+    const char *blend_words;     /* InfEdit: target-side words to edit locally ("" = none) */
+    const char *keep_words;      /* InfEdit: source-side words to keep ("" = none) */
+    double blend_threshold;      /* InfEdit thresh_e */
+    double keep_threshold;       /* InfEdit thresh_m */
+    int64_t seed;                /* noise seed */
+    const char *device;          /* "auto", "cpu", "vulkan", "vulkan:N" */
+} ie_edit_params;
+
+/* Fills p with the defaults of method m (spec: EF-DDPM N=100, skip 36,
+ * cfg 3.5/15; BDIA N=50, strength 0.8, cfg 3, gamma 0.94; InfEdit N=15,
+ * g_s 1, g_t 2, cross 0.7, self 0.3, thresholds 0.6). */
+void ie_edit_params_init(ie_edit_params *p, ie_method m);
+
+/* --- parameter descriptions ------------------------------------------------ */
+
+typedef enum ie_param_type {
+    IE_PARAM_INT,
+    IE_PARAM_DOUBLE,
+    IE_PARAM_BOOL,
+    IE_PARAM_STRING,
+    IE_PARAM_METHOD, /* enum ie_method, written as its name */
+} ie_param_type;
+
+/* Bit set of methods a parameter applies to. */
+#define IE_FOR(m) (1u << (m))
+#define IE_FOR_ALL ((1u << IE_METHOD_COUNT) - 1)
+
+typedef struct ie_param_desc {
+    const char *name;   /* "target-prompt": CLI option --target-prompt, GIMP argument name */
+    const char *nick;   /* short label for a dialog */
+    const char *blurb;  /* one-line help */
+    ie_param_type type;
+    size_t offset;      /* offsetof(ie_edit_params, field) */
+    double min, max;    /* numeric range */
+    unsigned methods;   /* IE_FOR(...) bits */
+    bool advanced;      /* folded away in dialogs */
+} ie_param_desc;
+
+/* The table of every parameter, in dialog order; *count receives its length. */
+const ie_param_desc *ie_edit_param_table(size_t *count);
+const ie_param_desc *ie_edit_param_find(const char *name);
+/* The method-independent default of a parameter (for GIMP's argument
+ * registration); for per-method defaults use ie_edit_params_init. */
+double ie_edit_param_default_number(const ie_param_desc *d);
+const char *ie_edit_param_default_string(const ie_param_desc *d);
+
+/* Sets one parameter from text ("0.8", "yes", "infedit"), checking type and
+ * range; on error returns IE_ERR_ARG and explains in err. Strings are
+ * borrowed, not copied. */
+ie_status ie_edit_param_set(ie_edit_params *p, const ie_param_desc *d, const char *value, char *err,
+                            size_t errlen);
+/* Checks a whole parameter set (ranges, prompts present); IE_ERR_ARG with a
+ * message naming the parameter. */
+ie_status ie_edit_params_validate(const ie_edit_params *p, char *err, size_t errlen);
+
+
+/* --- images and edits ---------------------------------------------------------- */
+
+/* An image in memory: row-major, channels interleaved, non-linear sRGB values
+ * in [0, 1]. 3 channels (RGB) or 4 (RGBA: alpha is carried through as it is).
+ * Grayscale callers expand to RGB. */
+typedef struct ie_image {
+    int width, height;
+    int channels;
+    float *pixels;
+} ie_image;
+
+/* Allocates pixels for w x h x channels; IE_ERR_NOMEM on failure. */
+ie_status ie_image_alloc(ie_image *img, int width, int height, int channels);
+void ie_image_free(ie_image *img);
+
+/* Progress: fraction in [0, 1] and a short text ("inverting 12/100").
+ * Return false to cancel: the edit stops with IE_ERR_CANCELLED and writes
+ * nothing to the output. */
+typedef bool (*ie_edit_progress_fn)(void *user, double fraction, const char *text);
+
+/* A model loaded on a device; reuse it across edits (loading is the slow part). */
+typedef struct ie_session ie_session;
+
+/* Opens a model: a diffusers folder or a single-file SD 1.x .safetensors.
+ * device: "auto", "cpu", "vulkan", "vulkan:N" (NULL = auto). When the device
+ * can't be used the CPU backend is used and ie_session_note() says why. */
+ie_status ie_session_open(const char *model_path, const char *device, ie_session **out, char *err,
+                          size_t errlen);
+void ie_session_close(ie_session *s);
+const char *ie_session_device(const ie_session *s); /* backend description */
+const char *ie_session_note(const ie_session *s);   /* "" or why the CPU fallback was taken */
+/* Image sides are processed at multiples of this (pixels): the VAE's 8 times
+ * the UNet's downsampling. Other sizes are resized to the nearest multiple
+ * (within the model's working resolution) and back. */
+int ie_session_size_multiple(const ie_session *s);
+/* The model's native resolution in pixels (e.g. 512 for SD 1.5). */
+int ie_session_native_size(const ie_session *s);
+
+/* Edits `in` according to p, writing a newly allocated image of the same size
+ * and channels into *out (free with ie_image_free). The working resolution is
+ * the input's size scaled so its longer side is the model's native size,
+ * rounded to the size multiple; the result is resized back. */
+ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
+                  ie_edit_progress_fn progress, void *user, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
