@@ -1,0 +1,285 @@
+/* Binding checkpoint tensors to ie_tensors. See weights.h. */
+#include "weights.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+ie_dtype sd_wtype_resolve(sd_wtype t, ie_backend *be) {
+    switch (t) {
+    case SD_WTYPE_F32: return IE_F32;
+    case SD_WTYPE_F16: return IE_F16;
+    case SD_WTYPE_AUTO: break;
+    }
+    return ie_backend_kind_of(be) == IE_BACKEND_VULKAN ? IE_F16 : IE_F32;
+}
+
+const char *sd_wtype_name(sd_wtype t) {
+    switch (t) {
+    case SD_WTYPE_AUTO: return "auto";
+    case SD_WTYPE_F32: return "f32";
+    case SD_WTYPE_F16: return "f16";
+    }
+    return "?";
+}
+
+void sd_tensor_list_free(sd_tensor_list *l) {
+    for (int i = 0; i < l->n; i++) ie_tensor_free(l->t[i]);
+    free(l->t);
+    memset(l, 0, sizeof *l);
+}
+
+static bool list_push(sd_tensor_list *l, ie_tensor *t) {
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        ie_tensor **p = realloc(l->t, (size_t)cap * sizeof *p);
+        if (!p) return false;
+        l->t = p;
+        l->cap = cap;
+    }
+    l->t[l->n++] = t;
+    l->bytes += ie_tensor_nbytes(t);
+    return true;
+}
+
+/* --- the binder ---------------------------------------------------------------------- */
+
+void sd_binder_init(sd_binder *b, ie_backend *be, sd_wtype wt, const sd_weights *src,
+                    sd_component comp, sd_tensor_list *owner) {
+    memset(b, 0, sizeof *b);
+    b->be = be;
+    b->dtype = sd_wtype_resolve(wt, be);
+    b->src = src;
+    b->owner = owner;
+    snprintf(b->prefix, sizeof b->prefix, "%s.", sd_component_name(comp));
+}
+
+void sd_binder_init_file(sd_binder *b, ie_backend *be, sd_wtype wt, const st_file *file,
+                         const char *prefix, sd_tensor_list *owner) {
+    memset(b, 0, sizeof *b);
+    b->be = be;
+    b->dtype = sd_wtype_resolve(wt, be);
+    b->file = file;
+    b->owner = owner;
+    snprintf(b->prefix, sizeof b->prefix, "%s", prefix ? prefix : "");
+}
+
+static void problem(sd_binder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(sd_binder *b, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof line) n = sizeof line - 1;
+    char *p = realloc(b->problems, b->problems_len + (size_t)n + 2);
+    if (!p) return;
+    b->problems = p;
+    memcpy(p + b->problems_len, line, (size_t)n);
+    p[b->problems_len + (size_t)n] = '\n';
+    b->problems_len += (size_t)n + 1;
+    p[b->problems_len] = 0;
+}
+
+static void remember(sd_binder *b, const char *name) {
+    if (b->n_bound_names == b->bound_cap) {
+        int cap = b->bound_cap ? 2 * b->bound_cap : 128;
+        char **p = realloc(b->bound, (size_t)cap * sizeof *p);
+        if (!p) return;
+        b->bound = p;
+        b->bound_cap = cap;
+    }
+    char *s = strdup(name);
+    if (s) b->bound[b->n_bound_names++] = s;
+}
+
+/* Finds `name` (with the prefix already applied); the canonical shape goes to
+ * ndim/shape. */
+static const st_tensor *lookup(const sd_binder *b, const char *name, int *ndim, int64_t *shape) {
+    if (b->src) {
+        const sd_weight *w = sd_weights_get(b->src, name);
+        if (!w) return NULL;
+        *ndim = w->ndim;
+        for (int i = 0; i < ST_MAX_DIMS; i++) shape[i] = w->shape[i];
+        return w->t;
+    }
+    const st_tensor *t = st_get(b->file, name);
+    if (!t) return NULL;
+    *ndim = t->ndim;
+    for (int i = 0; i < ST_MAX_DIMS; i++) shape[i] = t->shape[i];
+    return t;
+}
+
+static ie_tensor *bind_name(sd_binder *b, int ndim, const int64_t *shape, const char *name) {
+    char full[280], want[96], got[96];
+    snprintf(full, sizeof full, "%s%s", b->prefix, name);
+    st_shape_str(shape, ndim, want, sizeof want);
+    int fndim = 0;
+    int64_t fshape[ST_MAX_DIMS];
+    const st_tensor *t = lookup(b, full, &fndim, fshape);
+    if (!t) {
+        b->n_missing++;
+        problem(b, "%s: missing (expected %s)", full, want);
+        return NULL;
+    }
+    bool same = fndim == ndim;
+    for (int i = 0; same && i < ndim; i++) same = fshape[i] == shape[i];
+    if (!same) {
+        b->n_mismatched++;
+        problem(b, "%s: expected %s, found %s", full, want, st_shape_str(fshape, fndim, got, sizeof got));
+        return NULL;
+    }
+    if (!st_dtype_is_float(t->dtype)) {
+        b->n_unreadable++;
+        problem(b, "%s: dtype %s is not a float type", full, st_dtype_name(t->dtype));
+        return NULL;
+    }
+    if (b->status) return NULL;
+
+    ie_dtype dt = ndim >= 2 ? b->dtype : IE_F32;
+    ie_tensor *x = ie_tensor_new(b->be, dt, ndim, shape);
+    if (!x) {
+        b->status = IE_ERR_NOMEM;
+        problem(b, "%s: cannot allocate %s: %s", full, want, ie_backend_errmsg(b->be));
+        return NULL;
+    }
+    char err[256] = "";
+    ie_status s;
+    void *dst = x->host; /* CPU backend: convert straight into the tensor */
+    void *tmp = NULL;
+    if (!dst) dst = tmp = malloc(ie_tensor_nbytes(x));
+    if (!dst) {
+        s = IE_ERR_NOMEM;
+        snprintf(err, sizeof err, "out of host memory");
+    } else {
+        s = dt == IE_F32 ? st_read_f32(t, dst, err, sizeof err) : st_read_f16(t, dst, err, sizeof err);
+        if (!s && tmp) {
+            s = ie_tensor_upload(x, tmp);
+            if (s) snprintf(err, sizeof err, "%s", ie_backend_errmsg(b->be));
+        }
+    }
+    free(tmp);
+    if (s || !list_push(b->owner, x)) {
+        ie_tensor_free(x);
+        b->status = s ? s : IE_ERR_NOMEM;
+        problem(b, "%s: %s", full, s ? err : "out of host memory");
+        return NULL;
+    }
+    b->n_bound++;
+    remember(b, full);
+    return x;
+}
+
+ie_tensor *sd_bind(sd_binder *b, int ndim, const int64_t *shape, const char *fmt, ...) {
+    char name[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return bind_name(b, ndim, shape, name);
+}
+
+bool sd_binder_has(const sd_binder *b, const char *fmt, ...) {
+    char name[200], full[280];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof full, "%s%s", b->prefix, name);
+    int nd;
+    int64_t sh[ST_MAX_DIMS];
+    return lookup(b, full, &nd, sh) != NULL;
+}
+
+#define FORMAT_NAME(buf, fmt)                 \
+    char buf[200];                            \
+    do {                                      \
+        va_list ap_;                          \
+        va_start(ap_, fmt);                   \
+        vsnprintf(buf, sizeof buf, fmt, ap_); \
+        va_end(ap_);                          \
+    } while (0)
+
+void sd_bind_conv(sd_binder *b, nn_conv *c, int cout, int cin, int k, bool bias, const char *fmt, ...) {
+    FORMAT_NAME(name, fmt);
+    int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
+    c->w = sd_bind(b, 4, ws, "%s.weight", name);
+    c->b = bias ? sd_bind(b, 1, bs, "%s.bias", name) : NULL;
+}
+
+void sd_bind_linear(sd_binder *b, nn_lin *l, int n, int k, bool bias, const char *fmt, ...) {
+    FORMAT_NAME(name, fmt);
+    int64_t ws[2] = {n, k}, bs[1] = {n};
+    l->w = sd_bind(b, 2, ws, "%s.weight", name);
+    l->b = bias ? sd_bind(b, 1, bs, "%s.bias", name) : NULL;
+}
+
+void sd_bind_norm(sd_binder *b, nn_norm *nm, int c, const char *fmt, ...) {
+    FORMAT_NAME(name, fmt);
+    int64_t s[1] = {c};
+    nm->w = sd_bind(b, 1, s, "%s.weight", name);
+    nm->b = sd_bind(b, 1, s, "%s.bias", name);
+}
+
+void sd_bind_resnet(sd_binder *b, nn_resnet *r, int cin, int cout, int temb, const char *fmt, ...) {
+    FORMAT_NAME(name, fmt);
+    memset(r, 0, sizeof *r);
+    r->cin = cin;
+    r->cout = cout;
+    sd_bind_norm(b, &r->norm1, cin, "%s.norm1", name);
+    sd_bind_conv(b, &r->conv1, cout, cin, 3, true, "%s.conv1", name);
+    if (temb > 0) sd_bind_linear(b, &r->time_emb_proj, cout, temb, true, "%s.time_emb_proj", name);
+    sd_bind_norm(b, &r->norm2, cout, "%s.norm2", name);
+    sd_bind_conv(b, &r->conv2, cout, cout, 3, true, "%s.conv2", name);
+    if (cin != cout) sd_bind_conv(b, &r->conv_shortcut, cout, cin, 1, true, "%s.conv_shortcut", name);
+}
+
+static bool was_bound(const sd_binder *b, const char *name) {
+    for (int i = 0; i < b->n_bound_names; i++)
+        if (!strcmp(b->bound[i], name)) return true;
+    return false;
+}
+
+int sd_binder_unused(const sd_binder *b, char *buf, size_t n, int max) {
+    int count = b->src ? sd_weights_count(b->src) : st_count(b->file), unused = 0;
+    size_t plen = strlen(b->prefix), off = 0;
+    if (buf && n) buf[0] = 0;
+    for (int i = 0; i < count; i++) {
+        const char *name = b->src ? sd_weights_at(b->src, i)->name : st_at(b->file, i)->name;
+        if (strncmp(name, b->prefix, plen) || was_bound(b, name)) continue;
+        if (buf && unused < max && off < n)
+            off += (size_t)snprintf(buf + off, n - off, "%s%s", unused ? "\n" : "", name);
+        unused++;
+    }
+    return unused;
+}
+
+ie_status sd_binder_finish(sd_binder *b, const char *what, char *err, size_t errlen) {
+    ie_status s = b->status;
+    int bad = b->n_missing + b->n_mismatched + b->n_unreadable;
+    if (!s && bad) s = IE_ERR_FORMAT;
+    if (s && err && errlen) {
+        int off = snprintf(err, errlen, "%s: %d tensors missing, %d misshapen, %d unreadable%s\n",
+                           what, b->n_missing, b->n_mismatched, b->n_unreadable,
+                           b->status ? " (stopped on an error)" : "");
+        /* the first problems, at most ~12 lines */
+        const char *p = b->problems ? b->problems : "";
+        for (int line = 0; *p && line < 12 && off >= 0 && (size_t)off < errlen; line++) {
+            const char *e = strchr(p, '\n');
+            size_t len = e ? (size_t)(e - p + 1) : strlen(p);
+            off += snprintf(err + off, errlen - (size_t)off, "  %.*s", (int)len, p);
+            p += len;
+        }
+        if (*p && off >= 0 && (size_t)off < errlen) snprintf(err + off, errlen - (size_t)off, "  ...\n");
+    }
+    free(b->problems);
+    b->problems = NULL;
+    b->problems_len = 0;
+    for (int i = 0; i < b->n_bound_names; i++) free(b->bound[i]);
+    free(b->bound);
+    b->bound = NULL;
+    b->n_bound_names = b->bound_cap = 0;
+    return s;
+}

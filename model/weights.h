@@ -1,0 +1,114 @@
+/* Binding checkpoint tensors to ie_tensors on a backend.
+ *
+ * A network's loader (unet_load, vae_load, ...) walks its configuration in
+ * module order and asks a binder for each tensor by name with the shape the
+ * configuration implies:
+ *
+ *     sd_bind_conv(b, &r->conv1, cout, cin, 3, true, "%s.resnets.%d.conv1", blk, j);
+ *
+ * The binder finds the tensor (canonical diffusers names through the
+ * loader's sd_weights, or raw names in a plain safetensors file, after a
+ * prefix such as "unet." or "decoder.layers."), checks its shape, creates an
+ * ie_tensor of the weight dtype on the backend, converts the file data (F32,
+ * F16, BF16, F64) and uploads it once. Missing or misshapen tensors do not
+ * stop the walk: every problem is collected, and sd_binder_finish() reports
+ * them by name with expected vs found shapes:
+ *     unet.down_blocks.1.resnets.0.conv1.weight: expected [64, 32, 3, 3], found [64, 33, 3, 3]
+ *     unet.time_embedding.cond_proj.weight: missing (expected [32, 16])
+ *
+ * Weight dtype: matrices and kernels (ndim >= 2) take the binder's dtype;
+ * 1-D tensors (biases, norm parameters) are always fp32 (tiny, and exact).
+ * SD_WTYPE_AUTO is fp16 on Vulkan and fp32 on the CPU backend.
+ */
+#ifndef INVEDIT_WEIGHTS_H
+#define INVEDIT_WEIGHTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "names.h"
+#include "nn.h"
+#include "ops.h"
+#include "safetensors.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum sd_wtype {
+    SD_WTYPE_AUTO = 0, /* fp16 on Vulkan, fp32 on the CPU backend */
+    SD_WTYPE_F32 = 1,
+    SD_WTYPE_F16 = 2,
+} sd_wtype;
+
+ie_dtype sd_wtype_resolve(sd_wtype t, ie_backend *be);
+const char *sd_wtype_name(sd_wtype t);
+
+/* The weights a network owns (freed together). */
+typedef struct sd_tensor_list {
+    ie_tensor **t;
+    int n, cap;
+    uint64_t bytes; /* device bytes of all tensors */
+} sd_tensor_list;
+
+void sd_tensor_list_free(sd_tensor_list *l);
+
+typedef struct sd_binder {
+    ie_backend *be;
+    ie_dtype dtype;          /* for tensors with ndim >= 2 */
+    const sd_weights *src;   /* canonical names: prefix + name (e.g. "unet." + ...) */
+    const st_file *file;     /* or a plain file: prefix + name as stored */
+    char prefix[64];
+    sd_tensor_list *owner;   /* bound tensors are appended here */
+    /* results */
+    ie_status status;        /* first hard error (out of memory, upload failure) */
+    int n_bound, n_missing, n_mismatched, n_unreadable;
+    char *problems;          /* one line per problem (malloc'ed) */
+    size_t problems_len;
+    char **bound;            /* names bound, for sd_binder_unused() */
+    int n_bound_names, bound_cap;
+} sd_binder;
+
+/* From the loader's model source; prefix = the component's canonical prefix
+ * ("unet." etc.). */
+void sd_binder_init(sd_binder *b, ie_backend *be, sd_wtype wt, const sd_weights *src,
+                    sd_component comp, sd_tensor_list *owner);
+/* From a plain safetensors file (TAESD); prefix may be "". */
+void sd_binder_init_file(sd_binder *b, ie_backend *be, sd_wtype wt, const st_file *file,
+                         const char *prefix, sd_tensor_list *owner);
+
+/* The tensor prefix + name, checked against shape[ndim]; NULL when missing
+ * or misshapen (recorded). */
+ie_tensor *sd_bind(sd_binder *b, int ndim, const int64_t *shape, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Whether prefix + name exists (for optional tensors). */
+bool sd_binder_has(const sd_binder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* "<name>.weight" [Cout, Cin, k, k] and, when bias, "<name>.bias" [Cout]. */
+void sd_bind_conv(sd_binder *b, nn_conv *c, int cout, int cin, int k, bool bias, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+/* "<name>.weight" [n, k] and, when bias, "<name>.bias" [n]. */
+void sd_bind_linear(sd_binder *b, nn_lin *l, int n, int k, bool bias, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/* "<name>.weight" and "<name>.bias", both [c]. */
+void sd_bind_norm(sd_binder *b, nn_norm *nm, int c, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A diffusers ResnetBlock2D "<name>.{norm1,conv1,time_emb_proj,norm2,conv2,conv_shortcut}"
+ * (time_emb_proj only when temb > 0; conv_shortcut only when cin != cout). */
+void sd_bind_resnet(sd_binder *b, nn_resnet *r, int cin, int cout, int temb, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* Tensors of the source under the prefix that were not bound ("unused"):
+ * count, and up to `max` names written into a newline-separated buf. */
+int sd_binder_unused(const sd_binder *b, char *buf, size_t n, int max);
+
+/* IE_OK when every tensor was bound; else IE_ERR_FORMAT (or the hard error)
+ * with "<what>: N missing, M misshapen:\n<first problems>" in err. Frees the
+ * binder's bookkeeping (not the bound tensors). */
+ie_status sd_binder_finish(sd_binder *b, const char *what, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
