@@ -369,13 +369,16 @@ static void ftfy_fix_text(const ustr *in, ustr *out) {
         for (size_t i = pos; i < end; i++) us_push(&seg, in->v[i]);
         for (size_t i = 0; i < seg.n && unescape; i++)
             if (seg.v[i] == '<') unescape = false;
-        for (int round = 0; round < 64; round++) {
+        /* until nothing changes, as ftfy. After the first passes only HTML
+         * unescaping can still change the text ("&amp;amp;" takes two), and
+         * it always shortens it, so "changed and shorter" bounds the loop. */
+        for (int round = 0;; round++) {
             ustr before = {0};
             for (size_t i = 0; i < seg.n; i++) us_push(&before, seg.v[i]);
             ftfy_pass(&seg, unescape);
-            bool same = us_equal(&before, &seg);
+            bool same = us_equal(&before, &seg), shorter = seg.n < before.n;
             us_free(&before);
-            if (same) break;
+            if (same || (round >= 8 && !shorter)) break;
         }
         for (size_t i = 0; i < seg.n; i++) us_push(out, seg.v[i]);
         us_free(&seg);
