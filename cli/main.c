@@ -1,5 +1,6 @@
 /* invedit: the command-line front end.
  *
+ *   invedit edit|reconstruct|generate   the editing harness (cmd_edit.c)
  *   invedit devices               list Vulkan devices and which one is used
  *   invedit selfcheck             run a convolution on every backend, compare
  *   invedit bench ops             time the hot ops (see bench/ops.c)
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "../bench/bench_ops.h"
+#include "commands.h"
 
 #define EXIT_USAGE 2
 #define EXIT_FAILURE_RUN 1
@@ -25,6 +27,9 @@ static void usage(FILE *f) {
             "Inverts images into a diffusion model's noise space and edits them from text.\n"
             "\n"
             "commands:\n"
+            "  edit        invert an image and regenerate it from a target prompt\n"
+            "  reconstruct invert and regenerate with the same prompt; print the PSNR\n"
+            "  generate    text to image (DDIM / BDIA)\n"
             "  devices     list Vulkan devices, their limits, and which one 'auto' picks\n"
             "  selfcheck   run a convolution on the CPU and Vulkan backends and compare\n"
             "  bench ops   time conv/GEMM/attention and report GFLOP/s per backend\n"
@@ -179,6 +184,9 @@ int main(int argc, char **argv) {
     const char *cmd = argv[i];
     if (!strcmp(cmd, "devices")) return cmd_devices();
     if (!strcmp(cmd, "selfcheck")) return cmd_selfcheck();
+    if (!strcmp(cmd, "edit")) return cmd_edit(argc - i, argv + i, false);
+    if (!strcmp(cmd, "reconstruct")) return cmd_edit(argc - i, argv + i, true);
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc - i, argv + i);
     if (!strcmp(cmd, "bench")) {
         if (i + 1 < argc && !strcmp(argv[i + 1], "ops")) return bench_ops_main(argc - i - 1, argv + i + 1);
         fprintf(stderr, "invedit: usage: invedit bench ops [--help]\n");

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-ie_status clip_text_load(ie_backend *be, const sd_weights *w, const sd_clip_text_config *cfg,
-                         sd_wtype wt, clip_text **out, char *err, size_t errlen) {
+ie_status clip_text_model_load(ie_backend *be, const sd_weights *w, const sd_clip_text_config *cfg,
+                               sd_wtype wt, clip_text_model **out, char *err, size_t errlen) {
     *out = NULL;
     int D = cfg->hidden_size, I = cfg->intermediate_size, NL = cfg->num_hidden_layers;
     if (D < 1 || I < 1 || NL < 1 || cfg->num_attention_heads < 1 || D % cfg->num_attention_heads ||
@@ -17,7 +17,7 @@ ie_status clip_text_load(ie_backend *be, const sd_weights *w, const sd_clip_text
                      D, cfg->num_attention_heads, NL);
         return IE_ERR_UNSUPPORTED;
     }
-    clip_text *m = calloc(1, sizeof *m);
+    clip_text_model *m = calloc(1, sizeof *m);
     if (!m) return IE_ERR_NOMEM;
     m->config = *cfg;
     m->be = be;
@@ -50,14 +50,14 @@ ie_status clip_text_load(ie_backend *be, const sd_weights *w, const sd_clip_text
     sd_bind_norm(&b, &W->final_layer_norm, D, "text_model.final_layer_norm");
     ie_status s = sd_binder_finish(&b, "text_encoder", err, errlen);
     if (s) {
-        clip_text_free(m);
+        clip_text_model_free(m);
         return s;
     }
     *out = m;
     return IE_OK;
 }
 
-void clip_text_free(clip_text *m) {
+void clip_text_model_free(clip_text_model *m) {
     if (!m) return;
     nn_arena_free(&m->state.arena);
     sd_tensor_list_free(&m->mem);
@@ -65,9 +65,9 @@ void clip_text_free(clip_text *m) {
     free(m);
 }
 
-uint64_t clip_text_weight_bytes(const clip_text *m) { return m->mem.bytes; }
+uint64_t clip_text_model_weight_bytes(const clip_text_model *m) { return m->mem.bytes; }
 
-static void clip_run(clip_text *m, nn_ctx *c, ie_tensor *out, const int32_t *ids, int64_t B,
+static void clip_run(clip_text_model *m, nn_ctx *c, ie_tensor *out, const int32_t *ids, int64_t B,
                      int64_t L, int n_run) {
     const sd_clip_text_config *p = &m->config;
     const clip_weights *W = &m->weights;
@@ -124,33 +124,33 @@ static void clip_run(clip_text *m, nn_ctx *c, ie_tensor *out, const int32_t *ids
     nn_tap(c, out, "final_layer_norm");
 }
 
-ie_status clip_text_forward(clip_text *m, ie_tensor *out, const int32_t *ids, int B, int L,
-                            int clip_skip) {
+ie_status clip_text_model_forward(clip_text_model *m, ie_tensor *out, const int32_t *ids, int B,
+                                  int L, int clip_skip) {
     const sd_clip_text_config *p = &m->config;
     clip_state *s = &m->state;
     m->err[0] = 0;
     char b[96];
     if (B < 1 || L < 1 || L > p->max_position_embeddings) {
-        snprintf(m->err, sizeof m->err, "clip_text_forward: %d x %d tokens (at most %d per prompt)", B, L,
+        snprintf(m->err, sizeof m->err, "clip_text_model_forward: %d x %d tokens (at most %d per prompt)", B, L,
                  p->max_position_embeddings);
         return IE_ERR_ARG;
     }
     if (!out || out->ndim != 3 || out->shape[0] != B || out->shape[1] != L ||
         out->shape[2] != p->hidden_size) {
-        snprintf(m->err, sizeof m->err, "clip_text_forward: out must be [%d, %d, %d] (got %s)", B, L,
+        snprintf(m->err, sizeof m->err, "clip_text_model_forward: out must be [%d, %d, %d] (got %s)", B, L,
                  p->hidden_size, out ? ie_tensor_shape_str(out, b, sizeof b) : "NULL");
         return IE_ERR_SHAPE;
     }
     for (int i = 0; i < B * L; i++)
         if (ids[i] < 0 || ids[i] >= p->vocab_size) {
-            snprintf(m->err, sizeof m->err, "clip_text_forward: token id %d at %d is outside the vocabulary (%d)",
+            snprintf(m->err, sizeof m->err, "clip_text_model_forward: token id %d at %d is outside the vocabulary (%d)",
                      ids[i], i, p->vocab_size);
             return IE_ERR_ARG;
         }
     if (clip_skip < 1) clip_skip = 1;
     int n_run = p->num_hidden_layers - (clip_skip - 1);
     if (n_run < 1) {
-        snprintf(m->err, sizeof m->err, "clip_text_forward: clip_skip %d with %d layers", clip_skip,
+        snprintf(m->err, sizeof m->err, "clip_text_model_forward: clip_skip %d with %d layers", clip_skip,
                  p->num_hidden_layers);
         return IE_ERR_ARG;
     }

@@ -1,9 +1,9 @@
 /* The CLIP text encoder (transformers CLIPTextModel, the SD 1.x conditioner).
  *
- *     clip_text *te;
- *     clip_text_load(be, weights, &cfg.text, SD_WTYPE_AUTO, &te, err, sizeof err);
- *     int32_t ids[2 * 77];                           // clip_tokenizer output, 2 prompts
- *     clip_text_forward(te, ctx, ids, 2, 77, 1);     // ctx [2, 77, 768]
+ *     clip_text_model *te;
+ *     clip_text_model_load(be, weights, &cfg.text, SD_WTYPE_AUTO, &te, err, sizeof err);
+ *     int32_t ids[2 * 77];                             // clip_tokenizer output, 2 prompts
+ *     clip_text_model_forward(te, ctx, ids, 2, 77, 1); // ctx [2, 77, 768]
  *
  * Forward (sd-architecture.md §3.6), B prompts of L tokens, width D:
  *   x = token_embedding[ids] + position_embedding[0..L-1]      [B, L, D]
@@ -61,7 +61,7 @@ typedef struct clip_state {
     nn_slab mlp;         /* [B, L, I] fc1 output */
 } clip_state;
 
-typedef struct clip_text {
+typedef struct clip_text_model {
     sd_clip_text_config config;
     clip_weights weights;
     clip_state state;
@@ -69,18 +69,18 @@ typedef struct clip_text {
     sd_tensor_list mem;
     sd_tap tap;          /* "embeddings", "layers.i", "final_layer_norm" */
     char err[1024];
-} clip_text;
+} clip_text_model;
 
-ie_status clip_text_load(ie_backend *be, const sd_weights *w, const sd_clip_text_config *cfg,
-                         sd_wtype wt, clip_text **out, char *err, size_t errlen);
-void clip_text_free(clip_text *m);
+ie_status clip_text_model_load(ie_backend *be, const sd_weights *w, const sd_clip_text_config *cfg,
+                               sd_wtype wt, clip_text_model **out, char *err, size_t errlen);
+void clip_text_model_free(clip_text_model *m);
 
 /* ids [B, L] (host int32, L <= max_position_embeddings) -> out [B, L, D].
  * clip_skip: 1 (or 0) = last layer; N = hidden state -N (see above). */
-ie_status clip_text_forward(clip_text *m, ie_tensor *out, const int32_t *ids, int B, int L,
-                            int clip_skip);
+ie_status clip_text_model_forward(clip_text_model *m, ie_tensor *out, const int32_t *ids, int B,
+                                  int L, int clip_skip);
 
-uint64_t clip_text_weight_bytes(const clip_text *m);
+uint64_t clip_text_model_weight_bytes(const clip_text_model *m);
 
 #ifdef __cplusplus
 }

@@ -84,7 +84,7 @@ typedef struct nn_slab {
     ie_dtype dtype;  /* IE_F32 unless set before the first plan */
 } nn_slab;
 
-#define NN_MAX_SLABS 96
+#define NN_MAX_SLABS 192 /* >= UNET_MAX_SKIPS + the named slabs */
 
 typedef struct nn_arena {
     nn_slab *slabs[NN_MAX_SLABS]; /* every slab a plan touched */

@@ -342,7 +342,7 @@ static void unet_run(unet *u, nn_ctx *c, ie_tensor *out, const ie_tensor *x, con
     nn_upload(c, &tt, t);
     // t_emb = get_timestep_embedding(timesteps, C0, flip_sin_to_cos=True, downscale_freq_shift=0)
     nn_timestep_embedding(c, &temb, &tt, (int)C0, p->flip_sin_to_cos, p->freq_shift);
-    if (W->time_cond_proj.w) {
+    if (W->time_cond_proj.w && w) {
         int64_t P = p->time_cond_proj_dim;
         ie_tensor ww = nn_buf1(c, &s->w, B);             /* [B] */
         ie_tensor g = nn_buf2(c, &s->tcond_sin, B, P);   /* [B, P] */
@@ -394,11 +394,14 @@ static void unet_run(unet *u, nn_ctx *c, ie_tensor *out, const ie_tensor *x, con
         }
         if (i < n - 1) {
             // hidden_states = downsampler(hidden_states)    (3x3, stride 2, pad 1)  [B, C_i, h/2, w/2]
+            //   (downsample_padding 0: F.pad(hidden_states, (0, 1, 0, 1)) first, as in the VAE)
             nn_scope(c, "down_blocks.%d.downsamplers.0", i);
             h /= 2;
             wd /= 2;
+            int pd = p->downsample_padding;
+            ie_conv2d_params pad = pd ? ie_conv2d_params_sym(2, pd) : (ie_conv2d_params){2, 0, 1, 0, 1};
             skips[ns] = nn_buf4(c, &s->skip[ns], B, C, h, wd);
-            nn_conv2d(c, &skips[ns], &skips[ns - 1], &W->down[i].downsampler, 2, p->downsample_padding);
+            nn_conv2d_p(c, &skips[ns], &skips[ns - 1], &W->down[i].downsampler, &pad);
             ns++;
         }
         nn_tap(c, &skips[ns - 1], "down_blocks.%d", i);
@@ -498,12 +501,9 @@ ie_status unet_forward(unet *u, ie_tensor *out, const ie_tensor *x, const float 
         snprintf(u->err, sizeof u->err, "unet_forward: no timesteps");
         return IE_ERR_ARG;
     }
-    if (u->weights.time_cond_proj.w && !w) {
-        snprintf(u->err, sizeof u->err,
-                 "unet_forward: this UNet has time_embedding.cond_proj (LCM): guidance inputs w are required");
-        return IE_ERR_ARG;
-    }
-    int P = u->weights.time_cond_proj.w ? p->time_cond_proj_dim : 0;
+    /* LCM UNets without w: diffusers adds cond_proj only when timestep_cond
+     * is given (InfEdit calls the LCM UNet that way). */
+    int P = u->weights.time_cond_proj.w && w ? p->time_cond_proj_dim : 0;
     if (s->B != B || s->H != H || s->W != W || s->Lc != ctx->shape[1] || s->P != P) {
         nn_ctx plan = nn_ctx_make(u->be, &s->arena, true, "unet", u->tap, u->err, sizeof u->err);
         unet_run(u, &plan, out, x, t, ctx, w);

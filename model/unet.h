@@ -39,7 +39,9 @@
  * explicitly and the hook is called again with stage UNET_HOOK_PROBS and
  * call->probs [B, heads, Lq, Lk] (softmax(q·kᵀ/√d)), which it may read or
  * rewrite in place; out = probs · v follows. A hook returning non-IE_OK
- * stops the forward pass with that status. The probabilities buffer is
+ * stops the forward pass with that status. The tensors are views into the
+ * UNet's buffers, valid only during the call (ops on them are recorded in
+ * order on the same backend; no sync is needed). The probabilities buffer is
  * allocated on first use and kept (self-attention at 64x64 latents is
  * B·heads·4096² floats: ask for it only where needed).
  */

@@ -83,18 +83,6 @@ static void problem(sd_binder *b, const char *fmt, ...) {
     p[b->problems_len] = 0;
 }
 
-static void remember(sd_binder *b, const char *name) {
-    if (b->n_bound_names == b->bound_cap) {
-        int cap = b->bound_cap ? 2 * b->bound_cap : 128;
-        char **p = realloc(b->bound, (size_t)cap * sizeof *p);
-        if (!p) return;
-        b->bound = p;
-        b->bound_cap = cap;
-    }
-    char *s = strdup(name);
-    if (s) b->bound[b->n_bound_names++] = s;
-}
-
 /* Finds `name` (with the prefix already applied); the canonical shape goes to
  * ndim/shape. */
 static const st_tensor *lookup(const sd_binder *b, const char *name, int *ndim, int64_t *shape) {
@@ -168,7 +156,6 @@ static ie_tensor *bind_name(sd_binder *b, int ndim, const int64_t *shape, const 
         return NULL;
     }
     b->n_bound++;
-    remember(b, full);
     return x;
 }
 
@@ -236,26 +223,6 @@ void sd_bind_resnet(sd_binder *b, nn_resnet *r, int cin, int cout, int temb, con
     if (cin != cout) sd_bind_conv(b, &r->conv_shortcut, cout, cin, 1, true, "%s.conv_shortcut", name);
 }
 
-static bool was_bound(const sd_binder *b, const char *name) {
-    for (int i = 0; i < b->n_bound_names; i++)
-        if (!strcmp(b->bound[i], name)) return true;
-    return false;
-}
-
-int sd_binder_unused(const sd_binder *b, char *buf, size_t n, int max) {
-    int count = b->src ? sd_weights_count(b->src) : st_count(b->file), unused = 0;
-    size_t plen = strlen(b->prefix), off = 0;
-    if (buf && n) buf[0] = 0;
-    for (int i = 0; i < count; i++) {
-        const char *name = b->src ? sd_weights_at(b->src, i)->name : st_at(b->file, i)->name;
-        if (strncmp(name, b->prefix, plen) || was_bound(b, name)) continue;
-        if (buf && unused < max && off < n)
-            off += (size_t)snprintf(buf + off, n - off, "%s%s", unused ? "\n" : "", name);
-        unused++;
-    }
-    return unused;
-}
-
 ie_status sd_binder_finish(sd_binder *b, const char *what, char *err, size_t errlen) {
     ie_status s = b->status;
     int bad = b->n_missing + b->n_mismatched + b->n_unreadable;
@@ -277,9 +244,5 @@ ie_status sd_binder_finish(sd_binder *b, const char *what, char *err, size_t err
     free(b->problems);
     b->problems = NULL;
     b->problems_len = 0;
-    for (int i = 0; i < b->n_bound_names; i++) free(b->bound[i]);
-    free(b->bound);
-    b->bound = NULL;
-    b->n_bound_names = b->bound_cap = 0;
     return s;
 }

@@ -15,6 +15,8 @@
  * them by name with expected vs found shapes:
  *     unet.down_blocks.1.resnets.0.conv1.weight: expected [64, 32, 3, 3], found [64, 33, 3, 3]
  *     unet.time_embedding.cond_proj.weight: missing (expected [32, 16])
+ * (Tensors a file has but the configuration does not use are listed by the
+ * loader's sd_weights_check, config.h.)
  *
  * Weight dtype: matrices and kernels (ndim >= 2) take the binder's dtype;
  * 1-D tensors (biases, norm parameters) are always fp32 (tiny, and exact).
@@ -66,8 +68,6 @@ typedef struct sd_binder {
     int n_bound, n_missing, n_mismatched, n_unreadable;
     char *problems;          /* one line per problem (malloc'ed) */
     size_t problems_len;
-    char **bound;            /* names bound, for sd_binder_unused() */
-    int n_bound_names, bound_cap;
 } sd_binder;
 
 /* From the loader's model source; prefix = the component's canonical prefix
@@ -98,10 +98,6 @@ void sd_bind_norm(sd_binder *b, nn_norm *nm, int c, const char *fmt, ...)
  * (time_emb_proj only when temb > 0; conv_shortcut only when cin != cout). */
 void sd_bind_resnet(sd_binder *b, nn_resnet *r, int cin, int cout, int temb, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
-
-/* Tensors of the source under the prefix that were not bound ("unused"):
- * count, and up to `max` names written into a newline-separated buf. */
-int sd_binder_unused(const sd_binder *b, char *buf, size_t n, int max);
 
 /* IE_OK when every tensor was bound; else IE_ERR_FORMAT (or the hard error)
  * with "<what>: N missing, M misshapen:\n<first problems>" in err. Frees the

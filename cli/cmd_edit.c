@@ -1,0 +1,343 @@
+/* invedit edit | reconstruct | generate: the headless harness.
+ *
+ * Options come from the library's parameter table (invedit.h), so the CLI,
+ * the GIMP procedures and their dialog always agree. */
+#include "commands.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bdia.h"
+#include "image.h"
+#include "image_io.h"
+#include "pipeline.h"
+
+/* --- options ------------------------------------------------------------------ */
+
+typedef struct cli_opts {
+    ie_edit_params p;
+    const char *model, *image, *output, *prompt;
+    const char *save_input, *save_reconstruction;
+    int width, height;
+    bool quiet;
+} cli_opts;
+
+static const char *alias(const char *name) {
+    if (!strcmp(name, "source")) return "source-prompt";
+    if (!strcmp(name, "target")) return "target-prompt";
+    if (!strcmp(name, "negative")) return "negative-prompt";
+    return name;
+}
+
+static void print_param_help(FILE *f, unsigned methods) {
+    size_t n;
+    const ie_param_desc *t = ie_edit_param_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        const ie_param_desc *d = &t[i];
+        if (!(d->methods & methods)) continue;
+        char arg[48];
+        switch (d->type) {
+        case IE_PARAM_INT: snprintf(arg, sizeof arg, "--%s N", d->name); break;
+        case IE_PARAM_DOUBLE: snprintf(arg, sizeof arg, "--%s X", d->name); break;
+        case IE_PARAM_BOOL: snprintf(arg, sizeof arg, "--%s yes|no", d->name); break;
+        default: snprintf(arg, sizeof arg, "--%s TEXT", d->name); break;
+        }
+        fprintf(f, "  %-28s %s", arg, d->blurb);
+        if (d->type == IE_PARAM_INT || d->type == IE_PARAM_DOUBLE) fprintf(f, " [%g..%g]", d->min, d->max);
+        fprintf(f, "\n");
+    }
+}
+
+static const char *exit_codes =
+    "exit status: 0 ok, 1 failed while running, 2 bad usage, 3 bad input file or model,\n"
+    "             4 device or memory error, 130 cancelled\n";
+
+int cli_exit_code(ie_status s) {
+    switch (s) {
+    case IE_OK: return 0;
+    case IE_ERR_ARG: return 2;
+    case IE_ERR_IO:
+    case IE_ERR_FORMAT:
+    case IE_ERR_SHAPE:
+    case IE_ERR_UNSUPPORTED: return 3;
+    case IE_ERR_NOMEM:
+    case IE_ERR_DEVICE:
+    case IE_ERR_NODEVICE: return 4;
+    case IE_ERR_CANCELLED: return 130;
+    }
+    return 1;
+}
+
+/* Parses argv into o; returns 0, or an exit code (2) after printing why. */
+static int parse(int argc, char **argv, cli_opts *o, const char *cmd) {
+    ie_method method = IE_METHOD_INFEDIT;
+    for (int i = 1; i + 1 < argc; i++) /* the method decides the defaults: find it first */
+        if (!strcmp(argv[i], "--method") && !ie_method_from_name(argv[i + 1], &method)) {
+            fprintf(stderr, "invedit %s: unknown method '%s' (ef-ddpm, bdia or infedit)\n", cmd, argv[i + 1]);
+            return 2;
+        }
+    ie_edit_params_init(&o->p, method);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { o->quiet = true; continue; }
+        if (strncmp(a, "--", 2) && strcmp(a, "-o")) {
+            fprintf(stderr, "invedit %s: unexpected argument '%s' (see --help)\n", cmd, a);
+            return 2;
+        }
+        if (!v) {
+            fprintf(stderr, "invedit %s: %s needs a value\n", cmd, a);
+            return 2;
+        }
+        i++;
+        const char *name = alias(a[1] == '-' ? a + 2 : a + 1);
+        if (!strcmp(a, "-o") || !strcmp(name, "output")) o->output = v;
+        else if (!strcmp(name, "model")) o->model = v;
+        else if (!strcmp(name, "image")) o->image = v;
+        else if (!strcmp(name, "prompt")) o->prompt = v;
+        else if (!strcmp(name, "save-input")) o->save_input = v;
+        else if (!strcmp(name, "save-reconstruction")) o->save_reconstruction = v;
+        else if (!strcmp(name, "width")) o->width = atoi(v);
+        else if (!strcmp(name, "height")) o->height = atoi(v);
+        else {
+            const ie_param_desc *d = ie_edit_param_find(name);
+            if (!d) {
+                fprintf(stderr, "invedit %s: unknown option '%s' (see --help)\n", cmd, a);
+                return 2;
+            }
+            char err[256];
+            if (ie_edit_param_set(&o->p, d, v, err, sizeof err)) {
+                fprintf(stderr, "invedit %s: %s\n", cmd, err);
+                return 2;
+            }
+        }
+    }
+    if (!o->model) o->model = getenv("INVEDIT_MODEL");
+    if (!o->model) {
+        fprintf(stderr, "invedit %s: --model PATH is required (a diffusers folder or an SD 1.x .safetensors; "
+                        "or set INVEDIT_MODEL)\n", cmd);
+        return 2;
+    }
+    return 0;
+}
+
+/* --- progress on a terminal ------------------------------------------------------- */
+
+typedef struct progress_state {
+    bool tty, quiet;
+    double started;
+    int last_pct;
+} progress_state;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static bool progress_cb(void *user, double fraction, const char *text) {
+    progress_state *ps = user;
+    if (ps->quiet || !ps->tty) return true;
+    int pct = (int)(fraction * 100);
+    char bar[31];
+    int fill = (int)(fraction * 30);
+    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+    bar[30] = 0;
+    fprintf(stderr, "\r[%s] %3d%% %-28s %6.1fs", bar, pct, text, now() - ps->started);
+    if (fraction >= 1.0) fprintf(stderr, "\n");
+    fflush(stderr);
+    ps->last_pct = pct;
+    return true;
+}
+
+static ie_session *open_session(const cli_opts *o, int *code) {
+    char err[1024];
+    ie_session *s = NULL;
+    ie_status st = ie_session_open(o->model, o->p.device, &s, err, sizeof err);
+    if (st) {
+        fprintf(stderr, "invedit: cannot load the model: %s\n", err);
+        *code = cli_exit_code(st);
+        return NULL;
+    }
+    if (!o->quiet) {
+        fprintf(stderr, "model %s on %s\n", o->model, ie_session_device(s));
+        if (ie_session_note(s)[0]) fprintf(stderr, "note: %s\n", ie_session_note(s));
+    }
+    return s;
+}
+
+static double psnr(const ie_image *a, const ie_image *b) {
+    double se = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < (size_t)a->width * a->height; i++)
+        for (int k = 0; k < 3; k++) {
+            double d = a->pixels[i * a->channels + k] - b->pixels[i * b->channels + k];
+            se += d * d;
+            n++;
+        }
+    double mse = se / (double)n;
+    return mse > 0 ? 10 * log10(1.0 / mse) : INFINITY;
+}
+
+/* --- edit / reconstruct ------------------------------------------------------------ */
+
+static void edit_usage(FILE *f, const char *cmd) {
+    if (!strcmp(cmd, "edit"))
+        fprintf(f, "usage: invedit edit --model PATH --image IN --source TEXT --target TEXT [options] -o OUT\n\n"
+                   "Inverts IN into the model's noise space and regenerates it from the target prompt.\n");
+    else
+        fprintf(f, "usage: invedit reconstruct --model PATH --image IN --source TEXT [options] [-o OUT]\n\n"
+                   "Inverts IN and regenerates it with the same prompt; prints the reconstruction PSNR\n"
+                   "(and the VAE's own round-trip PSNR, the ceiling). EF-DDPM keeps z1 here.\n");
+    fprintf(f, "\nPNG or JPEG in and out (by extension). Any size: the image is resized so its longer side\n"
+               "is the model's native size (sides a multiple of 64 for SD, of the VAE factor x UNet\n"
+               "downsampling in general), edited, and resized back; alpha is kept as it is.\n\n"
+               "  --model PATH                 diffusers folder or SD 1.x .safetensors (or INVEDIT_MODEL)\n"
+               "  --image FILE                 input image\n"
+               "  -o FILE                      output image\n"
+               "  --save-input FILE            also write the model's view of the input (VAE round trip)\n"
+               "  -q, --quiet                  no progress bar\n");
+    print_param_help(f, IE_FOR_ALL);
+    fprintf(f, "\n%s", exit_codes);
+}
+
+int cmd_edit(int argc, char **argv, bool reconstruct) {
+    const char *cmd = reconstruct ? "reconstruct" : "edit";
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            edit_usage(stdout, cmd);
+            return 0;
+        }
+    cli_opts o;
+    memset(&o, 0, sizeof o);
+    int code = parse(argc, argv, &o, cmd);
+    if (code) return code;
+    if (!o.image || (!reconstruct && !o.output)) {
+        fprintf(stderr, "invedit %s: --image and -o are required (see --help)\n", cmd);
+        return 2;
+    }
+    if (reconstruct) {
+        o.p.target_prompt = o.p.source_prompt;
+        o.p.cfg_target = o.p.cfg_source;
+        o.p.keep_z1 = true;
+        o.p.prompt_to_prompt = false;
+        o.p.blend_words = o.p.keep_words = "";
+        if (o.p.method == IE_METHOD_EF_DDPM) o.p.strength = 1.0;
+        if (o.p.method == IE_METHOD_INFEDIT && o.p.cfg_source <= 1.0) o.p.cfg_source = o.p.cfg_target = 2.0;
+    }
+    char err[1024] = "";
+    ie_image in = {0}, out = {0};
+    ie_status st = image_load(o.image, &in, err, sizeof err);
+    if (st) {
+        fprintf(stderr, "invedit %s: %s\n", cmd, err);
+        return cli_exit_code(st);
+    }
+    ie_session *s = open_session(&o, &code);
+    if (!s) {
+        ie_image_free(&in);
+        return code;
+    }
+    progress_state ps = {isatty(2), o.quiet, now(), -1};
+    st = ie_edit(s, &o.p, &in, &out, progress_cb, &ps, err, sizeof err);
+    if (st) {
+        if (ps.tty && !o.quiet) fprintf(stderr, "\n");
+        fprintf(stderr, "invedit %s: %s\n", cmd, err);
+        code = cli_exit_code(st);
+    }
+    if (!st && o.output) {
+        st = image_save(o.output, &out, err, sizeof err);
+        if (st) {
+            fprintf(stderr, "invedit %s: %s\n", cmd, err);
+            code = cli_exit_code(st);
+        }
+    }
+    if (!st && (reconstruct || o.save_input)) {
+        /* the VAE round trip of the input at the working size: the ceiling */
+        int W, H, vf = ie_session_vae_factor(s), C = ie_session_latent_channels(s);
+        ie_working_size(in.width, in.height, ie_session_native_size(s), ie_session_size_multiple(s), &W, &H);
+        ie_image work = {0}, vae = {0}, back = {0};
+        float *lat = malloc(sizeof(float) * (size_t)C * (H / vf) * (W / vf));
+        st = lat ? ie_image_resize(&in, W, H, &work) : IE_ERR_NOMEM;
+        if (!st) st = ie_session_encode(s, &work, false, 0, lat, err, sizeof err);
+        if (!st) st = ie_session_decode(s, lat, H / vf, W / vf, &vae, err, sizeof err);
+        if (!st) st = ie_image_resize(&vae, in.width, in.height, &back);
+        if (!st && o.save_input) st = image_save(o.save_input, &back, err, sizeof err);
+        if (!st && reconstruct)
+            printf("reconstruction PSNR %.2f dB (method %s, %d steps); VAE round trip alone %.2f dB\n",
+                   psnr(&in, &out), ie_method_name(o.p.method), o.p.steps, psnr(&in, &back));
+        if (st) {
+            fprintf(stderr, "invedit %s: %s\n", cmd, err);
+            code = cli_exit_code(st);
+        }
+        free(lat);
+        ie_image_free(&work);
+        ie_image_free(&vae);
+        ie_image_free(&back);
+    }
+    ie_image_free(&in);
+    ie_image_free(&out);
+    ie_session_close(s);
+    return code;
+}
+
+/* --- generate ------------------------------------------------------------------------ */
+
+int cmd_generate(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: invedit generate --model PATH --prompt TEXT [--steps 50] [--cfg-target 5]\n"
+                   "                        [--gamma 0] [--seed N] [--width W --height H] -o OUT\n\n"
+                   "Text to image with BDIA-DDIM; --gamma 0 (default) is plain DDIM (eta 0).\n\n%s",
+                   exit_codes);
+            return 0;
+        }
+    cli_opts o;
+    memset(&o, 0, sizeof o);
+    int code = parse(argc, argv, &o, "generate");
+    if (code) return code;
+    if (!o.output || !o.prompt) {
+        fprintf(stderr, "invedit generate: --prompt and -o are required (see --help)\n");
+        return 2;
+    }
+    bool gamma_given = false, steps_given = false, cfg_given = false;
+    for (int i = 1; i < argc; i++) {
+        gamma_given |= !strcmp(argv[i], "--gamma");
+        steps_given |= !strcmp(argv[i], "--steps");
+        cfg_given |= !strcmp(argv[i], "--cfg-target");
+    }
+    ie_session *s = open_session(&o, &code);
+    if (!s) return code;
+    int mult = ie_session_size_multiple(s), native = ie_session_native_size(s);
+    int W = o.width > 0 ? o.width : native, H = o.height > 0 ? o.height : native;
+    W = (W + mult / 2) / mult * mult;
+    H = (H + mult / 2) / mult * mult;
+    if (W < mult) W = mult;
+    if (H < mult) H = mult;
+    int vf = ie_session_vae_factor(s), h = H / vf, w = W / vf, C = ie_session_latent_channels(s);
+    ie_edit_params p = o.p;
+    p.method = IE_METHOD_BDIA;
+    p.target_prompt = o.prompt;
+    p.source_prompt = "";
+    p.steps = steps_given ? o.p.steps : 50;
+    p.cfg_target = cfg_given ? o.p.cfg_target : 5.0;
+    p.gamma = gamma_given ? o.p.gamma : 0.0;
+    char err[1024] = "";
+    float *lat = malloc(sizeof(float) * (size_t)C * h * w);
+    progress_state ps = {isatty(2), o.quiet, now(), -1};
+    ie_status st = lat ? ie_generate_latent(s, &p, h, w, lat, progress_cb, &ps, err, sizeof err) : IE_ERR_NOMEM;
+    ie_image img = {0};
+    if (!st) st = ie_session_decode(s, lat, h, w, &img, err, sizeof err);
+    if (!st) st = image_save(o.output, &img, err, sizeof err);
+    if (st) {
+        fprintf(stderr, "invedit generate: %s\n", err[0] ? err : ie_status_name(st));
+        code = cli_exit_code(st);
+    }
+    ie_image_free(&img);
+    free(lat);
+    ie_session_close(s);
+    return code;
+}

@@ -1,0 +1,13 @@
+/* The CLI's subcommands. */
+#ifndef INVEDIT_COMMANDS_H
+#define INVEDIT_COMMANDS_H
+
+#include <stdbool.h>
+
+#include "invedit.h"
+
+int cmd_edit(int argc, char **argv, bool reconstruct);
+int cmd_generate(int argc, char **argv);
+int cli_exit_code(ie_status s);
+
+#endif

@@ -1,0 +1,748 @@
+/* The editing pipeline behind invedit.h: a session (model on a device) and
+ * ie_edit (image -> latent -> method -> latent -> image).
+ *
+ *   image (sRGB [0,1], any size)
+ *     -> resize to the working size (longer side = native size, sides a
+ *        multiple of VAE factor x UNet downsampling)
+ *     -> VAE encode (posterior mean for EF-DDPM, a seeded sample for BDIA and
+ *        InfEdit, as their authors do) x scaling_factor
+ *     -> the method, with the UNet as its denoiser (CFG rows in one batch)
+ *        and attention control on the UNet's hook
+ *     -> VAE decode -> resize back; alpha is carried through untouched.
+ */
+#include "pipeline.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bdia.h"
+#include "blend.h"
+#include "clip.h"
+#include "config.h"
+#include "control.h"
+#include "ef_ddpm.h"
+#include "image.h"
+#include "infedit.h"
+#include "names.h"
+#include "rng.h"
+#include "tokenizer.h"
+#include "unet.h"
+#include "vae.h"
+
+#define NTOK CLIP_CONTEXT_LENGTH
+
+struct ie_session {
+    ie_backend *be;
+    char note[512];
+    sd_weights *w;
+    sd_model_config cfg;
+    clip_tokenizer *tok;
+    clip_text_model *clip;
+    unet *unet;
+    vae *vae;
+    int factor;   /* VAE spatial factor (8) */
+    int unet_div; /* 2^(levels-1) */
+    int native;   /* pixels */
+};
+
+const char *ie_session_device(const ie_session *s) { return ie_backend_description(s->be); }
+const char *ie_session_note(const ie_session *s) { return s->note; }
+int ie_session_size_multiple(const ie_session *s) { return s->factor * s->unet_div; }
+int ie_session_native_size(const ie_session *s) { return s->native; }
+ie_backend *ie_session_backend(ie_session *s) { return s->be; }
+int ie_session_latent_channels(const ie_session *s) { return s->cfg.vae.latent_channels; }
+int ie_session_vae_factor(const ie_session *s) { return s->factor; }
+
+void ie_session_close(ie_session *s) {
+    if (!s) return;
+    unet_free(s->unet);
+    vae_free(s->vae);
+    clip_text_model_free(s->clip);
+    clip_tokenizer_free(s->tok);
+    sd_weights_close(s->w);
+    ie_backend_free(s->be);
+    free(s);
+}
+
+ie_status ie_session_open(const char *model_path, const char *device, ie_session **out, char *err,
+                          size_t errlen) {
+    *out = NULL;
+    if (!model_path || !*model_path) {
+        snprintf(err, errlen, "no model given: pass a diffusers folder or an SD 1.x .safetensors file");
+        return IE_ERR_ARG;
+    }
+    ie_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return IE_ERR_NOMEM;
+    }
+    ie_status st = sd_weights_open(model_path, &s->w, err, errlen);
+    if (!st) st = sd_model_config_load(s->w, &s->cfg, err, errlen);
+    if (!st && s->cfg.variant != SD_VARIANT_SD1) {
+        snprintf(err, errlen, "%s: a %s model; invedit edits with SD 1.x text-to-image models", model_path,
+                 sd_variant_name(s->cfg.variant));
+        st = IE_ERR_UNSUPPORTED;
+    }
+    if (!st) {
+        const char *missing = NULL;
+        for (int c = 0; c < SD_COMPONENT_COUNT && !missing; c++)
+            if ((c == SD_UNET || c == SD_VAE || c == SD_TEXT_ENCODER) && !sd_weights_has(s->w, (sd_component)c))
+                missing = sd_component_name((sd_component)c);
+        if (missing) {
+            snprintf(err, errlen, "%s: no %s weights found", model_path, missing);
+            st = IE_ERR_FORMAT;
+        }
+    }
+    if (!st) {
+        const char *tokdir = sd_weights_tokenizer_dir(s->w);
+        if (!tokdir) {
+            snprintf(err, errlen, "%s: no tokenizer/ folder (vocab.json and merges.txt) next to the weights",
+                     model_path);
+            st = IE_ERR_FORMAT;
+        } else {
+            st = clip_tokenizer_load_dir(tokdir, &s->tok, err, errlen);
+        }
+    }
+    if (!st) s->be = ie_backend_open(device, s->note, sizeof s->note);
+    if (!st) st = clip_text_model_load(s->be, s->w, &s->cfg.text, SD_WTYPE_AUTO, &s->clip, err, errlen);
+    if (!st) st = unet_load(s->be, s->w, &s->cfg.unet, SD_WTYPE_AUTO, &s->unet, err, errlen);
+    if (!st) st = vae_load(s->be, s->w, &s->cfg.vae, VAE_ENCODER | VAE_DECODER, SD_WTYPE_AUTO, &s->vae, err, errlen);
+    if (st) {
+        ie_session_close(s);
+        return st;
+    }
+    s->factor = vae_factor(s->vae);
+    s->unet_div = 1 << (s->cfg.unet.n_levels - 1);
+    int sample = s->cfg.unet.sample_size > 0 ? s->cfg.unet.sample_size : 64;
+    s->native = sample * s->factor;
+    *out = s;
+    return IE_OK;
+}
+
+/* --- text conditions ------------------------------------------------------------- */
+
+enum { COND_EMPTY = IE_COND_UNCOND, COND_SRC = IE_COND_SOURCE, COND_TGT = IE_COND_TARGET, COND_NEG = 3, NCOND = 4 };
+
+typedef struct conds {
+    int32_t ids[NCOND][NTOK];
+    int n_real[NCOND];     /* tokens incl. BOS/EOS, before padding */
+    ie_tensor *emb;        /* [NCOND, 77, D] on the device */
+    float *host;           /* the same on the host (for InfEdit's re-matching) */
+    int dim;
+    bool truncated;
+} conds;
+
+static ie_status encode_prompts(ie_session *s, const ie_edit_params *p, conds *c, char *err, size_t errlen) {
+    const char *texts[NCOND] = {"", p->source_prompt, p->target_prompt, p->negative_prompt};
+    for (int i = 0; i < NCOND; i++) {
+        bool tr = false;
+        int n = clip_encode(s->tok, texts[i] ? texts[i] : "", c->ids[i], NTOK, &tr);
+        c->n_real[i] = n + 2 > NTOK ? NTOK : n + 2;
+        c->truncated |= tr;
+    }
+    c->dim = s->cfg.text.hidden_size;
+    int64_t shape[3] = {NCOND, NTOK, c->dim};
+    c->emb = ie_tensor_new(s->be, IE_F32, 3, shape);
+    c->host = malloc(sizeof(float) * NCOND * NTOK * (size_t)c->dim);
+    if (!c->emb || !c->host) {
+        snprintf(err, errlen, "text embeddings: %s", c->emb ? "out of memory" : ie_backend_errmsg(s->be));
+        return IE_ERR_NOMEM;
+    }
+    ie_status st = clip_text_model_forward(s->clip, c->emb, &c->ids[0][0], NCOND, NTOK, 1);
+    if (st) {
+        snprintf(err, errlen, "text encoder: %s", s->clip->err);
+        return st;
+    }
+    st = ie_tensor_download(c->emb, c->host);
+    if (st) snprintf(err, errlen, "text encoder: %s", ie_backend_errmsg(s->be));
+    return st;
+}
+
+static void conds_free(conds *c) {
+    ie_tensor_free(c->emb);
+    free(c->host);
+}
+
+/* --- the UNet as the methods' denoiser ------------------------------------------------ */
+
+typedef struct unet_denoiser {
+    ie_session *s;
+    conds *conds;
+    ie_controller *ctrl;
+    int C, H, W;
+    ie_tensor *x, *eps, *ctx; /* [B, C, H, W], [B, C, H, W], [B, 77, D] */
+    float *t;                 /* [B] */
+    int B;
+    char err[1024];
+} unet_denoiser;
+
+static ie_status ud_reserve(unet_denoiser *d, int B) {
+    if (d->B == B) return IE_OK;
+    ie_tensor_free(d->x);
+    ie_tensor_free(d->eps);
+    ie_tensor_free(d->ctx);
+    free(d->t);
+    ie_backend *be = d->s->be;
+    d->x = ie_tensor_new4(be, IE_F32, B, d->C, d->H, d->W);
+    d->eps = ie_tensor_new4(be, IE_F32, B, d->C, d->H, d->W);
+    int64_t cs[3] = {B, NTOK, d->conds->dim};
+    d->ctx = ie_tensor_new(be, IE_F32, 3, cs);
+    d->t = malloc(sizeof(float) * (size_t)B);
+    d->B = d->x && d->eps && d->ctx && d->t ? B : 0;
+    if (!d->B) {
+        snprintf(d->err, sizeof d->err, "UNet buffers for batch %d: %s", B, ie_backend_errmsg(be));
+        return IE_ERR_NOMEM;
+    }
+    return IE_OK;
+}
+
+static void ud_free(unet_denoiser *d) {
+    ie_tensor_free(d->x);
+    ie_tensor_free(d->eps);
+    ie_tensor_free(d->ctx);
+    free(d->t);
+}
+
+static ie_status ud_eps(void *ctx, int batch, const float *x, const double *t, const int *cond, float *eps_out) {
+    unet_denoiser *d = ctx;
+    ie_backend *be = d->s->be;
+    ie_status st = ud_reserve(d, batch);
+    if (st) return st;
+    int64_t row = (int64_t)NTOK * d->conds->dim;
+    for (int b = 0; b < batch && !st; b++) {
+        if (cond[b] < 0 || cond[b] >= NCOND) {
+            snprintf(d->err, sizeof d->err, "text condition %d does not exist", cond[b]);
+            return IE_ERR_ARG;
+        }
+        int64_t s3[3] = {1, NTOK, d->conds->dim};
+        ie_tensor *dst = ie_tensor_view(d->ctx, b * row, 3, s3);
+        ie_tensor *src = ie_tensor_view(d->conds->emb, cond[b] * row, 3, s3);
+        st = dst && src ? ie_copy(be, dst, src) : IE_ERR_NOMEM;
+        ie_tensor_free(dst);
+        ie_tensor_free(src);
+        d->t[b] = (float)t[b];
+    }
+    if (!st) st = ie_tensor_upload(d->x, x);
+    if (st) {
+        snprintf(d->err, sizeof d->err, "UNet input: %s", ie_backend_errmsg(be));
+        return st;
+    }
+    /* LCM UNets are run without timestep_cond (InfEdit does the same): the
+     * guidance embedding's contribution is zero. */
+    st = unet_forward(d->s->unet, d->eps, d->x, d->t, d->ctx, NULL);
+    if (st) {
+        snprintf(d->err, sizeof d->err, "UNet: %.600s%s%.300s", d->s->unet->err,
+                 d->ctrl && ie_controller_errmsg(d->ctrl)[0] ? "; " : "",
+                 d->ctrl ? ie_controller_errmsg(d->ctrl) : "");
+        return st;
+    }
+    st = ie_tensor_download(d->eps, eps_out);
+    if (st) snprintf(d->err, sizeof d->err, "UNet output: %s", ie_backend_errmsg(be));
+    return st;
+}
+
+static ie_status ud_step_begin(void *ctx, const ie_step_info *info) {
+    unet_denoiser *d = ctx;
+    if (!d->ctrl) return IE_OK;
+    ie_status st = ie_controller_step_begin(d->ctrl, info);
+    if (st) snprintf(d->err, sizeof d->err, "%s", ie_controller_errmsg(d->ctrl));
+    return st;
+}
+
+static const char *ud_errmsg(void *ctx) { return ((unet_denoiser *)ctx)->err; }
+
+/* --- progress ------------------------------------------------------------------------ */
+
+typedef struct progress_map {
+    ie_edit_progress_fn fn;
+    void *user;
+    double base, span; /* this phase covers [base, base + span) of the whole edit */
+} progress_map;
+
+static bool method_progress(void *user, int step, int total, const char *phase) {
+    progress_map *pm = user;
+    if (!pm->fn) return true;
+    char text[96];
+    snprintf(text, sizeof text, "%s %d/%d", phase, step + 1, total);
+    return pm->fn(pm->user, pm->base + pm->span * (double)step / (total > 0 ? total : 1), text);
+}
+
+static bool report(progress_map *pm, double fraction, const char *text) {
+    return pm->fn ? pm->fn(pm->user, fraction, text) : true;
+}
+
+/* --- image <-> latent ---------------------------------------------------------------- */
+
+/* image [H, W, channels] in [0,1] -> tensor [1, 3, H, W] in [-1, 1]. */
+static ie_status image_to_tensor(ie_backend *be, const ie_image *img, ie_tensor **out) {
+    int W = img->width, H = img->height, C = img->channels;
+    ie_tensor *t = ie_tensor_new4(be, IE_F32, 1, 3, H, W);
+    float *buf = malloc(sizeof(float) * 3 * (size_t)H * W);
+    ie_status st = t && buf ? IE_OK : IE_ERR_NOMEM;
+    if (!st) {
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++)
+                for (int k = 0; k < 3; k++)
+                    buf[(size_t)k * H * W + (size_t)y * W + x] =
+                        img->pixels[((size_t)y * W + x) * C + (C >= 3 ? k : 0)] * 2.0f - 1.0f;
+        st = ie_tensor_upload(t, buf);
+    }
+    free(buf);
+    if (st) {
+        ie_tensor_free(t);
+        return st;
+    }
+    *out = t;
+    return IE_OK;
+}
+
+ie_status ie_session_encode(ie_session *s, const ie_image *img, bool sample, uint64_t seed, float *latent,
+                            char *err, size_t errlen) {
+    ie_tensor *x = NULL, *z = NULL;
+    int h = img->height / s->factor, w = img->width / s->factor, Cl = s->cfg.vae.latent_channels;
+    float *noise = NULL;
+    ie_status st = image_to_tensor(s->be, img, &x);
+    if (!st) {
+        z = ie_tensor_new4(s->be, IE_F32, 1, Cl, h, w);
+        if (!z) st = IE_ERR_NOMEM;
+    }
+    if (!st && sample) {
+        noise = malloc(sizeof(float) * (size_t)Cl * h * w);
+        if (!noise) st = IE_ERR_NOMEM;
+        else {
+            ie_rng r;
+            ie_rng_seed(&r, seed ^ 0x5641454e434f4445ull); /* "VAEENCODE": independent of the method's stream */
+            ie_rng_normal_fill(&r, noise, (size_t)Cl * h * w);
+        }
+    }
+    if (!st) {
+        st = vae_encode(s->vae, z, x, noise);
+        if (st) snprintf(err, errlen, "VAE encoder: %s", s->vae->err);
+    } else {
+        snprintf(err, errlen, "VAE encoder input: %s", ie_backend_errmsg(s->be));
+    }
+    if (!st) {
+        st = ie_tensor_download(z, latent);
+        if (st) snprintf(err, errlen, "VAE encoder: %s", ie_backend_errmsg(s->be));
+    }
+    free(noise);
+    ie_tensor_free(x);
+    ie_tensor_free(z);
+    return st;
+}
+
+ie_status ie_session_decode(ie_session *s, const float *latent, int h, int w, ie_image *out, char *err,
+                            size_t errlen) {
+    int Cl = s->cfg.vae.latent_channels, H = h * s->factor, W = w * s->factor;
+    ie_tensor *z = ie_tensor_new4(s->be, IE_F32, 1, Cl, h, w);
+    ie_tensor *x = ie_tensor_new4(s->be, IE_F32, 1, 3, H, W);
+    float *buf = malloc(sizeof(float) * 3 * (size_t)H * W);
+    ie_status st = z && x && buf ? IE_OK : IE_ERR_NOMEM;
+    if (!st) st = ie_tensor_upload(z, latent);
+    if (st) snprintf(err, errlen, "VAE decoder input: %s", ie_backend_errmsg(s->be));
+    if (!st) {
+        st = vae_decode(s->vae, x, z);
+        if (st) snprintf(err, errlen, "VAE decoder: %s", s->vae->err);
+    }
+    if (!st) {
+        st = ie_tensor_download(x, buf);
+        if (st) snprintf(err, errlen, "VAE decoder: %s", ie_backend_errmsg(s->be));
+    }
+    if (!st) st = ie_image_alloc(out, W, H, 3);
+    if (!st)
+        for (int y = 0; y < H; y++)
+            for (int xx = 0; xx < W; xx++)
+                for (int k = 0; k < 3; k++) {
+                    float v = (buf[(size_t)k * H * W + (size_t)y * W + xx] + 1.0f) * 0.5f;
+                    out->pixels[((size_t)y * W + xx) * 3 + k] = v < 0 ? 0 : v > 1 ? 1 : v;
+                }
+    free(buf);
+    ie_tensor_free(z);
+    ie_tensor_free(x);
+    return st;
+}
+
+/* --- attention control set-up ---------------------------------------------------------- */
+
+static int unpadded(const conds *c, int i) { return c->n_real[i]; }
+
+/* The blend-map resolution: the UNet resolution (of a level with
+ * cross-attention) closest to latent/4 per side, as InfEdit's 16x16 maps at
+ * 512x512; the larger one on a tie. */
+static void blend_map_size(const ie_session *s, int h, int w, int *mh, int *mw) {
+    int want = (((h + 1) / 2) + 1) / 2, best = -1;
+    for (int i = 0; i < s->cfg.unet.n_levels; i++) {
+        if (!s->cfg.unet.down_cross_attn[i]) continue;
+        int r = h >> i;
+        if (best < 0 || abs(r - want) < abs(best - want)) best = r;
+    }
+    if (best < 1) best = h;
+    *mh = best;
+    *mw = w * best / h;
+}
+
+/* Token texts of an encoded prompt (positions 1 .. n-2), for get_word_inds. */
+static char **token_texts(const clip_tokenizer *tok, const int32_t *ids, int n) {
+    char **t = calloc((size_t)n, sizeof *t);
+    if (!t) return NULL;
+    for (int i = 0; i < n; i++) t[i] = clip_decode(tok, &ids[i], 1);
+    return t;
+}
+
+static void free_texts(char **t, int n) {
+    if (!t) return;
+    for (int i = 0; i < n; i++) free(t[i]);
+    free(t);
+}
+
+static ie_controller *make_p2p(ie_session *s, const ie_edit_params *p, const conds *c, int N, char *err,
+                               size_t errlen) {
+    int ns = unpadded(c, COND_SRC), nt = unpadded(c, COND_TGT);
+    if (ie_word_count(p->source_prompt) == ie_word_count(p->target_prompt)) {
+        /* AttentionReplace: tokens between BOS and EOS */
+        char **st = token_texts(s->tok, c->ids[COND_SRC] + 1, ns - 2), **tt = token_texts(s->tok, c->ids[COND_TGT] + 1, nt - 2);
+        float *M = malloc(sizeof(float) * NTOK * NTOK);
+        ie_controller *ctl = NULL;
+        if (st && tt && M &&
+            ie_align_replace(p->source_prompt, (const char *const *)st, ns - 2, p->target_prompt,
+                             (const char *const *)tt, nt - 2, false, M, err, errlen) == IE_OK)
+            ctl = ie_controller_p2p(s->be, M, NULL, p->cross_replace, p->self_replace, N, err, errlen);
+        free(M);
+        free_texts(st, ns - 2);
+        free_texts(tt, nt - 2);
+        return ctl;
+    }
+    ie_refine_map rm;
+    if (ie_align_refine(c->ids[COND_SRC], ns, c->ids[COND_TGT], nt, &rm, err, errlen)) return NULL;
+    return ie_controller_p2p(s->be, NULL, &rm, p->cross_replace, p->self_replace, N, err, errlen);
+}
+
+/* --- the methods ------------------------------------------------------------------------ */
+
+typedef struct edit_ctx {
+    ie_session *s;
+    const ie_edit_params *p;
+    conds conds;
+    unet_denoiser ud;
+    ie_denoiser dn;
+    progress_map pm;
+    int h, w, C;
+    int64_t unet_evals;
+} edit_ctx;
+
+static ie_status run_fail(ie_run *run, char *err, size_t errlen, ie_status st) {
+    snprintf(err, errlen, "%s", run->err[0] ? run->err : ie_status_name(st));
+    return st;
+}
+
+static ie_status edit_ef_ddpm(edit_ctx *e, const float *x0, float *out, char *err, size_t errlen) {
+    const ie_edit_params *p = e->p;
+    ef_ddpm_params ip;
+    ef_ddpm_params_default(&ip);
+    ip.num_steps = p->steps;
+    ip.eta = p->eta;
+    ip.cfg_src = p->cfg_source;
+    ip.keep_z1 = p->keep_z1;
+    ip.seed = (uint64_t)p->seed;
+    ip.source_uncond_only = !p->source_prompt[0];
+    ef_ddpm_edit_params ep;
+    ef_ddpm_edit_params_default(&ep);
+    ep.skip = (int)lround(p->steps * (1.0 - p->strength));
+    ep.cond_uncond = p->negative_prompt[0] ? COND_NEG : COND_EMPTY;
+    if (p->prompt_to_prompt) {
+        ep.n_prompts = 2;
+        ep.cond[0] = COND_SRC, ep.cfg[0] = p->cfg_source;
+        ep.cond[1] = COND_TGT, ep.cfg[1] = p->cfg_target;
+    } else {
+        ep.n_prompts = 1;
+        ep.cond[0] = COND_TGT, ep.cfg[0] = p->cfg_target;
+    }
+    int K = p->steps - ep.skip, N = p->steps;
+    ie_run run = ie_run_make(&e->dn);
+    run.progress = method_progress;
+    run.progress_user = &e->pm;
+    e->pm.base = 0.02, e->pm.span = 0.96 * N / (N + K);
+    ef_ddpm_maps *maps = NULL;
+    ie_status st = ef_ddpm_invert(&run, x0, &ip, &maps);
+    if (st) return run_fail(&run, err, errlen, st);
+    if (p->prompt_to_prompt) {
+        e->ud.ctrl = make_p2p(e->s, p, &e->conds, N, err, errlen);
+        if (!e->ud.ctrl) {
+            ef_ddpm_maps_free(maps);
+            return IE_ERR_ARG;
+        }
+        unet *u = e->s->unet;
+        u->hook = ie_controller_hook;
+        u->hook_user = e->ud.ctrl;
+    }
+    e->pm.base += e->pm.span, e->pm.span = 0.96 * K / (N + K);
+    size_t n = (size_t)e->C * e->h * e->w;
+    float *rows = malloc(sizeof(float) * n * (size_t)ep.n_prompts);
+    st = rows ? ef_ddpm_edit(&run, maps, &ep, rows) : IE_ERR_NOMEM;
+    if (!st) memcpy(out, rows + n * (size_t)(ep.n_prompts - 1), n * sizeof(float));
+    else run_fail(&run, err, errlen, st);
+    free(rows);
+    ef_ddpm_maps_free(maps);
+    e->unet_evals = run.unet_evals;
+    return st;
+}
+
+static ie_status edit_bdia(edit_ctx *e, const float *x0, float *out, char *err, size_t errlen) {
+    const ie_edit_params *p = e->p;
+    bdia_params bp;
+    bdia_params_default(&bp);
+    bp.num_steps = p->steps;
+    bp.strength = p->strength;
+    bp.gamma = p->gamma;
+    bp.cfg = p->cfg_source;
+    bp.cond = COND_SRC;
+    if (bdia_levels(&bp) < 2) {
+        snprintf(err, errlen, "bdia: %d steps at strength %g give fewer than 2 levels", p->steps, p->strength);
+        return IE_ERR_ARG;
+    }
+    size_t n = (size_t)e->C * e->h * e->w;
+    double *z_hi = malloc(n * sizeof(double)), *z_lo = malloc(n * sizeof(double)), *z = malloc(n * sizeof(double));
+    ie_status st = z_hi && z_lo && z ? IE_OK : IE_ERR_NOMEM;
+    ie_run run = ie_run_make(&e->dn);
+    run.progress = method_progress;
+    run.progress_user = &e->pm;
+    e->pm.base = 0.02, e->pm.span = 0.48;
+    if (!st) st = bdia_invert(&run, x0, &bp, z_hi, z_lo);
+    if (!st) {
+        bp.cond = COND_TGT;
+        bp.cfg = p->cfg_target;
+        bp.cond_uncond = p->negative_prompt[0] ? COND_NEG : COND_EMPTY;
+        e->pm.base = 0.5;
+        st = bdia_generate(&run, z_hi, z_lo, &bp, z, NULL);
+    }
+    if (!st) bdia_to_float(z, out, n);
+    else run_fail(&run, err, errlen, st);
+    free(z_hi);
+    free(z_lo);
+    free(z);
+    e->unet_evals = run.unet_evals;
+    return st;
+}
+
+static ie_status edit_infedit(edit_ctx *e, const float *x0, float *out, char *err, size_t errlen) {
+    const ie_edit_params *p = e->p;
+    ie_session *s = e->s;
+    const conds *c = &e->conds;
+    infedit_params ip;
+    infedit_params_default(&ip);
+    ip.num_steps = p->steps;
+    ip.guidance_s = p->cfg_source;
+    ip.guidance_t = p->cfg_target;
+    ip.eta = p->eta;
+    ip.cross_replace = p->cross_replace;
+    ip.self_replace = p->self_replace;
+    ip.seed = (uint64_t)p->seed;
+    ip.denoise = p->strength < 1.0;
+    ip.strength = p->strength;
+    ip.cond_src_uncond = COND_EMPTY;
+    ip.cond_tgt_uncond = p->negative_prompt[0] ? COND_NEG : COND_EMPTY;
+    ip.cond_src = COND_SRC;
+    ip.cond_tgt = COND_TGT;
+    if (ip.guidance_t <= 1.0) {
+        snprintf(err, errlen, "infedit: cfg-target must be above 1 (got %g)", ip.guidance_t);
+        return IE_ERR_ARG;
+    }
+    /* token alignment and blend words */
+    int32_t local[NTOK], mutual[NTOK];
+    int nl = clip_encode(s->tok, p->blend_words ? p->blend_words : "", local, NTOK, NULL) + 2;
+    int nm = clip_encode(s->tok, p->keep_words ? p->keep_words : "", mutual, NTOK, NULL) + 2;
+    if (nl > NTOK) nl = NTOK;
+    if (nm > NTOK) nm = NTOK;
+    ie_infedit_align_input ai = {
+        .src_ids = c->ids[COND_SRC], .n_src = unpadded(c, COND_SRC),
+        .tgt_ids = c->ids[COND_TGT], .n_tgt = unpadded(c, COND_TGT),
+        .local_ids = local, .n_local = nl, .mutual_ids = mutual, .n_mutual = nm,
+        .src_emb = c->host + (size_t)COND_SRC * NTOK * c->dim,
+        .tgt_emb = c->host + (size_t)COND_TGT * NTOK * c->dim,
+        .emb_dim = c->dim, .sim = IE_SIM_CROSSED,
+    };
+    ie_infedit_align al;
+    ie_status st = ie_align_infedit(&ai, &al, err, errlen);
+    if (st) return st;
+    bool blend = false;
+    for (int i = 0; i < NTOK; i++) blend |= al.alpha_e[i] != 0 || al.alpha_m[i] != 0;
+    int mh = 0, mw = 0;
+    if (blend) blend_map_size(s, e->h, e->w, &mh, &mw);
+    e->ud.ctrl = ie_controller_infedit(s->be, al.mapper, al.alphas, mh, mw, err, errlen);
+    if (!e->ud.ctrl) return IE_ERR_NOMEM;
+    s->unet->hook = ie_controller_hook;
+    s->unet->hook_user = e->ud.ctrl;
+    ie_local_blend lb;
+    memset(&lb, 0, sizeof lb);
+    if (blend) {
+        lb.words = &al;
+        ie_blend_params_default(&lb.params);
+        lb.params.thresh_e = p->blend_threshold;
+        lb.params.thresh_m = p->keep_threshold;
+        lb.get_maps = ie_controller_get_maps;
+        lb.maps_user = e->ud.ctrl;
+        ip.blend = ie_local_blend_step;
+        ip.blend_user = &lb;
+    }
+    ie_run run = ie_run_make(&e->dn);
+    run.progress = method_progress;
+    run.progress_user = &e->pm;
+    e->pm.base = 0.02, e->pm.span = 0.96;
+    st = infedit_run(&run, x0, &ip, NULL, out);
+    if (st) run_fail(&run, err, errlen, st);
+    e->unet_evals = run.unet_evals;
+    return st;
+}
+
+/* --- ie_edit ------------------------------------------------------------------------------ */
+
+ie_status ie_edit_latent(ie_session *s, const ie_edit_params *p_in, const float *x0, int h, int w,
+                         float *out, ie_edit_progress_fn progress, void *user, int64_t *unet_evals,
+                         char *err, size_t errlen) {
+    ie_edit_params p = *p_in;
+    ie_edit_params defaults;
+    ie_edit_params_init(&defaults, p.method);
+    if (p.steps <= 0) p.steps = defaults.steps;
+    if (!p.source_prompt) p.source_prompt = "";
+    if (!p.target_prompt) p.target_prompt = "";
+    if (!p.negative_prompt) p.negative_prompt = "";
+    if (!p.blend_words) p.blend_words = "";
+    if (!p.keep_words) p.keep_words = "";
+    ie_status st = ie_edit_params_validate(&p, err, errlen);
+    if (st) return st;
+    if (h % s->unet_div || w % s->unet_div) {
+        snprintf(err, errlen, "latent %dx%d is not a multiple of the UNet's %d", h, w, s->unet_div);
+        return IE_ERR_ARG;
+    }
+    edit_ctx e;
+    memset(&e, 0, sizeof e);
+    e.s = s;
+    e.p = &p;
+    e.h = h, e.w = w, e.C = s->cfg.unet.in_channels;
+    e.pm.fn = progress, e.pm.user = user;
+    if (!report(&e.pm, 0.0, "encoding prompts")) {
+        snprintf(err, errlen, "cancelled");
+        return IE_ERR_CANCELLED;
+    }
+    st = encode_prompts(s, &p, &e.conds, err, errlen);
+    if (!st) {
+        e.ud.s = s;
+        e.ud.conds = &e.conds;
+        e.ud.C = e.C, e.ud.H = h, e.ud.W = w;
+        e.dn.channels = e.C, e.dn.height = h, e.dn.width = w;
+        e.dn.ctx = &e.ud;
+        e.dn.eps = ud_eps;
+        e.dn.step_begin = ud_step_begin;
+        e.dn.errmsg = ud_errmsg;
+        switch (p.method) {
+        case IE_METHOD_EF_DDPM: st = edit_ef_ddpm(&e, x0, out, err, errlen); break;
+        case IE_METHOD_BDIA: st = edit_bdia(&e, x0, out, err, errlen); break;
+        default: st = edit_infedit(&e, x0, out, err, errlen); break;
+        }
+    }
+    s->unet->hook = NULL;
+    s->unet->hook_user = NULL;
+    ie_controller_free(e.ud.ctrl);
+    ud_free(&e.ud);
+    conds_free(&e.conds);
+    if (unet_evals) *unet_evals = e.unet_evals;
+    return st;
+}
+
+ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
+                  ie_edit_progress_fn progress, void *user, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    if (!in || !in->pixels || in->width < 1 || in->height < 1 || (in->channels != 3 && in->channels != 4)) {
+        snprintf(err, errlen, "the input must be an RGB or RGBA image");
+        return IE_ERR_ARG;
+    }
+    int W, H, mult = ie_session_size_multiple(s);
+    ie_working_size(in->width, in->height, s->native, mult, &W, &H);
+    ie_image work = {0}, decoded = {0}, back = {0};
+    ie_status st = ie_image_resize(in, W, H, &work);
+    int h = H / s->factor, w = W / s->factor, C = s->cfg.unet.in_channels;
+    float *x0 = malloc(sizeof(float) * (size_t)C * h * w), *x = malloc(sizeof(float) * (size_t)C * h * w);
+    if (!st && (!x0 || !x)) st = IE_ERR_NOMEM;
+    if (st == IE_ERR_NOMEM) snprintf(err, errlen, "out of memory");
+    if (!st) {
+        /* EF-DDPM inverts the posterior mean; BDIA and InfEdit a sample */
+        bool sample = p->method != IE_METHOD_EF_DDPM;
+        st = ie_session_encode(s, &work, sample, (uint64_t)p->seed, x0, err, errlen);
+    }
+    if (!st) st = ie_edit_latent(s, p, x0, h, w, x, progress, user, NULL, err, errlen);
+    if (!st) {
+        if (progress && !progress(user, 0.98, "decoding")) {
+            snprintf(err, errlen, "cancelled");
+            st = IE_ERR_CANCELLED;
+        }
+    }
+    if (!st) st = ie_session_decode(s, x, h, w, &decoded, err, errlen);
+    if (!st) st = ie_image_resize(&decoded, in->width, in->height, &back);
+    if (!st) st = ie_image_alloc(out, in->width, in->height, in->channels);
+    if (!st) {
+        size_t npx = (size_t)in->width * in->height;
+        for (size_t i = 0; i < npx; i++) {
+            for (int k = 0; k < 3; k++) out->pixels[i * in->channels + k] = back.pixels[i * 3 + k];
+            if (in->channels == 4) out->pixels[i * 4 + 3] = in->pixels[i * 4 + 3];
+        }
+        if (progress) progress(user, 1.0, "done");
+    } else if (st == IE_ERR_NOMEM && !err[0]) {
+        snprintf(err, errlen, "out of memory");
+    }
+    free(x0);
+    free(x);
+    ie_image_free(&work);
+    ie_image_free(&decoded);
+    ie_image_free(&back);
+    if (st) ie_image_free(out);
+    return st;
+}
+
+ie_status ie_generate_latent(ie_session *s, const ie_edit_params *p_in, int h, int w, float *out,
+                             ie_edit_progress_fn progress, void *user, char *err, size_t errlen) {
+    ie_edit_params p = *p_in;
+    if (!p.source_prompt) p.source_prompt = "";
+    if (!p.negative_prompt) p.negative_prompt = "";
+    if (!p.target_prompt) p.target_prompt = "";
+    edit_ctx e;
+    memset(&e, 0, sizeof e);
+    e.s = s;
+    e.p = &p;
+    e.h = h, e.w = w, e.C = s->cfg.unet.in_channels;
+    e.pm.fn = progress, e.pm.user = user;
+    ie_status st = encode_prompts(s, &p, &e.conds, err, errlen);
+    size_t n = (size_t)e.C * h * w;
+    double *z = malloc(n * sizeof *z);
+    if (!st && !z) st = IE_ERR_NOMEM;
+    if (!st) {
+        e.ud.s = s;
+        e.ud.conds = &e.conds;
+        e.ud.C = e.C, e.ud.H = h, e.ud.W = w;
+        e.dn.channels = e.C, e.dn.height = h, e.dn.width = w;
+        e.dn.ctx = &e.ud;
+        e.dn.eps = ud_eps;
+        e.dn.errmsg = ud_errmsg;
+        bdia_sample_params bp;
+        bdia_sample_params_default(&bp);
+        bp.num_steps = p.steps > 0 ? p.steps : 50;
+        bp.gamma = p.gamma;
+        bp.cfg = p.cfg_target;
+        bp.eta = 0;
+        bp.cond = COND_TGT;
+        bp.cond_uncond = p.negative_prompt[0] ? COND_NEG : COND_EMPTY;
+        bp.seed = (uint64_t)p.seed;
+        ie_run run = ie_run_make(&e.dn);
+        run.progress = method_progress;
+        run.progress_user = &e.pm;
+        e.pm.base = 0.0, e.pm.span = 1.0;
+        st = bdia_sample(&run, &bp, NULL, z);
+        if (st) run_fail(&run, err, errlen, st);
+        else bdia_to_float(z, out, n);
+    }
+    free(z);
+    ud_free(&e.ud);
+    conds_free(&e.conds);
+    return st;
+}

