@@ -151,8 +151,8 @@ static void bench_backend(ie_backend *be, const char *label, bool quick, bool f1
     }
     {
         int64_t M = 4096, N = 1280, K = 1280;
-        int64_t as[2] = {M, K}, ws[2] = {N, K}, os[2] = {M, N};
-        mm_ctx c = {ie_tensor_new(be, IE_F32, 2, os), random_tensor(be, IE_F32, 2, as, 6),
+        int64_t as[3] = {1, M, K}, ws[2] = {N, K}, os[3] = {1, M, N};
+        mm_ctx c = {ie_tensor_new(be, IE_F32, 3, os), random_tensor(be, IE_F32, 3, as, 6),
                     random_tensor(be, wt, 2, ws, 7)};
         double t = c.out && c.a && c.w ? time_op(be, run_linear, &c, reps) : -1;
         if (t < 0) fprintf(stderr, "  (%s)\n", ie_backend_errmsg(be));

@@ -20,7 +20,7 @@
 
 typedef struct cli_opts {
     ie_edit_params p;
-    const char *model, *image, *output, *prompt;
+    const char *model, *image, *output, *prompt, *prompts_file;
     const char *save_input, *save_reconstruction;
     int width, height;
     bool quiet;
@@ -99,6 +99,7 @@ static int parse(int argc, char **argv, cli_opts *o, const char *cmd) {
         else if (!strcmp(name, "model")) o->model = v;
         else if (!strcmp(name, "image")) o->image = v;
         else if (!strcmp(name, "prompt")) o->prompt = v;
+        else if (!strcmp(name, "prompts")) o->prompts_file = v;
         else if (!strcmp(name, "save-input")) o->save_input = v;
         else if (!strcmp(name, "save-reconstruction")) o->save_reconstruction = v;
         else if (!strcmp(name, "width")) o->width = atoi(v);
@@ -290,8 +291,10 @@ int cmd_generate(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: invedit generate --model PATH --prompt TEXT [--steps 50] [--cfg-target 5]\n"
-                   "                        [--gamma 0] [--seed N] [--width W --height H] -o OUT\n\n"
-                   "Text to image with BDIA-DDIM; --gamma 0 (default) is plain DDIM (eta 0).\n\n%s",
+                   "                        [--gamma 0] [--seed N] [--width W --height H] -o OUT\n"
+                   "       invedit generate --model PATH --prompts FILE [...] -o DIR\n\n"
+                   "Text to image with BDIA-DDIM; --gamma 0 (default) is plain DDIM (eta 0).\n"
+                   "With --prompts, one prompt per line; image i goes to DIR/NNNN.png with seed + i.\n\n%s",
                    exit_codes);
             return 0;
         }
@@ -299,8 +302,8 @@ int cmd_generate(int argc, char **argv) {
     memset(&o, 0, sizeof o);
     int code = parse(argc, argv, &o, "generate");
     if (code) return code;
-    if (!o.output || !o.prompt) {
-        fprintf(stderr, "invedit generate: --prompt and -o are required (see --help)\n");
+    if (!o.output || (!o.prompt && !o.prompts_file)) {
+        fprintf(stderr, "invedit generate: --prompt (or --prompts FILE) and -o are required (see --help)\n");
         return 2;
     }
     bool gamma_given = false, steps_given = false, cfg_given = false;
@@ -328,10 +331,32 @@ int cmd_generate(int argc, char **argv) {
     char err[1024] = "";
     float *lat = malloc(sizeof(float) * (size_t)C * h * w);
     progress_state ps = {isatty(2), o.quiet, now(), -1};
-    ie_status st = lat ? ie_generate_latent(s, &p, h, w, lat, progress_cb, &ps, err, sizeof err) : IE_ERR_NOMEM;
     ie_image img = {0};
-    if (!st) st = ie_session_decode(s, lat, h, w, &img, err, sizeof err);
-    if (!st) st = image_save(o.output, &img, err, sizeof err);
+    ie_status st = lat ? IE_OK : IE_ERR_NOMEM;
+    FILE *pf = NULL;
+    if (o.prompts_file && !(pf = fopen(o.prompts_file, "r"))) {
+        snprintf(err, sizeof err, "%s: cannot open", o.prompts_file);
+        st = IE_ERR_IO;
+    }
+    char line[1024], path[4096];
+    for (int idx = 0; !st; idx++) {
+        const char *prompt = o.prompt;
+        snprintf(path, sizeof path, "%s", o.output);
+        if (pf) {
+            if (!fgets(line, sizeof line, pf)) break;
+            line[strcspn(line, "\r\n")] = 0;
+            prompt = line;
+            snprintf(path, sizeof path, "%s/%04d.png", o.output, idx);
+            p.seed = o.p.seed + idx;
+        }
+        p.target_prompt = prompt;
+        st = ie_generate_latent(s, &p, h, w, lat, progress_cb, &ps, err, sizeof err);
+        if (!st) st = ie_session_decode(s, lat, h, w, &img, err, sizeof err);
+        if (!st) st = image_save(path, &img, err, sizeof err);
+        ie_image_free(&img);
+        if (!pf) break;
+    }
+    if (pf) fclose(pf);
     if (st) {
         fprintf(stderr, "invedit generate: %s\n", err[0] ? err : ie_status_name(st));
         code = cli_exit_code(st);

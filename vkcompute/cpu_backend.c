@@ -314,11 +314,11 @@ static ie_status cpu_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, 
     float *op = (float *)out->host;
     const int64_t lda = cpu_max(1, trans_a ? M : K), ldb = cpu_max(1, trans_b ? K : N);
 
-    int64_t nbatch = B, rows = M; /* sgemm calls and the M of each */
-    if (a_batched && !b_batched && !trans_a) {
-        nbatch = 1;
-        rows = B * M;
-    }
+    /* One sgemm per batch, never merged into one taller sgemm: OpenBLAS's
+     * result for a row depends on where the row sits in the matrix, and the
+     * editing methods need a batch row's result not to depend on its
+     * position or on the batch size. */
+    const int64_t nbatch = B, rows = M;
     for (int64_t i = 0; i < nbatch; i++) {
         const float *a1 = ap + (a_batched ? i * M * K : 0);
         float *o1 = op + i * M * N; /* [rows, N] */

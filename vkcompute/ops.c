@@ -414,8 +414,12 @@ ie_status ie_linear(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie
             SHAPE_ERR("linear", "out must be x's shape with last dim N", out, x, w, b);
     if (b && (b->ndim != 1 || b->shape[0] != N || !is_weight_type(b)))
         SHAPE_ERR("linear", "bias must be [N]", out, x, w, b);
-    int64_t rows = ie_tensor_numel(x) / K;
-    return be->ops->matmul(be, out, x, w, b, false, true, 1, rows, N, K, false, false);
+    /* x's first dimension is the batch: x [B, ..., K] runs as B products of
+     * [rows, K], so a batch row's result never depends on its position in
+     * the batch or on the batch size (exact inversion relies on it; BLAS
+     * kernels treat tail rows differently). A 2-D x [B, K] is B rows. */
+    int64_t B = x->ndim >= 2 ? x->shape[0] : 1, rows = ie_tensor_numel(x) / K / B;
+    return be->ops->matmul(be, out, x, w, b, false, true, B, rows, N, K, B > 1, false);
 }
 
 static ie_status check_affine(ie_backend *be, const char *op, const ie_tensor *out,

@@ -184,7 +184,10 @@ ie_conv2d_params ie_conv2d_params_sym(int stride, int pad);
 ie_status ie_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b,
                     const ie_tensor *bias, bool trans_a, bool trans_b);
 
-/* torch.nn.Linear: x [..., K], w [N, K] f32|f16, b [N] or NULL -> out [..., N]. */
+/* torch.nn.Linear: x [..., K], w [N, K] f32|f16, b [N] or NULL -> out [..., N].
+ * x's first dimension is a batch: each x[b] is computed on its own, so its
+ * result does not depend on b or on the batch size (a 2-D x [B, K] is B
+ * independent rows; give a big matrix as [1, M, K]). */
 ie_status ie_linear(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w,
                     const ie_tensor *b);
 
