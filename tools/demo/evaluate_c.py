@@ -22,7 +22,7 @@ from PIL import Image
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import dataset as ds  # noqa: E402
-from evaluate import heldout_prompts, score  # noqa: E402
+from classify import heldout_prompts, score  # noqa: E402
 
 
 def main():
