@@ -4,6 +4,8 @@
  * the GIMP procedures and their dialog always agree. */
 #include "commands.h"
 
+#include "args.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,21 +19,6 @@
 #include "pipeline.h"
 
 /* --- options ------------------------------------------------------------------ */
-
-typedef struct cli_opts {
-    ie_edit_params p;
-    const char *model, *image, *output, *prompt, *prompts_file;
-    const char *save_input, *save_reconstruction;
-    int width, height;
-    bool quiet;
-} cli_opts;
-
-static const char *alias(const char *name) {
-    if (!strcmp(name, "source")) return "source-prompt";
-    if (!strcmp(name, "target")) return "target-prompt";
-    if (!strcmp(name, "negative")) return "negative-prompt";
-    return name;
-}
 
 static void print_param_help(FILE *f, unsigned methods) {
     size_t n;
@@ -70,60 +57,6 @@ int cli_exit_code(ie_status s) {
     case IE_ERR_CANCELLED: return 130;
     }
     return 1;
-}
-
-/* Parses argv into o; returns 0, or an exit code (2) after printing why. */
-static int parse(int argc, char **argv, cli_opts *o, const char *cmd) {
-    ie_method method = IE_METHOD_INFEDIT;
-    for (int i = 1; i + 1 < argc; i++) /* the method decides the defaults: find it first */
-        if (!strcmp(argv[i], "--method") && !ie_method_from_name(argv[i + 1], &method)) {
-            fprintf(stderr, "invedit %s: unknown method '%s' (ef-ddpm, bdia or infedit)\n", cmd, argv[i + 1]);
-            return 2;
-        }
-    ie_edit_params_init(&o->p, method);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { o->quiet = true; continue; }
-        if (strncmp(a, "--", 2) && strcmp(a, "-o")) {
-            fprintf(stderr, "invedit %s: unexpected argument '%s' (see --help)\n", cmd, a);
-            return 2;
-        }
-        if (!v) {
-            fprintf(stderr, "invedit %s: %s needs a value\n", cmd, a);
-            return 2;
-        }
-        i++;
-        const char *name = alias(a[1] == '-' ? a + 2 : a + 1);
-        if (!strcmp(a, "-o") || !strcmp(name, "output")) o->output = v;
-        else if (!strcmp(name, "model")) o->model = v;
-        else if (!strcmp(name, "image")) o->image = v;
-        else if (!strcmp(name, "prompt")) o->prompt = v;
-        else if (!strcmp(name, "prompts")) o->prompts_file = v;
-        else if (!strcmp(name, "save-input")) o->save_input = v;
-        else if (!strcmp(name, "save-reconstruction")) o->save_reconstruction = v;
-        else if (!strcmp(name, "width")) o->width = atoi(v);
-        else if (!strcmp(name, "height")) o->height = atoi(v);
-        else {
-            const ie_param_desc *d = ie_edit_param_find(name);
-            if (!d) {
-                fprintf(stderr, "invedit %s: unknown option '%s' (see --help)\n", cmd, a);
-                return 2;
-            }
-            char err[256];
-            if (ie_edit_param_set(&o->p, d, v, err, sizeof err)) {
-                fprintf(stderr, "invedit %s: %s\n", cmd, err);
-                return 2;
-            }
-        }
-    }
-    if (!o->model) o->model = getenv("INVEDIT_MODEL");
-    if (!o->model) {
-        fprintf(stderr, "invedit %s: --model PATH is required (a diffusers folder or an SD 1.x .safetensors; "
-                        "or set INVEDIT_MODEL)\n", cmd);
-        return 2;
-    }
-    return 0;
 }
 
 /* --- progress on a terminal ------------------------------------------------------- */
@@ -215,7 +148,7 @@ int cmd_edit(int argc, char **argv, bool reconstruct) {
         }
     cli_opts o;
     memset(&o, 0, sizeof o);
-    int code = parse(argc, argv, &o, cmd);
+    int code = cli_parse(argc, argv, &o, cmd);
     if (code) return code;
     if (!o.image || (!reconstruct && !o.output)) {
         fprintf(stderr, "invedit %s: --image and -o are required (see --help)\n", cmd);
@@ -300,7 +233,7 @@ int cmd_generate(int argc, char **argv) {
         }
     cli_opts o;
     memset(&o, 0, sizeof o);
-    int code = parse(argc, argv, &o, "generate");
+    int code = cli_parse(argc, argv, &o, "generate");
     if (code) return code;
     if (!o.output || (!o.prompt && !o.prompts_file)) {
         fprintf(stderr, "invedit generate: --prompt (or --prompts FILE) and -o are required (see --help)\n");

@@ -21,6 +21,7 @@ packages=(
   build-essential pkg-config meson ninja-build python3
   glslc libvulkan-dev mesa-vulkan-drivers
   libopenblas-dev libglib2.0-dev libjson-glib-dev libpng-dev libjpeg-dev
+  python3-numpy python3-pil
 )
 if [ "$mode" = test ]; then
   packages+=(clang libclang-rt-14-dev)
@@ -54,10 +55,31 @@ build_dir=${BUILD_DIR:-build}
 
 if [ "$mode" = demo ]; then
   build "$build_dir"
+  inv="$build_dir/cli/invedit"
   echo "== Vulkan devices"
-  "$build_dir/cli/invedit" devices
+  "$inv" devices
   echo "== self-check: a convolution on every backend"
-  "$build_dir/cli/invedit" selfcheck
+  "$inv" selfcheck
+  if [ ! -f models/demo/unet/config.json ]; then
+    echo "(models/demo is missing: no edit to run)"
+    exit 0
+  fi
+  out=${DEMO_OUT:-out/demo}
+  mkdir -p "$out"
+  src="a red circle on the left on a blue background"
+  tgt="a yellow circle on the left on a blue background"
+  cp tests/data/images/red-blue-circle-left.png "$out/input.png"
+  echo "== reconstruction (BDIA exact inversion): $out/reconstruction.png"
+  "$inv" reconstruct --model models/demo --method bdia --image "$out/input.png" \
+      --source "$src" -o "$out/reconstruction.png"
+  for m in infedit ef-ddpm bdia; do
+    echo "== edit with $m: \"$src\" -> \"$tgt\": $out/edit-$m.png"
+    extra=()
+    [ "$m" = infedit ] && extra=(--blend-words yellow)
+    "$inv" edit --model models/demo --method "$m" --image "$out/input.png" \
+        --source "$src" --target "$tgt" "${extra[@]}" -o "$out/edit-$m.png"
+  done
+  echo "== wrote $out: input.png reconstruction.png edit-infedit.png edit-ef-ddpm.png edit-bdia.png"
   exit 0
 fi
 
@@ -71,3 +93,18 @@ build "$asan_dir" -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=de
 # checked by the CPU-only tests' own runs, not in the driver.
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   meson test -C "$asan_dir" --print-errorlogs --num-processes 1
+
+# libFuzzer targets (clang): replay the seed corpora, then fuzz each briefly.
+fuzz_dir=${FUZZ_BUILD_DIR:-build-fuzz}
+fuzzers="fuzz_safetensors fuzz_tokenizer fuzz_json_config fuzz_cli_args"
+if [ ! -f "$fuzz_dir/build.ninja" ]; then
+  CC=clang meson setup "$fuzz_dir" -Dfuzzing=true
+fi
+meson compile -C "$fuzz_dir" $(for f in $fuzzers; do echo "tests/fuzz/$f"; done)
+meson test -C "$fuzz_dir" --suite fuzz --no-rebuild --print-errorlogs
+for f in $fuzzers; do
+  corpus=$(mktemp -d)
+  cp tests/fuzz/corpus/$f/* "$corpus/"
+  "$fuzz_dir/tests/fuzz/$f" -max_total_time=${FUZZ_SECONDS:-15} -close_fd_mask=2 "$corpus" 2>&1 | tail -n 1
+  rm -rf "$corpus"
+done

@@ -1,0 +1,24 @@
+/* Command-line options of edit / reconstruct / generate: the library's
+ * parameter table plus the harness's own options. A separate file so the
+ * parser has a libFuzzer target (tests/fuzz/fuzz_cli_args.c). */
+#ifndef INVEDIT_ARGS_H
+#define INVEDIT_ARGS_H
+
+#include <stdbool.h>
+
+#include "invedit.h"
+
+typedef struct cli_opts {
+    ie_edit_params p;
+    const char *model, *image, *output, *prompt, *prompts_file;
+    const char *save_input, *save_reconstruction;
+    int width, height;
+    bool quiet;
+} cli_opts;
+
+/* Parses argv (argv[0] is the command name) into o, starting from the
+ * chosen method's defaults. Returns 0, or 2 after printing why to stderr.
+ * Strings in o point into argv. */
+int cli_parse(int argc, char **argv, cli_opts *o, const char *cmd);
+
+#endif
