@@ -1,0 +1,200 @@
+/* The host-independent part of the GIMP plug-ins: everything both hosts
+ * (plugin/gimp3.c for GIMP 3, plugin/gimp2.c for GIMP 2.10) share and that
+ * needs no libgimp: the settings (the library's ie_edit_params plus the
+ * plug-in's own two arguments), generic access to a parameter through its
+ * table entry, the last-used-values key file, the edit region, and the edit of
+ * one region including the compositing through the selection mask.
+ *
+ * Pixels cross this boundary as the hosts fetch them through babl:
+ * "R'G'B'A float" (4 channels) or "Y'A float" (2 channels), row-major, non-
+ * linear values in [0, 1]; the hosts write the result back in the same format
+ * so that GEGL converts it to the drawable's precision. */
+#ifndef INVEDIT_PLUGIN_CORE_H
+#define INVEDIT_PLUGIN_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "invedit.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --- names shared by both hosts ------------------------------------------------ */
+
+#define IVP_PROC "plug-in-invedit"
+#define IVP_BINARY "invedit"
+#define IVP_ROLE "gimp-invedit"
+#define IVP_MENU_LABEL "_Diffusion Edit..."
+#define IVP_MENU_PATH "<Image>/Filters/Generic"
+#define IVP_TITLE "Diffusion Edit"
+
+/* The plug-in's own arguments, beside the library's parameter table. */
+#define IVP_ARG_MODEL_PATH "model-path"
+#define IVP_ARG_OUTPUT "output"
+
+typedef enum ivp_output {
+    IVP_OUTPUT_NEW_LAYER = 0, /* a new layer above the edited one (non-destructive) */
+    IVP_OUTPUT_IN_PLACE = 1,  /* the drawable itself, through the shadow buffer */
+    IVP_OUTPUT_COUNT
+} ivp_output;
+
+const char *ivp_output_name(ivp_output o);  /* "new-layer", "in-place" */
+const char *ivp_output_label(ivp_output o); /* "New layer", "In place" */
+bool ivp_output_from_name(const char *s, ivp_output *out);
+
+/* Nick, blurb and the environment variable consulted when model-path is "". */
+#define IVP_MODEL_NICK "Model"
+#define IVP_MODEL_BLURB                                                                      \
+    "Stable Diffusion 1.x model: a diffusers folder (model_index.json, unet/, vae/, "       \
+    "text_encoder/, tokenizer/) or a single-file .safetensors checkpoint"
+#define IVP_MODEL_ENV "INVEDIT_MODEL"
+#define IVP_OUTPUT_NICK "Output"
+#define IVP_OUTPUT_BLURB "new-layer: add the result as a new layer above; in-place: edit the layer itself"
+
+/* --- settings: the parameter struct plus what the plug-in adds ---------------- */
+
+typedef struct ivp_settings {
+    ie_edit_params params; /* its strings point into `owned` (or at "") */
+    char *model_path;      /* owned, never NULL */
+    ivp_output output;
+    char **owned; /* one owned string per table entry (NULL for non-strings) */
+} ivp_settings;
+
+/* InfEdit's defaults (the table's method-independent defaults), model_path "". */
+void ivp_settings_init(ivp_settings *s);
+void ivp_settings_clear(ivp_settings *s);
+void ivp_settings_copy(ivp_settings *dst, const ivp_settings *src); /* dst initialised */
+void ivp_settings_set_model_path(ivp_settings *s, const char *path);
+
+/* Generic access to one parameter of p through its table entry. Numbers
+ * cover INT, DOUBLE, BOOL (0/1) and METHOD (its index). */
+double ivp_param_get_number(const ie_edit_params *p, const ie_param_desc *d);
+void ivp_param_set_number(ie_edit_params *p, const ie_param_desc *d, double v);
+const char *ivp_param_get_string(const ie_edit_params *p, const ie_param_desc *d);
+/* Copies value into s (NULL counts as ""). */
+void ivp_settings_set_string(ivp_settings *s, const ie_param_desc *d, const char *value);
+/* Index of d in the table. */
+size_t ivp_param_index(const ie_param_desc *d);
+
+/* Checks a number against d's range (and wholeness for integers); false
+ * with "strength: 2 is outside 0.01..1" in err. Locale-independent, unlike
+ * parsing text. */
+bool ivp_param_check_number(const ie_param_desc *d, double v, char *err, size_t errlen);
+
+/* The numbers and booleans whose defaults depend on the method (all but
+ * the strings, the method and the seed). */
+bool ivp_param_follows_method(const ie_param_desc *d);
+
+/* Whether every method-dependent number and boolean of s equals method m's
+ * default: the dialogs load the new method's defaults on a method change
+ * only then, so values the user changed (or loaded) are kept. */
+bool ivp_settings_has_method_defaults(const ivp_settings *s, ie_method m);
+
+/* Resets the numbers and booleans that depend on the method (steps,
+ * strength, guidance, ...) to method m's defaults and sets the method;
+ * prompts, words, seed and device are kept. The dialogs call it when the
+ * user picks another method. */
+void ivp_settings_apply_method_defaults(ivp_settings *s, ie_method m);
+
+/* The model path to use: s->model_path, or $INVEDIT_MODEL when that is "".
+ * Returns NULL (and explains in err) when neither is set. */
+const char *ivp_settings_model_path(const ivp_settings *s, char *err, size_t errlen);
+
+/* Last-used values in a key file ([invedit] name=value, one key per table
+ * entry plus model-path and output). Loading keeps the current value of any
+ * key that is missing or invalid, so an old file never breaks the plug-in. */
+bool ivp_settings_load(ivp_settings *s, const char *path, char *err, size_t errlen);
+bool ivp_settings_save(const ivp_settings *s, const char *path, char *err, size_t errlen);
+/* One line describing the settings, for logs ("method=infedit steps=15 ..."). */
+char *ivp_settings_describe(const ivp_settings *s); /* g_free() it */
+
+/* --- the edit region ----------------------------------------------------------- */
+
+typedef struct ivp_rect {
+    int x, y, width, height;
+} ivp_rect;
+
+/* The context padding around a selection of size w x h: 1/8 of its longer
+ * side, at least 16 pixels. */
+int ivp_context_padding(int width, int height);
+/* The region the model sees: the selection bounds `sel` (in layer
+ * coordinates) grown by ivp_context_padding on every side and clamped to the
+ * layer (0, 0, layer_width, layer_height). */
+ivp_rect ivp_context_region(ivp_rect sel, int layer_width, int layer_height);
+
+/* The plan for one drawable: from the selection bounds `sel` (layer
+ * coordinates, as gimp_drawable_mask_intersect gives them) to the context
+ * region `ctx` that is fetched and edited, and the part `write` (relative to
+ * ctx) that is written back. */
+void ivp_region_plan(ivp_rect sel, int layer_width, int layer_height, ivp_rect *ctx, ivp_rect *write);
+
+/* --- progress and cancel ---------------------------------------------------------- */
+
+/* Adapts the library's progress callback to a host: scales the fraction into
+ * [base, base + span] of the whole run, forwards text changes and fractions,
+ * echoes to stderr in batch mode (gimp-console shows no progress bar), and
+ * answers false (cancel) after SIGTERM/SIGINT or, for tests, after
+ * $INVEDIT_TEST_CANCEL_AFTER steps. */
+typedef struct ivp_progress {
+    void (*set_text)(const char *text); /* may be NULL */
+    void (*update)(double fraction);    /* may be NULL */
+    bool echo;
+    const char *label; /* prefix, e.g. the layer name */
+    double base, span;
+    int steps_seen, last_echo_decile;
+    char last_text[128];
+} ivp_progress;
+
+void ivp_progress_init(ivp_progress *pr, bool echo);
+bool ivp_progress_cb(void *user, double fraction, const char *text);
+/* Makes SIGTERM/SIGINT cancel the running edit (nothing is written). */
+void ivp_install_cancel_handlers(void);
+bool ivp_cancel_requested(void);
+
+/* --- editing one region ----------------------------------------------------------- */
+
+typedef struct ivp_region_job {
+    /* The context region, as fetched: ctx.width * ctx.height pixels of
+     * `channels` floats (4: R'G'B'A, 2: Y'A). */
+    const float *pixels;
+    int width, height, channels;
+    /* The part that is written back (the selection bounds), relative to the
+     * context region. */
+    ivp_rect write;
+    /* Selection mask for `write` (write.width * write.height values in
+     * [0, 1]), or NULL: the host's write applies the selection itself
+     * (gimp_drawable_merge_shadow does, for in-place edits). */
+    const float *mask;
+} ivp_region_job;
+
+/* Edits job's context region with the session's model and composites the
+ * result into out (write.width * write.height * channels floats):
+ *   - where the mask is 0 the input pixel is copied, bit for bit;
+ *   - elsewhere colour = input + mask * (edited - input); alpha is the input's;
+ *   - grayscale (2 channels) is expanded to RGB for the model and reduced to
+ *     luminance afterwards.
+ * progress gets fraction 0..1 of this region; returning false cancels
+ * (IE_ERR_CANCELLED, out untouched). On error err explains. */
+ie_status ivp_edit_region(ie_session *session, const ie_edit_params *params, const ivp_region_job *job,
+                          float *out, ie_edit_progress_fn progress, void *user, char *err, size_t errlen);
+
+/* Composites `edited` (RGB, ctx size) into out as described above; exposed
+ * for the tests. */
+void ivp_composite(const ivp_region_job *job, const float *edited_rgb, float *out);
+
+/* A user-facing message for a library error: the library's text with advice
+ * where there is some (out of memory, no device, bad model). g_free() it. */
+char *ivp_error_message(ie_status st, const char *what, const char *detail);
+
+/* Messages shared by the hosts. */
+#define IVP_MSG_INDEXED "invedit needs an RGB or grayscale image; use Image \342\226\270 Mode \342\226\270 RGB"
+#define IVP_MSG_NO_SELECTION                                                                        \
+    "The selection does not touch the layer '%s': select a region on it, or use Select \342\226\270 " \
+    "None to edit the whole layer"
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,406 @@
+/* invedit for GIMP 3 (libgimp-3.0): the host layer. A GimpPlugIn subclass
+ * with one image procedure, plug-in-invedit, whose arguments are generated
+ * from the library's parameter table (plus model-path and output). The run
+ * function reads the GimpProcedureConfig (filled by the caller, the dialog or
+ * the last-used values that GIMP keeps), fetches the pixels through GEGL, lets
+ * plugin/core.c and the library do the edit, and writes the result once,
+ * inside one undo group. */
+#include <string.h>
+
+#include <libgimp/gimp.h>
+#include <libgimp/gimpui.h>
+
+#include "core.h"
+#include "dialog3.h"
+
+typedef struct _Invedit {
+    GimpPlugIn parent_instance;
+} Invedit;
+
+typedef struct _InveditClass {
+    GimpPlugInClass parent_class;
+} InveditClass;
+
+#define INVEDIT_TYPE (invedit_get_type())
+GType invedit_get_type(void) G_GNUC_CONST;
+
+static GList *invedit_query_procedures(GimpPlugIn *plug_in);
+static GimpProcedure *invedit_create_procedure(GimpPlugIn *plug_in, const gchar *name);
+static gboolean invedit_set_i18n(GimpPlugIn *plug_in, const gchar *name, gchar **domain, gchar **catalog_dir);
+static GimpValueArray *invedit_run(GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
+                                   GimpDrawable **drawables, GimpProcedureConfig *config, gpointer run_data);
+
+G_DEFINE_TYPE(Invedit, invedit, GIMP_TYPE_PLUG_IN)
+
+GIMP_MAIN(INVEDIT_TYPE)
+
+static void invedit_class_init(InveditClass *klass) {
+    GimpPlugInClass *plug_in_class = GIMP_PLUG_IN_CLASS(klass);
+    plug_in_class->query_procedures = invedit_query_procedures;
+    plug_in_class->create_procedure = invedit_create_procedure;
+    plug_in_class->set_i18n = invedit_set_i18n;
+}
+
+static void invedit_init(Invedit *self) { (void)self; }
+
+/* No translations are shipped; without this GIMP logs "catalog directory does
+ * not exist" on every start. */
+static gboolean invedit_set_i18n(GimpPlugIn *plug_in, const gchar *name, gchar **domain, gchar **catalog_dir) {
+    (void)plug_in, (void)name, (void)domain, (void)catalog_dir;
+    return FALSE;
+}
+
+static GList *invedit_query_procedures(GimpPlugIn *plug_in) {
+    (void)plug_in;
+    return g_list_append(NULL, g_strdup(IVP_PROC));
+}
+
+/* --- arguments, generated from the table -------------------------------------------- */
+
+static GimpChoice *method_choice(void) {
+    GimpChoice *c = gimp_choice_new();
+    static const char *const labels[IE_METHOD_COUNT] = {"EF-DDPM (edit-friendly DDPM inversion)",
+                                                         "BDIA (exact inversion)", "InfEdit (few steps)"};
+    for (int m = 0; m < IE_METHOD_COUNT; m++) gimp_choice_add(c, ie_method_name((ie_method)m), m, labels[m], NULL);
+    return c;
+}
+
+static GimpChoice *output_choice(void) {
+    GimpChoice *c = gimp_choice_new();
+    for (int o = 0; o < IVP_OUTPUT_COUNT; o++)
+        gimp_choice_add(c, ivp_output_name((ivp_output)o), o, ivp_output_label((ivp_output)o), NULL);
+    return c;
+}
+
+static void add_table_arguments(GimpProcedure *proc) {
+    size_t n;
+    const ie_param_desc *t = ie_edit_param_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        const ie_param_desc *d = &t[i];
+        double def = ie_edit_param_default_number(d);
+        switch (d->type) {
+        case IE_PARAM_INT:
+            gimp_procedure_add_int_argument(proc, d->name, d->nick, d->blurb, (gint)d->min, (gint)d->max, (gint)def,
+                                            G_PARAM_READWRITE);
+            break;
+        case IE_PARAM_DOUBLE:
+            gimp_procedure_add_double_argument(proc, d->name, d->nick, d->blurb, d->min, d->max, def,
+                                               G_PARAM_READWRITE);
+            break;
+        case IE_PARAM_BOOL:
+            gimp_procedure_add_boolean_argument(proc, d->name, d->nick, d->blurb, def != 0, G_PARAM_READWRITE);
+            break;
+        case IE_PARAM_STRING:
+            gimp_procedure_add_string_argument(proc, d->name, d->nick, d->blurb, ie_edit_param_default_string(d),
+                                               G_PARAM_READWRITE);
+            break;
+        case IE_PARAM_METHOD:
+            gimp_procedure_add_choice_argument(proc, d->name, d->nick, d->blurb, method_choice(),
+                                               ie_method_name((ie_method)def), G_PARAM_READWRITE);
+            break;
+        }
+    }
+}
+
+static GimpProcedure *invedit_create_procedure(GimpPlugIn *plug_in, const gchar *name) {
+    if (strcmp(name, IVP_PROC) != 0) return NULL;
+    GimpProcedure *proc =
+        gimp_image_procedure_new(plug_in, name, GIMP_PDB_PROC_TYPE_PLUGIN, invedit_run, NULL, NULL);
+    gimp_procedure_set_image_types(proc, "RGB*, GRAY*");
+    gimp_procedure_set_sensitivity_mask(proc, GIMP_PROCEDURE_SENSITIVE_DRAWABLE | GIMP_PROCEDURE_SENSITIVE_DRAWABLES);
+    gimp_procedure_set_menu_label(proc, IVP_MENU_LABEL);
+    gimp_procedure_add_menu_path(proc, IVP_MENU_PATH);
+    gimp_procedure_set_documentation(
+        proc, "Edit a photo from text with a diffusion model",
+        "Inverts the selection (with some context around it) into the noise space of a Stable Diffusion 1.x "
+        "model and regenerates it from a target prompt, with EF-DDPM inversion, BDIA or InfEdit. Pixels "
+        "outside the selection are not changed. The result goes into a new layer above each selected layer, "
+        "or replaces the layer's pixels (output in-place).",
+        name);
+    gimp_procedure_set_attribution(proc, "invedit authors", "invedit authors", "2025");
+
+    gimp_procedure_add_string_argument(proc, IVP_ARG_MODEL_PATH, IVP_MODEL_NICK,
+                                       IVP_MODEL_BLURB " (\"\": $" IVP_MODEL_ENV ")", "", G_PARAM_READWRITE);
+    add_table_arguments(proc);
+    gimp_procedure_add_choice_argument(proc, IVP_ARG_OUTPUT, IVP_OUTPUT_NICK, IVP_OUTPUT_BLURB, output_choice(),
+                                       ivp_output_name(IVP_OUTPUT_NEW_LAYER), G_PARAM_READWRITE);
+    return proc;
+}
+
+/* GimpProcedureConfig -> settings. */
+static void read_config(GimpProcedureConfig *config, ivp_settings *s) {
+    size_t n;
+    const ie_param_desc *t = ie_edit_param_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        const ie_param_desc *d = &t[i];
+        switch (d->type) {
+        case IE_PARAM_INT: {
+            gint v = 0;
+            g_object_get(config, d->name, &v, NULL);
+            ivp_param_set_number(&s->params, d, v);
+            break;
+        }
+        case IE_PARAM_DOUBLE: {
+            gdouble v = 0;
+            g_object_get(config, d->name, &v, NULL);
+            ivp_param_set_number(&s->params, d, v);
+            break;
+        }
+        case IE_PARAM_BOOL: {
+            gboolean v = FALSE;
+            g_object_get(config, d->name, &v, NULL);
+            ivp_param_set_number(&s->params, d, v ? 1 : 0);
+            break;
+        }
+        case IE_PARAM_STRING: {
+            gchar *v = NULL;
+            g_object_get(config, d->name, &v, NULL);
+            ivp_settings_set_string(s, d, v);
+            g_free(v);
+            break;
+        }
+        case IE_PARAM_METHOD:
+            ivp_param_set_number(&s->params, d, gimp_procedure_config_get_choice_id(config, d->name));
+            break;
+        }
+    }
+    gchar *model = NULL;
+    g_object_get(config, IVP_ARG_MODEL_PATH, &model, NULL);
+    ivp_settings_set_model_path(s, model);
+    g_free(model);
+    s->output = (ivp_output)gimp_procedure_config_get_choice_id(config, IVP_ARG_OUTPUT);
+}
+
+/* --- the edit ------------------------------------------------------------------------------ */
+
+typedef struct edit_result {
+    GimpDrawable *drawable;
+    ivp_rect sel; /* layer coordinates, the written part */
+    gfloat *pixels;
+} edit_result;
+
+static void progress_text(const char *text) { gimp_progress_set_text(text); }
+static void progress_update(double f) { gimp_progress_update(f); }
+
+static const Babl *pixel_format(GimpDrawable *d, gint *channels) {
+    gboolean gray = gimp_drawable_is_gray(d);
+    *channels = gray ? 2 : 4;
+    return babl_format_with_space(gray ? "Y'A float" : "R'G'B'A float", gimp_drawable_get_format(d));
+}
+
+static GimpValueArray *fail(GimpProcedure *proc, GimpPDBStatusType status, const gchar *msg) {
+    GError *e = g_error_new_literal(GIMP_PLUG_IN_ERROR, 0, msg);
+    return gimp_procedure_new_return_values(proc, status, e);
+}
+
+static gboolean check_drawable(GimpDrawable *d, const ivp_settings *s, gchar **msg) {
+    gint x, y, w, h;
+    if (gimp_drawable_is_indexed(d)) {
+        *msg = g_strdup(IVP_MSG_INDEXED);
+        return FALSE;
+    }
+    if (gimp_item_is_group(GIMP_ITEM(d))) {
+        *msg = g_strdup("invedit cannot edit a layer group: pick one of its layers");
+        return FALSE;
+    }
+    if (s->output == IVP_OUTPUT_NEW_LAYER && !GIMP_IS_LAYER(d)) {
+        *msg = g_strdup("output new-layer needs a layer (not a mask or channel): use output in-place");
+        return FALSE;
+    }
+    if (!gimp_drawable_mask_intersect(d, &x, &y, &w, &h) || w <= 0 || h <= 0) {
+        *msg = g_strdup_printf(IVP_MSG_NO_SELECTION, gimp_item_get_name(GIMP_ITEM(d)));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gfloat *fetch_mask(GimpImage *image, GimpDrawable *d, ivp_rect sel) {
+    if (gimp_selection_is_empty(image)) return NULL;
+    gint ox = 0, oy = 0;
+    gimp_drawable_get_offsets(d, &ox, &oy);
+    gfloat *mask = g_try_new(gfloat, (gsize)sel.width * sel.height);
+    if (!mask) return NULL;
+    GeglBuffer *buf = gimp_drawable_get_buffer(GIMP_DRAWABLE(gimp_image_get_selection(image)));
+    gegl_buffer_get(buf, GEGL_RECTANGLE(ox + sel.x, oy + sel.y, sel.width, sel.height), 1.0, babl_format("Y float"),
+                    mask, GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
+    g_object_unref(buf);
+    return mask;
+}
+
+/* Edits one drawable into *res, without touching the image. */
+static GimpPDBStatusType edit_drawable(GimpImage *image, GimpDrawable *d, const ivp_settings *s,
+                                       ie_session *session, ivp_progress *pr, edit_result *res, gchar **msg) {
+    gint x, y, w, h;
+    if (!gimp_drawable_mask_intersect(d, &x, &y, &w, &h) || w <= 0 || h <= 0) {
+        *msg = g_strdup_printf(IVP_MSG_NO_SELECTION, gimp_item_get_name(GIMP_ITEM(d)));
+        return GIMP_PDB_EXECUTION_ERROR;
+    }
+    ivp_rect sel = {x, y, w, h}, ctx;
+    ivp_region_job job = {0};
+    ivp_region_plan(sel, gimp_drawable_get_width(d), gimp_drawable_get_height(d), &ctx, &job.write);
+    const Babl *fmt = pixel_format(d, &job.channels);
+    job.width = ctx.width;
+    job.height = ctx.height;
+    gfloat *pixels = g_try_new(gfloat, (gsize)ctx.width * ctx.height * job.channels);
+    res->pixels = g_try_new(gfloat, (gsize)w * h * job.channels);
+    if (!pixels || !res->pixels) {
+        g_free(pixels);
+        *msg = ivp_error_message(IE_ERR_NOMEM, "invedit", "no memory for the region");
+        return GIMP_PDB_EXECUTION_ERROR;
+    }
+    GeglBuffer *buf = gimp_drawable_get_buffer(d);
+    gegl_buffer_get(buf, GEGL_RECTANGLE(ctx.x, ctx.y, ctx.width, ctx.height), 1.0, fmt, pixels, GEGL_AUTO_ROWSTRIDE,
+                    GEGL_ABYSS_NONE);
+    g_object_unref(buf);
+    job.pixels = pixels;
+    /* In place, gimp_drawable_merge_shadow applies the selection; a new layer
+     * is written directly, so the core composites through the mask. */
+    gfloat *mask = s->output == IVP_OUTPUT_NEW_LAYER ? fetch_mask(image, d, sel) : NULL;
+    job.mask = mask;
+
+    char err[512] = "";
+    ie_status st = ivp_edit_region(session, &s->params, &job, res->pixels, ivp_progress_cb, pr, err, sizeof err);
+    g_free(pixels);
+    g_free(mask);
+    if (st == IE_ERR_CANCELLED) return GIMP_PDB_CANCEL;
+    if (st != IE_OK) {
+        *msg = ivp_error_message(st, "invedit", err);
+        return GIMP_PDB_EXECUTION_ERROR;
+    }
+    res->drawable = d;
+    res->sel = sel;
+    return GIMP_PDB_SUCCESS;
+}
+
+static void write_result(GimpImage *image, const ivp_settings *s, const edit_result *res) {
+    GimpDrawable *d = res->drawable;
+    gint channels;
+    const Babl *fmt = pixel_format(d, &channels);
+    const ivp_rect r = res->sel;
+    if (s->output == IVP_OUTPUT_IN_PLACE) {
+        GeglBuffer *shadow = gimp_drawable_get_shadow_buffer(d);
+        gegl_buffer_set(shadow, GEGL_RECTANGLE(r.x, r.y, r.width, r.height), 0, fmt, res->pixels, GEGL_AUTO_ROWSTRIDE);
+        gegl_buffer_flush(shadow);
+        g_object_unref(shadow);
+        gimp_drawable_merge_shadow(d, TRUE);
+        gimp_drawable_update(d, r.x, r.y, r.width, r.height);
+        return;
+    }
+    /* A copy of the layer above it, with the edited region written in. */
+    GimpLayer *layer = gimp_layer_copy(GIMP_LAYER(d));
+    const gchar *prompt = s->params.target_prompt;
+    gchar *name = g_strdup_printf("Diffusion edit: %.40s", prompt && *prompt ? prompt : "result");
+    gimp_item_set_name(GIMP_ITEM(layer), name);
+    g_free(name);
+    GimpItem *parent = gimp_item_get_parent(GIMP_ITEM(d));
+    gimp_image_insert_layer(image, layer, parent ? GIMP_LAYER(parent) : NULL,
+                            gimp_image_get_item_position(image, GIMP_ITEM(d)));
+    GeglBuffer *buf = gimp_drawable_get_buffer(GIMP_DRAWABLE(layer));
+    gegl_buffer_set(buf, GEGL_RECTANGLE(r.x, r.y, r.width, r.height), 0, fmt, res->pixels, GEGL_AUTO_ROWSTRIDE);
+    gegl_buffer_flush(buf);
+    g_object_unref(buf);
+    gimp_drawable_update(GIMP_DRAWABLE(layer), 0, 0, gimp_drawable_get_width(GIMP_DRAWABLE(layer)),
+                         gimp_drawable_get_height(GIMP_DRAWABLE(layer)));
+}
+
+static gboolean have_display(void) {
+    const gchar *x = g_getenv("DISPLAY"), *wl = g_getenv("WAYLAND_DISPLAY");
+    return (x && *x) || (wl && *wl);
+}
+
+static GimpValueArray *invedit_run(GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
+                                   GimpDrawable **drawables, GimpProcedureConfig *config, gpointer run_data) {
+    (void)run_data;
+    gegl_init(NULL, NULL);
+    ivp_install_cancel_handlers();
+
+    gint n_drawables = drawables ? gimp_core_object_array_get_length((GObject **)drawables) : 0;
+    if (n_drawables < 1) return fail(procedure, GIMP_PDB_CALLING_ERROR, IVP_PROC " needs at least one drawable");
+
+    if (run_mode == GIMP_RUN_INTERACTIVE) {
+        if (!have_display())
+            return fail(procedure, GIMP_PDB_CALLING_ERROR,
+                        "invedit: no display for the dialog; call it with RUN-NONINTERACTIVE");
+        gimp_ui_init(IVP_BINARY);
+        if (!ivp_dialog3_run(procedure, config)) return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, NULL);
+    }
+
+    ivp_settings s;
+    ivp_settings_init(&s);
+    read_config(config, &s);
+    gchar *desc = ivp_settings_describe(&s);
+    g_printerr("invedit: run-mode=%d drawables=%d %s\n", (int)run_mode, n_drawables, desc);
+    g_free(desc);
+
+    GimpPDBStatusType status = GIMP_PDB_SUCCESS;
+    gchar *msg = NULL;
+    char err[512] = "";
+    for (gint i = 0; i < n_drawables && status == GIMP_PDB_SUCCESS; i++)
+        if (!check_drawable(drawables[i], &s, &msg)) status = GIMP_PDB_EXECUTION_ERROR;
+    if (status == GIMP_PDB_SUCCESS && ie_edit_params_validate(&s.params, err, sizeof err) != IE_OK) {
+        msg = g_strdup(err);
+        status = GIMP_PDB_CALLING_ERROR;
+    }
+    const char *model = NULL;
+    if (status == GIMP_PDB_SUCCESS && !(model = ivp_settings_model_path(&s, err, sizeof err))) {
+        msg = g_strdup(err);
+        status = GIMP_PDB_EXECUTION_ERROR;
+    }
+
+    ie_session *session = NULL;
+    gboolean batch = run_mode == GIMP_RUN_NONINTERACTIVE;
+    if (status == GIMP_PDB_SUCCESS) {
+        gimp_progress_init("Diffusion edit: loading the model");
+        ie_status st = ie_session_open(model, s.params.device, &session, err, sizeof err);
+        if (st != IE_OK) {
+            msg = ivp_error_message(st, "Could not open the model", err);
+            status = GIMP_PDB_EXECUTION_ERROR;
+        } else {
+            const char *note = ie_session_note(session);
+            if (note && *note) {
+                gchar *m = g_strdup_printf("invedit: %s (%s)", note, ie_session_device(session));
+                /* The CPU fallback: a message box only when Vulkan was asked for by name. */
+                g_printerr("%s\n", m);
+                if (!batch && g_str_has_prefix(s.params.device, "vulkan")) gimp_message(m);
+                g_free(m);
+            }
+        }
+    }
+
+    /* Edit every drawable first; write only when all succeeded, so a cancel
+     * or an error never leaves a half-edited image. */
+    edit_result *results = g_new0(edit_result, n_drawables);
+    for (gint i = 0; i < n_drawables && status == GIMP_PDB_SUCCESS; i++) {
+        ivp_progress pr;
+        ivp_progress_init(&pr, batch);
+        pr.set_text = progress_text;
+        pr.update = progress_update;
+        pr.label = "Diffusion edit";
+        pr.base = (double)i / n_drawables;
+        pr.span = 1.0 / n_drawables;
+        status = edit_drawable(image, drawables[i], &s, session, &pr, &results[i], &msg);
+    }
+    if (session) ie_session_close(session);
+
+    if (status == GIMP_PDB_SUCCESS) {
+        gimp_image_undo_group_start(image);
+        for (gint i = 0; i < n_drawables; i++) write_result(image, &s, &results[i]);
+        gimp_image_undo_group_end(image);
+        if (run_mode != GIMP_RUN_NONINTERACTIVE) gimp_displays_flush();
+    }
+    for (gint i = 0; i < n_drawables; i++) g_free(results[i].pixels);
+    g_free(results);
+    gimp_progress_end();
+    ivp_settings_clear(&s);
+
+    if (status == GIMP_PDB_CANCEL) {
+        g_printerr("invedit: cancelled, the image is unchanged\n");
+        return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, NULL);
+    }
+    if (status != GIMP_PDB_SUCCESS) {
+        GimpValueArray *ret = fail(procedure, status, msg);
+        g_free(msg);
+        return ret;
+    }
+    return gimp_procedure_new_return_values(procedure, GIMP_PDB_SUCCESS, NULL);
+}

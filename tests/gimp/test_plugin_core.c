@@ -1,0 +1,195 @@
+/* Unit tests of the plug-ins' host-independent core (plugin/core.c), with
+ * the fake library (tests/gimp/fake_edit.c: out = 1 - in): region planning,
+ * compositing through a mask (bit-identical where the mask is 0, alpha kept,
+ * gray), cancel, settings and the last-used-values key file. No GIMP needed. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "core.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                   \
+    do {                                                   \
+        if (!(cond)) {                                     \
+            failures++;                                    \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+            fprintf(stderr, __VA_ARGS__);                  \
+            fprintf(stderr, "\n");                         \
+        }                                                  \
+    } while (0)
+
+static void test_region(void) {
+    ivp_rect ctx, w;
+    /* 40x20 selection in a 200x100 layer: padding max(16, 40/8) = 16 */
+    ivp_region_plan((ivp_rect){50, 30, 40, 20}, 200, 100, &ctx, &w);
+    CHECK(ctx.x == 34 && ctx.y == 14 && ctx.width == 72 && ctx.height == 52, "ctx %d,%d %dx%d", ctx.x, ctx.y,
+          ctx.width, ctx.height);
+    CHECK(w.x == 16 && w.y == 16 && w.width == 40 && w.height == 20, "write %d,%d %dx%d", w.x, w.y, w.width, w.height);
+    /* clamped at the layer's edges */
+    ivp_region_plan((ivp_rect){0, 90, 10, 10}, 200, 100, &ctx, &w);
+    CHECK(ctx.x == 0 && ctx.y == 74 && ctx.width == 26 && ctx.height == 26, "clamp ctx %d,%d %dx%d", ctx.x, ctx.y,
+          ctx.width, ctx.height);
+    CHECK(w.x == 0 && w.y == 16, "clamp write %d,%d", w.x, w.y);
+    /* a large selection: 1/8 of the longer side */
+    CHECK(ivp_context_padding(800, 400) == 100, "padding %d", ivp_context_padding(800, 400));
+    /* the whole layer */
+    ivp_region_plan((ivp_rect){0, 0, 64, 48}, 64, 48, &ctx, &w);
+    CHECK(ctx.width == 64 && ctx.height == 48 && w.x == 0 && w.width == 64, "whole layer");
+}
+
+static bool count_steps(void *user, double f, const char *text) {
+    (void)f, (void)text;
+    return ++*(int *)user < 3; /* cancel at the third step */
+}
+
+static void test_edit_region(void) {
+    ie_session *s = NULL;
+    char err[256];
+    CHECK(ie_session_open(".", "auto", &s, err, sizeof err) == IE_OK, "open: %s", err);
+    ie_edit_params p;
+    ie_edit_params_init(&p, IE_METHOD_INFEDIT);
+    p.steps = 4;
+
+    enum { W = 8, H = 6 };
+    float px[W * H * 4], out[4 * 3 * 4], mask[4 * 3];
+    for (int i = 0; i < W * H * 4; i++) px[i] = (float)((i * 37) % 101) / 100.0f;
+    for (int i = 0; i < 12; i++) mask[i] = i == 0 ? 0.0f : i == 1 ? 0.5f : 1.0f;
+    ivp_region_job job = {px, W, H, 4, {2, 1, 4, 3}, mask};
+    CHECK(ivp_edit_region(s, &p, &job, out, NULL, NULL, err, sizeof err) == IE_OK, "edit: %s", err);
+    for (int y = 0; y < 3; y++)
+        for (int x = 0; x < 4; x++) {
+            const float *in = px + ((1 + y) * W + 2 + x) * 4, *o = out + (y * 4 + x) * 4;
+            float m = mask[y * 4 + x];
+            if (m == 0.0f) CHECK(!memcmp(in, o, 16), "mask 0 must copy the input bit for bit");
+            for (int c = 0; c < 3 && m > 0; c++) {
+                float want = in[c] + m * ((1 - in[c]) - in[c]);
+                CHECK(fabsf(o[c] - want) < 1e-6f, "pixel %d,%d c%d: %f want %f", x, y, c, o[c], want);
+            }
+            CHECK(o[3] == in[3], "alpha must be kept");
+        }
+
+    /* gray + alpha, no mask (the host's merge applies the selection) */
+    float gy[W * H * 2], gout[W * H * 2];
+    for (int i = 0; i < W * H; i++) gy[2 * i] = (float)i / (W * H), gy[2 * i + 1] = 0.5f;
+    ivp_region_job gjob = {gy, W, H, 2, {0, 0, W, H}, NULL};
+    CHECK(ivp_edit_region(s, &p, &gjob, gout, NULL, NULL, err, sizeof err) == IE_OK, "gray: %s", err);
+    for (int i = 0; i < W * H; i++) {
+        CHECK(fabsf(gout[2 * i] - (1.0f - gy[2 * i])) < 2e-4f, "gray %d: %f want %f", i, gout[2 * i], 1 - gy[2 * i]);
+        CHECK(gout[2 * i + 1] == 0.5f, "gray alpha kept");
+    }
+
+    /* cancel: IE_ERR_CANCELLED and out untouched */
+    float before[4 * 3 * 4];
+    memcpy(before, out, sizeof out);
+    int steps = 0;
+    CHECK(ivp_edit_region(s, &p, &job, out, count_steps, &steps, err, sizeof err) == IE_ERR_CANCELLED, "cancel");
+    CHECK(!memcmp(before, out, sizeof out), "a cancelled edit must not write");
+
+    /* a bad region is refused */
+    ivp_region_job bad = {px, W, H, 4, {6, 0, 4, 3}, NULL};
+    CHECK(ivp_edit_region(s, &p, &bad, out, NULL, NULL, err, sizeof err) == IE_ERR_ARG, "bad region");
+    ie_session_close(s);
+}
+
+static void test_settings(void) {
+    ivp_settings a, b;
+    ivp_settings_init(&a);
+    ivp_settings_init(&b);
+    const ie_param_desc *target = ie_edit_param_find("target-prompt");
+    const ie_param_desc *steps = ie_edit_param_find("steps");
+    const ie_param_desc *strength = ie_edit_param_find("strength");
+    const ie_param_desc *method = ie_edit_param_find("method");
+    CHECK(target && steps && strength && method, "table entries");
+
+    ivp_settings_set_string(&a, target, "a \"quoted\" prompt; with = signs\nand a newline");
+    ivp_param_set_number(&a.params, strength, 0.37);
+    ivp_param_set_number(&a.params, steps, 9);
+    ivp_param_set_number(&a.params, method, IE_METHOD_BDIA);
+    ivp_settings_set_model_path(&a, "/models/sd 1.5");
+    a.output = IVP_OUTPUT_IN_PLACE;
+
+    char dir[] = "/tmp/invedit-core-XXXXXX", err[256];
+    CHECK(g_mkdtemp(dir) != NULL, "mkdtemp");
+    char *path = g_build_filename(dir, "sub", "invedit.ini", NULL);
+    CHECK(ivp_settings_save(&a, path, err, sizeof err), "save: %s", err);
+    CHECK(ivp_settings_load(&b, path, err, sizeof err), "load: %s", err);
+    char *da = ivp_settings_describe(&a), *db = ivp_settings_describe(&b);
+    CHECK(!strcmp(da, db), "round trip:\n  %s\n  %s", da, db);
+    g_free(da);
+    g_free(db);
+
+    /* an old or damaged file: bad values are skipped, the rest is read */
+    g_file_set_contents(path, "[invedit]\nsteps=abc\nstrength=5\nseed=12\nmethod=nope\n", -1, NULL);
+    ivp_settings c;
+    ivp_settings_init(&c);
+    CHECK(ivp_settings_load(&c, path, err, sizeof err), "load damaged: %s", err);
+    CHECK(c.params.steps == 15 && c.params.strength == 1.0 && c.params.seed == 12 &&
+              c.params.method == IE_METHOD_INFEDIT,
+          "damaged file: steps %d strength %g seed %lld", c.params.steps, c.params.strength, (long long)c.params.seed);
+    g_unlink(path);
+    CHECK(!ivp_settings_load(&c, path, err, sizeof err), "a missing file is reported");
+
+    /* method defaults follow the method unless changed */
+    ivp_settings d;
+    ivp_settings_init(&d);
+    CHECK(ivp_settings_has_method_defaults(&d, IE_METHOD_INFEDIT), "fresh settings have InfEdit's defaults");
+    ivp_settings_apply_method_defaults(&d, IE_METHOD_BDIA);
+    CHECK(d.params.method == IE_METHOD_BDIA && d.params.steps == 50, "BDIA defaults: steps %d", d.params.steps);
+    CHECK(ivp_settings_has_method_defaults(&d, IE_METHOD_BDIA), "has BDIA defaults");
+    d.params.steps = 33;
+    CHECK(!ivp_settings_has_method_defaults(&d, IE_METHOD_BDIA), "a changed value is noticed");
+
+    CHECK(!ivp_param_check_number(strength, 2.0, err, sizeof err) && strstr(err, "strength"), "range: %s", err);
+    CHECK(!ivp_param_check_number(steps, 2.5, err, sizeof err), "whole numbers");
+    CHECK(ivp_param_check_number(steps, 20, err, sizeof err), "steps 20");
+
+    /* the model path: the argument, else $INVEDIT_MODEL, else a message */
+    ivp_settings e;
+    ivp_settings_init(&e);
+    g_unsetenv(IVP_MODEL_ENV);
+    CHECK(ivp_settings_model_path(&e, err, sizeof err) == NULL && strstr(err, "No model set"), "no model: %s", err);
+    g_setenv(IVP_MODEL_ENV, "/env/model", TRUE);
+    CHECK(!g_strcmp0(ivp_settings_model_path(&e, err, sizeof err), "/env/model"), "model from the environment");
+    ivp_settings_set_model_path(&e, "/arg/model");
+    CHECK(!g_strcmp0(ivp_settings_model_path(&e, err, sizeof err), "/arg/model"), "model from the argument");
+
+    ivp_settings_copy(&b, &a);
+    da = ivp_settings_describe(&a);
+    db = ivp_settings_describe(&b);
+    CHECK(!strcmp(da, db), "copy");
+    g_free(da);
+    g_free(db);
+
+    char *msg = ivp_error_message(IE_ERR_NOMEM, "invedit", "no memory for 4096x4096.");
+    CHECK(strstr(msg, "Out of memory") && !strstr(msg, ".."), "message: %s", msg);
+    g_free(msg);
+
+    ivp_settings_clear(&a);
+    ivp_settings_clear(&b);
+    ivp_settings_clear(&c);
+    ivp_settings_clear(&d);
+    ivp_settings_clear(&e);
+    g_free(path);
+    char *sub = g_build_filename(dir, "sub", NULL);
+    g_rmdir(sub);
+    g_rmdir(dir);
+    g_free(sub);
+}
+
+int main(void) {
+    test_region();
+    test_edit_region();
+    test_settings();
+    if (failures) {
+        fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("plugin core: all checks passed\n");
+    return 0;
+}

@@ -1,0 +1,187 @@
+/* The GIMP 3 dialog, generated from the procedure's arguments (dialog3.h). */
+#include "dialog3.h"
+
+#include <string.h>
+
+#include "core.h"
+
+typedef struct dialog_state {
+    GimpProcedure *procedure;
+    GimpProcedureConfig *config;
+    GtkWidget *dialog;
+    ie_method method; /* the method the values belong to */
+} dialog_state;
+
+/* A number or switch of the config as a double. */
+static double config_number(GimpProcedureConfig *config, const ie_param_desc *d) {
+    gint i = 0;
+    gdouble x = 0;
+    gboolean b = FALSE;
+    switch (d->type) {
+    case IE_PARAM_INT: g_object_get(config, d->name, &i, NULL); return i;
+    case IE_PARAM_DOUBLE: g_object_get(config, d->name, &x, NULL); return x;
+    case IE_PARAM_BOOL: g_object_get(config, d->name, &b, NULL); return b ? 1 : 0;
+    default: return 0;
+    }
+}
+
+/* The arguments that belong to the dialog: all but run-mode, image and drawables. */
+static gboolean is_dialog_argument(const GParamSpec *ps) {
+    return strcmp(ps->name, "run-mode") && strcmp(ps->name, "image") && strcmp(ps->name, "drawables");
+}
+
+/* Greys out what the method ignores. */
+static void update_sensitivity(dialog_state *st) {
+    size_t n;
+    const ie_param_desc *t = ie_edit_param_table(&n);
+    ie_method m = (ie_method)gimp_procedure_config_get_choice_id(st->config, "method");
+    for (size_t i = 0; i < n; i++) {
+        GtkWidget *w = gimp_procedure_dialog_get_widget(GIMP_PROCEDURE_DIALOG(st->dialog), t[i].name, G_TYPE_NONE);
+        if (w) gtk_widget_set_sensitive(w, (t[i].methods & IE_FOR(m)) != 0);
+    }
+}
+
+/* Picking a method loads its defaults for the numbers and switches, unless
+ * the user changed the previous method's (or loaded other settings). */
+static void method_changed(GObject *config, GParamSpec *pspec, dialog_state *st) {
+    (void)config, (void)pspec;
+    ie_method m = (ie_method)gimp_procedure_config_get_choice_id(st->config, "method");
+    size_t n;
+    const ie_param_desc *t = ie_edit_param_table(&n);
+    ivp_settings s;
+    ivp_settings_init(&s);
+    for (size_t i = 0; i < n; i++)
+        if (ivp_param_follows_method(&t[i])) ivp_param_set_number(&s.params, &t[i], config_number(st->config, &t[i]));
+    if (m != st->method && ivp_settings_has_method_defaults(&s, st->method)) {
+        ivp_settings_apply_method_defaults(&s, m);
+        for (size_t i = 0; i < n; i++) {
+            const ie_param_desc *d = &t[i];
+            if (!ivp_param_follows_method(d)) continue;
+            double v = ivp_param_get_number(&s.params, d);
+            if (d->type == IE_PARAM_INT) g_object_set(st->config, d->name, (gint)v, NULL);
+            else if (d->type == IE_PARAM_DOUBLE) g_object_set(st->config, d->name, v, NULL);
+            else if (d->type == IE_PARAM_BOOL) g_object_set(st->config, d->name, (gboolean)(v != 0), NULL);
+        }
+    }
+    ivp_settings_clear(&s);
+    st->method = m;
+    update_sensitivity(st);
+}
+
+static void model_folder_chosen(GtkFileChooser *chooser, dialog_state *st) {
+    gchar *path = gtk_file_chooser_get_filename(chooser);
+    if (path) g_object_set(st->config, IVP_ARG_MODEL_PATH, path, NULL);
+    g_free(path);
+}
+
+/* --- the UI test hook ------------------------------------------------------------------ */
+
+static void expand_all(GtkWidget *w, gpointer data) {
+    if (GTK_IS_EXPANDER(w)) gtk_expander_set_expanded(GTK_EXPANDER(w), TRUE);
+    if (GTK_IS_CONTAINER(w)) gtk_container_forall(GTK_CONTAINER(w), expand_all, data);
+}
+
+static gboolean ui_test_check(gpointer data) {
+    dialog_state *st = data;
+    const char *shot = g_getenv("INVEDIT_UI_TEST");
+    while (gtk_events_pending()) gtk_main_iteration();
+
+    /* Every argument of the procedure, and every table entry, needs a shown widget. */
+    gint nargs = 0, total = 0, found = 0;
+    GParamSpec **args = gimp_procedure_get_arguments(st->procedure, &nargs);
+    for (gint i = 0; i < nargs; i++) {
+        if (!is_dialog_argument(args[i])) continue;
+        total++;
+        GtkWidget *w = gimp_procedure_dialog_get_widget(GIMP_PROCEDURE_DIALOG(st->dialog), args[i]->name, G_TYPE_NONE);
+        if (w && gtk_widget_is_ancestor(w, st->dialog) && gtk_widget_get_mapped(w)) {
+            found++;
+            g_printerr("ui-test: argument %-18s widget %s\n", args[i]->name, G_OBJECT_TYPE_NAME(w));
+        } else {
+            g_printerr("ui-test: MISSING widget for argument %s\n", args[i]->name);
+        }
+    }
+    size_t n;
+    const ie_param_desc *t = ie_edit_param_table(&n);
+    for (size_t i = 0; i < n; i++)
+        if (!gimp_procedure_find_argument(st->procedure, t[i].name))
+            g_printerr("ui-test: MISSING procedure argument for table entry %s\n", t[i].name);
+    g_printerr("ui-test: %d of %d arguments have a widget (table: %zu entries)\n", found, total, n);
+
+    GdkWindow *win = gtk_widget_get_window(st->dialog);
+    gdk_display_sync(gdk_window_get_display(win));
+    gint w = gdk_window_get_width(win), h = gdk_window_get_height(win);
+    GdkPixbuf *pb = gdk_pixbuf_get_from_window(win, 0, 0, w, h);
+    if (pb && gdk_pixbuf_save(pb, shot, "png", NULL, NULL)) g_printerr("ui-test: screenshot %s (%dx%d)\n", shot, w, h);
+    else g_printerr("ui-test: screenshot FAILED (%s)\n", shot);
+    if (pb) g_object_unref(pb);
+
+    const char *resp = g_getenv("INVEDIT_UI_TEST_RESPONSE");
+    gtk_dialog_response(GTK_DIALOG(st->dialog),
+                        resp && !g_ascii_strcasecmp(resp, "cancel") ? GTK_RESPONSE_CANCEL : GTK_RESPONSE_OK);
+    return G_SOURCE_REMOVE;
+}
+
+
+/* --- the dialog ---------------------------------------------------------------------- */
+
+gboolean ivp_dialog3_run(GimpProcedure *procedure, GimpProcedureConfig *config) {
+    dialog_state st = {procedure, config, NULL, (ie_method)gimp_procedure_config_get_choice_id(config, "method")};
+    st.dialog = gimp_procedure_dialog_new(procedure, config, IVP_TITLE);
+    GimpProcedureDialog *dlg = GIMP_PROCEDURE_DIALOG(st.dialog);
+
+    size_t n;
+    const ie_param_desc *t = ie_edit_param_table(&n);
+    GList *basic = NULL, *advanced = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const ie_param_desc *d = &t[i];
+        /* Numbers: sliders; a seed's range is too wide for one: a spin button. */
+        if (d->type == IE_PARAM_INT || d->type == IE_PARAM_DOUBLE) {
+            if (d->max - d->min > 10000) gimp_procedure_dialog_get_widget(dlg, d->name, GIMP_TYPE_LABEL_SPIN);
+            else gimp_procedure_dialog_get_spin_scale(dlg, d->name, 1.0);
+        }
+        if (d->advanced) advanced = g_list_append(advanced, (gpointer)d->name);
+        else basic = g_list_append(basic, (gpointer)d->name);
+    }
+
+    /* Prompts and the model path get wide entries. */
+    for (size_t i = 0; i < n + 1; i++) {
+        const char *name = i < n ? t[i].name : IVP_ARG_MODEL_PATH;
+        if (i < n && (t[i].type != IE_PARAM_STRING || !strstr(name, "prompt"))) continue;
+        GtkWidget *w = gimp_procedure_dialog_get_widget(dlg, name, G_TYPE_NONE);
+        if (GIMP_IS_LABEL_ENTRY(w)) gtk_entry_set_width_chars(GTK_ENTRY(gimp_label_entry_get_entry(GIMP_LABEL_ENTRY(w))), 40);
+    }
+
+    /* Model: the entry and a folder chooser. */
+    GtkWidget *model_box = gimp_procedure_dialog_fill_box(dlg, "model-box", IVP_ARG_MODEL_PATH, NULL);
+    gtk_orientable_set_orientation(GTK_ORIENTABLE(model_box), GTK_ORIENTATION_HORIZONTAL);
+    GtkWidget *chooser = gtk_file_chooser_button_new("Choose the model folder", GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER);
+    gtk_widget_set_tooltip_text(chooser, "Pick a diffusers folder; type a .safetensors path into the entry");
+    g_signal_connect(chooser, "file-set", G_CALLBACK(model_folder_chosen), &st);
+    gtk_box_pack_end(GTK_BOX(model_box), chooser, FALSE, FALSE, 0);
+    gtk_widget_show(chooser);
+
+    gimp_procedure_dialog_fill_box_list(dlg, "basic-box", basic);
+    gimp_procedure_dialog_get_widget(dlg, IVP_ARG_OUTPUT, GIMP_TYPE_INT_RADIO_FRAME);
+
+    gimp_procedure_dialog_fill_box_list(dlg, "advanced-box", advanced);
+    gimp_procedure_dialog_get_label(dlg, "advanced-label", "_Advanced", FALSE, TRUE);
+    gimp_procedure_dialog_fill_expander(dlg, "advanced-expander", "advanced-label", FALSE, "advanced-box");
+
+    gimp_procedure_dialog_fill(dlg, "model-box", "basic-box", IVP_ARG_OUTPUT, "advanced-expander", NULL);
+    g_list_free(basic);
+    g_list_free(advanced);
+
+    update_sensitivity(&st);
+    gulong handler = g_signal_connect(config, "notify::method", G_CALLBACK(method_changed), &st);
+
+    const gchar *test = g_getenv("INVEDIT_UI_TEST");
+    if (test && *test) {
+        expand_all(st.dialog, NULL); /* before it is mapped, so the window has its full size */
+        g_timeout_add(1200, ui_test_check, &st);
+    }
+
+    gboolean ok = gimp_procedure_dialog_run(dlg);
+    g_signal_handler_disconnect(config, handler);
+    gtk_widget_destroy(st.dialog);
+    return ok;
+}
