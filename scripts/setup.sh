@@ -108,3 +108,8 @@ for f in $fuzzers; do
   "$fuzz_dir/tests/fuzz/$f" -max_total_time=${FUZZ_SECONDS:-15} -close_fd_mask=2 "$corpus" 2>&1 | tail -n 1
   rm -rf "$corpus"
 done
+
+# GIMP: real gimp-console batch runs of the plug-ins (GIMP 3.0 in a Debian
+# trixie chroot, GIMP 2.10 natively), plus the dialog screenshots.
+bash tests/gimp/run.sh all 2>&1 | tee "$build_dir/gimp-tests.log"
+test "${PIPESTATUS[0]}" -eq 0
