@@ -91,7 +91,7 @@ asan_dir=${ASAN_BUILD_DIR:-build-asan}
 build "$asan_dir" -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
 # The Vulkan driver (Mesa/LLVM) keeps allocations until exit: leaks are
 # checked by the CPU-only tests' own runs, not in the driver.
-ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   meson test -C "$asan_dir" --print-errorlogs --num-processes 1
 
 # libFuzzer targets (clang): replay the seed corpora, then fuzz each briefly.
