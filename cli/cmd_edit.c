@@ -16,6 +16,7 @@
 #include "bdia.h"
 #include "image.h"
 #include "image_io.h"
+#include "npy.h"
 #include "pipeline.h"
 
 /* --- options ------------------------------------------------------------------ */
@@ -296,6 +297,64 @@ int cmd_generate(int argc, char **argv) {
     }
     ie_image_free(&img);
     free(lat);
+    ie_session_close(s);
+    return code;
+}
+
+/* --- invert -------------------------------------------------------------------------- */
+
+int cmd_invert(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: invedit invert --model PATH --image IN --source TEXT --method ef-ddpm|bdia [options] -o OUT.npy\n\n"
+                   "Inverts IN and writes the result as a NumPy array of latents [n, C, h, w]:\n"
+                   "  ef-ddpm: [x_N, z_N, ..., z_1], the noisiest latent and every noise map;\n"
+                   "  bdia:    [z_K-1, z_K-2], the pair that regeneration starts from.\n"
+                   "(InfEdit needs no inversion.) Options as for 'invedit edit --help'.\n\n%s", exit_codes);
+            return 0;
+        }
+    cli_opts o;
+    memset(&o, 0, sizeof o);
+    int code = cli_parse(argc, argv, &o, "invert");
+    if (code) return code;
+    if (!o.image || !o.output) {
+        fprintf(stderr, "invedit invert: --image and -o are required (see --help)\n");
+        return 2;
+    }
+    char err[1024] = "";
+    ie_image in = {0}, work = {0};
+    ie_status st = image_load(o.image, &in, err, sizeof err);
+    if (st) {
+        fprintf(stderr, "invedit invert: %s\n", err);
+        return cli_exit_code(st);
+    }
+    ie_session *s = open_session(&o, &code);
+    if (!s) {
+        ie_image_free(&in);
+        return code;
+    }
+    int W, H, vf = ie_session_vae_factor(s), C = ie_session_latent_channels(s);
+    ie_working_size(in.width, in.height, ie_session_native_size(s), ie_session_size_multiple(s), &W, &H);
+    int h = H / vf, w = W / vf;
+    float *x0 = malloc(sizeof(float) * (size_t)C * h * w), *lat = NULL;
+    int n = 0;
+    st = x0 ? ie_image_resize(&in, W, H, &work) : IE_ERR_NOMEM;
+    if (!st) st = ie_session_encode(s, &work, o.p.method != IE_METHOD_EF_DDPM, (uint64_t)o.p.seed, x0, err, sizeof err);
+    if (!st) st = ie_invert_latent(s, &o.p, x0, h, w, &lat, &n, err, sizeof err);
+    if (!st) {
+        int64_t shape[4] = {n, C, h, w};
+        st = npy_write_f32(o.output, lat, 4, shape, err, sizeof err);
+    }
+    if (st) {
+        fprintf(stderr, "invedit invert: %s\n", err[0] ? err : ie_status_name(st));
+        code = cli_exit_code(st);
+    } else if (!o.quiet) {
+        fprintf(stderr, "wrote %s: [%d, %d, %d, %d]\n", o.output, n, C, h, w);
+    }
+    free(x0);
+    free(lat);
+    ie_image_free(&in);
+    ie_image_free(&work);
     ie_session_close(s);
     return code;
 }

@@ -4,6 +4,7 @@
  *   invedit devices               list Vulkan devices and which one is used
  *   invedit selfcheck             run a convolution on every backend, compare
  *   invedit bench ops             time the hot ops (see bench/ops.c)
+ *   invedit tensor ...            one network on .npy arrays (cmd_tensor.c)
  *
  * Global options: --device auto|cpu|vulkan|vulkan:N (or INVEDIT_DEVICE).
  */
@@ -28,11 +29,14 @@ static void usage(FILE *f) {
             "\n"
             "commands:\n"
             "  edit        invert an image and regenerate it from a target prompt\n"
+            "  invert      invert an image; write the noise maps / latents as .npy\n"
             "  reconstruct invert and regenerate with the same prompt; print the PSNR\n"
             "  generate    text to image (DDIM / BDIA)\n"
             "  devices     list Vulkan devices, their limits, and which one 'auto' picks\n"
             "  selfcheck   run a convolution on the CPU and Vulkan backends and compare\n"
             "  bench ops   time conv/GEMM/attention and report GFLOP/s per backend\n"
+            "  tensor      run one network (tokenize, text-encode, unet, vae-encode, vae-decode)\n"
+            "              on .npy arrays, to compare with another implementation\n"
             "\n"
             "options:\n"
             "  --device DEV  auto (default), cpu, vulkan or vulkan:N; also INVEDIT_DEVICE\n"
@@ -187,6 +191,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "edit")) return cmd_edit(argc - i, argv + i, false);
     if (!strcmp(cmd, "reconstruct")) return cmd_edit(argc - i, argv + i, true);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - i, argv + i);
+    if (!strcmp(cmd, "invert")) return cmd_invert(argc - i, argv + i);
+    if (!strcmp(cmd, "tensor")) return cmd_tensor(argc - i, argv + i);
     if (!strcmp(cmd, "bench")) {
         if (i + 1 < argc && !strcmp(argv[i + 1], "ops")) return bench_ops_main(argc - i - 1, argv + i + 1);
         fprintf(stderr, "invedit: usage: invedit bench ops [--help]\n");

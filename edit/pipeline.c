@@ -746,3 +746,90 @@ ie_status ie_generate_latent(ie_session *s, const ie_edit_params *p_in, int h, i
     conds_free(&e.conds);
     return st;
 }
+
+/* --- inversion alone ---------------------------------------------------------------------- */
+
+ie_status ie_invert_latent(ie_session *s, const ie_edit_params *p_in, const float *x0, int h, int w,
+                           float **out, int *n_latents, char *err, size_t errlen) {
+    *out = NULL;
+    *n_latents = 0;
+    ie_edit_params p = *p_in;
+    ie_edit_params defaults;
+    ie_edit_params_init(&defaults, p.method);
+    if (p.steps <= 0) p.steps = defaults.steps;
+    if (!p.source_prompt) p.source_prompt = "";
+    if (!p.target_prompt) p.target_prompt = "";
+    if (!p.negative_prompt) p.negative_prompt = "";
+    if (p.method == IE_METHOD_INFEDIT) {
+        snprintf(err, errlen, "infedit inverts nothing: its source branch is a fresh forward sample of the "
+                              "input at every step (virtual inversion); use ef-ddpm or bdia");
+        return IE_ERR_ARG;
+    }
+    edit_ctx e;
+    memset(&e, 0, sizeof e);
+    e.s = s;
+    e.p = &p;
+    e.h = h, e.w = w, e.C = s->cfg.unet.in_channels;
+    ie_status st = encode_prompts(s, &p, &e.conds, err, errlen);
+    size_t n = (size_t)e.C * h * w;
+    if (!st) {
+        e.ud.s = s;
+        e.ud.conds = &e.conds;
+        e.ud.C = e.C, e.ud.H = h, e.ud.W = w;
+        e.dn.channels = e.C, e.dn.height = h, e.dn.width = w;
+        e.dn.ctx = &e.ud;
+        e.dn.eps = ud_eps;
+        e.dn.errmsg = ud_errmsg;
+        ie_run run = ie_run_make(&e.dn);
+        if (p.method == IE_METHOD_EF_DDPM) {
+            ef_ddpm_params ip;
+            ef_ddpm_params_default(&ip);
+            ip.num_steps = p.steps;
+            ip.eta = p.eta;
+            ip.cfg_src = p.cfg_source;
+            ip.keep_z1 = p.keep_z1;
+            ip.seed = (uint64_t)p.seed;
+            ip.source_uncond_only = !p.source_prompt[0];
+            ef_ddpm_maps *maps = NULL;
+            st = ef_ddpm_invert(&run, x0, &ip, &maps);
+            if (!st) {
+                /* [x_N, z_N, ..., z_1] */
+                float *o = malloc(sizeof(float) * n * (size_t)(maps->n + 1));
+                if (!o) st = IE_ERR_NOMEM;
+                else {
+                    memcpy(o, ef_ddpm_xt(maps, maps->n), n * sizeof(float));
+                    for (int k = maps->n; k >= 1; k--)
+                        memcpy(o + n * (size_t)(maps->n - k + 1), ef_ddpm_z(maps, k), n * sizeof(float));
+                    *out = o;
+                    *n_latents = maps->n + 1;
+                }
+            }
+            ef_ddpm_maps_free(maps);
+        } else {
+            bdia_params bp;
+            bdia_params_default(&bp);
+            bp.num_steps = p.steps;
+            bp.strength = p.strength;
+            bp.gamma = p.gamma;
+            bp.cfg = p.cfg_source;
+            bp.cond = COND_SRC;
+            double *zh = malloc(n * sizeof(double)), *zl = malloc(n * sizeof(double));
+            float *o = malloc(2 * n * sizeof(float));
+            st = zh && zl && o ? bdia_invert(&run, x0, &bp, zh, zl) : IE_ERR_NOMEM;
+            if (!st) {
+                bdia_to_float(zh, o, n);
+                bdia_to_float(zl, o + n, n);
+                *out = o;
+                *n_latents = 2;
+                o = NULL;
+            }
+            free(zh);
+            free(zl);
+            free(o);
+        }
+        if (st && st != IE_ERR_NOMEM) run_fail(&run, err, errlen, st);
+    }
+    ud_free(&e.ud);
+    conds_free(&e.conds);
+    return st;
+}

@@ -31,4 +31,11 @@ ie_status ie_edit_latent(ie_session *s, const ie_edit_params *p, const float *x0
 ie_status ie_generate_latent(ie_session *s, const ie_edit_params *p, int h, int w, float *out,
                              ie_edit_progress_fn progress, void *user, char *err, size_t errlen);
 
+/* The inversion alone, for `invedit invert`. *out (malloc'd) receives
+ * n_latents latents [C, h, w]: EF-DDPM [x_N, z_N, ..., z_1] (the noisiest
+ * sampled latent and every noise map), BDIA [z_{K-1}, z_{K-2}] (the pair
+ * regeneration starts from, rounded to float). InfEdit has no inversion. */
+ie_status ie_invert_latent(ie_session *s, const ie_edit_params *p, const float *x0, int h, int w,
+                           float **out, int *n_latents, char *err, size_t errlen);
+
 #endif

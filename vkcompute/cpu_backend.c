@@ -15,6 +15,14 @@
  * that scale with the activations (im2col columns, attention scores) are kept
  * under `scratch_limit` (32 MiB; INVEDIT_CPU_SCRATCH_BYTES overrides it, which
  * the tests use to force the chunked paths at small sizes).
+ *
+ * Threads: the loops OpenBLAS does not run (softmax, norms, elementwise ops,
+ * im2col, data movement) are split over a small pool (cpu_parallel) into
+ * contiguous ranges of independent items; no accumulator is shared between
+ * items, so every output has the bits a single thread would give, whatever
+ * the thread count. Exponentials (softmax, SiLU, GELU, quick GELU) use an
+ * 8-lane vector exp (cpu_exp8, within 1 ulp; AVX2 where the CPU has it, the
+ * same bits either way); lane sums in softmax are combined in a fixed order.
  */
 #include "backend.h"
 
@@ -22,6 +30,8 @@
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +40,227 @@
 #define CPU_ALIGN 64
 #define CPU_SCRATCH_LIMIT_DEFAULT ((size_t)32 << 20)
 #define CPU_ATTN_QBLOCK 256 /* query rows per attention block */
+#define CPU_PAR_MIN 16384   /* elements of work (about) below which a loop is not split */
+
+/* --- vector math ----------------------------------------------------------------
+ * The exponential-heavy loops (softmax rows; SiLU, GELU, quick GELU, with
+ * or without GroupNorm's affine) are written once on 8-lane float vectors (GCC /
+ * Clang vector extensions) as always-inline bodies, and compiled twice: for
+ * the baseline ISA and, on x86, for AVX2 (without FMA), chosen at run time.
+ * Both variants do the same IEEE operations in the same order in every lane,
+ * so they give the same bits; every lane is computed independently, so a
+ * value does not depend on its position (vector body or padded tail).
+ * 32-byte vectors only cross always-inline calls, so the baseline build's
+ * "AVX vector ... changes the ABI" warning does not apply (vkcompute/meson.build
+ * passes -Wno-psabi). */
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define CPU_AVX2_CLONES 1
+#endif
+
+#define CPU_INLINE static inline __attribute__((always_inline))
+typedef float cpu_v8 __attribute__((vector_size(32)));
+typedef int32_t cpu_v8i __attribute__((vector_size(32)));
+
+CPU_INLINE cpu_v8 cpu_load8(const float *p) {
+    cpu_v8 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+CPU_INLINE void cpu_store8(float *p, cpu_v8 v) { memcpy(p, &v, sizeof v); }
+CPU_INLINE cpu_v8 cpu_splat8(float x) { return (cpu_v8){x, x, x, x, x, x, x, x}; }
+/* a where m is set (a lane comparison result), else b */
+CPU_INLINE cpu_v8 cpu_select8(cpu_v8i m, cpu_v8 a, cpu_v8 b) {
+    return (cpu_v8)((m & (cpu_v8i)a) | (~m & (cpu_v8i)b));
+}
+
+/* e^x per lane: Cephes' expf (x = n·ln2 + r with ln2 split in two,
+ * |r| <= ln2/2, a degree-6 polynomial for e^r, 2^n through the exponent
+ * bits); within 1 ulp of the correctly rounded e^x on [-87.33, 88] (checked
+ * on every 32nd float there). x < -87.34 (a subnormal or zero result) gives
+ * 0; x > 88 gives e^88 (not inf); NaN stays NaN. */
+CPU_INLINE cpu_v8 cpu_exp8(cpu_v8 x) {
+    const cpu_v8i under = x < -87.33654f;
+    x = cpu_select8(x > 88.0f, cpu_splat8(88.0f), x);
+    const cpu_v8 magic = cpu_splat8(12582912.0f); /* 1.5·2^23: adding it rounds to an integer */
+    const cpu_v8 t = x * 1.44269504088896341f + magic;
+    const cpu_v8 n = t - magic; /* round(x / ln2) */
+    cpu_v8 r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    cpu_v8 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    /* t's low mantissa bits hold n: 2^n = (n + 127) << 23 */
+    const cpu_v8i e = (((cpu_v8i)t - 0x4B400000) + 127) << 23;
+    const cpu_v8 y = p * (cpu_v8)e;
+    return (cpu_v8)((cpu_v8i)y & ~under);
+}
+
+/* Softmax of one score row s[0..n) in place, over keys [0, nvalid); keys
+ * [nvalid, n) (the causal mask) get probability 0. Max-subtracted, fp32; the
+ * exponentials summed in 8 lane sums (the tail padded with e^-inf = 0),
+ * combined pairwise in a fixed order. */
+CPU_INLINE void cpu_softmax_body(float *s, int64_t n, int64_t nvalid) {
+    int64_t j = 0;
+    cpu_v8 m8 = cpu_splat8(s[0]);
+    for (; j + 8 <= nvalid; j += 8) {
+        const cpu_v8 v = cpu_load8(s + j);
+        m8 = cpu_select8(v > m8, v, m8);
+    }
+    float m = s[0];
+    for (int k = 0; k < 8; k++) m = m8[k] > m ? m8[k] : m;
+    for (; j < nvalid; j++) m = s[j] > m ? s[j] : m;
+    cpu_v8 sum8 = cpu_splat8(0.0f);
+    for (j = 0; j + 8 <= nvalid; j += 8) {
+        const cpu_v8 e = cpu_exp8(cpu_load8(s + j) - m);
+        cpu_store8(s + j, e);
+        sum8 += e;
+    }
+    if (j < nvalid) {
+        float t[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+        memcpy(t, s + j, sizeof(float) * (size_t)(nvalid - j));
+        const cpu_v8 e = cpu_exp8(cpu_load8(t) - m);
+        cpu_store8(t, e);
+        memcpy(s + j, t, sizeof(float) * (size_t)(nvalid - j));
+        sum8 += e;
+    }
+    const float sum = ((sum8[0] + sum8[4]) + (sum8[1] + sum8[5])) + ((sum8[2] + sum8[6]) + (sum8[3] + sum8[7]));
+    const float inv = 1.0f / sum;
+    for (j = 0; j + 8 <= nvalid; j += 8) cpu_store8(s + j, cpu_load8(s + j) * inv);
+    for (; j < nvalid; j++) s[j] *= inv;
+    for (j = nvalid; j < n; j++) s[j] = 0.0f;
+}
+
+/* GELU, 0.5·x·erfc(-x/√2), with erfc from Numerical Recipes' erfcc
+ * (Chebyshev fit, fractional error < 1.2e-7: relative accuracy in the
+ * negative tail too): z = |x|/√2, t = 1/(1 + z/2),
+ * erfc(z) = t·e^(-z² - 1.26551223 + t·(1.00002368 + t·(...))). Then
+ * x >= 0: x·(1 - erfc(z)/2); x < 0: x·erfc(z)/2. */
+CPU_INLINE cpu_v8 cpu_gelu8(cpu_v8 x) {
+    const cpu_v8i neg = x < 0.0f;
+    const cpu_v8 z = (cpu_v8)((cpu_v8i)x & ~(cpu_v8i)cpu_splat8(-0.0f)) * 0.70710678118654752f;
+    const cpu_v8 t = 1.0f / (z * 0.5f + 1.0f);
+    cpu_v8 p = t * 0.17087277f - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    const cpu_v8 half_erfc = t * cpu_exp8(p - z * z) * 0.5f;
+    return cpu_select8(neg, x * half_erfc, x * (1.0f - half_erfc));
+}
+
+/* Activation rows: out[i] = act(v) [* mul[i]], v = x[i], or with an affine
+ * aff = {m_hi, m_lo, scale, shift}: v = ((x[i] - m_hi) - m_lo) * scale + shift
+ * (GroupNorm). out may equal x. */
+typedef enum cpu_act { CPU_ACT_NONE = 0, CPU_ACT_SILU, CPU_ACT_QUICK_GELU, CPU_ACT_GELU } cpu_act;
+
+CPU_INLINE cpu_v8 cpu_act8(const float *x, cpu_act act, const float *aff) {
+    cpu_v8 v = cpu_load8(x);
+    if (aff) v = ((v - aff[0]) - aff[1]) * aff[2] + aff[3];
+    if (act == CPU_ACT_SILU) v = v / (1.0f + cpu_exp8(-v));                     /* x * sigmoid(x) */
+    else if (act == CPU_ACT_QUICK_GELU) v = v / (1.0f + cpu_exp8(v * -1.702f)); /* x * sigmoid(1.702 x) */
+    else if (act == CPU_ACT_GELU) v = cpu_gelu8(v);
+    return v;
+}
+
+CPU_INLINE void cpu_act_body(float *o, const float *x, int64_t n, cpu_act act, const float *aff,
+                             const float *mul) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        cpu_v8 v = cpu_act8(x + i, act, aff);
+        if (mul) v *= cpu_load8(mul + i);
+        cpu_store8(o + i, v);
+    }
+    if (i < n) {
+        float t[8] = {0, 0, 0, 0, 0, 0, 0, 0}, m[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        memcpy(t, x + i, sizeof(float) * (size_t)(n - i));
+        cpu_v8 v = cpu_act8(t, act, aff);
+        if (mul) {
+            memcpy(m, mul + i, sizeof(float) * (size_t)(n - i));
+            v *= cpu_load8(m);
+        }
+        cpu_store8(t, v);
+        memcpy(o + i, t, sizeof(float) * (size_t)(n - i));
+    }
+}
+
+typedef struct cpu_kernels {
+    void (*softmax_row)(float *s, int64_t n, int64_t nvalid);
+    void (*act_row)(float *o, const float *x, int64_t n, cpu_act act, const float *aff, const float *mul);
+    const char *isa; /* for the description */
+} cpu_kernels;
+
+static void cpu_softmax_row_base(float *s, int64_t n, int64_t nvalid) { cpu_softmax_body(s, n, nvalid); }
+static void cpu_act_row_base(float *o, const float *x, int64_t n, cpu_act act, const float *aff,
+                             const float *mul) {
+    cpu_act_body(o, x, n, act, aff, mul);
+}
+#ifdef CPU_AVX2_CLONES
+__attribute__((target("avx2"))) static void cpu_softmax_row_avx2(float *s, int64_t n, int64_t nvalid) {
+    cpu_softmax_body(s, n, nvalid);
+}
+__attribute__((target("avx2"))) static void cpu_act_row_avx2(float *o, const float *x, int64_t n, cpu_act act,
+                                                             const float *aff, const float *mul) {
+    cpu_act_body(o, x, n, act, aff, mul);
+}
+#endif
+
+/* The variant for this CPU (INVEDIT_CPU_NO_AVX2=1 forces the baseline one,
+ * for comparing the two). */
+static cpu_kernels cpu_kernels_pick(void) {
+    cpu_kernels k = {cpu_softmax_row_base, cpu_act_row_base, ""};
+#ifdef CPU_AVX2_CLONES
+    const char *off = getenv("INVEDIT_CPU_NO_AVX2");
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && !(off && atoi(off))) {
+        k.softmax_row = cpu_softmax_row_avx2;
+        k.act_row = cpu_act_row_avx2;
+        k.isa = ", AVX2";
+    }
+#endif
+    return k;
+}
+
+/* --- threads ------------------------------------------------------------------
+ * A pool of n_threads - 1 workers plus the calling thread. A job
+ * cpu_parallel(be, n, per_item, fn, ctx) covers the items [0, n), each about
+ * per_item elements of work: they are cut into chunks
+ * [n·i/chunks, n·(i+1)/chunks), chunks = min(4·threads, n·per_item / par_min)
+ * (par_min = CPU_PAR_MIN, or INVEDIT_CPU_PAR_MIN, which a test sets to 1 to
+ * split every loop), and the threads claim chunks from a shared counter
+ * until none is left. Which thread runs a chunk varies; what a chunk
+ * computes does not (items share no accumulator). The caller works too and
+ * never waits for a worker that has not started, so a busy machine costs at
+ * most the serial time. Workers sleep on a condition variable between jobs
+ * and do not compete with OpenBLAS's threads while sgemm runs. */
+typedef void (*cpu_range_fn)(void *ctx, int64_t begin, int64_t end);
+
+typedef struct cpu_pool {
+    int n_workers;
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t wake, idle;
+    bool quit;
+    /* the current job (set under mu, before job is incremented) */
+    uint32_t job;
+    cpu_range_fn fn;
+    void *ctx;
+    int64_t n, chunks;
+    _Atomic uint64_t claim;  /* job << 32 | next chunk to claim */
+    _Atomic int64_t done;    /* chunks finished in the current job */
+} cpu_pool;
 
 typedef struct cpu_impl {
-    int n_threads;         /* as reported by OpenBLAS */
+    int n_threads;         /* as reported by OpenBLAS; also the pool's size + 1 */
+    int64_t par_min;       /* elements of work per chunk, at least (cpu_parallel) */
+    cpu_pool pool;
+    cpu_kernels kern;      /* softmax / activation rows for this CPU */
     size_t scratch_limit;  /* bytes, bound on im2col columns and attention scores */
     void *scratch;         /* grow-only, CPU_ALIGN aligned */
     size_t scratch_cap;
@@ -104,14 +332,109 @@ static void cpu_dims3(const ie_tensor *t, int64_t *B, int64_t *L, int64_t *C) {
     *B = ie_tensor_numel(t) / cpu_max(1, *L * *C);
 }
 
-static inline float cpu_silu(float v) { return v / (1.0f + expf(-v)); }
-static inline float cpu_gelu(float v) { return 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2)); }
+/* The next unclaimed chunk of job `job`, or -1 when there is none (or the
+ * pool has moved on to another job). */
+static int64_t cpu_claim(cpu_pool *p, uint32_t job, int64_t chunks) {
+    uint64_t v = atomic_load(&p->claim);
+    for (;;) {
+        if ((uint32_t)(v >> 32) != job || (int64_t)(v & 0xffffffffu) >= chunks) return -1;
+        if (atomic_compare_exchange_weak(&p->claim, &v, v + 1)) return (int64_t)(v & 0xffffffffu);
+    }
+}
+
+/* Runs chunks of the job until none is left. */
+static void cpu_run_chunks(cpu_pool *p, uint32_t job, cpu_range_fn fn, void *ctx, int64_t n, int64_t chunks) {
+    int64_t c;
+    while ((c = cpu_claim(p, job, chunks)) >= 0) {
+        fn(ctx, n * c / chunks, n * (c + 1) / chunks);
+        if (atomic_fetch_add(&p->done, 1) + 1 == chunks) { /* the last one: wake the caller */
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->idle);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+}
+
+static void *cpu_worker_main(void *arg) {
+    cpu_pool *p = arg;
+    uint32_t seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->quit && p->job == seen) pthread_cond_wait(&p->wake, &p->mu);
+        if (p->quit) break;
+        seen = p->job;
+        const cpu_range_fn fn = p->fn;
+        void *ctx = p->ctx;
+        const int64_t n = p->n, chunks = p->chunks;
+        pthread_mutex_unlock(&p->mu);
+        cpu_run_chunks(p, seen, fn, ctx, n, chunks);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Starts up to `workers` threads (fewer if the system refuses). */
+static void cpu_pool_start(cpu_pool *p, int workers) {
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->idle, NULL);
+    atomic_init(&p->claim, 0);
+    atomic_init(&p->done, 0);
+    p->threads = workers > 0 ? calloc((size_t)workers, sizeof *p->threads) : NULL;
+    for (int i = 0; p->threads && i < workers; i++) {
+        if (pthread_create(&p->threads[i], NULL, cpu_worker_main, p)) break;
+        p->n_workers++;
+    }
+}
+
+static void cpu_pool_stop(cpu_pool *p) {
+    pthread_mutex_lock(&p->mu);
+    p->quit = true;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n_workers; i++) pthread_join(p->threads[i], NULL);
+    free(p->threads);
+    pthread_cond_destroy(&p->idle);
+    pthread_cond_destroy(&p->wake);
+    pthread_mutex_destroy(&p->mu);
+}
+
+/* fn(ctx, begin, end) over the items [0, n) (per_item elements of work
+ * each) on the pool; returns when all are done. */
+static void cpu_parallel(ie_backend *be, int64_t n, int64_t per_item, cpu_range_fn fn, void *ctx) {
+    cpu_impl *c = cpu_impl_of(be);
+    cpu_pool *p = &c->pool;
+    const int64_t grain = cpu_max(1, c->par_min / cpu_max(1, per_item)); /* items per chunk, at least */
+    const int64_t chunks = cpu_min(cpu_min(n / grain, 4 * (int64_t)(p->n_workers + 1)), 0x7fffffff);
+    if (p->n_workers == 0 || chunks <= 1) {
+        if (n > 0) fn(ctx, 0, n);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    const uint32_t job = ++p->job;
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n = n;
+    p->chunks = chunks;
+    atomic_store(&p->done, 0);
+    atomic_store(&p->claim, (uint64_t)job << 32);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    cpu_run_chunks(p, job, fn, ctx, n, chunks);
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load(&p->done) < chunks) pthread_cond_wait(&p->idle, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
 
 /* --- lifetime, memory, timer ---------------------------------------------- */
 
 static void cpu_destroy(ie_backend *be) {
     cpu_impl *c = cpu_impl_of(be);
-    if (c) free(c->scratch);
+    if (c) {
+        cpu_pool_stop(&c->pool);
+        free(c->scratch);
+    }
     free(c);
     free(be);
 }
@@ -181,13 +504,23 @@ static void cpu_conv_valid_cols(int64_t W, int64_t OW, int stride, int pad_left,
 
 /* im2col for output rows [oh0, oh0+nrows) of one image:
  * x1 [Cin, H, W] -> col [Cin*KH*KW, nrows*OW], row k = (ci*KH + kh)*KW + kw,
- * matching w [Cout, Cin, KH, KW] seen as [Cout, K]. */
-static void cpu_im2col(float *col, const float *x1, int64_t Cin, int64_t H, int64_t W,
-                       int64_t KH, int64_t KW, int64_t OW, int64_t oh0, int64_t nrows,
-                       const ie_conv2d_params *p) {
+ * matching w [Cout, Cin, KH, KW] seen as [Cout, K]. A job of input channels. */
+typedef struct cpu_im2col_job {
+    float *col;
+    const float *x1;
+    int64_t H, W, KH, KW, OW, oh0, nrows;
+    const ie_conv2d_params *p;
+} cpu_im2col_job;
+
+static void cpu_im2col(void *ctx, int64_t ci0, int64_t ci1) {
+    const cpu_im2col_job *j = ctx;
+    float *col = j->col;
+    const float *x1 = j->x1;
+    const int64_t H = j->H, W = j->W, KH = j->KH, KW = j->KW, OW = j->OW, oh0 = j->oh0, nrows = j->nrows;
+    const ie_conv2d_params *p = j->p;
     const int s = p->stride;
     const int64_t ncols = nrows * OW;
-    for (int64_t ci = 0; ci < Cin; ci++) {
+    for (int64_t ci = ci0; ci < ci1; ci++) {
         for (int64_t kh = 0; kh < KH; kh++) {
             for (int64_t kw = 0; kw < KW; kw++) {
                 float *dst = col + ((ci * KH + kh) * KW + kw) * ncols;
@@ -211,6 +544,26 @@ static void cpu_im2col(float *col, const float *x1, int64_t Cin, int64_t H, int6
                 }
             }
         }
+    }
+}
+
+/* Rows [r0, r1) of o (row stride ld) set to their bias: o[r][j] = bias[r]
+ * (per_row) or bias[j], j < ncols. */
+typedef struct cpu_bias_job {
+    float *o;
+    const float *bias;
+    int64_t ld, ncols;
+    bool per_row;
+} cpu_bias_job;
+
+static void cpu_bias_fill(void *ctx, int64_t r0, int64_t r1) {
+    const cpu_bias_job *j = ctx;
+    for (int64_t r = r0; r < r1; r++) {
+        float *o = j->o + r * j->ld;
+        if (j->per_row)
+            for (int64_t c = 0; c < j->ncols; c++) o[c] = j->bias[r];
+        else
+            memcpy(o, j->bias, (size_t)j->ncols * sizeof(float));
     }
 }
 
@@ -262,13 +615,14 @@ static ie_status cpu_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, 
             const int64_t nr = cpu_min(rows, OH - oh0), ncols = nr * OW;
             float *o = o1 + oh0 * OW; /* columns [oh0*OW, oh0*OW + ncols) of o1 */
             if (bf) {                 /* out = bias, then sgemm adds w·col (beta 1) */
-                for (int64_t co = 0; co < Cout; co++)
-                    for (int64_t j = 0; j < ncols; j++) o[co * P + j] = bf[co];
+                cpu_bias_job bj = {o, bf, P, ncols, true};
+                cpu_parallel(be, Cout, ncols, cpu_bias_fill, &bj);
             }
             const float *rhs = x1 + oh0 * OW; /* direct: x1 is [Cin, P] */
             blasint ldb = cpu_blas_int(P);
             if (!direct) {
-                cpu_im2col(col, x1, Cin, H, W, KH, KW, OW, oh0, nr, p);
+                cpu_im2col_job ij = {col, x1, H, W, KH, KW, OW, oh0, nr, p};
+                cpu_parallel(be, Cin, KH * KW * ncols, cpu_im2col, &ij);
                 rhs = col;
                 ldb = cpu_blas_int(ncols);
             }
@@ -331,8 +685,10 @@ static ie_status cpu_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, 
                                    (const uint16_t *)b->host + (b_batched ? i * K * N : 0), K * N);
             b1 = bconv;
         }
-        if (biasf)
-            for (int64_t r = 0; r < rows; r++) memcpy(o1 + r * N, biasf, (size_t)N * sizeof(float));
+        if (biasf) {
+            cpu_bias_job bj = {o1, biasf, N, N, false};
+            cpu_parallel(be, rows, N, cpu_bias_fill, &bj);
+        }
         if (K == 0) {
             if (!biasf) memset(o1, 0, (size_t)(rows * N) * sizeof(float));
             continue;
@@ -363,8 +719,38 @@ static void cpu_mean_rstd(const float *v, int64_t n, float eps, double *mean, do
 
 /* x [N, C, S] -> out [N, C, S]; groups of C/groups channels share mean and
  * variance (biased); then per channel out = (x - mean) * rstd * gamma + beta,
- * and SiLU when asked. out may equal x.
- * TODO: threads (one (n, group) per thread; each group's sums stay serial). */
+ * and SiLU when asked. out may equal x. The (n, group) pairs are split over
+ * the threads; each group's sums stay serial (cpu_mean_rstd). */
+typedef struct cpu_group_norm_job {
+    const cpu_kernels *kern;
+    float *out;
+    const float *x, *g, *bt;
+    int64_t C, S, cpg, groups;
+    float eps;
+    bool silu;
+} cpu_group_norm_job;
+
+static void cpu_group_norm_range(void *ctx, int64_t i0, int64_t i1) {
+    const cpu_group_norm_job *j = ctx;
+    const int64_t S = j->S, cpg = j->cpg;
+    for (int64_t i = i0; i < i1; i++) { /* i = n * groups + group */
+        const int64_t n = i / j->groups, c0 = (i % j->groups) * cpg;
+        const float *xg = j->x + (n * j->C + c0) * S; /* [cpg, S] */
+        float *og = j->out + (n * j->C + c0) * S;
+        double mean, rstd;
+        cpu_mean_rstd(xg, cpg * S, j->eps, &mean, &rstd);
+        /* mean as a float pair: (x - m_hi) - m_lo keeps the deviation
+         * accurate when |mean| >> std, where x - (float)mean would not */
+        const float m_hi = (float)mean, m_lo = (float)(mean - (double)m_hi);
+        for (int64_t c = 0; c < cpg; c++) {
+            /* (x - mean) * (rstd * gamma) + beta */
+            const float aff[4] = {m_hi, m_lo, (float)(rstd * (j->g ? j->g[c0 + c] : 1.0f)),
+                                  j->bt ? j->bt[c0 + c] : 0.0f};
+            j->kern->act_row(og + c * S, xg + c * S, S, j->silu ? CPU_ACT_SILU : CPU_ACT_NONE, aff, NULL);
+        }
+    }
+}
+
 static ie_status cpu_group_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, int groups,
                                 float eps, const ie_tensor *gamma, const ie_tensor *beta, bool silu,
                                 int64_t N, int64_t C, int64_t S) {
@@ -377,36 +763,39 @@ static ie_status cpu_group_norm(ie_backend *be, ie_tensor *out, const ie_tensor 
     const float *g = cpu_as_f32(be, gamma, &cur), *bt = cpu_as_f32(be, beta, &cur);
 
     const int64_t cpg = C / groups; /* channels per group */
-    for (int64_t n = 0; n < N; n++) {
-        for (int64_t gi = 0; gi < groups; gi++) {
-            const int64_t c0 = gi * cpg;
-            const float *xg = (const float *)x->host + (n * C + c0) * S; /* [cpg, S] */
-            float *og = (float *)out->host + (n * C + c0) * S;
-            double mean, rstd;
-            cpu_mean_rstd(xg, cpg * S, eps, &mean, &rstd);
-            /* mean as a float pair: (x - m_hi) - m_lo keeps the deviation
-             * accurate when |mean| >> std, where x - (float)mean would not */
-            const float m_hi = (float)mean, m_lo = (float)(mean - (double)m_hi);
-            for (int64_t c = 0; c < cpg; c++) {
-                /* (x - mean) * (rstd * gamma) + beta */
-                const float sc = (float)(rstd * (g ? g[c0 + c] : 1.0f));
-                const float sh = bt ? bt[c0 + c] : 0.0f;
-                const float *xc = xg + c * S;
-                float *oc = og + c * S;
-                if (silu) {
-                    for (int64_t i = 0; i < S; i++)
-                        oc[i] = cpu_silu(((xc[i] - m_hi) - m_lo) * sc + sh);
-                } else {
-                    for (int64_t i = 0; i < S; i++) oc[i] = ((xc[i] - m_hi) - m_lo) * sc + sh;
-                }
-            }
-        }
-    }
+    cpu_group_norm_job j = {&cpu_impl_of(be)->kern, (float *)out->host, (const float *)x->host, g, bt,
+                            C, S, cpg, groups, eps, silu};
+    cpu_parallel(be, N * groups, cpg * S, cpu_group_norm_range, &j);
     return IE_OK;
 }
 
-/* x [rows, C] -> out [rows, C], normalised over C, affine gamma/beta [C].
- * TODO: threads over rows. */
+/* x [rows, C] -> out [rows, C], normalised over C, affine gamma/beta [C];
+ * rows split over the threads. */
+typedef struct cpu_layer_norm_job {
+    float *out;
+    const float *x, *g, *bt;
+    int64_t C;
+    float eps;
+} cpu_layer_norm_job;
+
+static void cpu_layer_norm_range(void *ctx, int64_t r0, int64_t r1) {
+    const cpu_layer_norm_job *j = ctx;
+    const int64_t C = j->C;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *xr = j->x + r * C;
+        float *orow = j->out + r * C;
+        double mean, rstd;
+        cpu_mean_rstd(xr, C, j->eps, &mean, &rstd);
+        const float m_hi = (float)mean, m_lo = (float)(mean - (double)m_hi), s = (float)rstd;
+        for (int64_t c = 0; c < C; c++) {
+            float v = ((xr[c] - m_hi) - m_lo) * s; /* see cpu_group_norm */
+            if (j->g) v *= j->g[c];
+            if (j->bt) v += j->bt[c];
+            orow[c] = v;
+        }
+    }
+}
+
 static ie_status cpu_layer_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, float eps,
                                 const ie_tensor *gamma, const ie_tensor *beta, int64_t rows,
                                 int64_t C) {
@@ -416,40 +805,26 @@ static ie_status cpu_layer_norm(ie_backend *be, ie_tensor *out, const ie_tensor 
     char *cur = need ? cpu_scratch(be, need) : NULL;
     if (need && !cur) return IE_ERR_NOMEM;
     const float *g = cpu_as_f32(be, gamma, &cur), *bt = cpu_as_f32(be, beta, &cur);
-
-    for (int64_t r = 0; r < rows; r++) {
-        const float *xr = (const float *)x->host + r * C;
-        float *orow = (float *)out->host + r * C;
-        double mean, rstd;
-        cpu_mean_rstd(xr, C, eps, &mean, &rstd);
-        const float m_hi = (float)mean, m_lo = (float)(mean - (double)m_hi), s = (float)rstd;
-        for (int64_t c = 0; c < C; c++) {
-            float v = ((xr[c] - m_hi) - m_lo) * s; /* see cpu_group_norm */
-            if (g) v *= g[c];
-            if (bt) v += bt[c];
-            orow[c] = v;
-        }
-    }
+    cpu_layer_norm_job j = {(float *)out->host, (const float *)x->host, g, bt, C, eps};
+    cpu_parallel(be, rows, C, cpu_layer_norm_range, &j);
     return IE_OK;
 }
 
 /* --- attention --------------------------------------------------------------- */
 
-/* Softmax of one score row s[0..n) in place, over keys [0, nvalid); keys
- * [nvalid, n) (the causal mask) get probability 0. Max-subtracted, fp32. */
-static void cpu_softmax_row(float *s, int64_t n, int64_t nvalid) {
-    assert(nvalid >= 1 && nvalid <= n);
-    float m = s[0];
-    for (int64_t j = 1; j < nvalid; j++) m = s[j] > m ? s[j] : m;
-    float sum = 0.0f;
-    for (int64_t j = 0; j < nvalid; j++) {
-        float e = expf(s[j] - m);
-        s[j] = e;
-        sum += e;
-    }
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < nvalid; j++) s[j] *= inv;
-    for (int64_t j = nvalid; j < n; j++) s[j] = 0.0f;
+/* Rows [r0, r1) of a score block S [rows, ld] (row r = query q0 + r),
+ * softmax over its first nk keys (causal: keys past the query masked). */
+typedef struct cpu_softmax_job {
+    const cpu_kernels *kern;
+    float *S;
+    int64_t ld, nk, q0;
+    bool causal;
+} cpu_softmax_job;
+
+static void cpu_softmax_rows(void *ctx, int64_t r0, int64_t r1) {
+    const cpu_softmax_job *j = ctx;
+    for (int64_t r = r0; r < r1; r++)
+        j->kern->softmax_row(j->S + r * j->ld, j->nk, j->causal ? cpu_min(j->nk, j->q0 + r + 1) : j->nk);
 }
 
 /* q [B, Lq, H*D], k [B, Lk, H*D], v [B, Lk, H*Dv] -> out [B, Lq, H*Dv].
@@ -459,7 +834,7 @@ static void cpu_softmax_row(float *s, int64_t n, int64_t nvalid) {
  *   O_blk [nq, Dv] = S · V [Lk, Dv], written straight into out.
  * Scratch is one score block, at most max(scratch_limit, Lk floats).
  * With the causal mask, keys past the block's last query are skipped.
- * TODO: threads over (batch, head) for the softmax. */
+ * The sgemms use OpenBLAS's threads, the softmax rows the backend's. */
 static ie_status cpu_attention(ie_backend *be, ie_tensor *out, const ie_tensor *q,
                                const ie_tensor *k, const ie_tensor *v, int heads, float scale,
                                bool causal) {
@@ -492,8 +867,8 @@ static ie_status cpu_attention(ie_backend *be, ie_tensor *out, const ie_tensor *
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cpu_blas_int(nq),
                             cpu_blas_int(nk), cpu_blas_int(D), scale, qh, cpu_blas_int(HD), kh,
                             cpu_blas_int(HD), 0.0f, S, cpu_blas_int(nk));
-                for (int64_t r = 0; r < nq; r++)
-                    cpu_softmax_row(S + r * nk, nk, causal ? cpu_min(nk, q0 + r + 1) : nk);
+                cpu_softmax_job sj = {&cpu_impl_of(be)->kern, S, nk, nk, q0, causal};
+                cpu_parallel(be, nq, nk, cpu_softmax_rows, &sj);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cpu_blas_int(nq),
                             cpu_blas_int(Dv), cpu_blas_int(nk), 1.0f, S, cpu_blas_int(nk), vh,
                             cpu_blas_int(HDv), 0.0f, oh, cpu_blas_int(HDv));
@@ -524,8 +899,8 @@ static ie_status cpu_attention_probs(ie_backend *be, ie_tensor *probs, const ie_
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cpu_blas_int(Lq),
                         cpu_blas_int(Lk), cpu_blas_int(D), scale, qh, cpu_blas_int(HD), kh,
                         cpu_blas_int(HD), 0.0f, P, cpu_blas_int(Lk));
-            for (int64_t i = 0; i < Lq; i++)
-                cpu_softmax_row(P + i * Lk, Lk, causal ? cpu_min(Lk, i + 1) : Lk);
+            cpu_softmax_job sj = {&cpu_impl_of(be)->kern, P, Lk, Lk, 0, causal};
+            cpu_parallel(be, Lq, Lk, cpu_softmax_rows, &sj);
         }
     }
     return IE_OK;
@@ -558,32 +933,44 @@ static ie_status cpu_attention_apply(ie_backend *be, ie_tensor *out, const ie_te
 
 /* --- elementwise --------------------------------------------------------------- */
 
-/* out = op(x); out may equal x. */
+/* out = op(x); out may equal x. Elements split over the threads. */
+typedef struct cpu_map_job {
+    const cpu_kernels *kern;
+    float *o;
+    const float *x;
+    int op;             /* ie_unary_op, or -1: x * scale + bias */
+    float scale, bias;
+} cpu_map_job;
+
+static void cpu_map_range(void *ctx, int64_t i0, int64_t i1) {
+    const cpu_map_job *j = ctx;
+    const float *x = j->x + i0;
+    float *o = j->o + i0;
+    const int64_t n = i1 - i0;
+    switch (j->op) {
+    case IE_UNARY_SILU: j->kern->act_row(o, x, n, CPU_ACT_SILU, NULL, NULL); break;
+    case IE_UNARY_QUICK_GELU: j->kern->act_row(o, x, n, CPU_ACT_QUICK_GELU, NULL, NULL); break;
+    case IE_UNARY_GELU: j->kern->act_row(o, x, n, CPU_ACT_GELU, NULL, NULL); break;
+    case IE_UNARY_RELU:
+        for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case IE_UNARY_TANH:
+        for (int64_t i = 0; i < n; i++) o[i] = tanhf(x[i]);
+        break;
+    default: { /* scale */
+        const float sc = j->scale, b = j->bias;
+        for (int64_t i = 0; i < n; i++) o[i] = x[i] * sc + b;
+    }
+    }
+}
+
 static ie_status cpu_unary(ie_backend *be, ie_tensor *out, const ie_tensor *x, ie_unary_op op) {
     assert(x->dtype == IE_F32 && out->dtype == IE_F32);
     assert(ie_tensor_numel(out) == ie_tensor_numel(x));
-    const int64_t n = ie_tensor_numel(x);
-    const float *xp = (const float *)x->host;
-    float *o = (float *)out->host;
-    switch (op) {
-    case IE_UNARY_SILU:
-        for (int64_t i = 0; i < n; i++) o[i] = cpu_silu(xp[i]);
-        break;
-    case IE_UNARY_GELU: /* 0.5 x (1 + erf(x / sqrt 2)) */
-        for (int64_t i = 0; i < n; i++) o[i] = cpu_gelu(xp[i]);
-        break;
-    case IE_UNARY_QUICK_GELU: /* x * sigmoid(1.702 x) */
-        for (int64_t i = 0; i < n; i++) o[i] = xp[i] / (1.0f + expf(-1.702f * xp[i]));
-        break;
-    case IE_UNARY_RELU:
-        for (int64_t i = 0; i < n; i++) o[i] = xp[i] > 0.0f ? xp[i] : 0.0f;
-        break;
-    case IE_UNARY_TANH:
-        for (int64_t i = 0; i < n; i++) o[i] = tanhf(xp[i]);
-        break;
-    default:
+    if (op < IE_UNARY_SILU || op > IE_UNARY_TANH)
         return ie_backend_set_error(be, IE_ERR_ARG, "unary: unknown op %d", (int)op);
-    }
+    cpu_map_job j = {&cpu_impl_of(be)->kern, (float *)out->host, (const float *)x->host, (int)op, 0, 0};
+    cpu_parallel(be, ie_tensor_numel(x), op == IE_UNARY_RELU ? 1 : 8, cpu_map_range, &j);
     return IE_OK;
 }
 
@@ -592,36 +979,77 @@ static ie_status cpu_scale(ie_backend *be, ie_tensor *out, const ie_tensor *x, f
                            float bias) {
     assert(x->dtype == IE_F32 && out->dtype == IE_F32);
     assert(ie_tensor_numel(out) == ie_tensor_numel(x));
-    const int64_t n = ie_tensor_numel(x);
-    const float *xp = (const float *)x->host;
-    float *o = (float *)out->host;
-    for (int64_t i = 0; i < n; i++) o[i] = xp[i] * scale + bias;
+    cpu_map_job j = {NULL, (float *)out->host, (const float *)x->host, -1, scale, bias};
+    cpu_parallel(be, ie_tensor_numel(x), 1, cpu_map_range, &j);
     return IE_OK;
 }
 
-/* x [rows, 2D] -> out [rows, D] = x[:, :D] * gelu(x[:, D:]). */
+/* x [rows, 2D] -> out [rows, D] = x[:, :D] * gelu(x[:, D:]); rows split over the threads. */
+typedef struct cpu_geglu_job {
+    const cpu_kernels *kern;
+    float *out;
+    const float *x;
+    int64_t D;
+} cpu_geglu_job;
+
+static void cpu_geglu_rows(void *ctx, int64_t r0, int64_t r1) {
+    const cpu_geglu_job *j = ctx;
+    const int64_t D = j->D;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *a = j->x + r * 2 * D, *gate = a + D;
+        j->kern->act_row(j->out + r * D, gate, D, CPU_ACT_GELU, NULL, a); /* gelu(gate) * a */
+    }
+}
+
 static ie_status cpu_geglu(ie_backend *be, ie_tensor *out, const ie_tensor *x, int64_t rows,
                            int64_t D) {
     assert(x->dtype == IE_F32 && out->dtype == IE_F32);
     assert(ie_tensor_numel(x) == rows * 2 * D && ie_tensor_numel(out) == rows * D);
-    for (int64_t r = 0; r < rows; r++) {
-        const float *a = (const float *)x->host + r * 2 * D, *gate = a + D;
-        float *o = (float *)out->host + r * D;
-        for (int64_t d = 0; d < D; d++) o[d] = a[d] * cpu_gelu(gate[d]);
-    }
+    cpu_geglu_job j = {&cpu_impl_of(be)->kern, (float *)out->host, (const float *)x->host, D};
+    cpu_parallel(be, rows, 8 * D, cpu_geglu_rows, &j);
     return IE_OK;
 }
 
 /* out = a (op) b, a and out [A0, A1, A2, A3], b [B0, B1, B2, B3] with each
- * Bi equal to Ai or 1 (broadcast); b f32|f16. op 0 add, 1 mul. out may equal a. */
+ * Bi equal to Ai or 1 (broadcast); b f32|f16. op 0 add, 1 mul. out may equal a.
+ * The A0·A1·A2 rows are split over the threads. */
+typedef struct cpu_binary_job {
+    float *o;
+    const float *a, *b;
+    int64_t ashape[4], bstride[4];
+    int op;
+} cpu_binary_job;
+
+static void cpu_binary_rows(void *ctx, int64_t r0, int64_t r1) {
+    const cpu_binary_job *j = ctx;
+    const int64_t n3 = j->ashape[3];
+    for (int64_t r = r0; r < r1; r++) { /* r = (i0 * A1 + i1) * A2 + i2 */
+        const int64_t i2 = r % j->ashape[2], i1 = r / j->ashape[2] % j->ashape[1],
+                      i0 = r / (j->ashape[2] * j->ashape[1]);
+        const float *ar = j->a + r * n3;
+        const float *br = j->b + i0 * j->bstride[0] + i1 * j->bstride[1] + i2 * j->bstride[2];
+        float *orow = j->o + r * n3;
+        if (j->bstride[3] == 0) { /* one b value for the whole row */
+            const float bv = br[0];
+            if (j->op == 0) for (int64_t i = 0; i < n3; i++) orow[i] = ar[i] + bv;
+            else            for (int64_t i = 0; i < n3; i++) orow[i] = ar[i] * bv;
+        } else {
+            if (j->op == 0) for (int64_t i = 0; i < n3; i++) orow[i] = ar[i] + br[i];
+            else            for (int64_t i = 0; i < n3; i++) orow[i] = ar[i] * br[i];
+        }
+    }
+}
+
 static ie_status cpu_binary(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b,
                             int op, const int64_t ashape[4], const int64_t bshape[4]) {
     assert(a->dtype == IE_F32 && out->dtype == IE_F32);
     assert(op == 0 || op == 1);
-    int64_t bstride[4], s = 1; /* b's element strides, 0 along broadcast dims */
+    cpu_binary_job j = {(float *)out->host, (const float *)a->host, NULL, {0}, {0}, op};
+    int64_t s = 1; /* b's element strides, 0 along broadcast dims */
     for (int d = 3; d >= 0; d--) {
         assert(bshape[d] == ashape[d] || bshape[d] == 1);
-        bstride[d] = bshape[d] == 1 ? 0 : s;
+        j.ashape[d] = ashape[d];
+        j.bstride[d] = bshape[d] == 1 ? 0 : s;
         s *= bshape[d];
     }
     assert(ie_tensor_numel(a) == ashape[0] * ashape[1] * ashape[2] * ashape[3]);
@@ -629,82 +1057,104 @@ static ie_status cpu_binary(ie_backend *be, ie_tensor *out, const ie_tensor *a, 
     size_t need = cpu_f32_scratch_bytes(b);
     char *cur = need ? cpu_scratch(be, need) : NULL;
     if (need && !cur) return IE_ERR_NOMEM;
-    const float *ap = (const float *)a->host, *bp = cpu_as_f32(be, b, &cur);
-    float *o = (float *)out->host;
-    const int64_t n3 = ashape[3];
-    for (int64_t i0 = 0; i0 < ashape[0]; i0++) {
-        for (int64_t i1 = 0; i1 < ashape[1]; i1++) {
-            for (int64_t i2 = 0; i2 < ashape[2]; i2++) {
-                const int64_t row = ((i0 * ashape[1] + i1) * ashape[2] + i2) * n3;
-                const float *ar = ap + row;
-                const float *br = bp + i0 * bstride[0] + i1 * bstride[1] + i2 * bstride[2];
-                float *orow = o + row;
-                if (bstride[3] == 0) { /* one b value for the whole row */
-                    const float bv = br[0];
-                    if (op == 0) for (int64_t i = 0; i < n3; i++) orow[i] = ar[i] + bv;
-                    else         for (int64_t i = 0; i < n3; i++) orow[i] = ar[i] * bv;
-                } else {
-                    if (op == 0) for (int64_t i = 0; i < n3; i++) orow[i] = ar[i] + br[i];
-                    else         for (int64_t i = 0; i < n3; i++) orow[i] = ar[i] * br[i];
-                }
-            }
-        }
-    }
+    j.b = cpu_as_f32(be, b, &cur);
+    cpu_parallel(be, ashape[0] * ashape[1] * ashape[2], ashape[3], cpu_binary_rows, &j);
     return IE_OK;
 }
 
 /* --- data movement --------------------------------------------------------------- */
 
-/* a [N, Ca, S], b [N, Cb, S] -> out [N, Ca+Cb, S]. */
+/* a [N, Ca, S], b [N, Cb, S] -> out [N, Ca+Cb, S]; the N·(Ca+Cb) output
+ * rows split over the threads. */
+typedef struct cpu_concat_job {
+    char *out;
+    const char *a, *b;
+    int64_t Ca, Cb;
+    size_t row; /* bytes per channel row */
+} cpu_concat_job;
+
+static void cpu_concat_rows(void *ctx, int64_t r0, int64_t r1) {
+    const cpu_concat_job *j = ctx;
+    const int64_t C = j->Ca + j->Cb;
+    for (int64_t r = r0; r < r1; r++) {
+        const int64_t n = r / C, c = r % C;
+        const char *src = c < j->Ca ? j->a + (size_t)(n * j->Ca + c) * j->row
+                                    : j->b + (size_t)(n * j->Cb + c - j->Ca) * j->row;
+        memcpy(j->out + (size_t)r * j->row, src, j->row);
+    }
+}
+
 static ie_status cpu_concat_channels(ie_backend *be, ie_tensor *out, const ie_tensor *a,
                                      const ie_tensor *b, int64_t N, int64_t Ca, int64_t Cb,
                                      int64_t S) {
     assert(a->dtype == out->dtype && b->dtype == out->dtype);
     assert(ie_tensor_numel(out) == N * (Ca + Cb) * S);
     const size_t es = ie_dtype_size(out->dtype);
-    const size_t abytes = (size_t)(Ca * S) * es, bbytes = (size_t)(Cb * S) * es;
-    for (int64_t n = 0; n < N; n++) {
-        char *o = (char *)out->host + (size_t)n * (abytes + bbytes);
-        memcpy(o, (const char *)a->host + (size_t)n * abytes, abytes);
-        memcpy(o + abytes, (const char *)b->host + (size_t)n * bbytes, bbytes);
-    }
+    cpu_concat_job j = {(char *)out->host, (const char *)a->host, (const char *)b->host, Ca, Cb,
+                        (size_t)S * es};
+    cpu_parallel(be, N * (Ca + Cb), S, cpu_concat_rows, &j);
     return IE_OK;
 }
 
-/* x [N, C, H, W] -> out [N, C, 2H, 2W], out[.., y, x] = x[.., y/2, x/2]. */
+/* x [N, C, H, W] -> out [N, C, 2H, 2W], out[.., y, x] = x[.., y/2, x/2];
+ * the N·C·H input rows split over the threads. */
+typedef struct cpu_upsample_job {
+    float *out;
+    const float *x;
+    int64_t W;
+} cpu_upsample_job;
+
+static void cpu_upsample_rows(void *ctx, int64_t r0, int64_t r1) {
+    const cpu_upsample_job *j = ctx;
+    const int64_t W = j->W;
+    for (int64_t r = r0; r < r1; r++) { /* r = p * H + y: output rows 2y, 2y+1 of plane p */
+        const float *src = j->x + r * W;
+        float *d0 = j->out + r * 4 * W; /* row 2y of plane p starts at (p*2H + 2y) * 2W */
+        for (int64_t i = 0; i < W; i++) d0[2 * i] = d0[2 * i + 1] = src[i];
+        memcpy(d0 + 2 * W, d0, (size_t)(2 * W) * sizeof(float)); /* row 2y+1 */
+    }
+}
+
 static ie_status cpu_upsample_nearest2x(ie_backend *be, ie_tensor *out, const ie_tensor *x) {
     assert(x->dtype == IE_F32 && out->dtype == IE_F32 && x->ndim == 4);
     const int64_t NC = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
     assert(ie_tensor_numel(out) == NC * 4 * H * W);
-    for (int64_t p = 0; p < NC; p++) {
-        for (int64_t y = 0; y < H; y++) {
-            const float *src = (const float *)x->host + (p * H + y) * W;
-            float *d0 = (float *)out->host + (p * 2 * H + 2 * y) * 2 * W; /* row 2y */
-            for (int64_t i = 0; i < W; i++) d0[2 * i] = d0[2 * i + 1] = src[i];
-            memcpy(d0 + 2 * W, d0, (size_t)(2 * W) * sizeof(float)); /* row 2y+1 */
-        }
-    }
+    cpu_upsample_job j = {(float *)out->host, (const float *)x->host, W};
+    cpu_parallel(be, NC * H, 4 * W, cpu_upsample_rows, &j);
     return IE_OK;
 }
 
-/* x [B, R, C] -> out [B, C, R], in 32×32 tiles so both sides stay in cache. */
+/* x [B, R, C] -> out [B, C, R], in 32×32 tiles so both sides stay in cache;
+ * the B·ceil(R/32) strips of tiles split over the threads. */
+enum { CPU_TILE = 32 };
+typedef struct cpu_transpose_job {
+    float *out;
+    const float *x;
+    int64_t R, C, strips; /* strips per batch */
+} cpu_transpose_job;
+
+static void cpu_transpose_strips(void *ctx, int64_t s0, int64_t s1) {
+    const cpu_transpose_job *j = ctx;
+    const int64_t R = j->R, C = j->C;
+    for (int64_t s = s0; s < s1; s++) {
+        const int64_t b = s / j->strips, r0 = s % j->strips * CPU_TILE, r1 = cpu_min(R, r0 + CPU_TILE);
+        const float *xb = j->x + b * R * C;
+        float *ob = j->out + b * R * C;
+        for (int64_t c0 = 0; c0 < C; c0 += CPU_TILE) {
+            const int64_t c1 = cpu_min(C, c0 + CPU_TILE);
+            for (int64_t c = c0; c < c1; c++)
+                for (int64_t r = r0; r < r1; r++) ob[c * R + r] = xb[r * C + c];
+        }
+    }
+}
+
 static ie_status cpu_transpose(ie_backend *be, ie_tensor *out, const ie_tensor *x, int64_t B,
                                int64_t R, int64_t C) {
     assert(x->dtype == IE_F32 && out->dtype == IE_F32);
     assert(ie_tensor_numel(x) == B * R * C && ie_tensor_numel(out) == B * R * C);
-    enum { T = 32 };
-    for (int64_t b = 0; b < B; b++) {
-        const float *xb = (const float *)x->host + b * R * C;
-        float *ob = (float *)out->host + b * R * C;
-        for (int64_t r0 = 0; r0 < R; r0 += T) {
-            const int64_t r1 = cpu_min(R, r0 + T);
-            for (int64_t c0 = 0; c0 < C; c0 += T) {
-                const int64_t c1 = cpu_min(C, c0 + T);
-                for (int64_t c = c0; c < c1; c++)
-                    for (int64_t r = r0; r < r1; r++) ob[c * R + r] = xb[r * C + c];
-            }
-        }
-    }
+    const int64_t strips = (R + CPU_TILE - 1) / CPU_TILE;
+    cpu_transpose_job j = {(float *)out->host, (const float *)x->host, R, C, strips};
+    cpu_parallel(be, B * strips, CPU_TILE * C, cpu_transpose_strips, &j);
     return IE_OK;
 }
 
@@ -825,6 +1275,11 @@ ie_backend *ie_cpu_backend_create(int n_threads) {
 
     if (n_threads > 0) openblas_set_num_threads(n_threads);
     c->n_threads = openblas_get_num_threads();
+    c->par_min = CPU_PAR_MIN;
+    const char *pm = getenv("INVEDIT_CPU_PAR_MIN");
+    if (pm && atoll(pm) > 0) c->par_min = atoll(pm);
+    cpu_pool_start(&c->pool, c->n_threads - 1);
+    c->kern = cpu_kernels_pick();
     c->scratch_limit = CPU_SCRATCH_LIMIT_DEFAULT;
     const char *env = getenv("INVEDIT_CPU_SCRATCH_BYTES");
     if (env && atoll(env) > 0) c->scratch_limit = (size_t)atoll(env);
@@ -842,7 +1297,7 @@ ie_backend *ie_cpu_backend_create(int n_threads) {
         }
         blas[i] = 0;
     }
-    snprintf(be->description, sizeof be->description, "cpu (%s, %d thread%s)", blas, c->n_threads,
-             c->n_threads == 1 ? "" : "s");
+    snprintf(be->description, sizeof be->description, "cpu (%s, %d thread%s%s)", blas, c->n_threads,
+             c->n_threads == 1 ? "" : "s", c->kern.isa);
     return be;
 }
