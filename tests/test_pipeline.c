@@ -83,15 +83,18 @@ static void run(const char *device) {
     double e = st ? INFINITY : max_abs(out, x0, n);
     TU_CHECK(!st && e <= 1e-4, "EF-DDPM, z1 kept, target = source, skip 0: max |x - x0| = %.3g (%lld UNet evals)%s%s",
              e, (long long)evals, st ? ": " : "", st ? err : "");
-    p.keep_z1 = false;
-    st = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, NULL, err, sizeof err);
-    double e0 = st ? INFINITY : max_abs(out, x0, n);
-    TU_CHECK(!st && e0 > 0 && e0 < 1.0, "EF-DDPM with the authors' z1 = 0: max |x - x0| = %.3g (nonzero, small)", e0);
+    bool cpu = ie_backend_kind_of(ie_session_backend(s)) == IE_BACKEND_CPU;
+    if (cpu) { /* the checks below that bound nothing run once (lavapipe is slow) */
+        p.keep_z1 = false;
+        st = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, NULL, err, sizeof err);
+        double e0 = st ? INFINITY : max_abs(out, x0, n);
+        TU_CHECK(!st && e0 > 0 && e0 < 1.0, "EF-DDPM with the authors' z1 = 0: max |x - x0| = %.3g (nonzero, small)", e0);
+    }
 
     ie_edit_params_init(&p, IE_METHOD_BDIA);
     p.source_prompt = p.target_prompt = prompt;
     double gammas[3] = {1.0, 0.94, 0.5};
-    for (int g = 0; g < 3; g++) {
+    for (int g = 0; g < (cpu ? 3 : 2); g++) {
         p.gamma = gammas[g];
         st = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, &evals, err, sizeof err);
         e = st ? INFINITY : max_abs(out, x0, n);
