@@ -269,9 +269,6 @@ static bool method_progress(void *user, int step, int total, const char *phase) 
     return pm->fn(pm->user, pm->base + pm->span * (double)step / (total > 0 ? total : 1), text);
 }
 
-static bool report(progress_map *pm, double fraction, const char *text) {
-    return pm->fn ? pm->fn(pm->user, fraction, text) : true;
-}
 
 /* --- image <-> latent ---------------------------------------------------------------- */
 
@@ -431,6 +428,34 @@ typedef struct edit_ctx {
     int h, w, C;
     int64_t unet_evals;
 } edit_ctx;
+
+/* Sets up an edit context: prompts encoded on the device, the UNet as the
+ * denoiser of latents [C, h, w]. Free with edit_ctx_end. */
+static ie_status edit_ctx_begin(edit_ctx *e, ie_session *s, const ie_edit_params *p, int h, int w,
+                                ie_edit_progress_fn progress, void *user, char *err, size_t errlen) {
+    memset(e, 0, sizeof *e);
+    e->s = s;
+    e->p = p;
+    e->h = h, e->w = w, e->C = s->cfg.unet.in_channels;
+    e->pm.fn = progress, e->pm.user = user;
+    e->ud.s = s;
+    e->ud.conds = &e->conds;
+    e->ud.C = e->C, e->ud.H = h, e->ud.W = w;
+    e->dn.channels = e->C, e->dn.height = h, e->dn.width = w;
+    e->dn.ctx = &e->ud;
+    e->dn.eps = ud_eps;
+    e->dn.step_begin = ud_step_begin;
+    e->dn.errmsg = ud_errmsg;
+    return encode_prompts(s, p, &e->conds, err, errlen);
+}
+
+static void edit_ctx_end(edit_ctx *e) {
+    e->s->unet->hook = NULL;
+    e->s->unet->hook_user = NULL;
+    ie_controller_free(e->ud.ctrl);
+    ud_free(&e->ud);
+    conds_free(&e->conds);
+}
 
 static ie_status run_fail(ie_run *run, char *err, size_t errlen, ie_status st) {
     snprintf(err, errlen, "%s", run->err[0] ? run->err : ie_status_name(st));
@@ -616,37 +641,20 @@ ie_status ie_edit_latent(ie_session *s, const ie_edit_params *p_in, const float 
         snprintf(err, errlen, "latent %dx%d is not a multiple of the UNet's %d", h, w, s->unet_div);
         return IE_ERR_ARG;
     }
-    edit_ctx e;
-    memset(&e, 0, sizeof e);
-    e.s = s;
-    e.p = &p;
-    e.h = h, e.w = w, e.C = s->cfg.unet.in_channels;
-    e.pm.fn = progress, e.pm.user = user;
-    if (!report(&e.pm, 0.0, "encoding prompts")) {
+    if (progress && !progress(user, 0.0, "encoding prompts")) {
         snprintf(err, errlen, "cancelled");
         return IE_ERR_CANCELLED;
     }
-    st = encode_prompts(s, &p, &e.conds, err, errlen);
+    edit_ctx e;
+    st = edit_ctx_begin(&e, s, &p, h, w, progress, user, err, errlen);
     if (!st) {
-        e.ud.s = s;
-        e.ud.conds = &e.conds;
-        e.ud.C = e.C, e.ud.H = h, e.ud.W = w;
-        e.dn.channels = e.C, e.dn.height = h, e.dn.width = w;
-        e.dn.ctx = &e.ud;
-        e.dn.eps = ud_eps;
-        e.dn.step_begin = ud_step_begin;
-        e.dn.errmsg = ud_errmsg;
         switch (p.method) {
         case IE_METHOD_EF_DDPM: st = edit_ef_ddpm(&e, x0, out, err, errlen); break;
         case IE_METHOD_BDIA: st = edit_bdia(&e, x0, out, err, errlen); break;
         default: st = edit_infedit(&e, x0, out, err, errlen); break;
         }
     }
-    s->unet->hook = NULL;
-    s->unet->hook_user = NULL;
-    ie_controller_free(e.ud.ctrl);
-    ud_free(&e.ud);
-    conds_free(&e.conds);
+    edit_ctx_end(&e);
     if (unet_evals) *unet_evals = e.unet_evals;
     return st;
 }
@@ -707,23 +715,11 @@ ie_status ie_generate_latent(ie_session *s, const ie_edit_params *p_in, int h, i
     if (!p.negative_prompt) p.negative_prompt = "";
     if (!p.target_prompt) p.target_prompt = "";
     edit_ctx e;
-    memset(&e, 0, sizeof e);
-    e.s = s;
-    e.p = &p;
-    e.h = h, e.w = w, e.C = s->cfg.unet.in_channels;
-    e.pm.fn = progress, e.pm.user = user;
-    ie_status st = encode_prompts(s, &p, &e.conds, err, errlen);
+    ie_status st = edit_ctx_begin(&e, s, &p, h, w, progress, user, err, errlen);
     size_t n = (size_t)e.C * h * w;
     double *z = malloc(n * sizeof *z);
     if (!st && !z) st = IE_ERR_NOMEM;
     if (!st) {
-        e.ud.s = s;
-        e.ud.conds = &e.conds;
-        e.ud.C = e.C, e.ud.H = h, e.ud.W = w;
-        e.dn.channels = e.C, e.dn.height = h, e.dn.width = w;
-        e.dn.ctx = &e.ud;
-        e.dn.eps = ud_eps;
-        e.dn.errmsg = ud_errmsg;
         bdia_sample_params bp;
         bdia_sample_params_default(&bp);
         bp.num_steps = p.steps > 0 ? p.steps : 50;
@@ -742,8 +738,7 @@ ie_status ie_generate_latent(ie_session *s, const ie_edit_params *p_in, int h, i
         else bdia_to_float(z, out, n);
     }
     free(z);
-    ud_free(&e.ud);
-    conds_free(&e.conds);
+    edit_ctx_end(&e);
     return st;
 }
 
@@ -766,20 +761,9 @@ ie_status ie_invert_latent(ie_session *s, const ie_edit_params *p_in, const floa
         return IE_ERR_ARG;
     }
     edit_ctx e;
-    memset(&e, 0, sizeof e);
-    e.s = s;
-    e.p = &p;
-    e.h = h, e.w = w, e.C = s->cfg.unet.in_channels;
-    ie_status st = encode_prompts(s, &p, &e.conds, err, errlen);
+    ie_status st = edit_ctx_begin(&e, s, &p, h, w, NULL, NULL, err, errlen);
     size_t n = (size_t)e.C * h * w;
     if (!st) {
-        e.ud.s = s;
-        e.ud.conds = &e.conds;
-        e.ud.C = e.C, e.ud.H = h, e.ud.W = w;
-        e.dn.channels = e.C, e.dn.height = h, e.dn.width = w;
-        e.dn.ctx = &e.ud;
-        e.dn.eps = ud_eps;
-        e.dn.errmsg = ud_errmsg;
         ie_run run = ie_run_make(&e.dn);
         if (p.method == IE_METHOD_EF_DDPM) {
             ef_ddpm_params ip;
@@ -829,7 +813,6 @@ ie_status ie_invert_latent(ie_session *s, const ie_edit_params *p_in, const floa
         }
         if (st && st != IE_ERR_NOMEM) run_fail(&run, err, errlen, st);
     }
-    ud_free(&e.ud);
-    conds_free(&e.conds);
+    edit_ctx_end(&e);
     return st;
 }
