@@ -19,21 +19,6 @@
 
 static ie_backend *cpu, *vk;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int ok_or_report(ie_status st, ie_backend *be, const char *what) {
-    if (st == IE_OK) return 1;
-    tu_checks++;
-    tu_failures++;
-    printf("FAIL %s: %s: %s\n", what, ie_status_name(st), ie_backend_errmsg(be));
-    fflush(stdout);
-    return 0;
-}
-
 static ie_tensor *make3(ie_backend *be, int64_t a, int64_t b, int64_t c, const float *data) {
     int64_t s[3] = {a, b, c};
     ie_tensor *t = ie_tensor_new(be, IE_F32, 3, s);
@@ -41,7 +26,7 @@ static ie_tensor *make3(ie_backend *be, int64_t a, int64_t b, int64_t c, const f
         fprintf(stderr, "tensor alloc failed: %s\n", ie_backend_errmsg(be));
         exit(2);
     }
-    if (data && !ok_or_report(ie_tensor_upload_f32(t, data), be, "upload")) exit(2);
+    if (data && !tu_ok(ie_tensor_upload_f32(t, data), be, "upload")) exit(2);
     return t;
 }
 
@@ -52,7 +37,7 @@ static ie_tensor *make4(ie_backend *be, int64_t a, int64_t b, int64_t c, int64_t
         fprintf(stderr, "tensor alloc failed: %s\n", ie_backend_errmsg(be));
         exit(2);
     }
-    if (data && !ok_or_report(ie_tensor_upload_f32(t, data), be, "upload")) exit(2);
+    if (data && !tu_ok(ie_tensor_upload_f32(t, data), be, "upload")) exit(2);
     return t;
 }
 
@@ -87,11 +72,11 @@ static void run_case(const attn_case *c, uint64_t seed) {
         ie_backend *be = which ? vk : cpu;
         ie_tensor *tq = make3(be, c->B, c->Lq, c->H * c->D, q), *tk = make3(be, c->B, c->Lk, c->H * c->D, k);
         ie_tensor *tv = make3(be, c->B, c->Lk, c->H * c->Dv, v), *to = make3(be, c->B, c->Lq, c->H * c->Dv, NULL);
-        double t0 = now_s();
-        int ok = ok_or_report(ie_attention(be, to, tq, tk, tv, c->H, scale, c->causal), be, name) &&
-                 ok_or_report(ie_backend_sync(be), be, name);
-        if (which) t_vk = now_s() - t0;
-        ok = ok && ok_or_report(ie_tensor_download_f32(to, which ? got : want), be, name);
+        double t0 = tu_now();
+        int ok = tu_ok(ie_attention(be, to, tq, tk, tv, c->H, scale, c->causal), be, name) &&
+                 tu_ok(ie_backend_sync(be), be, name);
+        if (which) t_vk = tu_now() - t0;
+        ok = ok && tu_ok(ie_tensor_download_f32(to, which ? got : want), be, name);
         if (ok && which && c->twice) {
             if (ie_attention(be, to, tq, tk, tv, c->H, scale, c->causal) == IE_OK &&
                 ie_tensor_download_f32(to, got2) == IE_OK)
@@ -120,8 +105,8 @@ static void run_case(const attn_case *c, uint64_t seed) {
             ie_backend *be = which ? vk : cpu;
             ie_tensor *tq = make3(be, c->B, c->Lq, c->H * c->D, q), *tk = make3(be, c->B, c->Lk, c->H * c->D, k);
             ie_tensor *tp = make4(be, c->B, c->H, c->Lq, c->Lk, NULL);
-            int ok = ok_or_report(ie_attention_probs(be, tp, tq, tk, c->H, scale, c->causal), be, pname) &&
-                     ok_or_report(ie_tensor_download_f32(tp, which ? pg : pw), be, pname);
+            int ok = tu_ok(ie_attention_probs(be, tp, tq, tk, c->H, scale, c->causal), be, pname) &&
+                     tu_ok(ie_tensor_download_f32(tp, which ? pg : pw), be, pname);
             if (ok && which && c->twice) {
                 if (ie_attention_probs(be, tp, tq, tk, c->H, scale, c->causal) == IE_OK &&
                     ie_tensor_download_f32(tp, pg2) == IE_OK)
@@ -153,8 +138,8 @@ static void run_case(const attn_case *c, uint64_t seed) {
             ie_backend *be = which ? vk : cpu;
             ie_tensor *tp = make4(be, c->B, c->H, c->Lq, c->Lk, pw);
             ie_tensor *tv = make3(be, c->B, c->Lk, c->H * c->Dv, v), *to = make3(be, c->B, c->Lq, c->H * c->Dv, NULL);
-            int ok = ok_or_report(ie_attention_apply(be, to, tp, tv), be, aname) &&
-                     ok_or_report(ie_tensor_download_f32(to, which ? got : want), be, aname);
+            int ok = tu_ok(ie_attention_apply(be, to, tp, tv), be, aname) &&
+                     tu_ok(ie_tensor_download_f32(to, which ? got : want), be, aname);
             if (ok && which && c->twice) {
                 if (ie_attention_apply(be, to, tp, tv) == IE_OK && ie_tensor_download_f32(to, got2) == IE_OK)
                     TU_CHECK(memcmp(got, got2, no * sizeof(float)) == 0, "deterministic: %s", aname);

@@ -16,21 +16,6 @@
 
 static ie_backend *cpu, *vk;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int ok_or_report(ie_status st, ie_backend *be, const char *what) {
-    if (st == IE_OK) return 1;
-    tu_checks++;
-    tu_failures++;
-    printf("FAIL %s: %s: %s\n", what, ie_status_name(st), ie_backend_errmsg(be));
-    fflush(stdout);
-    return 0;
-}
-
 /* --- a generic "same op on both backends" harness ---------------------------------- */
 
 typedef struct targ {
@@ -54,7 +39,7 @@ static ie_tensor *make(ie_backend *be, const targ *a) {
     }
     if (a->data) {
         ie_status st = a->dt == IE_I32 ? ie_tensor_upload(t, a->data) : ie_tensor_upload_f32(t, a->data);
-        if (!ok_or_report(st, be, "upload")) exit(2);
+        if (!tu_ok(st, be, "upload")) exit(2);
     }
     return t;
 }
@@ -84,17 +69,17 @@ static void check_op(const char *name, run_fn fn, const void *ctx, const targ *o
         ie_tensor *t[MAXIN] = {0}, *o;
         for (int i = 0; i < nin; i++) t[i] = make(be, &in[i]);
         o = flags & CK_INPLACE ? t[0] : make(be, out);
-        double t0 = now_s();
-        int ok = ok_or_report(fn(be, o, t, ctx), be, name) && ok_or_report(ie_backend_sync(be), be, name);
-        if (which) t_vk = now_s() - t0;
-        ok = ok && ok_or_report(ie_tensor_download(o, raw[which]), be, name);
-        if (ok && odt != IE_I32) ok = ok_or_report(ie_tensor_download_f32(o, which ? got : want), be, name);
+        double t0 = tu_now();
+        int ok = tu_ok(fn(be, o, t, ctx), be, name) && tu_ok(ie_backend_sync(be), be, name);
+        if (which) t_vk = tu_now() - t0;
+        ok = ok && tu_ok(ie_tensor_download(o, raw[which]), be, name);
+        if (ok && odt != IE_I32) ok = tu_ok(ie_tensor_download_f32(o, which ? got : want), be, name);
         if (ok && odt == IE_I32)
             for (size_t i = 0; i < n; i++) (which ? got : want)[i] = (float)((int32_t *)raw[which])[i];
         if (ok && which && (flags & CK_TWICE)) {
-            if (flags & CK_INPLACE) ok = ok_or_report(ie_tensor_upload_f32(t[0], in[0].data), be, name);
-            ok = ok && ok_or_report(fn(be, o, t, ctx), be, name) &&
-                 ok_or_report(ie_tensor_download(o, raw2), be, name);
+            if (flags & CK_INPLACE) ok = tu_ok(ie_tensor_upload_f32(t[0], in[0].data), be, name);
+            ok = ok && tu_ok(fn(be, o, t, ctx), be, name) &&
+                 tu_ok(ie_tensor_download(o, raw2), be, name);
             if (ok) TU_CHECK(memcmp(raw[1], raw2, nbytes) == 0, "deterministic: %s", name);
         }
         for (int i = 0; i < nin; i++) ie_tensor_free(t[i]);

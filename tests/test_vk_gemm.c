@@ -13,21 +13,6 @@
 
 static ie_backend *cpu, *vk;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int ok_or_report(ie_status st, ie_backend *be, const char *what) {
-    if (st == IE_OK) return 1;
-    tu_checks++;
-    tu_failures++;
-    printf("FAIL %s: %s: %s\n", what, ie_status_name(st), ie_backend_errmsg(be));
-    fflush(stdout);
-    return 0;
-}
-
 /* A tensor on `be` holding `data` (fp32 host values, converted to dtype). */
 static ie_tensor *make(ie_backend *be, ie_dtype dt, int ndim, const int64_t *shape,
                        const float *data) {
@@ -36,7 +21,7 @@ static ie_tensor *make(ie_backend *be, ie_dtype dt, int ndim, const int64_t *sha
         fprintf(stderr, "tensor alloc failed: %s\n", ie_backend_errmsg(be));
         exit(2);
     }
-    if (data && !ok_or_report(ie_tensor_upload_f32(t, data), be, "upload")) exit(2);
+    if (data && !tu_ok(ie_tensor_upload_f32(t, data), be, "upload")) exit(2);
     return t;
 }
 
@@ -84,14 +69,14 @@ static void run_conv(const conv_case *c, uint64_t seed) {
         ie_tensor *t[4] = {make(be, IE_F32, 4, xs, x), make(be, c->wdt, 4, ws, w),
                            c->bias ? make(be, c->bdt, 1, bs, b) : NULL,
                            make(be, IE_F32, 4, os, NULL)};
-        double t0 = now_s();
-        if (!ok_or_report(ie_conv2d(be, t[3], t[0], t[1], t[2], &c->p), be, name) ||
-            !ok_or_report(ie_backend_sync(be), be, name) ||
-            !ok_or_report(ie_tensor_download_f32(t[3], which ? got : want), be, name)) {
+        double t0 = tu_now();
+        if (!tu_ok(ie_conv2d(be, t[3], t[0], t[1], t[2], &c->p), be, name) ||
+            !tu_ok(ie_backend_sync(be), be, name) ||
+            !tu_ok(ie_tensor_download_f32(t[3], which ? got : want), be, name)) {
             free_all(t, 4);
             goto done;
         }
-        if (which) t_vk = now_s() - t0;
+        if (which) t_vk = tu_now() - t0;
         if (which && c->twice) {
             if (ie_conv2d(be, t[3], t[0], t[1], t[2], &c->p) == IE_OK &&
                 ie_tensor_download_f32(t[3], got2) == IE_OK)
@@ -165,15 +150,15 @@ static void run_mm(const mm_case *c, uint64_t seed) {
         ie_tensor *t[4] = {make(be, IE_F32, an, as, a), make(be, c->bdt, bn, bs, b),
                            c->bias ? make(be, c->biasdt, 1, biass, bias) : NULL,
                            make(be, IE_F32, on, os, NULL)};
-        double t0 = now_s();
+        double t0 = tu_now();
         ie_status st = c->linear ? ie_linear(be, t[3], t[0], t[1], t[2])
                                  : ie_matmul(be, t[3], t[0], t[1], t[2], c->ta, c->tb);
-        if (!ok_or_report(st, be, name) || !ok_or_report(ie_backend_sync(be), be, name) ||
-            !ok_or_report(ie_tensor_download_f32(t[3], which ? got : want), be, name)) {
+        if (!tu_ok(st, be, name) || !tu_ok(ie_backend_sync(be), be, name) ||
+            !tu_ok(ie_tensor_download_f32(t[3], which ? got : want), be, name)) {
             free_all(t, 4);
             goto done;
         }
-        if (which) t_vk = now_s() - t0;
+        if (which) t_vk = tu_now() - t0;
         if (which && c->twice) {
             st = c->linear ? ie_linear(be, t[3], t[0], t[1], t[2])
                            : ie_matmul(be, t[3], t[0], t[1], t[2], c->ta, c->tb);

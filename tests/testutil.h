@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "ops.h"
 
 static int tu_failures = 0;
 static int tu_checks = 0;
@@ -81,6 +84,25 @@ static inline int tu_check(int cond, const char *fmt, const char *what) {
     if (cond) { printf("ok   "); } else { tu_failures++; printf("FAIL "); } \
     printf(__VA_ARGS__); printf("\n"); fflush(stdout); \
 } while (0)
+
+/* Monotonic seconds (for printing how long a check took; tests never
+ * assert on time). */
+static inline double tu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* 1 when st is IE_OK; otherwise counts a failure naming what and the
+ * backend's message. */
+static inline int tu_ok(ie_status st, ie_backend *be, const char *what) {
+    if (st == IE_OK) return 1;
+    tu_checks++;
+    tu_failures++;
+    printf("FAIL %s: %s: %s\n", what, ie_status_name(st), ie_backend_errmsg(be));
+    fflush(stdout);
+    return 0;
+}
 
 /* Exit status for meson: 0 pass, 1 fail, 77 skip. */
 static inline int tu_finish(const char *suite) {
