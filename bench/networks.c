@@ -25,8 +25,9 @@
  * ie_backend_sync. Sizes run largest first, so that the first evaluation at
  * the largest size gives the clean peak of ie_backend_memory: weights, then
  * activations (peak − weights − inputs/outputs) printed separately. On a
- * Vulkan device that is itself a CPU (lavapipe) only the smallest size runs
- * unless --sizes is given (each skip is printed).
+ * Vulkan device that is itself a CPU (lavapipe, ~100x slower than the CPU
+ * backend here) only the smallest size runs, one evaluation, unless --sizes
+ * is given (each skip is printed).
  *
  * FLOPs are counted from the configuration (count_unet below): every conv
  * (2·Cout·Cin·k²·OH·OW per image), every linear (2·N·K per token), and the
@@ -58,7 +59,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -491,6 +491,7 @@ typedef struct backend_run {
     result r[MAX_SIZES];
     double load_secs;
     uint64_t weight_bytes, act_bytes, peak_bytes, io_bytes; /* at the largest size run */
+    double rss_mib;      /* process resident set after that evaluation (Linux), or 0 */
     int mem_size;
 } backend_run;
 
@@ -518,7 +519,17 @@ static float *make_input(const bench *b, int size, int64_t shape[4]) {
     return x;
 }
 
-static bool run_backend(bench *b, ie_backend *be, backend_run *br) {
+/* The process's resident set now (Linux /proc/self/statm), MiB; 0 when unknown. */
+static double rss_mib(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long long size, resident;
+    int n = f ? fscanf(f, "%lld %lld", &size, &resident) : 0;
+    if (f) fclose(f);
+    return n == 2 ? (double)resident * (double)sysconf(_SC_PAGESIZE) / MIB : 0;
+}
+
+/* reps: timed evaluations after the warm-up; 0 reports the warm-up itself. */
+static bool run_backend(bench *b, ie_backend *be, backend_run *br, int reps) {
     const opts *o = &b->o;
     char err[2048];
     snprintf(br->desc, sizeof br->desc, "%s", ie_backend_description(be));
@@ -556,6 +567,7 @@ static bool run_backend(bench *b, ie_backend *be, backend_run *br) {
         result *r = &br->r[si];
         if (r->skipped[0]) {
             printf("%s %dx%d: skipped (%s)\n", br->label, o->sizes[si], o->sizes[si], r->skipped);
+            fflush(stdout);
             continue;
         }
         int size = o->sizes[si];
@@ -577,9 +589,10 @@ static bool run_backend(bench *b, ie_backend *be, backend_run *br) {
             br->peak_bytes = peak - use0;
             br->io_bytes = ie_tensor_nbytes(x) + ie_tensor_nbytes(out) + ie_tensor_nbytes(ctx);
             br->act_bytes = unet_activation_bytes(u);
+            br->rss_mib = rss_mib();
         }
         r->best = r->first;
-        for (int rep = 0; !st && rep < o->reps; rep++) {
+        for (int rep = 0; !st && rep < reps; rep++) {
             t1 = now();
             st = unet_forward(u, out, x, t, ctx, NULL);
             if (!st) st = ie_backend_sync(be);
@@ -592,8 +605,9 @@ static bool run_backend(bench *b, ie_backend *be, backend_run *br) {
             snprintf(r->skipped, sizeof r->skipped, "failed: %s", ie_status_name(st));
         } else {
             r->ran = true;
-            printf("%s %dx%d batch %d: best %.3f s of %d (first %.3f s)\n", br->label, size, size, o->batch, r->best,
-                   o->reps, r->first);
+            if (reps) printf("%s %dx%d batch %d: best %.3f s of %d (first %.3f s)\n", br->label, size, size, o->batch,
+                             r->best, reps, r->first);
+            else printf("%s %dx%d batch %d: %.3f s (one evaluation)\n", br->label, size, size, o->batch, r->best);
             /* the output, for the comparisons */
             size_t n = (size_t)ie_tensor_numel(out);
             float *oh = malloc(n * sizeof *oh);
@@ -849,7 +863,7 @@ static int run(bench *bp, ie_backend *cpu) {
     runs[1].label = "vulkan";
     bool have[2] = {false, false};
     if (o->cpu) {
-        have[0] = run_backend(&b, cpu, &runs[0]);
+        have[0] = run_backend(&b, cpu, &runs[0], o->reps);
         printf("\n");
     } else {
         for (int i = 0; i < o->nsizes; i++) snprintf(runs[0].r[i].skipped, sizeof runs[0].r[i].skipped, "--backends");
@@ -869,11 +883,13 @@ static int run(bench *bp, ie_backend *cpu) {
             for (int i = 0; i < nd && i < 16; i++)
                 if (o->device >= 0 ? devs[i].index == o->device : devs[i].usable)
                     cpu_device = cpu_device && devs[i].type == IE_DEVICE_CPU;
+            /* lavapipe runs the shaders ~100x slower than the CPU backend: by default only the
+             * smallest size, its one (warm-up) evaluation */
             if (cpu_device && !o->sizes_given)
                 for (int i = 0; i < o->nsizes - 1; i++) /* all but the smallest */
                     snprintf(runs[1].r[i].skipped, sizeof runs[1].r[i].skipped,
-                             "a CPU Vulkan device (lavapipe): only the smallest size unless --sizes is given");
-            have[1] = run_backend(&b, vk, &runs[1]);
+                             "a CPU Vulkan device (lavapipe): only the smallest size, once, unless --sizes is given");
+            have[1] = run_backend(&b, vk, &runs[1], cpu_device && !o->sizes_given ? 0 : o->reps);
             ie_backend_free(vk);
             printf("\n");
         }
@@ -922,11 +938,11 @@ static int run(bench *bp, ie_backend *cpu) {
                "inputs/outputs %.1f MiB = peak %.0f MiB\n",
                br->label, br->mem_size, br->mem_size, o->batch, br->weight_bytes / MIB, act / MIB, br->act_bytes / MIB,
                br->io_bytes / MIB, br->peak_bytes / MIB);
+        if (br->rss_mib > 0)
+            printf("         (process resident set after it: %.0f MiB%s)\n", br->rss_mib,
+                   k == 0 ? "; includes the CPU backend's scratch, which ie_backend_memory does not count"
+                          : "; lavapipe's device memory is host memory");
     }
-    struct rusage ru;
-    if (!getrusage(RUSAGE_SELF, &ru))
-        printf("  (process peak RSS %.0f MiB: includes the CPU backend's scratch, which ie_backend_memory does not "
-               "count)\n", ru.ru_maxrss / 1024.0);
 
     printf("\noutputs compared (max |a - b| / max |b|):\n");
     for (int i = 0; i < o->nsizes; i++) {
