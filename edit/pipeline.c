@@ -462,8 +462,8 @@ static ie_status run_fail(ie_run *run, char *err, size_t errlen, ie_status st) {
     return st;
 }
 
-static ie_status edit_ef_ddpm(edit_ctx *e, const float *x0, float *out, char *err, size_t errlen) {
-    const ie_edit_params *p = e->p;
+/* The inversion settings of the methods from the public parameters. */
+static ef_ddpm_params ef_params_of(const ie_edit_params *p) {
     ef_ddpm_params ip;
     ef_ddpm_params_default(&ip);
     ip.num_steps = p->steps;
@@ -472,6 +472,23 @@ static ie_status edit_ef_ddpm(edit_ctx *e, const float *x0, float *out, char *er
     ip.keep_z1 = p->keep_z1;
     ip.seed = (uint64_t)p->seed;
     ip.source_uncond_only = !p->source_prompt[0];
+    return ip;
+}
+
+static bdia_params bdia_params_of(const ie_edit_params *p) {
+    bdia_params bp;
+    bdia_params_default(&bp);
+    bp.num_steps = p->steps;
+    bp.strength = p->strength;
+    bp.gamma = p->gamma;
+    bp.cfg = p->cfg_source;
+    bp.cond = COND_SRC;
+    return bp;
+}
+
+static ie_status edit_ef_ddpm(edit_ctx *e, const float *x0, float *out, char *err, size_t errlen) {
+    const ie_edit_params *p = e->p;
+    ef_ddpm_params ip = ef_params_of(p);
     ef_ddpm_edit_params ep;
     ef_ddpm_edit_params_default(&ep);
     ep.skip = (int)lround(p->steps * (1.0 - p->strength));
@@ -516,13 +533,7 @@ static ie_status edit_ef_ddpm(edit_ctx *e, const float *x0, float *out, char *er
 
 static ie_status edit_bdia(edit_ctx *e, const float *x0, float *out, char *err, size_t errlen) {
     const ie_edit_params *p = e->p;
-    bdia_params bp;
-    bdia_params_default(&bp);
-    bp.num_steps = p->steps;
-    bp.strength = p->strength;
-    bp.gamma = p->gamma;
-    bp.cfg = p->cfg_source;
-    bp.cond = COND_SRC;
+    bdia_params bp = bdia_params_of(p);
     if (bdia_levels(&bp) < 2) {
         snprintf(err, errlen, "bdia: %d steps at strength %g give fewer than 2 levels", p->steps, p->strength);
         return IE_ERR_ARG;
@@ -766,14 +777,7 @@ ie_status ie_invert_latent(ie_session *s, const ie_edit_params *p_in, const floa
     if (!st) {
         ie_run run = ie_run_make(&e.dn);
         if (p.method == IE_METHOD_EF_DDPM) {
-            ef_ddpm_params ip;
-            ef_ddpm_params_default(&ip);
-            ip.num_steps = p.steps;
-            ip.eta = p.eta;
-            ip.cfg_src = p.cfg_source;
-            ip.keep_z1 = p.keep_z1;
-            ip.seed = (uint64_t)p.seed;
-            ip.source_uncond_only = !p.source_prompt[0];
+            ef_ddpm_params ip = ef_params_of(&p);
             ef_ddpm_maps *maps = NULL;
             st = ef_ddpm_invert(&run, x0, &ip, &maps);
             if (!st) {
@@ -790,13 +794,7 @@ ie_status ie_invert_latent(ie_session *s, const ie_edit_params *p_in, const floa
             }
             ef_ddpm_maps_free(maps);
         } else {
-            bdia_params bp;
-            bdia_params_default(&bp);
-            bp.num_steps = p.steps;
-            bp.strength = p.strength;
-            bp.gamma = p.gamma;
-            bp.cfg = p.cfg_source;
-            bp.cond = COND_SRC;
+            bdia_params bp = bdia_params_of(&p);
             double *zh = malloc(n * sizeof(double)), *zl = malloc(n * sizeof(double));
             float *o = malloc(2 * n * sizeof(float));
             st = zh && zl && o ? bdia_invert(&run, x0, &bp, zh, zl) : IE_ERR_NOMEM;
