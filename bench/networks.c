@@ -48,6 +48,7 @@
  * The machine may be shared: run it with nice and read best-of-N numbers.
  */
 #include "backend.h" /* private: the op table, wrapped by --profile */
+#include "random_model.h"
 #include "npy.h"
 #include "sd.h"
 
@@ -76,22 +77,6 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* --- seeded random numbers (splitmix64) --------------------------------------------- */
-
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-/* uniform in [-1, 1) */
-static float rng_sym(uint64_t *s) { return (float)((double)(rng_next(s) >> 11) * 0x1.0p-52 - 1.0); }
-/* N(0, 1), Box-Muller */
-static float rng_normal(uint64_t *s) {
-    double u = ((double)(rng_next(s) >> 11) + 0.5) * 0x1.0p-53, v = (double)(rng_next(s) >> 11) * 0x1.0p-53;
-    return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
 }
 
 /* --- FLOPs from the configuration ---------------------------------------------------- */
@@ -216,74 +201,6 @@ static bool write_config_json(const char *path, const sd_unet_config *p) {
     g_string_append_printf(s, "  \"sample_size\": %d\n}\n", p->sample_size);
     bool ok = g_file_set_contents(path, s->str, (gssize)s->len, NULL);
     g_string_free(s, TRUE);
-    return ok;
-}
-
-/* Every tensor the configuration needs, random, F16, diffusers names (no
- * "unet." prefix), as one safetensors file. */
-static bool write_random_unet(const char *path, const sd_unet_config *p, uint64_t seed, double *params) {
-    sd_model_config mc;
-    memset(&mc, 0, sizeof mc);
-    mc.unet = *p;
-    mc.has[SD_UNET] = true;
-    sd_tensor_spec *spec = NULL;
-    int n = sd_expected_tensors(&mc, SD_UNET, &spec);
-    const size_t pfx = strlen("unet.");
-    GString *h = g_string_new("{");
-    uint64_t off = 0;
-    *params = 0;
-    for (int i = 0; i < n; i++) {
-        int64_t numel = 1;
-        GString *shape = g_string_new("");
-        for (int d = 0; d < spec[i].ndim; d++) {
-            numel *= spec[i].shape[d];
-            g_string_append_printf(shape, "%s%lld", d ? "," : "", (long long)spec[i].shape[d]);
-        }
-        g_string_append_printf(h, "%s\"%s\":{\"dtype\":\"F16\",\"shape\":[%s],\"data_offsets\":[%llu,%llu]}",
-                               i ? "," : "", spec[i].name + pfx, shape->str, (unsigned long long)off,
-                               (unsigned long long)(off + 2 * (uint64_t)numel));
-        g_string_free(shape, TRUE);
-        off += 2 * (uint64_t)numel;
-        *params += (double)numel;
-    }
-    g_string_append(h, "}");
-    while (h->len % 8) g_string_append_c(h, ' ');
-    FILE *f = fopen(path, "wb");
-    bool ok = f != NULL;
-    uint64_t hl = h->len;
-    uint8_t le[8];
-    for (int i = 0; i < 8; i++) le[i] = (uint8_t)(hl >> (8 * i));
-    ok = ok && fwrite(le, 1, 8, f) == 8 && fwrite(h->str, 1, h->len, f) == h->len;
-    enum { CHUNK = 1 << 20 };
-    uint16_t *buf = malloc(CHUNK * sizeof *buf);
-    ok = ok && buf;
-    double fan_in = 1;
-    for (int i = 0; ok && i < n; i++) {
-        const sd_tensor_spec *s = &spec[i];
-        int64_t numel = 1;
-        for (int d = 0; d < s->ndim; d++) numel *= s->shape[d];
-        bool gamma = false;
-        if (s->ndim >= 2) {
-            fan_in = (double)(numel / s->shape[0]);
-        } else {
-            const char *dot = strrchr(s->name, '.');
-            gamma = dot && !strcmp(dot, ".weight"); /* a 1-D weight: a norm's gamma */
-        }
-        const float bound = (float)(1.0 / sqrt(fan_in));
-        for (int64_t done = 0; ok && done < numel; done += CHUNK) {
-            int64_t m = numel - done < CHUNK ? numel - done : CHUNK;
-            for (int64_t k = 0; k < m; k++) {
-                float v = gamma ? 1.0f + 0.1f * rng_sym(&seed) : bound * rng_sym(&seed);
-                buf[k] = st_float_to_half(v);
-            }
-            /* little-endian host assumed (x86, ARM): the halves go out as they are */
-            ok = fwrite(buf, sizeof *buf, (size_t)m, f) == (size_t)m;
-        }
-    }
-    free(buf);
-    if (f && fclose(f)) ok = false;
-    g_string_free(h, TRUE);
-    g_free(spec);
     return ok;
 }
 
@@ -515,7 +432,7 @@ static float *make_input(const bench *b, int size, int64_t shape[4]) {
     size_t n = (size_t)(shape[0] * shape[1] * shape[2] * shape[3]);
     float *x = malloc(n * sizeof *x);
     uint64_t s = b->o.seed * 1000 + (uint64_t)size;
-    for (size_t i = 0; x && i < n; i++) x[i] = rng_normal(&s);
+    for (size_t i = 0; x && i < n; i++) x[i] = bench_rng_normal(&s);
     return x;
 }
 
@@ -558,7 +475,7 @@ static bool run_backend(bench *b, ie_backend *be, backend_run *br, int reps) {
     size_t nc = (size_t)(cs[0] * cs[1] * cs[2]);
     float *ctxh = malloc(nc * sizeof *ctxh), *t = malloc(sizeof(float) * (size_t)o->batch);
     uint64_t sd = o->seed * 1000 + 1;
-    for (size_t i = 0; ctxh && i < nc; i++) ctxh[i] = rng_normal(&sd);
+    for (size_t i = 0; ctxh && i < nc; i++) ctxh[i] = bench_rng_normal(&sd);
     for (int i = 0; t && i < o->batch; i++) t[i] = 981.0f;
     ie_tensor *ctx = ie_tensor_new(be, IE_F32, 3, cs);
     s = ctxh && t && ctx ? ie_tensor_upload_f32(ctx, ctxh) : IE_ERR_NOMEM;
@@ -803,7 +720,11 @@ static int run(bench *bp, ie_backend *cpu) {
         sd_unet_config_default(&b.cfg);
         path_join(path, sizeof path, unetdir, "diffusion_pytorch_model.safetensors");
         double t0 = now();
-        if (!write_random_unet(path, &b.cfg, o->seed, &b.params)) {
+        sd_model_config mc;
+        memset(&mc, 0, sizeof mc);
+        mc.unet = b.cfg;
+        mc.has[SD_UNET] = true;
+        if (!bench_write_random(path, &mc, SD_UNET, o->seed, &b.params)) {
             fprintf(stderr, "bench-networks: cannot write %s: %s\n", path, strerror(errno));
             return 1;
         }
@@ -821,7 +742,7 @@ static int run(bench *bp, ie_backend *cpu) {
         size_t nc = (size_t)(cs[0] * cs[1] * cs[2]);
         float *ctxh = malloc(nc * sizeof *ctxh), *t = malloc(sizeof(float) * (size_t)o->batch);
         uint64_t sd = o->seed * 1000 + 1;
-        for (size_t i = 0; ctxh && i < nc; i++) ctxh[i] = rng_normal(&sd);
+        for (size_t i = 0; ctxh && i < nc; i++) ctxh[i] = bench_rng_normal(&sd);
         for (int i = 0; t && i < o->batch; i++) t[i] = 981.0f;
         path_join(path, sizeof path, b.dir, "ctx.npy");
         if (ctxh) npy_write_f32(path, ctxh, 3, cs, err, sizeof err);
@@ -971,7 +892,8 @@ static void usage(FILE *f) {
             "  --batch N        UNet batch (CFG: 2)\n"
             "  --backends LIST  cpu, vulkan or both (default)\n"
             "  --device N       Vulkan device index (default: the preferred one)\n"
-            "  --reps N         timed evaluations after the warm-up; the best is reported (default 2)\n"
+            "  --reps N         timed evaluations after the warm-up; the best is reported (default 2;\n"
+            "                   0: report the warm-up evaluation itself, for slow devices)\n"
             "  --threads N      CPU backend and PyTorch threads (default: OpenBLAS's)\n"
             "  --model PATH     time this checkpoint instead of random weights\n"
             "  --seed N         weights and inputs (default 0)\n"
@@ -1026,7 +948,7 @@ int main(int argc, char **argv) {
             o->sizes_given = true;
         }
         else if (!strcmp(a, "--batch")) ok = (o->batch = atoi(argv[++i])) >= 1;
-        else if (!strcmp(a, "--reps")) ok = (o->reps = atoi(argv[++i])) >= 1;
+        else if (!strcmp(a, "--reps")) ok = (o->reps = atoi(argv[++i])) >= 0;
         else if (!strcmp(a, "--torch-reps")) ok = (o->torch_reps = atoi(argv[++i])) >= 1;
         else if (!strcmp(a, "--threads")) ok = (o->threads = atoi(argv[++i])) >= 1;
         else if (!strcmp(a, "--device")) o->device = atoi(argv[++i]);
