@@ -183,6 +183,12 @@ int cmd_edit(int argc, char **argv, bool reconstruct) {
         fprintf(stderr, "invedit %s: %s\n", cmd, err);
         code = cli_exit_code(st);
     }
+    if (!st && !o.quiet) {
+        int64_t calls, evals;
+        ie_session_last_run(s, &calls, &evals);
+        fprintf(stderr, "%s: %.1f s, %lld UNet passes (%lld image-evaluations)\n", ie_method_name(o.p.method),
+                now() - ps.started, (long long)calls, (long long)evals);
+    }
     if (!st && o.output) {
         st = image_save(o.output, &out, err, sizeof err);
         if (st) {

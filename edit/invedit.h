@@ -145,6 +145,11 @@ const char *ie_session_note(const ie_session *s);   /* "" or why the CPU fallbac
 int ie_session_size_multiple(const ie_session *s);
 /* The model's native resolution in pixels (e.g. 512 for SD 1.5). */
 int ie_session_native_size(const ie_session *s);
+/* What the last edit, generation or inversion on s cost: UNet forward passes
+ * (one per diffusion step and CFG batch) and image-evaluations (the sum of
+ * their batch sizes: CFG counts 2, InfEdit's three branches 6). Either
+ * pointer may be NULL. */
+void ie_session_last_run(const ie_session *s, int64_t *unet_calls, int64_t *unet_evals);
 
 /* Edits `in` according to p, writing a newly allocated image of the same size
  * and channels into *out (free with ie_image_free). The working resolution is

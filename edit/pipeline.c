@@ -45,6 +45,7 @@ struct ie_session {
     int factor;   /* VAE spatial factor (8) */
     int unet_div; /* 2^(levels-1) */
     int native;   /* pixels */
+    int64_t last_calls, last_evals; /* UNet forward passes and image-evaluations of the last run */
 };
 
 const char *ie_session_device(const ie_session *s) { return ie_backend_description(s->be); }
@@ -54,6 +55,10 @@ int ie_session_native_size(const ie_session *s) { return s->native; }
 ie_backend *ie_session_backend(ie_session *s) { return s->be; }
 int ie_session_latent_channels(const ie_session *s) { return s->cfg.vae.latent_channels; }
 int ie_session_vae_factor(const ie_session *s) { return s->factor; }
+void ie_session_last_run(const ie_session *s, int64_t *unet_calls, int64_t *unet_evals) {
+    if (unet_calls) *unet_calls = s->last_calls;
+    if (unet_evals) *unet_evals = s->last_evals;
+}
 
 void ie_session_close(ie_session *s) {
     if (!s) return;
@@ -426,7 +431,7 @@ typedef struct edit_ctx {
     ie_denoiser dn;
     progress_map pm;
     int h, w, C;
-    int64_t unet_evals;
+    int64_t unet_evals, unet_calls;
 } edit_ctx;
 
 /* Sets up an edit context: prompts encoded on the device, the UNet as the
@@ -434,6 +439,7 @@ typedef struct edit_ctx {
 static ie_status edit_ctx_begin(edit_ctx *e, ie_session *s, const ie_edit_params *p, int h, int w,
                                 ie_edit_progress_fn progress, void *user, char *err, size_t errlen) {
     memset(e, 0, sizeof *e);
+    s->last_calls = s->last_evals = 0;
     e->s = s;
     e->p = p;
     e->h = h, e->w = w, e->C = s->cfg.unet.in_channels;
@@ -528,6 +534,7 @@ static ie_status edit_ef_ddpm(edit_ctx *e, const float *x0, float *out, char *er
     free(rows);
     ef_ddpm_maps_free(maps);
     e->unet_evals = run.unet_evals;
+    e->unet_calls = run.denoiser_calls;
     return st;
 }
 
@@ -559,6 +566,7 @@ static ie_status edit_bdia(edit_ctx *e, const float *x0, float *out, char *err, 
     free(z_lo);
     free(z);
     e->unet_evals = run.unet_evals;
+    e->unet_calls = run.denoiser_calls;
     return st;
 }
 
@@ -629,6 +637,7 @@ static ie_status edit_infedit(edit_ctx *e, const float *x0, float *out, char *er
     st = infedit_run(&run, x0, &ip, NULL, out);
     if (st) run_fail(&run, err, errlen, st);
     e->unet_evals = run.unet_evals;
+    e->unet_calls = run.denoiser_calls;
     return st;
 }
 
@@ -666,6 +675,7 @@ ie_status ie_edit_latent(ie_session *s, const ie_edit_params *p_in, const float 
         }
     }
     edit_ctx_end(&e);
+    s->last_calls = e.unet_calls, s->last_evals = e.unet_evals;
     if (unet_evals) *unet_evals = e.unet_evals;
     return st;
 }
@@ -747,6 +757,7 @@ ie_status ie_generate_latent(ie_session *s, const ie_edit_params *p_in, int h, i
         st = bdia_sample(&run, &bp, NULL, z);
         if (st) run_fail(&run, err, errlen, st);
         else bdia_to_float(z, out, n);
+        s->last_calls = run.denoiser_calls, s->last_evals = run.unet_evals;
     }
     free(z);
     edit_ctx_end(&e);
@@ -809,6 +820,7 @@ ie_status ie_invert_latent(ie_session *s, const ie_edit_params *p_in, const floa
             free(zl);
             free(o);
         }
+        s->last_calls = run.denoiser_calls, s->last_evals = run.unet_evals;
         if (st && st != IE_ERR_NOMEM) run_fail(&run, err, errlen, st);
     }
     edit_ctx_end(&e);
