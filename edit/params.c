@@ -47,11 +47,14 @@ void ie_edit_params_init(ie_edit_params *p, ie_method m) {
         p->cross_replace = 0.6;
         p->self_replace = 0.2;
         break;
-    case IE_METHOD_BDIA: /* BDIA_editing: N=50, strength 0.8, cfg 3; gamma 0.94 (the notebook) */
+    case IE_METHOD_BDIA: /* BDIA_editing: N=50, strength 0.8, cfg 3; gamma 0.94 (the notebook);
+                            with use_p2p our P2P's fractions of the generation steps */
         p->steps = 50;
         p->strength = 0.8;
         p->cfg_source = 3.0;
         p->cfg_target = 3.0;
+        p->cross_replace = 0.6;
+        p->self_replace = 0.2;
         break;
     case IE_METHOD_INFEDIT: /* app_infedit.py demo column */
     default:
@@ -96,12 +99,12 @@ static const ie_param_desc table[] = {
      OFF(eta), 0.0, 1.0, EF | IF, true},
     {"keep-z1", "Keep last noise map", "EF-DDPM: keep z1 for an exact reconstruction (the authors zero it)",
      IE_PARAM_BOOL, OFF(keep_z1), 0, 1, EF, true},
-    {"prompt-to-prompt", "Prompt-to-Prompt", "EF-DDPM: add Prompt-to-Prompt attention control",
-     IE_PARAM_BOOL, OFF(prompt_to_prompt), 0, 1, EF, true},
+    {"prompt-to-prompt", "Prompt-to-Prompt", "EF-DDPM, BDIA: add Prompt-to-Prompt attention control",
+     IE_PARAM_BOOL, OFF(prompt_to_prompt), 0, 1, EF | BD, true},
     {"cross-replace", "Cross-attention steps", "Fraction of steps with cross-attention control",
-     IE_PARAM_DOUBLE, OFF(cross_replace), 0.0, 1.0, EF | IF, true},
+     IE_PARAM_DOUBLE, OFF(cross_replace), 0.0, 1.0, EF | BD | IF, true},
     {"self-replace", "Self-attention steps", "Fraction of steps with self-attention control",
-     IE_PARAM_DOUBLE, OFF(self_replace), 0.0, 1.0, EF | IF, true},
+     IE_PARAM_DOUBLE, OFF(self_replace), 0.0, 1.0, EF | BD | IF, true},
     {"blend-words", "Edit words", "InfEdit: target words whose region may change (local blend)",
      IE_PARAM_STRING, OFF(blend_words), 0, 0, IF, false},
     {"keep-words", "Keep words", "InfEdit: source words whose region must stay as it is",

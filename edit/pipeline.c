@@ -553,15 +553,28 @@ static ie_status edit_bdia(edit_ctx *e, const float *x0, float *out, char *err, 
     run.progress_user = &e->pm;
     e->pm.base = 0.02, e->pm.span = 0.48;
     if (!st) st = bdia_invert(&run, x0, &bp, z_hi, z_lo);
+    if (!st && p->prompt_to_prompt) {
+        /* the source chain (the inversion's conditions) hands its attention to the target chain */
+        int K = bdia_levels(&bp);
+        e->ud.ctrl = make_p2p(e->s, p, &e->conds, K - 1, err, errlen);
+        if (!e->ud.ctrl) st = IE_ERR_ARG; /* err says why */
+        else {
+            e->s->unet->hook = ie_controller_hook;
+            e->s->unet->hook_user = e->ud.ctrl;
+        }
+    }
     if (!st) {
+        int src_uncond = bp.cond_uncond, src_cond = bp.cond;
         bp.cond = COND_TGT;
         bp.cfg = p->cfg_target;
         bp.cond_uncond = p->negative_prompt[0] ? COND_NEG : COND_EMPTY;
         e->pm.base = 0.5;
-        st = bdia_generate(&run, z_hi, z_lo, &bp, z, NULL);
+        if (p->prompt_to_prompt)
+            st = bdia_generate_p2p(&run, z_hi, z_lo, &bp, src_uncond, src_cond, p->cfg_source, z, NULL);
+        else st = bdia_generate(&run, z_hi, z_lo, &bp, z, NULL);
     }
     if (!st) bdia_to_float(z, out, n);
-    else run_fail(&run, err, errlen, st);
+    else if (run.err[0]) run_fail(&run, err, errlen, st); /* else make_p2p's message is in err */
     free(z_hi);
     free(z_lo);
     free(z);

@@ -80,16 +80,19 @@ typedef struct bdia_ctx {
     double *e;  /* [chw] guided eps */
 } bdia_ctx;
 
-static ie_status ctx_init(bdia_ctx *c, ie_run *run, const char *M) {
+/* rows: latent chains evaluated together (1; 2 for P2P generation) */
+static ie_status ctx_init_rows(bdia_ctx *c, ie_run *run, const char *M, int rows) {
     const ie_denoiser *dn = run->dn;
     c->run = run;
     c->chw = (size_t)dn->channels * dn->height * dn->width;
-    c->xin = malloc(2 * c->chw * sizeof(float));
-    c->eps = malloc(2 * c->chw * sizeof(float));
-    c->e = malloc(c->chw * sizeof(double));
+    c->xin = malloc(2 * (size_t)rows * c->chw * sizeof(float));
+    c->eps = malloc(2 * (size_t)rows * c->chw * sizeof(float));
+    c->e = malloc((size_t)rows * c->chw * sizeof(double));
     if (!c->xin || !c->eps || !c->e) return ie_run_fail(run, IE_ERR_NOMEM, "%s: out of memory", M);
     return IE_OK;
 }
+
+static ie_status ctx_init(bdia_ctx *c, ie_run *run, const char *M) { return ctx_init_rows(c, run, M, 1); }
 
 static void ctx_free(bdia_ctx *c) {
     free(c->xin);
@@ -209,25 +212,66 @@ done:
     return st;
 }
 
-ie_status bdia_generate(ie_run *run, const double *z_hi, const double *z_lo, const bdia_params *p,
-                        double *out, double *out_z0) {
-    const char *M = "bdia_generate";
+/* e[r] = CFG(eps(x[r], t)) for R double states at once: one batch
+ * [uncond rows 0..R-1, cond rows 0..R-1] with roles br[r]. For R = 1 this is
+ * guided_eps's batch [uncond, cond] (same rows, same bits). */
+static ie_status guided_eps_rows(bdia_ctx *c, int R, const ie_branch *br, int step, int total, int num_steps,
+                                 double *const *x, double t, const int *cond_uncond, const int *cond,
+                                 const double *cfg) {
+    const size_t chw = c->chw;
+    ie_row_role roles[4];
+    int conds[4];
+    double tt[4];
+    for (int r = 0; r < R; r++) {
+        for (size_t i = 0; i < chw; i++) c->xin[(size_t)r * chw + i] = (float)x[r][i];
+        memcpy(c->xin + (size_t)(R + r) * chw, c->xin + (size_t)r * chw, chw * sizeof(float));
+        roles[r] = (ie_row_role){(uint8_t)br[r], 1};
+        roles[R + r] = (ie_row_role){(uint8_t)br[r], 0};
+        conds[r] = cond_uncond[r];
+        conds[R + r] = cond[r];
+        tt[r] = tt[R + r] = t;
+    }
+    ie_step_info info = {IE_PHASE_BDIA_GENERATE, step, total, num_steps, t, 2 * R, roles, NULL};
+    ie_status st = ie_run_eps(c->run, &info, c->xin, tt, conds, c->eps);
+    if (st != IE_OK) return st;
+    for (int r = 0; r < R; r++) {
+        const float *eu = c->eps + (size_t)r * chw, *ec = c->eps + (size_t)(R + r) * chw;
+        double *e = c->e + (size_t)r * chw;
+        for (size_t i = 0; i < chw; i++) e[i] = (double)eu[i] + cfg[r] * ((double)ec[i] - (double)eu[i]);
+    }
+    return IE_OK;
+}
+
+/* The generation loop for R chains from the same pair (R = 1: the edit;
+ * R = 2: [source, target] for Prompt-to-Prompt). out[r] = z_{-1} of chain r,
+ * out_z0 (may be NULL) = chain R-1's z_0. */
+static ie_status generate_rows(ie_run *run, const char *M, const double *z_hi, const double *z_lo,
+                               const bdia_params *p, int R, const ie_branch *br, const int *cond_uncond,
+                               const int *cond, const double *cfg, int num_steps, double *const *out,
+                               double *out_z0) {
     ie_status st = ie_run_check(run, M);
     if (st != IE_OK) return st;
     int K;
     if ((st = check_params(run, p, M, &K)) != IE_OK) return st;
-    if (!z_hi || !z_lo || !out) return ie_run_fail(run, IE_ERR_ARG, "%s: z_hi, z_lo and out must not be NULL", M);
+    if (!z_hi || !z_lo || !out[0] || !out[R - 1])
+        return ie_run_fail(run, IE_ERR_ARG, "%s: z_hi, z_lo and out must not be NULL", M);
 
     bdia_ctx c = {0};
-    double *zlast = NULL, *zcur = NULL, *znew = NULL;
-    if ((st = ctx_init(&c, run, M)) != IE_OK) goto done;
+    double *buf = NULL;
+    if ((st = ctx_init_rows(&c, run, M, R)) != IE_OK) goto done;
     const size_t chw = c.chw;
-    zlast = malloc(chw * sizeof(double)); /* z_{j+1} */
-    zcur = malloc(chw * sizeof(double));  /* z_j */
-    znew = malloc(chw * sizeof(double));
-    if (!zlast || !zcur || !znew) {
+    buf = malloc(3 * (size_t)R * chw * sizeof(double));
+    if (!buf) {
         st = ie_run_fail(run, IE_ERR_NOMEM, "%s: out of memory", M);
         goto done;
+    }
+    double *zlast[2], *zcur[2], *znew[2]; /* z_{j+1}, z_j, z_{j-1} per chain */
+    for (int r = 0; r < R; r++) {
+        zlast[r] = buf + (size_t)(3 * r) * chw;
+        zcur[r] = buf + (size_t)(3 * r + 1) * chw;
+        znew[r] = buf + (size_t)(3 * r + 2) * chw;
+        memcpy(zlast[r], z_hi, chw * sizeof(double));
+        memcpy(zcur[r], z_lo, chw * sizeof(double));
     }
     ie_schedule sched;
     ie_schedule_sd(&sched);
@@ -235,36 +279,63 @@ ie_status bdia_generate(ie_run *run, const double *z_hi, const double *z_lo, con
     const double g = p->gamma;
     const int total = K - 1;
     const char *phase = ie_phase_name(IE_PHASE_BDIA_GENERATE);
-    memcpy(zlast, z_hi, chw * sizeof(double));
-    memcpy(zcur, z_lo, chw * sizeof(double));
     for (int j = K - 2, step = 0; j >= 0; j--, step++) {
         if ((st = ie_run_progress(run, step, total, phase)) != IE_OK) goto done;
         const double l_lo = (j - 1) * delta, l = j * delta, l_hi = (j + 1) * delta;
-        if ((st = guided_eps(&c, IE_PHASE_BDIA_GENERATE, IE_BRANCH_TARGET, step, total, p->num_steps, zcur, l,
-                             p->cond_uncond, p->cond, p->cfg, false)) != IE_OK)
+        if ((st = guided_eps_rows(&c, R, br, step, total, num_steps, zcur, l, cond_uncond, cond, cfg)) != IE_OK)
             goto done;
         move mdown = move_between(&sched, l_lo, l);
         move mup = move_between(&sched, l, l_hi);
-        for (size_t i = 0; i < chw; i++) {
-            double e = c.e[i], z = zcur[i], zl = zlast[i];
-            double F = down(&mdown, z, e);
-            double B = up(&mup, z, e);
-            znew[i] = ((zl - (1.0 - g) * (zl - z)) - g * (B - z)) + (F - z);
+        for (int r = 0; r < R; r++) {
+            const double *ce = c.e + (size_t)r * chw, *zc = zcur[r], *zp = zlast[r];
+            double *zn = znew[r];
+            for (size_t i = 0; i < chw; i++) {
+                double e = ce[i], z = zc[i], zl = zp[i];
+                double F = down(&mdown, z, e);
+                double B = up(&mup, z, e);
+                zn[i] = ((zl - (1.0 - g) * (zl - z)) - g * (B - z)) + (F - z);
+            }
+            double *tmp = zlast[r];
+            zlast[r] = zcur[r];
+            zcur[r] = znew[r];
+            znew[r] = tmp;
         }
-        double *tmp = zlast;
-        zlast = zcur;
-        zcur = znew;
-        znew = tmp;
     }
     /* zcur = z_{-1}, zlast = z_0 */
-    memcpy(out, zcur, chw * sizeof(double));
-    if (out_z0) memcpy(out_z0, zlast, chw * sizeof(double));
+    for (int r = 0; r < R; r++) memcpy(out[r], zcur[r], chw * sizeof(double));
+    if (out_z0) memcpy(out_z0, zlast[R - 1], chw * sizeof(double));
     st = IE_OK;
 done:
     ctx_free(&c);
-    free(zlast);
-    free(zcur);
-    free(znew);
+    free(buf);
+    return st;
+}
+
+ie_status bdia_generate(ie_run *run, const double *z_hi, const double *z_lo, const bdia_params *p,
+                        double *out, double *out_z0) {
+    if (!p) return ie_run_fail(run, IE_ERR_ARG, "bdia_generate: params is NULL");
+    ie_branch br = IE_BRANCH_TARGET;
+    double *outs[1] = {out};
+    return generate_rows(run, "bdia_generate", z_hi, z_lo, p, 1, &br, &p->cond_uncond, &p->cond, &p->cfg,
+                         p->num_steps, outs, out_z0);
+}
+
+ie_status bdia_generate_p2p(ie_run *run, const double *z_hi, const double *z_lo, const bdia_params *p,
+                            int cond_uncond_src, int cond_src, double cfg_src, double *out, double *out_src) {
+    const char *M = "bdia_generate_p2p";
+    ie_status st = ie_run_check(run, M);
+    if (st != IE_OK) return st;
+    if (!p) return ie_run_fail(run, IE_ERR_ARG, "%s: params is NULL", M);
+    int K = bdia_levels(p);
+    ie_branch br[2] = {IE_BRANCH_SOURCE, IE_BRANCH_TARGET};
+    int cu[2] = {cond_uncond_src, p->cond_uncond}, cc[2] = {cond_src, p->cond};
+    double cfg[2] = {cfg_src, p->cfg};
+    const ie_denoiser *dn = run->dn;
+    double *src = out_src ? out_src : malloc((size_t)dn->channels * dn->height * dn->width * sizeof(double));
+    double *outs[2] = {src, out};
+    st = src ? generate_rows(run, M, z_hi, z_lo, p, 2, br, cu, cc, cfg, K > 1 ? K - 1 : 1, outs, NULL)
+             : ie_run_fail(run, IE_ERR_NOMEM, "%s: out of memory", M);
+    if (!out_src) free(src);
     return st;
 }
 

@@ -84,6 +84,18 @@ ie_status bdia_invert(ie_run *run, const float *x0, const bdia_params *p, double
 ie_status bdia_generate(ie_run *run, const double *z_hi, const double *z_lo, const bdia_params *p,
                         double *out, double *out_z0);
 
+/* Prompt-to-Prompt editing (the authors' use_p2p option): two chains from the
+ * same pair in one denoiser batch of 4 [uncond_src, uncond, cond_src, cond]
+ * with roles SOURCE / TARGET, so an attention controller on the UNet hook
+ * can hand the source's attention to the target. The source chain
+ * (cond_uncond_src, cond_src, cfg_src: the inversion's) retraces the
+ * inversion, i.e. regenerates the input; the target chain uses p->cond_uncond,
+ * p->cond and p->cfg. step_info.num_steps = K - 1 (the generation steps:
+ * the controller's fractions are of these). out = the target's z_{-1},
+ * out_src (may be NULL) the source's. UNet evaluations: 4 (K - 1). */
+ie_status bdia_generate_p2p(ie_run *run, const double *z_hi, const double *z_lo, const bdia_params *p,
+                            int cond_uncond_src, int cond_src, double cfg_src, double *out, double *out_src);
+
 /* --- text-to-image (§2.7, BDIAddim.py) -----------------------------------
  * LDM "uniform" grid (+1 offset), alphas_prev[0] = ab[0]. The first step is
  * plain DDIM (sigma from eta; noise only there), every later step

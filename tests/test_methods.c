@@ -488,6 +488,20 @@ static void test_bdia(void) {
     st = bdia_generate(&run, zh, zl, &p, out, outz0);
     double dedit = max_abs_diff_d(out, x0, D);
     TU_CHECK(st == IE_OK && dedit > 1e-3 && isfinite(dedit), "edit with another prompt changes the latent (max diff %.3f)", dedit);
+    /* Prompt-to-Prompt generation: [source, target] chains in one batch of 4. The
+     * toy has no attention, so the target chain must equal the plain edit and the
+     * source chain (the inversion's conditions) must retrace the inversion. */
+    {
+        double out_t[D], out_s[D];
+        run.unet_evals = 0;
+        ie_status s2 = bdia_generate_p2p(&run, zh, zl, &p, IE_COND_UNCOND, IE_COND_SOURCE, p.cfg, out_t, out_s);
+        double d_t = 0;
+        for (int i = 0; i < D; i++) d_t = fmax(d_t, fabs(out_t[i] - out[i]));
+        double d_s = max_abs_diff_d(out_s, x0, D);
+        TU_CHECK(s2 == IE_OK && d_t == 0 && d_s <= 1e-6 && run.unet_evals == 4 * 39,
+                 "P2P generation: target chain = plain edit (max diff %.1e), source chain = x0 (%.1e), %lld "
+                 "evaluations (39 x 4)", d_t, d_s, (long long)run.unet_evals);
+    }
     bdia_sample_params sp;
     bdia_sample_params_default(&sp);
     run.unet_evals = 0;
