@@ -49,7 +49,9 @@ typedef struct ie_edit_params {
     double eta;                  /* EF-DDPM / DDCM noise level */
     double gamma;                /* BDIA's gamma */
     bool keep_z1;                /* EF-DDPM: keep the last noise map (exact reconstruction) */
-    bool prompt_to_prompt;       /* EF-DDPM: Prompt-to-Prompt attention control */
+    bool prompt_to_prompt;       /* EF-DDPM, BDIA: Prompt-to-Prompt attention control */
+    double shift_x, shift_y;     /* EF-DDPM: move the content through the noise maps, as a
+                                    fraction of the width / height (+ right / down) */
     double cross_replace;        /* fraction of steps with cross-attention control */
     double self_replace;         /* fraction of steps with self-attention control */
     const char *blend_words;     /* InfEdit: target-side words to edit locally ("" = none) */

@@ -515,6 +515,16 @@ static ie_status edit_ef_ddpm(edit_ctx *e, const float *x0, float *out, char *er
     ef_ddpm_maps *maps = NULL;
     ie_status st = ef_ddpm_invert(&run, x0, &ip, &maps);
     if (st) return run_fail(&run, err, errlen, st);
+    int dx = (int)lround(p->shift_x * e->w), dy = (int)lround(p->shift_y * e->h);
+    if (dx || dy) {
+        /* the paper's shift: the maps carry the structure, moving them moves the content; the
+         * uncovered strip gets fresh noise, so the model invents it */
+        st = ef_ddpm_maps_shift(maps, dx, dy, EF_SHIFT_NOISE, (uint64_t)p->seed + 1, err, errlen);
+        if (st) {
+            ef_ddpm_maps_free(maps);
+            return st;
+        }
+    }
     if (p->prompt_to_prompt) {
         e->ud.ctrl = make_p2p(e->s, p, &e->conds, N, err, errlen);
         if (!e->ud.ctrl) {

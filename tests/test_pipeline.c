@@ -47,6 +47,19 @@ static double max_abs(const float *a, const float *b, size_t n) {
     return m;
 }
 
+/* Centroid of the red pixels (r > 0.6, b < 0.4); false when there are none. */
+static bool red_centroid(const ie_image *im, double *cx, double *cy) {
+    double sx = 0, sy = 0;
+    long n = 0;
+    for (int y = 0; y < im->height; y++)
+        for (int x = 0; x < im->width; x++) {
+            const float *q = im->pixels + ((size_t)y * im->width + x) * (size_t)im->channels;
+            if (q[0] > 0.6f && q[2] < 0.4f) sx += x, sy += y, n++;
+        }
+    if (n) *cx = sx / (double)n, *cy = sy / (double)n;
+    return n > 0;
+}
+
 static bool stop_after_three(void *user, double fraction, const char *text) {
     (void)fraction;
     (void)text;
@@ -104,6 +117,15 @@ static void run(const char *device) {
         else
             printf("info BDIA round trip, gamma 0.50: max |x - x0| = %.3g (reported, not bounded)\n", e);
     }
+    /* BDIA with Prompt-to-Prompt, target = source: the controller copies the source chain's
+     * attention into an identical target chain, so the round trip stays exact (batch 4) */
+    p.gamma = 0.94;
+    p.steps = 20;
+    p.prompt_to_prompt = true;
+    st = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, &evals, err, sizeof err);
+    e = st ? INFINITY : max_abs(out, x0, n);
+    TU_CHECK(!st && e <= 1e-4, "BDIA + Prompt-to-Prompt round trip, 20 steps: max |x - x0| = %.3g (%lld UNet evals)%s%s",
+             e, (long long)evals, st ? ": " : "", st ? err : "");
 
     ie_edit_params_init(&p, IE_METHOD_INFEDIT);
     p.source_prompt = p.target_prompt = prompt;
@@ -112,6 +134,27 @@ static void run(const char *device) {
     bool same = !st && memcmp(out, x0, n * sizeof(float)) == 0;
     TU_CHECK(same, "InfEdit, target = source, g_s = g_t = 2, no blend: output == x0 bit for bit (max diff %.3g, %lld evals)%s%s",
              st ? INFINITY : max_abs(out, x0, n), (long long)evals, st ? ": " : "", st ? err : "");
+
+    /* the EF-DDPM noise-map shift moves the content: 0.25 of the width = 16 pixels at 64x64,
+     * at a low strength (late start) so that the prompt's "on the left" doesn't move it back */
+    {
+        ie_edit_params q;
+        ie_edit_params_init(&q, IE_METHOD_EF_DDPM);
+        q.source_prompt = q.target_prompt = prompt;
+        q.steps = 20;
+        q.strength = 0.3;
+        q.cfg_target = q.cfg_source;
+        q.shift_x = 0.25;
+        ie_image shifted = {0};
+        double x0c = 0, y0c = 0, x1c = 0, y1c = 0;
+        st = ie_edit(s, &q, &img, &shifted, NULL, NULL, err, sizeof err);
+        bool found = !st && red_centroid(&img, &x0c, &y0c) && red_centroid(&shifted, &x1c, &y1c);
+        double want = 0.25 * W;
+        TU_CHECK(found && fabs(x1c - x0c - want) <= 0.1 * W && fabs(y1c - y0c) <= 0.05 * H,
+                 "EF-DDPM shift-x 0.25 moves the disc by (%.1f, %.1f) pixels (want (%.0f, 0)) %s", x1c - x0c,
+                 y1c - y0c, want, st ? err : "");
+        ie_image_free(&shifted);
+    }
 
     /* cancel: the callback says stop after a few steps; nothing is written */
     for (size_t i = 0; i < n; i++) out[i] = 12345.0f;
