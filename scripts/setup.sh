@@ -76,8 +76,9 @@ if [ "$mode" = demo ]; then
     echo "== edit with $m: \"$src\" -> \"$tgt\": $out/edit-$m.png"
     extra=()
     [ "$m" = infedit ] && extra=(--blend-words yellow)
-    # the demo model over-saturates at the authors' cfg_tar 15 (tuned for SD at 512x512)
+    # the demo model over-saturates at the authors' guidance (tuned for SD at 512x512)
     [ "$m" = ef-ddpm ] && extra=(--cfg-target 5)
+    [ "$m" = bdia ] && extra=(--cfg-source 2 --cfg-target 2)
     "$inv" edit --model models/demo --method "$m" --image "$out/input.png" \
         --source "$src" --target "$tgt" "${extra[@]}" -o "$out/edit-$m.png"
   done
