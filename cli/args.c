@@ -1,6 +1,7 @@
 /* Option parsing for the editing commands (args.h). */
 #include "args.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +43,17 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *cmd) {
         else if (!strcmp(name, "prompts")) o->prompts_file = v;
         else if (!strcmp(name, "save-input")) o->save_input = v;
         else if (!strcmp(name, "save-reconstruction")) o->save_reconstruction = v;
-        else if (!strcmp(name, "width")) o->width = atoi(v);
-        else if (!strcmp(name, "height")) o->height = atoi(v);
+        else if (!strcmp(name, "width") || !strcmp(name, "height")) {
+            char *end = NULL;
+            errno = 0;
+            long n = strtol(v, &end, 10);
+            if (end == v || *end || errno || n < 8 || n > 4096) {
+                fprintf(stderr, "invedit %s: --%s: '%s' is not a size in pixels (8..4096)\n", cmd, name, v);
+                return 2;
+            }
+            if (name[0] == 'w') o->width = (int)n;
+            else o->height = (int)n;
+        }
         else {
             const ie_param_desc *d = ie_edit_param_find(name);
             if (!d) {

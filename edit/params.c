@@ -3,6 +3,7 @@
 #include "invedit.h"
 
 #include <errno.h>
+#include <glib.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,7 +192,7 @@ ie_status ie_edit_param_set(ie_edit_params *p, const ie_param_desc *d, const cha
     case IE_PARAM_INT:
     case IE_PARAM_DOUBLE: {
         errno = 0;
-        double v = strtod(value, &end);
+        double v = g_ascii_strtod(value, &end); /* "0.5" whatever the locale (GIMP sets LC_NUMERIC) */
         if (end == value || *end || errno || !isfinite(v)) {
             snprintf(err, errlen, "--%s: '%s' is not a number", d->name, value);
             return IE_ERR_ARG;
