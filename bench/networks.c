@@ -694,7 +694,7 @@ static void tmp_register(const bench *b) {
 static int run(bench *bp, ie_backend *cpu) {
     bench b = *bp;
     opts *o = &b.o;
-    const int threads = openblas_get_num_threads();
+    const int threads = o->threads; /* the CPU backend's (set in main) */
     char unetdir[600], path[1024], err[2048];
     path_join(unetdir, sizeof unetdir, b.dir, "unet");
     mkdir(unetdir, 0700);
@@ -982,6 +982,7 @@ int main(int argc, char **argv) {
             }
 
     /* the CPU backend first: its thread count is the one PyTorch gets */
+    if (o->threads < 1) o->threads = openblas_get_num_threads(); /* before the backend makes OpenBLAS serial */
     ie_backend *cpu = ie_backend_cpu_new(o->threads);
 
     /* $TMPDIR, else /dev/shm when it has room (the 1.7 GB of weights stay in RAM), else /tmp */

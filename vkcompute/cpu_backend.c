@@ -8,19 +8,20 @@
  * Activations are fp32; weights (conv w, matmul b, embedding table) and the
  * small parameter vectors (bias, gamma, beta) may be fp16 and are converted
  * into fp32 scratch before use. Every reduction runs in a fixed order, so the
- * same input gives the same bits (OpenBLAS splits sgemm over M and N between
- * its threads, never over K).
+ * same input gives the same bits (sgemm is split over row or column blocks
+ * of C, never over K).
  *
  * Scratch: one grow-only buffer per backend, carved up by each op. The parts
  * that scale with the activations (im2col columns, attention scores) are kept
  * under `scratch_limit` (32 MiB; INVEDIT_CPU_SCRATCH_BYTES overrides it, which
  * the tests use to force the chunked paths at small sizes).
  *
- * Threads: the loops OpenBLAS does not run (softmax, norms, elementwise ops,
- * im2col, data movement) are split over a small pool (cpu_parallel) into
- * contiguous ranges of independent items; no accumulator is shared between
- * items, so every output has the bits a single thread would give, whatever
- * the thread count. Exponentials (softmax, SiLU, GELU, quick GELU) use an
+ * Threads: one small pool (cpu_parallel) runs everything: sgemm as row or column
+ * blocks of single-threaded OpenBLAS calls (cpu_sgemm), and softmax, norms,
+ * elementwise ops, im2col and data movement as contiguous ranges of
+ * independent items. No accumulator is shared between items, so those loops
+ * give the bits a single thread would, whatever the thread count; sgemm's
+ * blocks depend on the thread count, so its bits are fixed per thread count. Exponentials (softmax, SiLU, GELU, quick GELU) use an
  * 8-lane vector exp (cpu_exp8, within 1 ulp; AVX2 where the CPU has it, the
  * same bits either way); lane sums in softmax are combined in a fixed order.
  */
@@ -237,8 +238,7 @@ static cpu_kernels cpu_kernels_pick(void) {
  * until none is left. Which thread runs a chunk varies; what a chunk
  * computes does not (items share no accumulator). The caller works too and
  * never waits for a worker that has not started, so a busy machine costs at
- * most the serial time. Workers sleep on a condition variable between jobs
- * and do not compete with OpenBLAS's threads while sgemm runs. */
+ * most the serial time. Workers sleep on a condition variable between jobs. */
 typedef void (*cpu_range_fn)(void *ctx, int64_t begin, int64_t end);
 
 typedef struct cpu_pool {
@@ -425,6 +425,78 @@ static void cpu_parallel(ie_backend *be, int64_t n, int64_t per_item, cpu_range_
     pthread_mutex_lock(&p->mu);
     while (atomic_load(&p->done) < chunks) pthread_cond_wait(&p->idle, &p->mu);
     pthread_mutex_unlock(&p->mu);
+}
+
+/* --- sgemm on the pool -----------------------------------------------------
+ * OpenBLAS runs single-threaded (set at backend creation) and every sgemm is
+ * cut into column blocks of C that the pool's threads claim: OpenBLAS's own
+ * threading splits the work statically and waits for each thread, so on a
+ * busy machine a descheduled thread stalls every call (a demo-model edit took
+ * 9 s instead of 0.7 s next to another CPU job); here the caller takes over
+ * any block a worker has not claimed. The blocks depend only on the shape and
+ * the thread count, so results are deterministic for a thread count (as
+ * before), and a batch element's rows get the same blocks whatever the batch.
+ * Blocks are multiples of 16 rows or columns of at least
+ * CPU_GEMM_CHUNK_FLOPS, so small products run in one call. */
+#define CPU_GEMM_CHUNK_FLOPS 4.0e6
+
+/* OpenBLAS's own thread count before the first backend set it to 1 */
+static pthread_once_t cpu_blas_once = PTHREAD_ONCE_INIT;
+static int cpu_blas_threads = 1;
+static void cpu_blas_capture(void) { cpu_blas_threads = openblas_get_num_threads(); }
+
+typedef struct cpu_gemm_job {
+    bool ta, tb, split_m; /* split_m: blocks of rows of C, else of columns */
+    int64_t M, N, K, lda, ldb, ldc, block; /* block: rows or columns per item */
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} cpu_gemm_job;
+
+static void cpu_gemm_blocks(void *ctx, int64_t begin, int64_t end) {
+    const cpu_gemm_job *j = ctx;
+    const int64_t len = j->split_m ? j->M : j->N;
+    const int64_t i0 = begin * j->block, i1 = cpu_min(len, end * j->block);
+    if (i1 <= i0) return;
+    const float *a = j->a, *b = j->b;
+    float *c = j->c;
+    int64_t m = j->M, n = j->N;
+    if (j->split_m) { /* rows [i0, i1) of C = op(A)[i0:i1, :] op(B); A's rows are its columns when transposed */
+        a += j->ta ? i0 : i0 * j->lda;
+        c += i0 * j->ldc;
+        m = i1 - i0;
+    } else { /* columns [i0, i1) of C = op(A) op(B)[:, i0:i1] */
+        b += j->tb ? i0 * j->ldb : i0;
+        c += i0;
+        n = i1 - i0;
+    }
+    cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
+                cpu_blas_int(m), cpu_blas_int(n), cpu_blas_int(j->K), j->alpha, a, cpu_blas_int(j->lda), b,
+                cpu_blas_int(j->ldb), j->beta, c, cpu_blas_int(j->ldc));
+}
+
+/* Row-major C [M, N] = alpha op(A) op(B) + beta C, as cblas_sgemm. The longer
+ * side of C is cut (each block repacks the other operand: A for column
+ * blocks, B for row blocks, so the shorter side keeps that cheap). */
+static void cpu_sgemm(ie_backend *be, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                      int64_t ldc) {
+    const int threads = cpu_impl_of(be)->pool.n_workers + 1;
+    const bool split_m = M > N;
+    const int64_t len = split_m ? M : N, other = split_m ? N : M;
+    const double line_flops = 2.0 * (double)other * (double)K; /* per row or column of C */
+    int64_t block = len;
+    if (threads > 1 && line_flops * (double)len >= 2 * CPU_GEMM_CHUNK_FLOPS) {
+        /* about 4 blocks per thread, each >= CPU_GEMM_CHUNK_FLOPS, a multiple of 16 lines */
+        int64_t want = cpu_max(1, len / (4 * threads));
+        int64_t min_lines = (int64_t)ceil(CPU_GEMM_CHUNK_FLOPS / cpu_max(1.0, line_flops));
+        block = cpu_max(want, min_lines);
+        block = cpu_min(len, (block + 15) / 16 * 16);
+    }
+    cpu_gemm_job j = {ta, tb, split_m, M, N, K, lda, ldb, ldc, block, alpha, beta, a, b, c};
+    const int64_t items = (len + block - 1) / block;
+    if (items <= 1) cpu_gemm_blocks(&j, 0, 1);
+    else cpu_parallel(be, items, cpu_max(1, cpu_impl_of(be)->par_min), cpu_gemm_blocks, &j);
 }
 
 /* --- lifetime, memory, timer ---------------------------------------------- */
@@ -619,12 +691,12 @@ static ie_status cpu_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, 
                 cpu_parallel(be, Cout, ncols, cpu_bias_fill, &bj);
             }
             const float *rhs = x1 + oh0 * OW; /* direct: x1 is [Cin, P] */
-            blasint ldb = cpu_blas_int(P);
+            int64_t ldb = P;
             if (!direct) {
                 cpu_im2col_job ij = {col, x1, H, W, KH, KW, OW, oh0, nr, p};
                 cpu_parallel(be, Cin, KH * KW * ncols, cpu_im2col, &ij);
                 rhs = col;
-                ldb = cpu_blas_int(ncols);
+                ldb = ncols;
             }
             if (K == 0) {
                 if (!bf)
@@ -632,9 +704,7 @@ static ie_status cpu_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, 
                         memset(o + co * P, 0, (size_t)ncols * sizeof(float));
                 continue;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cpu_blas_int(Cout),
-                        cpu_blas_int(ncols), cpu_blas_int(K), 1.0f, wf, cpu_blas_int(K), rhs, ldb,
-                        beta, o, cpu_blas_int(P));
+            cpu_sgemm(be, false, false, Cout, ncols, K, 1.0f, wf, K, rhs, ldb, beta, o, P);
         }
     }
     return IE_OK;
@@ -693,10 +763,7 @@ static ie_status cpu_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, 
             if (!biasf) memset(o1, 0, (size_t)(rows * N) * sizeof(float));
             continue;
         }
-        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                    trans_b ? CblasTrans : CblasNoTrans, cpu_blas_int(rows), cpu_blas_int(N),
-                    cpu_blas_int(K), 1.0f, a1, cpu_blas_int(lda), b1, cpu_blas_int(ldb),
-                    biasf ? 1.0f : 0.0f, o1, cpu_blas_int(N));
+        cpu_sgemm(be, trans_a, trans_b, rows, N, K, 1.0f, a1, lda, b1, ldb, biasf ? 1.0f : 0.0f, o1, N);
     }
     return IE_OK;
 }
@@ -864,14 +931,10 @@ static ie_status cpu_attention(ie_backend *be, ie_tensor *out, const ie_tensor *
                 const int64_t nk = causal ? cpu_min(Lk, q0 + nq) : Lk;
                 const float *qh = (const float *)q->host + (b * Lq + q0) * HD + h * D;
                 float *oh = (float *)out->host + (b * Lq + q0) * HDv + h * Dv;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cpu_blas_int(nq),
-                            cpu_blas_int(nk), cpu_blas_int(D), scale, qh, cpu_blas_int(HD), kh,
-                            cpu_blas_int(HD), 0.0f, S, cpu_blas_int(nk));
+                cpu_sgemm(be, false, true, nq, nk, D, scale, qh, HD, kh, HD, 0.0f, S, nk);
                 cpu_softmax_job sj = {&cpu_impl_of(be)->kern, S, nk, nk, q0, causal};
                 cpu_parallel(be, nq, nk, cpu_softmax_rows, &sj);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cpu_blas_int(nq),
-                            cpu_blas_int(Dv), cpu_blas_int(nk), 1.0f, S, cpu_blas_int(nk), vh,
-                            cpu_blas_int(HDv), 0.0f, oh, cpu_blas_int(HDv));
+                cpu_sgemm(be, false, false, nq, Dv, nk, 1.0f, S, nk, vh, HDv, 0.0f, oh, HDv);
             }
         }
     }
@@ -896,9 +959,7 @@ static ie_status cpu_attention_probs(ie_backend *be, ie_tensor *probs, const ie_
             const float *qh = (const float *)q->host + b * Lq * HD + h * D; /* [Lq, D], ld HD */
             const float *kh = (const float *)k->host + b * Lk * HD + h * D; /* [Lk, D], ld HD */
             float *P = (float *)probs->host + (b * H + h) * Lq * Lk;        /* [Lq, Lk] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cpu_blas_int(Lq),
-                        cpu_blas_int(Lk), cpu_blas_int(D), scale, qh, cpu_blas_int(HD), kh,
-                        cpu_blas_int(HD), 0.0f, P, cpu_blas_int(Lk));
+            cpu_sgemm(be, false, true, Lq, Lk, D, scale, qh, HD, kh, HD, 0.0f, P, Lk);
             cpu_softmax_job sj = {&cpu_impl_of(be)->kern, P, Lk, Lk, 0, causal};
             cpu_parallel(be, Lq, Lk, cpu_softmax_rows, &sj);
         }
@@ -923,9 +984,7 @@ static ie_status cpu_attention_apply(ie_backend *be, ie_tensor *out, const ie_te
             const float *P = (const float *)probs->host + (b * H + h) * Lq * Lk; /* [Lq, Lk] */
             const float *vh = (const float *)v->host + b * Lk * HDv + h * Dv;    /* [Lk, Dv] */
             float *oh = (float *)out->host + b * Lq * HDv + h * Dv;              /* [Lq, Dv] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cpu_blas_int(Lq),
-                        cpu_blas_int(Dv), cpu_blas_int(Lk), 1.0f, P, cpu_blas_int(cpu_max(1, Lk)),
-                        vh, cpu_blas_int(HDv), 0.0f, oh, cpu_blas_int(HDv));
+            cpu_sgemm(be, false, false, Lq, Dv, Lk, 1.0f, P, cpu_max(1, Lk), vh, HDv, 0.0f, oh, HDv);
         }
     }
     return IE_OK;
@@ -1273,8 +1332,11 @@ ie_backend *ie_cpu_backend_create(int n_threads) {
     be->kind = IE_BACKEND_CPU;
     be->impl = c;
 
-    if (n_threads > 0) openblas_set_num_threads(n_threads);
-    c->n_threads = openblas_get_num_threads();
+    /* the thread count OpenBLAS would use (OPENBLAS_NUM_THREADS, else the cores) sizes our
+     * pool; OpenBLAS itself then runs single-threaded inside it (cpu_sgemm) */
+    pthread_once(&cpu_blas_once, cpu_blas_capture);
+    c->n_threads = n_threads > 0 ? n_threads : cpu_blas_threads;
+    openblas_set_num_threads(1);
     c->par_min = CPU_PAR_MIN;
     const char *pm = getenv("INVEDIT_CPU_PAR_MIN");
     if (pm && atoll(pm) > 0) c->par_min = atoll(pm);

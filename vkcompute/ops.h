@@ -116,7 +116,9 @@ const char *ie_device_type_name(ie_device_type t);
  * message in err when there is no loader/instance. */
 int ie_vulkan_list_devices(ie_device_info *out, int max, char *err, size_t errlen);
 
-/* CPU backend on OpenBLAS; n_threads <= 0 means OpenBLAS's default. */
+/* CPU backend on OpenBLAS; n_threads <= 0 means OpenBLAS's default
+ * (OPENBLAS_NUM_THREADS, else the cores). The backend runs its own thread
+ * pool of that size and sets OpenBLAS itself to one thread (process-wide). */
 ie_backend *ie_backend_cpu_new(int n_threads);
 
 /* Vulkan backend on one device (index from ie_vulkan_list_devices, or -1 for
