@@ -24,37 +24,16 @@ FAKE_MODEL=$W/fake-model
 export GIMP2_DIRECTORY=$W/profile
 passed=0; failed=0
 
-say() { echo "[gimp2 $(date +%H:%M:%S)] $*"; }
-count() { if [ "$2" = 0 ]; then passed=$((passed+1)); echo "PASS gimp2 $1"; else failed=$((failed+1)); echo "FAIL gimp2 $1 ${3:-}"; fi; }
-add_results() { # check.py's output on stdin (use: add_results < <(check.py ...), not a pipe)
-  local line p f; line=$(tee -a /dev/stderr | grep '^RESULT' | tail -1)
-  p=$(echo "$line" | sed -n 's/.*passed=\([0-9]*\).*/\1/p'); f=$(echo "$line" | sed -n 's/.*failed=\([0-9]*\).*/\1/p')
-  if [ -z "$p" ]; then failed=$((failed+1)); echo "FAIL gimp2 checker did not finish"; else passed=$((passed+p)); failed=$((failed+f)); fi; }
+HOST=gimp2
+SRC=$ROOTDIR
+. "$T/common.sh"
 
 rm -rf "$W"; mkdir -p "$W/out-fake" "$W/out-real" "$OUT" "$FAKE_MODEL"
 say "$(gimp-console-2.10 --version)"
 say "Python-Fu: not in Debian 12's GIMP 2.10 (no python2), so every 2.10 case runs in Script-Fu"
 
 # --- build -----------------------------------------------------------------------------------
-if [ ! -f "$B/build.ninja" ]; then
-  nice meson setup "$B" "$ROOTDIR" >"$W/meson-setup.log" 2>&1 || tail -30 "$W/meson-setup.log"
-fi
-nice ninja -C "$B" plugin/gimp2/invedit-fake plugin/invedit-param-table >"$W/build-fake.log" 2>&1
-count "build (plug-in with the test-only fake library)" $? "$(tail -20 "$W/build-fake.log")"
-"$B/plugin/invedit-param-table" >"$W/table.tsv"
-impls=()
-case "$IMPL" in fake) impls=(fake) ;; real) impls=(real) ;; *) impls=(fake real) ;; esac
-if [[ " ${impls[*]} " == *" real "* ]]; then
-  if [ ! -f "$MODEL/model_index.json" ] && [ ! -f "$MODEL" ]; then
-    say "SKIP real: no demo model at $MODEL (build it first; the fake-library tests still run)"
-    impls=("${impls[@]/real}")
-  else
-    nice ninja -C "$B" plugin/gimp2/invedit >"$W/build-real.log" 2>&1
-    rc=$?; count "build (plug-in with the invedit library)" $rc "$(grep -m5 -E 'error|undefined' "$W/build-real.log")"
-    [ $rc = 0 ] || impls=("${impls[@]/real}")
-  fi
-fi
-python3 "$T/pngtool.py" make "$W" >/dev/null
+build_plugins
 
 fresh_profile() { # binary: a throw-away GIMP profile with the plug-in installed
   rm -rf "$GIMP2_DIRECTORY"

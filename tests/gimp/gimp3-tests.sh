@@ -23,38 +23,14 @@ PLUGDIR=$HOME/.config/GIMP/3.0/plug-ins/invedit
 T=$SRC/tests/gimp
 passed=0; failed=0
 
-say() { echo "[gimp3 $(date +%H:%M:%S)] $*"; }
-count() { # name ok [detail]
-  if [ "$2" = 0 ]; then passed=$((passed+1)); echo "PASS gimp3 $1"; else failed=$((failed+1)); echo "FAIL gimp3 $1 ${3:-}"; fi; }
-add_results() { # check.py's output on stdin (use: add_results < <(check.py ...), not a pipe)
-  local line p f; line=$(tee -a /dev/stderr | grep '^RESULT' | tail -1)
-  p=$(echo "$line" | sed -n 's/.*passed=\([0-9]*\).*/\1/p'); f=$(echo "$line" | sed -n 's/.*failed=\([0-9]*\).*/\1/p')
-  if [ -z "$p" ]; then failed=$((failed+1)); echo "FAIL gimp3 checker did not finish"; else passed=$((passed+p)); failed=$((failed+f)); fi; }
+HOST=gimp3
+. "$T/common.sh"
 
 rm -rf "$W"; mkdir -p "$W/out-fake" "$W/out-real" "$OUT" "$FAKE_MODEL"
 say "gimp $(gimp-console-3.0 --version | tail -1), libgimp $(pkg-config --modversion gimp-3.0)"
 
 # --- build ---------------------------------------------------------------------------------
-if [ ! -f "$B/build.ninja" ]; then
-  nice meson setup "$B" "$SRC" >"$W/meson-setup.log" 2>&1 || { tail -30 "$W/meson-setup.log"; }
-fi
-nice ninja -C "$B" plugin/gimp3/invedit-fake plugin/invedit-param-table >"$W/build-fake.log" 2>&1
-count "build (plug-in with the test-only fake library)" $? "$(tail -20 "$W/build-fake.log")"
-"$B/plugin/invedit-param-table" >"$W/table.tsv"
-impls=()
-case "$IMPL" in fake) impls=(fake) ;; real) impls=(real) ;; *) impls=(fake real) ;; esac
-if [[ " ${impls[*]} " == *" real "* ]]; then
-  if [ ! -f "$MODEL/model_index.json" ] && [ ! -f "$MODEL" ]; then
-    say "SKIP real: no demo model at $MODEL (build it first; the fake-library tests still run)"
-    impls=("${impls[@]/real}")
-  else
-    nice ninja -C "$B" plugin/gimp3/invedit >"$W/build-real.log" 2>&1
-    rc=$?; count "build (plug-in with the invedit library)" $rc "$(grep -m5 -E 'error|undefined' "$W/build-real.log")"
-    [ $rc = 0 ] || impls=("${impls[@]/real}")
-  fi
-fi
-
-python3 "$T/pngtool.py" make "$W" >/dev/null
+build_plugins
 
 conf() { # impl extra-json
   python3 - "$@" <<PY
