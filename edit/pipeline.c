@@ -439,7 +439,6 @@ typedef struct edit_ctx {
 static ie_status edit_ctx_begin(edit_ctx *e, ie_session *s, const ie_edit_params *p, int h, int w,
                                 ie_edit_progress_fn progress, void *user, char *err, size_t errlen) {
     memset(e, 0, sizeof *e);
-    s->last_calls = s->last_evals = 0;
     e->s = s;
     e->p = p;
     e->h = h, e->w = w, e->C = s->cfg.unet.in_channels;
@@ -456,6 +455,7 @@ static ie_status edit_ctx_begin(edit_ctx *e, ie_session *s, const ie_edit_params
 }
 
 static void edit_ctx_end(edit_ctx *e) {
+    e->s->last_calls = e->unet_calls, e->s->last_evals = e->unet_evals; /* ie_session_last_run */
     e->s->unet->hook = NULL;
     e->s->unet->hook_user = NULL;
     ie_controller_free(e->ud.ctrl);
@@ -698,7 +698,6 @@ ie_status ie_edit_latent(ie_session *s, const ie_edit_params *p_in, const float 
         }
     }
     edit_ctx_end(&e);
-    s->last_calls = e.unet_calls, s->last_evals = e.unet_evals;
     if (unet_evals) *unet_evals = e.unet_evals;
     return st;
 }
@@ -780,7 +779,7 @@ ie_status ie_generate_latent(ie_session *s, const ie_edit_params *p_in, int h, i
         st = bdia_sample(&run, &bp, NULL, z);
         if (st) run_fail(&run, err, errlen, st);
         else bdia_to_float(z, out, n);
-        s->last_calls = run.denoiser_calls, s->last_evals = run.unet_evals;
+        e.unet_calls = run.denoiser_calls, e.unet_evals = run.unet_evals;
     }
     free(z);
     edit_ctx_end(&e);
@@ -843,7 +842,7 @@ ie_status ie_invert_latent(ie_session *s, const ie_edit_params *p_in, const floa
             free(zl);
             free(o);
         }
-        s->last_calls = run.denoiser_calls, s->last_evals = run.unet_evals;
+        e.unet_calls = run.denoiser_calls, e.unet_evals = run.unet_evals;
         if (st && st != IE_ERR_NOMEM) run_fail(&run, err, errlen, st);
     }
     edit_ctx_end(&e);
