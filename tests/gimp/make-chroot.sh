@@ -26,12 +26,13 @@ set -euo pipefail
 ROOT=${ROOT:-/var/tmp/invedit-trixie}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SUITE=${SUITE:-trixie}
-# GIMP 3 and its headers; invedit's build dependencies; Xvfb for the dialog test.
+# GIMP 3 and its headers; invedit's build dependencies; Xvfb for the dialog test;
+# the Khronos validation layer and vulkaninfo for the Vulkan tests on Mesa 25.
 PKGS="gimp libgimp-3.0-dev python3 \
 meson ninja-build gcc libc6-dev pkgconf \
 libglib2.0-dev libjson-glib-dev libopenblas-dev libpng-dev libjpeg-dev \
 libvulkan-dev mesa-vulkan-drivers glslc \
-xvfb xauth ${EXTRA_PKGS:-}"
+xvfb xauth vulkan-validationlayers vulkan-tools ${EXTRA_PKGS:-}"
 STAMP="$ROOT/.invedit-chroot-stamp"
 
 log() { printf '[make-chroot %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
