@@ -54,6 +54,15 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *cmd) {
             if (name[0] == 'w') o->width = (int)n;
             else o->height = (int)n;
         }
+        else if (!strcmp(name, "lora")) { /* repeatable: FILE[:SCALE] each time */
+            size_t at = strlen(o->lora_list);
+            if (at + strlen(v) + 2 > sizeof o->lora_list) {
+                fprintf(stderr, "invedit %s: too many --lora options\n", cmd);
+                return 2;
+            }
+            snprintf(o->lora_list + at, sizeof o->lora_list - at, "%s%s", at ? ";" : "", v);
+            o->p.lora = o->lora_list;
+        }
         else {
             const ie_param_desc *d = ie_edit_param_find(name);
             if (!d) {

@@ -14,6 +14,7 @@ typedef struct cli_opts {
     const char *save_input, *save_reconstruction;
     int width, height;
     bool quiet;
+    char lora_list[8192]; /* the --lora options joined with ';' (repeatable) */
 } cli_opts;
 
 /* Parses argv (argv[0] is the command name) into o, starting from the

@@ -92,7 +92,8 @@ static bool progress_cb(void *user, double fraction, const char *text) {
 static ie_session *open_session(const cli_opts *o, int *code) {
     char err[1024];
     ie_session *s = NULL;
-    ie_status st = ie_session_open(o->model, o->p.device, &s, err, sizeof err);
+    ie_session_options so = ie_session_options_from_params(&o->p);
+    ie_status st = ie_session_open_with(o->model, &so, &s, err, sizeof err);
     if (st) {
         fprintf(stderr, "invedit: cannot load the model: %s\n", err);
         *code = cli_exit_code(st);

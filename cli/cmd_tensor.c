@@ -71,7 +71,8 @@ static const tensor_cmd commands[] = {
 
 typedef enum opt_id {
     O_MODEL, O_DEVICE, O_FP32, O_OUTPUT, O_QUIET, O_TEXT, O_IDS, O_CLIP_SKIP, O_SAMPLE_NPY,
-    O_TIMESTEP, O_T, O_CONTEXT, O_TCOND, O_IMAGE, O_SAMPLE, O_SEED, O_NOISE, O_LATENT, O_COUNT
+    O_TIMESTEP, O_T, O_CONTEXT, O_TCOND, O_IMAGE, O_SAMPLE, O_SEED, O_NOISE, O_LATENT, O_VAE, O_LORA, O_EMA,
+    O_COUNT
 } opt_id;
 
 typedef struct tensor_opt {
@@ -98,6 +99,9 @@ static const tensor_opt options[O_COUNT] = {
     [O_CONTEXT] = {"context", NULL, "FILE", TC_UNET, "encoder_hidden_states [B, Lc, D] (or [Lc, D])"},
     [O_TCOND] = {"timestep-cond", NULL, "FILE", TC_UNET, "LCM guidance inputs w [B] (or a scalar)"},
     [O_IMAGE] = {"image", NULL, "FILE", TC_VAE_ENC, "image [B, 3, H, W] (or [3, H, W]) in [-1, 1]"},
+    [O_VAE] = {"vae", NULL, "PATH", TC_VAE_ENC | TC_VAE_DEC, "a separate VAE (.safetensors or diffusers vae folder)"},
+    [O_LORA] = {"lora", NULL, "FILE[:SCALE]", TC_TEXT | TC_UNET, "LoRAs merged at load (several: separated by ';')"},
+    [O_EMA] = {"ema", NULL, "MODE", TC_UNET, "a checkpoint's EMA copy: auto (default), yes or no"},
     [O_SAMPLE] = {"sample", NULL, NULL, TC_VAE_ENC, "sample the posterior instead of taking its mean"},
     [O_SEED] = {"seed", NULL, "N", TC_VAE_ENC, "noise seed for --sample (default 0)"},
     [O_NOISE] = {"noise", NULL, "FILE", TC_VAE_ENC, "the posterior noise [B, 4, h, w] (implies --sample)"},
@@ -317,13 +321,10 @@ static int load_tokenizer(const char *cn, const char *model, clip_tokenizer **to
             s = clip_tokenizer_load_dir(model, tok, err, sizeof err);
         } else {
             sd_weights *w = NULL;
+            sd_model_config cfg;
             s = sd_weights_open(model, &w, err, sizeof err);
-            const char *td = s ? NULL : sd_weights_tokenizer_dir(w);
-            if (!s && !td) {
-                snprintf(err, sizeof err, "%s: no tokenizer folder (tokenizer/vocab.json, merges.txt)", model);
-                s = IE_ERR_IO;
-            }
-            if (!s) s = clip_tokenizer_load_dir(td, tok, err, sizeof err);
+            if (!s) s = sd_model_config_load(w, &cfg, err, sizeof err);
+            if (!s) s = sd_tokenizer_open(w, &cfg, tok, NULL, 0, err, sizeof err); /* folder or built-in */
             sd_weights_close(w);
         }
     }
@@ -390,7 +391,12 @@ static int open_model(net_run *r, int parts) {
         fprintf(stderr, "invedit tensor %s: device %s: %s\n", r->cn, req, note);
         return cli_exit_code(IE_ERR_NODEVICE);
     }
-    sd_load_options opt = {.wtype = a->val[O_FP32] ? SD_WTYPE_F32 : SD_WTYPE_AUTO, .parts = parts};
+    sd_load_options opt = {.wtype = a->val[O_FP32] ? SD_WTYPE_F32 : SD_WTYPE_AUTO, .parts = parts,
+                           .vae = a->val[O_VAE], .lora = a->val[O_LORA]};
+    if (a->val[O_EMA] && !sd_ema_mode_from_name(a->val[O_EMA], &opt.ema)) {
+        fprintf(stderr, "invedit tensor %s: --ema: auto, yes or no\n", r->cn);
+        return 2;
+    }
     ie_status s = sd_model_load(r->be, a->val[O_MODEL], &opt, &r->m, err, sizeof err);
     if (s) {
         fprintf(stderr, "invedit tensor %s: cannot load %s: %s\n", r->cn, a->val[O_MODEL], err);

@@ -32,6 +32,7 @@ static void usage(FILE *f) {
             "  invert      invert an image; write the noise maps / latents as .npy\n"
             "  reconstruct invert and regenerate with the same prompt; print the PSNR\n"
             "  generate    text to image (DDIM / BDIA)\n"
+            "  info        what a model path holds: tokenizer, networks, dtypes, EMA, VAE, LoRAs\n"
             "  devices     list Vulkan devices, their limits, and which one 'auto' picks\n"
             "  selfcheck   run a convolution on the CPU and Vulkan backends and compare\n"
             "  bench ops   time conv/GEMM/attention and report GFLOP/s per backend\n"
@@ -193,6 +194,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - i, argv + i);
     if (!strcmp(cmd, "invert")) return cmd_invert(argc - i, argv + i);
     if (!strcmp(cmd, "tensor")) return cmd_tensor(argc - i, argv + i);
+    if (!strcmp(cmd, "info")) return cmd_info(argc - i, argv + i);
     if (!strcmp(cmd, "bench")) {
         if (i + 1 < argc && !strcmp(argv[i + 1], "ops")) return bench_ops_main(argc - i - 1, argv + i + 1);
         fprintf(stderr, "invedit: usage: invedit bench ops [--help]\n");

@@ -60,6 +60,11 @@ typedef struct ie_edit_params {
     double keep_threshold;       /* InfEdit thresh_m */
     int64_t seed;                /* noise seed */
     const char *device;          /* "auto", "cpu", "vulkan", "vulkan:N" */
+    /* Loading options (used when a session is opened, ie_session_options_from_params) */
+    const char *vae;             /* a separate VAE file or folder ("" = the model's own) */
+    const char *lora;            /* LoRAs: "FILE[:SCALE]" entries separated by ';' ("" = none) */
+    const char *ema;             /* a checkpoint's EMA copy: "auto" (not used when the trained
+                                    weights are there, as diffusers and A1111), "yes", "no" */
 } ie_edit_params;
 
 /* Fills p with the defaults of method m (spec: EF-DDPM N=100, skip 36,
@@ -138,6 +143,27 @@ typedef struct ie_session ie_session;
  * can't be used the CPU backend is used and ie_session_note() says why. */
 ie_status ie_session_open(const char *model_path, const char *device, ie_session **out, char *err,
                           size_t errlen);
+
+/* What a session is loaded with besides the model (the loading-time
+ * parameters of ie_edit_params: device, vae, lora, ema). NULL fields are
+ * the defaults. */
+typedef struct ie_session_options {
+    const char *device; /* as ie_session_open */
+    const char *vae;    /* a separate VAE: LDM or diffusers-named .safetensors, or a diffusers (vae/) folder */
+    const char *lora;   /* "FILE[:SCALE]" entries separated by ';' or newlines, merged into the weights */
+    const char *ema;    /* "auto", "yes", "no" */
+} ie_session_options;
+
+ie_session_options ie_session_options_from_params(const ie_edit_params *p);
+/* ie_session_open with options. LoRAs are merged into the weights as they
+ * are loaded; a different set of LoRAs (or VAE) needs a new session:
+ * ie_session_matches tells whether s was opened with these options. */
+ie_status ie_session_open_with(const char *model_path, const ie_session_options *opt, ie_session **out,
+                               char *err, size_t errlen);
+bool ie_session_matches(const ie_session *s, const char *model_path, const ie_session_options *opt);
+/* What was loaded, one fact a line: tokenizer source, networks' files and
+ * naming, EMA choice, VAE source, LoRAs, skipped tensors. */
+const char *ie_session_describe(const ie_session *s);
 void ie_session_close(ie_session *s);
 const char *ie_session_device(const ie_session *s); /* backend description */
 const char *ie_session_note(const ie_session *s);   /* "" or why the CPU fallback was taken */

@@ -34,6 +34,9 @@ void ie_edit_params_init(ie_edit_params *p, ie_method m) {
     p->blend_words = "";
     p->keep_words = "";
     p->device = "auto";
+    p->vae = "";
+    p->lora = "";
+    p->ema = "auto";
     p->seed = 0;
     p->eta = 1.0;
     p->gamma = 0.94;
@@ -120,6 +123,12 @@ static const ie_param_desc table[] = {
      IE_PARAM_DOUBLE, OFF(keep_threshold), 0.0, 1.0, IF, true},
     {"device", "Device", "auto, cpu, vulkan or vulkan:N", IE_PARAM_STRING, OFF(device), 0, 0,
      IE_FOR_ALL, true},
+    {"vae", "VAE", "A separate VAE (.safetensors or a diffusers vae folder) instead of the model's",
+     IE_PARAM_STRING, OFF(vae), 0, 0, IE_FOR_ALL, true},
+    {"lora", "LoRAs", "LoRA files merged into the model: FILE[:SCALE], several separated by ';' (CLI: repeat --lora)",
+     IE_PARAM_STRING, OFF(lora), 0, 0, IE_FOR_ALL, true},
+    {"ema", "EMA weights", "A checkpoint's EMA copy: auto (the trained weights when both exist), yes or no",
+     IE_PARAM_STRING, OFF(ema), 0, 0, IE_FOR_ALL, true},
 };
 
 const ie_param_desc *ie_edit_param_table(size_t *count) {
@@ -152,7 +161,7 @@ double ie_edit_param_default_number(const ie_param_desc *d) {
 
 const char *ie_edit_param_default_string(const ie_param_desc *d) {
     if (d->type != IE_PARAM_STRING) return NULL;
-    if (d->offset == OFF(device)) return "auto";
+    if (d->offset == OFF(device) || d->offset == OFF(ema)) return "auto";
     return "";
 }
 
@@ -233,6 +242,15 @@ ie_status ie_edit_params_validate(const ie_edit_params *p, char *err, size_t err
             return IE_ERR_ARG;
         }
     }
+    if (p->ema && *p->ema) {
+        static const char *const ok[] = {"auto", "yes", "no", "on", "off", "true", "false", "1", "0"};
+        bool found = false;
+        for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) found |= !strcasecmp(p->ema, ok[i]);
+        if (!found) {
+            snprintf(err, errlen, "ema: '%s' is not auto, yes or no", p->ema);
+            return IE_ERR_ARG;
+        }
+    }
     if (!p->target_prompt || !p->source_prompt || !p->negative_prompt) {
         snprintf(err, errlen, "source-prompt, target-prompt and negative-prompt must be set (\"\" is allowed)");
         return IE_ERR_ARG;
@@ -243,4 +261,9 @@ ie_status ie_edit_params_validate(const ie_edit_params *p, char *err, size_t err
         return IE_ERR_ARG;
     }
     return IE_OK;
+}
+
+ie_session_options ie_session_options_from_params(const ie_edit_params *p) {
+    ie_session_options o = {p->device, p->vae, p->lora, p->ema};
+    return o;
 }

@@ -12,6 +12,7 @@
  */
 #include "pipeline.h"
 
+#include <glib.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include "ef_ddpm.h"
 #include "image.h"
 #include "infedit.h"
+#include "lora.h"
 #include "names.h"
 #include "rng.h"
 #include "tokenizer.h"
@@ -46,6 +48,8 @@ struct ie_session {
     int unet_div; /* 2^(levels-1) */
     int native;   /* pixels */
     int64_t last_calls, last_evals; /* UNet forward passes and image-evaluations of the last run */
+    char *opened_with[5];           /* model, device, vae, lora, ema (ie_session_matches) */
+    char *describe;                 /* ie_session_describe */
 };
 
 const char *ie_session_device(const ie_session *s) { return ie_backend_description(s->be); }
@@ -68,14 +72,41 @@ void ie_session_close(ie_session *s) {
     clip_tokenizer_free(s->tok);
     sd_weights_close(s->w);
     ie_backend_free(s->be);
+    for (int i = 0; i < 5; i++) g_free(s->opened_with[i]);
+    g_free(s->describe);
     free(s);
 }
 
+static const char *opt_or(const char *v, const char *def) { return v && *v ? v : def; }
+
+bool ie_session_matches(const ie_session *s, const char *model_path, const ie_session_options *opt) {
+    ie_session_options o = opt ? *opt : (ie_session_options){0};
+    const char *now[5] = {opt_or(model_path, ""), opt_or(o.device, "auto"), opt_or(o.vae, ""),
+                          opt_or(o.lora, ""), opt_or(o.ema, "auto")};
+    for (int i = 0; i < 5; i++)
+        if (strcmp(s->opened_with[i], now[i])) return false;
+    return true;
+}
+
+const char *ie_session_describe(const ie_session *s) { return s->describe ? s->describe : ""; }
+
 ie_status ie_session_open(const char *model_path, const char *device, ie_session **out, char *err,
                           size_t errlen) {
+    ie_session_options o = {.device = device};
+    return ie_session_open_with(model_path, &o, out, err, errlen);
+}
+
+ie_status ie_session_open_with(const char *model_path, const ie_session_options *opt, ie_session **out,
+                               char *err, size_t errlen) {
     *out = NULL;
+    ie_session_options o = opt ? *opt : (ie_session_options){0};
     if (!model_path || !*model_path) {
         snprintf(err, errlen, "no model given: pass a diffusers folder or an SD 1.x .safetensors file");
+        return IE_ERR_ARG;
+    }
+    sd_source_options so = {.vae = o.vae};
+    if (!sd_ema_mode_from_name(o.ema, &so.ema)) {
+        snprintf(err, errlen, "ema: '%s' is not auto, yes or no", o.ema);
         return IE_ERR_ARG;
     }
     ie_session *s = calloc(1, sizeof *s);
@@ -83,7 +114,12 @@ ie_status ie_session_open(const char *model_path, const char *device, ie_session
         snprintf(err, errlen, "out of memory");
         return IE_ERR_NOMEM;
     }
-    ie_status st = sd_weights_open(model_path, &s->w, err, errlen);
+    const char *with[5] = {model_path, opt_or(o.device, "auto"), opt_or(o.vae, ""), opt_or(o.lora, ""),
+                           opt_or(o.ema, "auto")};
+    for (int i = 0; i < 5; i++) s->opened_with[i] = g_strdup(with[i]);
+    sd_lora_set *lora = NULL;
+    char tok_source[512] = "";
+    ie_status st = sd_weights_open_with(model_path, &so, &s->w, err, errlen);
     if (!st) st = sd_model_config_load(s->w, &s->cfg, err, errlen);
     if (!st && s->cfg.variant != SD_VARIANT_SD1) {
         snprintf(err, errlen, "%s: a %s model; invedit edits with SD 1.x text-to-image models", model_path,
@@ -100,20 +136,31 @@ ie_status ie_session_open(const char *model_path, const char *device, ie_session
             st = IE_ERR_FORMAT;
         }
     }
-    if (!st) {
-        const char *tokdir = sd_weights_tokenizer_dir(s->w);
-        if (!tokdir) {
-            snprintf(err, errlen, "%s: no tokenizer/ folder (vocab.json and merges.txt) next to the weights",
-                     model_path);
-            st = IE_ERR_FORMAT;
-        } else {
-            st = clip_tokenizer_load_dir(tokdir, &s->tok, err, errlen);
-        }
+    if (!st) st = sd_tokenizer_open(s->w, &s->cfg, &s->tok, tok_source, sizeof tok_source, err, errlen);
+    if (!st && o.lora && *o.lora) {
+        lora = sd_lora_set_new();
+        st = sd_lora_set_add_list(lora, s->w, o.lora, err, errlen);
+        if (!st) sd_weights_set_lora(s->w, lora);
     }
-    if (!st) s->be = ie_backend_open(device, s->note, sizeof s->note);
+    if (!st) s->be = ie_backend_open(o.device, s->note, sizeof s->note);
     if (!st) st = clip_text_model_load(s->be, s->w, &s->cfg.text, SD_WTYPE_AUTO, &s->clip, err, errlen);
     if (!st) st = unet_load(s->be, s->w, &s->cfg.unet, SD_WTYPE_AUTO, &s->unet, err, errlen);
     if (!st) st = vae_load(s->be, s->w, &s->cfg.vae, VAE_ENCODER | VAE_DECODER, SD_WTYPE_AUTO, &s->vae, err, errlen);
+    if (s->w) sd_weights_set_lora(s->w, NULL);
+    if (!st) {
+        GString *g = g_string_new(NULL);
+        g_string_append_printf(g, "tokenizer: %s\n", tok_source);
+        for (int c = 0; c < SD_COMPONENT_COUNT; c++)
+            g_string_append_printf(g, "%s: %s (%s names)\n", sd_component_name((sd_component)c),
+                                   sd_weights_file(s->w, (sd_component)c), sd_weights_naming(s->w, (sd_component)c));
+        if (*sd_weights_ema_note(s->w)) g_string_append_printf(g, "ema: %s\n", sd_weights_ema_note(s->w));
+        if (lora) g_string_append_printf(g, "lora: %s\n", sd_lora_set_summary(lora));
+        if (sd_weights_unmapped_count(s->w))
+            g_string_append_printf(g, "skipped %d extra tensors (e.g. %s)\n", sd_weights_unmapped_count(s->w),
+                                   sd_weights_unmapped_at(s->w, 0));
+        s->describe = g_string_free(g, FALSE);
+    }
+    sd_lora_set_free(lora); /* merged into the uploaded weights */
     if (st) {
         ie_session_close(s);
         return st;

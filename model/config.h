@@ -162,6 +162,15 @@ ie_status sd_weights_check(const sd_weights *w, const sd_model_config *cfg, sd_c
                            char *err, size_t errlen);
 void sd_check_report_free(sd_check_report *rep);
 
+/* The model's tokenizer: its tokenizer/ folder when there is one, else the
+ * CLIP vocabulary built into the library (tokenizer.h) when the text
+ * encoder has its 49,408 token embeddings (otherwise IE_ERR_FORMAT saying
+ * the folder is needed). source (may be NULL) receives "folder <path>" or
+ * "built-in CLIP ViT-L/14 vocabulary (49408 tokens)". (tokenizer_builtin.c) */
+struct clip_tokenizer;
+ie_status sd_tokenizer_open(const sd_weights *w, const sd_model_config *cfg, struct clip_tokenizer **out,
+                            char *source, size_t source_len, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -405,6 +405,12 @@ struct sd_weights {
     GHashTable *by_name;  /* name -> sd_weight* */
     GPtrArray *unmapped;  /* char* */
     int n_ignored;
+    const char *naming[SD_COMPONENT_COUNT];
+    st_file *vae_file;    /* a separate VAE file (sd_source_options.vae) */
+    int n_ema;
+    bool ema_used;
+    char ema_note[256];
+    const struct sd_lora_set *lora;
 };
 
 void sd_weights_close(sd_weights *w) {
@@ -418,6 +424,7 @@ void sd_weights_close(sd_weights *w) {
         g_free(w->missing[c]);
         g_free(w->config_path[c]);
     }
+    st_close(w->vae_file);
     g_free(w->tokenizer_dir);
     g_free(w->path);
     g_free(w);
@@ -440,6 +447,22 @@ static sd_component component_of(const char *canonical) {
     return SD_TEXT_ENCODER;
 }
 
+/* vae.{en,de}coder.mid_block.attentions.N.{to_q,to_k,to_v,to_out.0}.<what> */
+static bool is_vae_attn_proj(const char *canonical, const char *what) {
+    const char *p = NULL;
+    if (g_str_has_prefix(canonical, "vae.encoder.mid_block.attentions."))
+        p = canonical + strlen("vae.encoder.mid_block.attentions.");
+    else if (g_str_has_prefix(canonical, "vae.decoder.mid_block.attentions."))
+        p = canonical + strlen("vae.decoder.mid_block.attentions.");
+    if (!p || !g_ascii_isdigit(*p)) return false;
+    while (g_ascii_isdigit(*p)) p++;
+    if (*p++ != '.') return false;
+    static const char *const PROJ[] = {"to_q.", "to_k.", "to_v.", "to_out.0."};
+    for (size_t k = 0; k < G_N_ELEMENTS(PROJ); k++)
+        if (g_str_has_prefix(p, PROJ[k])) return strcmp(p + strlen(PROJ[k]), what) == 0;
+    return false;
+}
+
 static void add_weight(sd_weights *w, const char *canonical, const st_tensor *t, bool squeeze) {
     sd_weight *prev = g_hash_table_lookup(w->by_name, canonical);
     if (prev) {
@@ -454,10 +477,21 @@ static void add_weight(sd_weights *w, const char *canonical, const st_tensor *t,
     x->t = t;
     x->ndim = t->ndim;
     memcpy(x->shape, t->shape, sizeof x->shape);
+    if (!squeeze && is_vae_attn_proj(canonical, "weight")) squeeze = true;
     if (squeeze && t->ndim == 4 && t->shape[2] == 1 && t->shape[3] == 1) {
         x->ndim = 2;
         x->shape[2] = x->shape[3] = 1;
         x->reshaped = true;
+    } else if (is_vae_attn_proj(canonical, "bias") && t->ndim > 1) {
+        /* [C, 1, 1] biases, as converters that write the projections as
+         * 1x1 convolutions leave them */
+        bool ones = true;
+        for (int i = 1; i < t->ndim; i++) ones &= t->shape[i] == 1;
+        if (ones) {
+            x->ndim = 1;
+            for (int i = 1; i < ST_MAX_DIMS; i++) x->shape[i] = 1;
+            x->reshaped = true;
+        }
     }
     w->has[x->component] = true;
     g_ptr_array_add(w->weights, x);
@@ -510,6 +544,14 @@ static void finish(sd_weights *w) {
         parent = g_path_get_dirname(w->path);
         dir = parent;
     }
+    if (w->layout == SD_LAYOUT_SINGLE_FILE) /* configs beside a single file: <dir>/unet/config.json, ... */
+        for (int c = 0; c < SD_COMPONENT_COUNT; c++) {
+            char *cfg = g_build_filename(dir, sd_component_name(c), "config.json", NULL);
+            if (!w->config_path[c] && w->has[c] && g_file_test(cfg, G_FILE_TEST_IS_REGULAR))
+                w->config_path[c] = cfg;
+            else
+                g_free(cfg);
+        }
     char *tok = g_build_filename(dir, "tokenizer", NULL);
     if (g_file_test(tok, G_FILE_TEST_IS_DIR))
         w->tokenizer_dir = tok;
@@ -518,11 +560,99 @@ static void finish(sd_weights *w) {
     g_free(parent);
 }
 
-static ie_status open_single(sd_weights *w, char *err, size_t errlen) {
+/* A checkpoint of another model family, by its characteristic names: the
+ * family's name ("SDXL", ...) and the name that gave it away, or NULL. */
+static const char *checkpoint_family(const st_file *f, const char **evidence) {
+    static const struct {
+        const char *prefix, *family;
+    } SIGNS[] = {
+        {"conditioner.embedders.", "SDXL"},
+        {"cond_stage_model.model.", "SD 2.x (OpenCLIP ViT-H text encoder)"},
+        {"model.diffusion_model.joint_blocks.", "SD 3"},
+        {"text_encoders.", "SD 3"},
+        {"model.diffusion_model.double_blocks.", "Flux"},
+        {"double_blocks.", "Flux"},
+    };
+    for (int i = 0; i < st_count(f); i++) {
+        const char *n = st_at(f, i)->name;
+        for (size_t k = 0; k < G_N_ELEMENTS(SIGNS); k++)
+            if (g_str_has_prefix(n, SIGNS[k].prefix)) {
+                *evidence = n;
+                return SIGNS[k].family;
+            }
+    }
+    return NULL;
+}
+
+/* LitEma's name of a model.diffusion_model.* tensor: "model_ema." + the
+ * name after "model." without its dots. */
+static char *ema_name(const char *ldm) {
+    GString *g = g_string_new("model_ema.");
+    for (const char *p = ldm + strlen("model."); *p; p++)
+        if (*p != '.') g_string_append_c(g, *p);
+    return g_string_free(g, FALSE);
+}
+
+static bool same_tensor_shape(const st_tensor *a, const st_tensor *b) {
+    if (a->ndim != b->ndim) return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return false;
+    return true;
+}
+
+/* The EMA choice for a single file (sd_ema_mode). */
+static void choose_ema(sd_weights *w, const st_file *f, sd_ema_mode mode) {
+    for (int i = 0; i < st_count(f); i++) {
+        const char *n = st_at(f, i)->name;
+        if (g_str_has_prefix(n, "model_ema.") && strcmp(n, "model_ema.decay") && strcmp(n, "model_ema.num_updates"))
+            w->n_ema++;
+    }
+    if (!w->n_ema) {
+        if (mode == SD_EMA_ON)
+            snprintf(w->ema_note, sizeof w->ema_note, "EMA asked for, but the file has no EMA copy (model_ema.*): its only UNet is used");
+        return;
+    }
+    if (!w->has[SD_UNET]) {
+        snprintf(w->ema_note, sizeof w->ema_note,
+                 "the file has only an EMA copy of the UNet (%d model_ema.* tensors) and no model.diffusion_model.*", w->n_ema);
+    }
+    if (mode != SD_EMA_ON && w->has[SD_UNET]) {
+        snprintf(w->ema_note, sizeof w->ema_note,
+                 "%d EMA tensors (model_ema.*) not used: the trained weights are, as diffusers and AUTOMATIC1111 "
+                 "do by default (ema=yes uses the EMA copy)", w->n_ema);
+        return;
+    }
+    if (!w->has[SD_UNET] && mode == SD_EMA_OFF) return;
+    int replaced = 0, absent = 0;
+    for (guint i = 0; i < w->weights->len; i++) {
+        sd_weight *x = g_ptr_array_index(w->weights, i);
+        if (x->component != SD_UNET || !g_str_has_prefix(x->t->name, "model.diffusion_model.")) continue;
+        char *en = ema_name(x->t->name);
+        const st_tensor *e = st_get(f, en);
+        g_free(en);
+        if (e && same_tensor_shape(e, x->t)) {
+            x->t = e;
+            replaced++;
+        } else {
+            absent++;
+        }
+    }
+    w->ema_used = replaced > 0;
+    snprintf(w->ema_note, sizeof w->ema_note, "EMA copy used for %d UNet tensors%s (ema=yes)", replaced,
+             absent ? " (some had none: their trained weights are used)" : "");
+}
+
+static ie_status open_single(sd_weights *w, sd_ema_mode ema, char *err, size_t errlen) {
     st_file *f = NULL;
     ie_status st = st_open(w->path, &f, err, errlen);
     if (st != IE_OK) return st;
     w->files[0] = f;
+    const char *evidence = NULL, *family = checkpoint_family(f, &evidence);
+    if (family) {
+        set_err(err, errlen, "%s: this is an %s checkpoint (it has %s); invedit edits with SD 1.x models", w->path,
+                family, evidence);
+        return IE_ERR_UNSUPPORTED;
+    }
     w->lay = detect_ldm_layout(f);
     int n_unknown = 0;
     for (int i = 0; i < st_count(f); i++) {
@@ -542,6 +672,7 @@ static ie_status open_single(sd_weights *w, char *err, size_t errlen) {
         }
     }
     for (int c = 0; c < SD_COMPONENT_COUNT; c++) {
+        w->naming[c] = "LDM";
         if (w->has[c]) {
             w->file_path[c] = g_strdup(w->path);
         } else {
@@ -563,6 +694,127 @@ static ie_status open_single(sd_weights *w, char *err, size_t errlen) {
                                : "");
         return IE_ERR_FORMAT;
     }
+    choose_ema(w, f, ema);
+    return IE_OK;
+}
+
+/* --- a separate VAE ---------------------------------------------------------------- */
+
+static void drop_component(sd_weights *w, sd_component c) {
+    for (guint i = w->weights->len; i-- > 0;) {
+        sd_weight *x = g_ptr_array_index(w->weights, i);
+        if (x->component != c) continue;
+        g_hash_table_remove(w->by_name, x->name);
+        g_ptr_array_remove_index(w->weights, i);
+    }
+    w->has[c] = false;
+}
+
+static ie_status replace_vae(sd_weights *w, const char *vpath, char *err, size_t errlen) {
+    static const char *const FILES[] = {"diffusion_pytorch_model.safetensors",
+                                        "diffusion_pytorch_model.fp16.safetensors"};
+    char *file = NULL, *cfg = NULL;
+    if (!g_file_test(vpath, G_FILE_TEST_EXISTS)) {
+        set_err(err, errlen, "VAE %s: no such file or folder", vpath);
+        return IE_ERR_IO;
+    }
+    if (g_file_test(vpath, G_FILE_TEST_IS_DIR)) {
+        char *sub = g_build_filename(vpath, "vae", NULL);
+        char *dir = g_file_test(sub, G_FILE_TEST_IS_DIR) ? sub : g_strdup(vpath);
+        if (dir != sub) g_free(sub);
+        for (size_t k = 0; k < G_N_ELEMENTS(FILES) && !file; k++) {
+            char *p = g_build_filename(dir, FILES[k], NULL);
+            if (g_file_test(p, G_FILE_TEST_IS_REGULAR)) file = p;
+            else g_free(p);
+        }
+        cfg = g_build_filename(dir, "config.json", NULL);
+        if (!g_file_test(cfg, G_FILE_TEST_IS_REGULAR)) g_clear_pointer(&cfg, g_free);
+        if (!file) {
+            set_err(err, errlen, "VAE %s: a folder without %s (a diffusers vae/ folder is expected)", dir, FILES[0]);
+            g_free(dir);
+            g_free(cfg);
+            return IE_ERR_FORMAT;
+        }
+        g_free(dir);
+    } else {
+        file = g_strdup(vpath);
+    }
+    st_file *f = NULL;
+    ie_status st = st_open(file, &f, err, errlen);
+    if (st) {
+        g_free(file);
+        g_free(cfg);
+        return st;
+    }
+    /* what the file holds */
+    int n_full = 0, n_ldm = 0, n_diff = 0, n_unet = 0, n_text = 0, max_up = -1;
+    for (int i = 0; i < st_count(f); i++) {
+        const char *n = st_at(f, i)->name;
+        int v[26] = {0};
+        if (g_str_has_prefix(n, "first_stage_model.")) n_full++;
+        else if (g_str_has_prefix(n, "encoder.down.") || g_str_has_prefix(n, "decoder.up.") ||
+                 g_str_has_prefix(n, "encoder.mid.") || g_str_has_prefix(n, "decoder.mid."))
+            n_ldm++;
+        else if (g_str_has_prefix(n, "encoder.down_blocks.") || g_str_has_prefix(n, "decoder.up_blocks.") ||
+                 g_str_has_prefix(n, "encoder.mid_block.") || g_str_has_prefix(n, "decoder.mid_block."))
+            n_diff++;
+        else if (g_str_has_prefix(n, "model.diffusion_model.") || g_str_has_prefix(n, "time_embedding.") ||
+                 g_str_has_prefix(n, "down_blocks.") || g_str_has_prefix(n, "up_blocks."))
+            n_unet++;
+        else if (g_str_has_prefix(n, "text_model.") || g_str_has_prefix(n, "cond_stage_model."))
+            n_text++;
+        if (tp_match("first_stage_model.decoder.up.{a}.", n, v) > 0 || tp_match("decoder.up.{a}.", n, v) > 0)
+            if (v[0] > max_up && v[0] < 64) max_up = v[0];
+    }
+    const char *evidence = NULL, *family = checkpoint_family(f, &evidence);
+    if (!n_full && !n_ldm && !n_diff) {
+        set_err(err, errlen, "VAE %s: not a VAE: %s", file,
+                family ? family
+                : n_unet ? "it holds a UNet (e.g. time_embedding / model.diffusion_model tensors)"
+                : n_text ? "it holds a text encoder"
+                         : "no encoder.* / decoder.* / first_stage_model.* tensors");
+        st_close(f);
+        g_free(file);
+        g_free(cfg);
+        return IE_ERR_FORMAT;
+    }
+    sd_ldm_layout lay = w->lay;
+    if (max_up >= 0) lay.vae_levels = max_up + 1;
+    drop_component(w, SD_VAE);
+    for (int i = 0; i < st_count(f); i++) {
+        const st_tensor *t = st_at(f, i);
+        char canon[512];
+        bool squeeze = false;
+        sd_name_kind k;
+        if (n_full) {
+            if (!g_str_has_prefix(t->name, "first_stage_model.")) continue; /* the rest of a checkpoint */
+            k = sd_name_from_ldm(t->name, &lay, canon, sizeof canon, &squeeze);
+        } else if (n_ldm) {
+            char *full = g_strconcat("first_stage_model.", t->name, NULL);
+            k = sd_name_is_ignored(t->name) ? SD_NAME_IGNORED
+                                            : sd_name_from_ldm(full, &lay, canon, sizeof canon, &squeeze);
+            g_free(full);
+        } else {
+            k = sd_name_from_diffusers(SD_VAE, t->name, canon, sizeof canon);
+        }
+        if (k == SD_NAME_WEIGHT && g_str_has_prefix(canon, "vae."))
+            add_weight(w, canon, t, squeeze);
+        else if (k == SD_NAME_IGNORED)
+            w->n_ignored++;
+        else
+            g_ptr_array_add(w->unmapped, g_strdup_printf("%s (VAE %s): not a VAE tensor", t->name, file));
+    }
+    w->vae_file = f;
+    w->has[SD_VAE] = true;
+    w->naming[SD_VAE] = n_diff && !n_full && !n_ldm ? "diffusers" : "LDM";
+    g_free(w->file_path[SD_VAE]);
+    w->file_path[SD_VAE] = file;
+    g_clear_pointer(&w->missing[SD_VAE], g_free);
+    if (cfg) { /* a folder's own config; a single file keeps the model's (its scaling_factor) */
+        g_free(w->config_path[SD_VAE]);
+        w->config_path[SD_VAE] = cfg;
+    }
+    g_ptr_array_sort(w->weights, cmp_weight);
     return IE_OK;
 }
 
@@ -634,6 +886,7 @@ static ie_status open_folder(sd_weights *w, char *err, size_t errlen) {
                 add_weight(w, canon, t, false);
         }
         w->has[c] = true; /* even if the file holds no tensors: the check reports them */
+        w->naming[c] = "diffusers";
     }
     if (!n_found) {
         set_err(err, errlen, "%s: diffusers folder without weights: %s; %s; %s", w->path,
@@ -644,6 +897,30 @@ static ie_status open_folder(sd_weights *w, char *err, size_t errlen) {
 }
 
 ie_status sd_weights_open(const char *path, sd_weights **out, char *err, size_t errlen) {
+    return sd_weights_open_with(path, NULL, out, err, errlen);
+}
+
+bool sd_ema_mode_from_name(const char *s, sd_ema_mode *out) {
+    static const struct {
+        const char *name;
+        sd_ema_mode m;
+    } N[] = {{"auto", SD_EMA_AUTO}, {"", SD_EMA_AUTO}, {"no", SD_EMA_OFF}, {"off", SD_EMA_OFF},
+             {"false", SD_EMA_OFF}, {"0", SD_EMA_OFF}, {"yes", SD_EMA_ON}, {"on", SD_EMA_ON},
+             {"true", SD_EMA_ON}, {"1", SD_EMA_ON}};
+    for (size_t k = 0; k < G_N_ELEMENTS(N); k++)
+        if (!g_ascii_strcasecmp(s ? s : "", N[k].name)) {
+            *out = N[k].m;
+            return true;
+        }
+    return false;
+}
+
+const char *sd_ema_mode_name(sd_ema_mode m) {
+    return m == SD_EMA_ON ? "yes" : m == SD_EMA_OFF ? "no" : "auto";
+}
+
+ie_status sd_weights_open_with(const char *path, const sd_source_options *opt, sd_weights **out, char *err,
+                               size_t errlen) {
     *out = NULL;
     if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
         set_err(err, errlen, "%s: no such file or folder", path);
@@ -661,8 +938,9 @@ ie_status sd_weights_open(const char *path, sd_weights **out, char *err, size_t 
         st = open_folder(w, err, errlen);
     } else {
         w->layout = SD_LAYOUT_SINGLE_FILE;
-        st = open_single(w, err, errlen);
+        st = open_single(w, opt ? opt->ema : SD_EMA_AUTO, err, errlen);
     }
+    if (st == IE_OK && opt && opt->vae && *opt->vae) st = replace_vae(w, opt->vae, err, errlen);
     if (st != IE_OK) {
         sd_weights_close(w);
         return st;
@@ -702,3 +980,12 @@ const char *sd_weights_unmapped_at(const sd_weights *w, int i) {
     return (i >= 0 && i < (int)w->unmapped->len) ? g_ptr_array_index(w->unmapped, i) : NULL;
 }
 int sd_weights_ignored_count(const sd_weights *w) { return w->n_ignored; }
+
+const char *sd_weights_naming(const sd_weights *w, sd_component c) {
+    return (unsigned)c < SD_COMPONENT_COUNT && w->naming[c] ? w->naming[c] : "-";
+}
+int sd_weights_ema_count(const sd_weights *w) { return w->n_ema; }
+bool sd_weights_ema_used(const sd_weights *w) { return w->ema_used; }
+const char *sd_weights_ema_note(const sd_weights *w) { return w->ema_note; }
+void sd_weights_set_lora(sd_weights *w, const struct sd_lora_set *lora) { w->lora = lora; }
+const struct sd_lora_set *sd_weights_lora(const sd_weights *w) { return w->lora; }

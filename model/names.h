@@ -101,6 +101,37 @@ typedef struct sd_weight {
 
 typedef struct sd_weights sd_weights;
 
+/* Which UNet weights to take from a checkpoint that carries both the
+ * trained weights (model.diffusion_model.*) and their EMA copy (model_ema.*,
+ * LitEma's names: "model_ema." + the parameter name without dots). AUTO
+ * takes the non-EMA weights when both are there, as diffusers'
+ * from_single_file (extract_ema=False) and AUTOMATIC1111 (use_ema: False)
+ * do, and the EMA copy when it is the only UNet in the file. */
+typedef enum sd_ema_mode {
+    SD_EMA_AUTO = 0,
+    SD_EMA_OFF = 1, /* never the EMA copy */
+    SD_EMA_ON = 2,  /* the EMA copy when the file has one */
+} sd_ema_mode;
+
+/* "auto", "no", "yes" (also off/on, false/true, 0/1). */
+bool sd_ema_mode_from_name(const char *s, sd_ema_mode *out);
+const char *sd_ema_mode_name(sd_ema_mode m);
+
+typedef struct sd_source_options {
+    const char *vae; /* a separate VAE: an LDM or diffusers-named .safetensors, a
+                        diffusers vae/ folder or a diffusers model folder; NULL/"" = the model's */
+    sd_ema_mode ema;
+} sd_source_options;
+
+/* sd_weights_open with options (NULL = defaults). The VAE's tensors are
+ * taken from opt->vae instead of the model; a VAE file that holds another
+ * network (a UNet, a text encoder, a whole checkpoint without VAE) is
+ * refused with IE_ERR_FORMAT naming what it looks like. Checkpoints of
+ * other families (SDXL, SD 2.x, SD 3, Flux) are refused with
+ * IE_ERR_UNSUPPORTED naming the family. */
+ie_status sd_weights_open_with(const char *path, const sd_source_options *opt, sd_weights **out, char *err,
+                               size_t errlen);
+
 /* Opens a diffusers folder or a single .safetensors checkpoint. Fails with
  * IE_ERR_IO when the path does not exist or a file cannot be read,
  * IE_ERR_FORMAT when a file is malformed or the folder holds no weights
@@ -119,8 +150,10 @@ bool sd_weights_has(const sd_weights *w, sd_component c);
 const char *sd_weights_file(const sd_weights *w, sd_component c);   /* NULL if absent */
 /* Why the component is absent ("no unet/diffusion_pytorch_model.safetensors"). */
 const char *sd_weights_missing_reason(const sd_weights *w, sd_component c);
-/* Diffusers folders: "<folder>/unet/config.json" etc. when that file exists,
- * else NULL (always NULL for single files). */
+/* Diffusers folders: "<folder>/unet/config.json" etc. when that file exists;
+ * single files: "<dir>/unet/config.json" etc. beside the file when it exists
+ * (the architecture is otherwise detected from shapes, with SD 1.x's head
+ * counts and scaling factor); else NULL. */
 const char *sd_weights_config_path(const sd_weights *w, sd_component c);
 /* "<folder>/tokenizer" when it exists; for a single file, a "tokenizer"
  * folder next to it when that exists; else NULL. */
@@ -139,6 +172,21 @@ int sd_weights_unmapped_count(const sd_weights *w);
 /* "cond_stage_model.model.ln_final.weight: unknown name" etc. */
 const char *sd_weights_unmapped_at(const sd_weights *w, int i);
 int sd_weights_ignored_count(const sd_weights *w);
+
+/* "diffusers" or "LDM": how the component's tensors were named in their file. */
+const char *sd_weights_naming(const sd_weights *w, sd_component c);
+/* The EMA copy: how many model_ema.* UNet tensors the file has, and whether
+ * they are the ones used (sd_weights_ema_note says why, one line). */
+int sd_weights_ema_count(const sd_weights *w);
+bool sd_weights_ema_used(const sd_weights *w);
+const char *sd_weights_ema_note(const sd_weights *w);
+
+/* LoRAs merged at load (lora.h): the binder (weights.h) asks this set for
+ * every tensor it uploads. Borrowed: the caller keeps it alive while
+ * networks load. NULL = none. */
+struct sd_lora_set;
+void sd_weights_set_lora(sd_weights *w, const struct sd_lora_set *lora);
+const struct sd_lora_set *sd_weights_lora(const sd_weights *w);
 
 #ifdef __cplusplus
 }

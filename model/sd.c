@@ -42,7 +42,9 @@ ie_status sd_model_load(ie_backend *be, const char *path, const sd_load_options 
     if (!m) return IE_ERR_NOMEM;
     char msg[2048] = "";
     sd_weights *w = NULL;
-    ie_status s = sd_weights_open(path, &w, msg, sizeof msg);
+    sd_source_options so = {.vae = opt ? opt->vae : NULL, .ema = opt ? opt->ema : SD_EMA_AUTO};
+    sd_lora_set *lora = NULL;
+    ie_status s = sd_weights_open_with(path, &so, &w, msg, sizeof msg);
     if (!s) s = sd_model_config_load(w, &m->config, msg, sizeof msg);
     if (!s) {
         snprintf(m->notes, sizeof m->notes, "%s", m->config.notes);
@@ -52,14 +54,13 @@ ie_status sd_model_load(ie_backend *be, const char *path, const sd_load_options 
         want[SD_VAE] = parts & (SD_PART_VAE_ENCODER | SD_PART_VAE_DECODER);
         s = check_parts(w, &m->config, want, msg, sizeof msg);
     }
-    if (!s && (parts & SD_PART_TOKENIZER)) {
-        const char *dir = sd_weights_tokenizer_dir(w);
-        if (!dir) {
-            snprintf(msg, sizeof msg, "%s: no tokenizer folder (vocab.json, merges.txt)", path);
-            s = IE_ERR_IO;
-        } else {
-            s = clip_tokenizer_load_dir(dir, &m->tokenizer, msg, sizeof msg);
-        }
+    if (!s && (parts & SD_PART_TOKENIZER))
+        s = sd_tokenizer_open(w, &m->config, &m->tokenizer, m->tokenizer_source, sizeof m->tokenizer_source, msg,
+                              sizeof msg);
+    if (!s && opt && opt->lora && *opt->lora) {
+        lora = sd_lora_set_new();
+        s = sd_lora_set_add_list(lora, w, opt->lora, msg, sizeof msg);
+        if (!s) sd_weights_set_lora(w, lora);
     }
     if (!s && (parts & SD_PART_TEXT)) s = clip_text_model_load(be, w, &m->config.text, wt, &m->text, msg, sizeof msg);
     if (!s && (parts & SD_PART_UNET)) s = unet_load(be, w, &m->config.unet, wt, &m->unet, msg, sizeof msg);
@@ -69,6 +70,7 @@ ie_status sd_model_load(ie_backend *be, const char *path, const sd_load_options 
     }
     if (!s && opt && opt->taesd) s = taesd_load(be, opt->taesd, wt, &m->taesd, msg, sizeof msg);
     sd_weights_close(w); /* every weight now lives on the backend */
+    sd_lora_set_free(lora);
     if (s) {
         if (err && errlen) snprintf(err, errlen, "%s", msg);
         sd_model_free(m);

@@ -24,6 +24,7 @@
 
 #include "clip.h"
 #include "config.h"
+#include "lora.h"
 #include "names.h"
 #include "nn.h"
 #include "taesd.h"
@@ -49,6 +50,9 @@ typedef struct sd_load_options {
     sd_wtype wtype;      /* SD_WTYPE_AUTO: fp16 on Vulkan, fp32 on the CPU backend */
     int parts;           /* SD_PART_*; 0 = SD_PART_ALL */
     const char *taesd;   /* optional TAESD folder or file (taesd.h), else NULL */
+    const char *vae;     /* optional separate VAE (names.h sd_source_options), else NULL */
+    const char *lora;    /* optional LoRAs merged at load, "FILE[:SCALE];..." (lora.h), else NULL */
+    sd_ema_mode ema;     /* a checkpoint's EMA copy (names.h) */
 } sd_load_options;
 
 typedef struct sd_model {
@@ -59,6 +63,7 @@ typedef struct sd_model {
     vae *vae;                   /* encoder and/or decoder, as asked */
     taesd *taesd;               /* when opt->taesd was given */
     char notes[1024];           /* the configuration's notes (config.h) */
+    char tokenizer_source[512]; /* "folder ..." or the built-in vocabulary (config.h sd_tokenizer_open) */
 } sd_model;
 
 /* Loads the asked parts; every one must be present. On failure nothing is

@@ -74,6 +74,16 @@ ie_status clip_tokenizer_load_dir(const char *dir, clip_tokenizer **out, char *e
 ie_status clip_tokenizer_load_memory(const char *vocab_json, size_t vocab_len, const char *merges,
                                      size_t merges_len, const char *label, clip_tokenizer **out,
                                      char *err, size_t errlen);
+/* The standard CLIP ViT-L/14 vocabulary that ships with the library
+ * (model/data/bpe_simple_vocab_16e6.txt.gz, OpenAI CLIP, MIT licence):
+ * 49,408 ids derived from the BPE file as simple_tokenizer.py does (256
+ * byte symbols, the same with "</w>", 48,894 merges, <|startoftext|>,
+ * <|endoftext|>). Used when a model has no tokenizer/ folder. */
+#define CLIP_BUILTIN_VOCAB_SIZE 49408
+ie_status clip_tokenizer_load_builtin(clip_tokenizer **out, char *err, size_t errlen);
+/* The same vocabulary as vocab.json text and merges.txt text (g_free both). */
+ie_status clip_builtin_vocab_text(char **vocab_json, size_t *vocab_len, char **merges, size_t *merges_len,
+                                  char *err, size_t errlen);
 void clip_tokenizer_free(clip_tokenizer *tok);
 
 int clip_tokenizer_vocab_size(const clip_tokenizer *tok); /* largest id + 1 */

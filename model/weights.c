@@ -1,6 +1,8 @@
 /* Binding checkpoint tensors to ie_tensors. See weights.h. */
 #include "weights.h"
 
+#include "lora.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,7 +144,20 @@ static ie_tensor *bind_name(sd_binder *b, int ndim, const int64_t *shape, const 
         s = IE_ERR_NOMEM;
         snprintf(err, sizeof err, "out of host memory");
     } else {
-        s = dt == IE_F32 ? st_read_f32(t, dst, err, sizeof err) : st_read_f16(t, dst, err, sizeof err);
+        const sd_lora_set *lora = b->src ? sd_weights_lora(b->src) : NULL;
+        if (lora && sd_lora_set_has(lora, full)) {
+            /* LoRA: merged in fp32 on the host, then converted (lora.h) */
+            int64_t numel = t->numel;
+            float *f = dt == IE_F32 ? dst : malloc((size_t)numel * sizeof *f);
+            s = f ? st_read_f32(t, f, err, sizeof err) : IE_ERR_NOMEM;
+            if (!f) snprintf(err, sizeof err, "out of host memory");
+            if (!s) s = sd_lora_set_apply(lora, full, f, numel, err, sizeof err);
+            if (!s && dt != IE_F32)
+                for (int64_t i = 0; i < numel; i++) ((uint16_t *)dst)[i] = st_float_to_half(f[i]);
+            if (f != dst) free(f);
+        } else {
+            s = dt == IE_F32 ? st_read_f32(t, dst, err, sizeof err) : st_read_f16(t, dst, err, sizeof err);
+        }
         if (!s && tmp) {
             s = ie_tensor_upload(x, tmp);
             if (s) snprintf(err, sizeof err, "%s", ie_backend_errmsg(b->be));

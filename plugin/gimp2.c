@@ -283,7 +283,8 @@ static GimpPDBStatusType run_edit(gint32 image, gint32 drawable, const ivp_setti
     gboolean batch = mode == GIMP_RUN_NONINTERACTIVE;
     gimp_progress_init("Diffusion edit: loading the model");
     ie_session *session = NULL;
-    st = ie_session_open(model, s->params.device, &session, err, sizeof err);
+    ie_session_options so = ie_session_options_from_params(&s->params);
+    st = ie_session_open_with(model, &so, &session, err, sizeof err);
     if (st != IE_OK) {
         *msg = ivp_error_message(st, "Could not open the model", err);
         return GIMP_PDB_EXECUTION_ERROR;

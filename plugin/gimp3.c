@@ -351,7 +351,8 @@ static GimpValueArray *invedit_run(GimpProcedure *procedure, GimpRunMode run_mod
     gboolean batch = run_mode == GIMP_RUN_NONINTERACTIVE;
     if (status == GIMP_PDB_SUCCESS) {
         gimp_progress_init("Diffusion edit: loading the model");
-        ie_status st = ie_session_open(model, s.params.device, &session, err, sizeof err);
+        ie_session_options so = ie_session_options_from_params(&s.params);
+        ie_status st = ie_session_open_with(model, &so, &session, err, sizeof err);
         if (st != IE_OK) {
             msg = ivp_error_message(st, "Could not open the model", err);
             status = GIMP_PDB_EXECUTION_ERROR;

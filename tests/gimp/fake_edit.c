@@ -57,6 +57,11 @@ ie_status ie_session_open(const char *model_path, const char *device, ie_session
     return IE_OK;
 }
 
+ie_status ie_session_open_with(const char *model_path, const ie_session_options *opt, ie_session **out, char *err,
+                               size_t errlen) {
+    return ie_session_open(model_path, opt ? opt->device : NULL, out, err, errlen);
+}
+
 void ie_session_close(ie_session *s) { free(s); }
 const char *ie_session_device(const ie_session *s) { return s->device; }
 const char *ie_session_note(const ie_session *s) { return s->note; }
