@@ -83,6 +83,7 @@ static bool parse_diffusers(const char *key, sd_lora_key *k) {
         {".lora.down.weight", SD_LORA_DOWN}, {".lora.up.weight", SD_LORA_UP},
         {".lora_linear_layer.down.weight", SD_LORA_DOWN}, {".lora_linear_layer.up.weight", SD_LORA_UP},
         {".lora_down.weight", SD_LORA_DOWN}, {".lora_up.weight", SD_LORA_UP},
+        {"_lora.down.weight", SD_LORA_DOWN}, {"_lora.up.weight", SD_LORA_UP}, /* processor.to_q_lora.down */
         {".alpha", SD_LORA_ALPHA},
     };
     size_t n = strlen(s);
@@ -90,14 +91,14 @@ static bool parse_diffusers(const char *key, sd_lora_key *k) {
         size_t l = strlen(S[i].suffix);
         if (n <= l || strcmp(s + n - l, S[i].suffix)) continue;
         size_t mlen = n - l;
-        /* old attention processors: <attn>.processor.to_q_lora.down.weight */
+        /* old attention processors: <attn>.processor.to_q_lora.down.weight (suffix "_lora.down.weight") */
         const char *proc = g_strstr_len(s, (gssize)mlen, ".processor.");
-        if (proc && S[i].part != SD_LORA_ALPHA) {
+        if (proc && S[i].suffix[0] == '_') {
             const char *p = proc + strlen(".processor.");
             size_t plen = (size_t)(s + mlen - p);
             static const struct {
                 const char *from, *to;
-            } PR[] = {{"to_q_lora", "to_q"}, {"to_k_lora", "to_k"}, {"to_v_lora", "to_v"}, {"to_out_lora", "to_out.0"}};
+            } PR[] = {{"to_q", "to_q"}, {"to_k", "to_k"}, {"to_v", "to_v"}, {"to_out", "to_out.0"}};
             bool ok = false;
             for (size_t q = 0; q < G_N_ELEMENTS(PR) && !ok; q++)
                 if (plen == strlen(PR[q].from) && !strncmp(p, PR[q].from, plen)) {
@@ -109,7 +110,7 @@ static bool parse_diffusers(const char *key, sd_lora_key *k) {
                     ok = true;
                 }
             if (!ok) return false;
-        } else if (!copy_module(k, s, mlen)) {
+        } else if (S[i].suffix[0] == '_' || !copy_module(k, s, mlen)) {
             return false;
         }
         g_strlcpy(k->target, target, sizeof k->target);
@@ -240,7 +241,7 @@ ie_status sd_lora_set_add(sd_lora_set *s, const sd_weights *w, const char *path,
     GHashTable *pend = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     GPtrArray *unmatched = g_ptr_array_new();
     int n_lora_keys = 0, n_kohya = 0, n_diff = 0;
-    const char *other = NULL, *other_key = NULL, *sdxl = NULL, *sdxl_key = NULL;
+    const char *other = NULL, *other_key = NULL, *sdxl = NULL, *sdxl_key = NULL, *dup_key = NULL, *dup_prev = NULL;
     char *base = g_path_get_basename(path);
     for (int i = 0; i < st_count(f); i++) {
         const st_tensor *t = st_at(f, i);
@@ -279,6 +280,10 @@ ie_status sd_lora_set_add(sd_lora_set *s, const sd_weights *w, const char *path,
             g_hash_table_insert(pend, g_strdup(x->name), p);
         }
         const st_tensor **slot = k.part == SD_LORA_DOWN ? &p->down : k.part == SD_LORA_UP ? &p->up : &p->alpha;
+        if (*slot && !dup_key) {
+            dup_key = t->name;
+            dup_prev = (*slot)->name;
+        }
         *slot = t;
         g_free(mk);
     }
@@ -290,6 +295,9 @@ ie_status sd_lora_set_add(sd_lora_set *s, const sd_weights *w, const char *path,
         set_err(err, errlen, "LoRA %s: a %s LoRA (%s); only plain LoRA (lora_down/lora_up, lora_A/lora_B) is supported",
                 path, other, other_key);
         st = IE_ERR_UNSUPPORTED;
+    } else if (dup_key) {
+        set_err(err, errlen, "LoRA %s: %s and %s adapt the same layer twice", path, dup_prev, dup_key);
+        st = IE_ERR_FORMAT;
     } else if (!n_lora_keys) {
         set_err(err, errlen, "LoRA %s: no LoRA tensors (%d tensors; expected lora_unet_*/lora_te_* with lora_down/lora_up, "
                 "or diffusers/PEFT lora_A/lora_B names)", path, st_count(f));
