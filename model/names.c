@@ -567,12 +567,16 @@ static const char *checkpoint_family(const st_file *f, const char **evidence) {
         const char *prefix, *family;
     } SIGNS[] = {
         {"conditioner.embedders.", "SDXL"},
-        {"cond_stage_model.model.", "SD 2.x (OpenCLIP ViT-H text encoder)"},
+        {"cond_stage_model.model.transformer.", "SD 2.x (OpenCLIP ViT-H text encoder)"},
+        {"cond_stage_model.model.token_embedding.", "SD 2.x (OpenCLIP ViT-H text encoder)"},
         {"model.diffusion_model.joint_blocks.", "SD 3"},
         {"text_encoders.", "SD 3"},
         {"model.diffusion_model.double_blocks.", "Flux"},
         {"double_blocks.", "Flux"},
     };
+    /* a file with SD 1.x's own text encoder is SD 1.x, whatever else it carries */
+    for (int i = 0; i < st_count(f); i++)
+        if (g_str_has_prefix(st_at(f, i)->name, "cond_stage_model.transformer.")) return NULL;
     for (int i = 0; i < st_count(f); i++) {
         const char *n = st_at(f, i)->name;
         for (size_t k = 0; k < G_N_ELEMENTS(SIGNS); k++)

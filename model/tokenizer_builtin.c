@@ -138,7 +138,12 @@ ie_status sd_tokenizer_open(const sd_weights *w, const sd_model_config *cfg, str
         if (source && source_len) snprintf(source, source_len, "folder %s", dir);
         return clip_tokenizer_load_dir(dir, out, err, errlen);
     }
-    if (cfg && cfg->has[SD_TEXT_ENCODER] && cfg->text.vocab_size != CLIP_BUILTIN_VOCAB_SIZE) {
+    if (!cfg || !cfg->has[SD_TEXT_ENCODER]) {
+        set_err(err, errlen, "%s: no tokenizer folder (tokenizer/vocab.json, merges.txt) and no text encoder",
+                sd_weights_path(w));
+        return IE_ERR_FORMAT;
+    }
+    if (cfg->text.vocab_size != CLIP_BUILTIN_VOCAB_SIZE) {
         set_err(err, errlen,
                 "%s: no tokenizer/ folder next to the weights, and the text encoder has %d token embeddings, not the "
                 "%d of the CLIP vocabulary built into invedit: put the model's tokenizer/ folder (vocab.json, "
