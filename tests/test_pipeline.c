@@ -81,6 +81,10 @@ static void run(const char *device) {
     if (lora && *lora) {
         const char *d = ie_session_describe(s), *l = strstr(d, "lora: ");
         TU_CHECK(l && strstr(l, " layers ("), "the LoRA is merged: %.*s", l ? (int)strcspn(l, "\n") : 4, l ? l : "none");
+        ie_session_options other = so;
+        other.lora = "";
+        TU_CHECK(ie_session_matches(s, model_path(), &so) && !ie_session_matches(s, model_path(), &other),
+                 "ie_session_matches: same options yes, another LoRA set no (reload)");
     }
     printf("-- %s\n", ie_session_device(s));
     int W, H;

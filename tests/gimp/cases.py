@@ -60,6 +60,13 @@ CASES = [
          args={"model-path": "/nonexistent/sd-model"}, expect=("error", "Could not open the model")),
     dict(name="strength-out-of-range", image="rgb.png", lang="scheme", sel=None, output="in-place",
          args={"strength": 2.0}, expect=("error", "strength|out of range")),
+    # Loading options reach the library: a LoRA and a VAE that do not exist are named (real library).
+    dict(name="bad-lora", image="rgb.png", lang="scheme", sel=None, output="in-place",
+         args={"lora": "/nonexistent/style.safetensors:0.8"}, expect=("error", "LoRA /nonexistent/style.safetensors"),
+         impl={"real"}),
+    dict(name="bad-vae", image="rgb.png", lang="python", sel=None, output="in-place",
+         args={"vae": "/nonexistent/vae.safetensors"}, expect=("error", "VAE /nonexistent/vae.safetensors"),
+         impl={"real"}),
     # Fake-library knobs: the CPU-fallback note, and out of memory.
     dict(name="vulkan-fallback-note", image="rgb.png", lang="python", sel=None, output="in-place",
          args={"device": "vulkan"}, impl=FAKE),
