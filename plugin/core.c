@@ -459,6 +459,8 @@ char *ivp_error_message(ie_status st, const char *what, const char *detail) {
     case IE_ERR_IO:
     case IE_ERR_FORMAT:
         advice = " The model must be a Stable Diffusion 1.x diffusers folder or a .safetensors checkpoint.";
+        if (detail && g_str_has_prefix(detail, "LoRA ")) advice = " Check the LoRAs setting (SD 1.x LoRA files).";
+        if (detail && g_str_has_prefix(detail, "VAE ")) advice = " Check the VAE setting (an SD 1.x VAE file or folder).";
         break;
     case IE_ERR_CANCELLED: advice = ""; break;
     default: break;
