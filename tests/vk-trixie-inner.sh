@@ -1,0 +1,36 @@
+#!/bin/bash
+# Runs inside the trixie chroot (tests/vk-trixie.sh): builds /src in $BUILD
+# and runs the Vulkan checks on Mesa 25's lavapipe; meson's logs are copied
+# to /out as testlog-trixie*.json.
+set -u
+B=${BUILD:-/root/build-invedit}
+echo "== $(grep -h PRETTY_NAME /etc/os-release | cut -d= -f2); Vulkan: $(vulkaninfo --summary 2>/dev/null | grep -m1 driverInfo | sed 's/.*= //')"
+t0=$SECONDS
+if [ ! -f "$B/build.ninja" ]; then
+  nice meson setup "$B" /src >/out/meson-setup.log 2>&1 || { tail -30 /out/meson-setup.log; exit 1; }
+fi
+targets="tests/test_vk_runtime tests/test_vk_gemm tests/test_vk_attn tests/test_vk_basic
+  tests/test_vk_fp16 tests/test_vk_validation tests/vk-subgroup-sizes tests/test_pipeline bench/bench-ops"
+# only the targets that exist in this tree
+have=$(ninja -C "$B" -t targets all 2>/dev/null | cut -d: -f1)
+want=""
+for t in $targets; do echo "$have" | grep -qx "$t" && want="$want $t"; done
+nice ninja -C "$B" $want >/out/build.log 2>&1 || { grep -m20 -E 'error|FAILED' /out/build.log; exit 1; }
+echo "build took $((SECONDS - t0)) s"
+rc=0
+rm -f "$B"/meson-logs/testlog*.json
+echo "== Vulkan suite on Mesa 25 (small shapes)"
+INVEDIT_TEST_QUICK=1 TEST_VK_GEMM_QUICK=1 meson test -C "$B" --no-rebuild --num-processes 1 \
+  --print-errorlogs --suite vulkan || rc=1
+bash /src/tests/vk-checks.sh "$B" all || rc=1
+echo "== pipeline exactness on Mesa 25 (demo model, both backends)"
+meson test -C "$B" --no-rebuild --print-errorlogs --logbase testlog-pipeline test_pipeline || rc=1
+for f in "$B"/meson-logs/testlog*.json; do
+  n=$(basename "$f" .json); n=${n#testlog}; n=${n#-}
+  cp "$f" "/out/testlog-trixie${n:+-$n}.json"
+done
+if [ "${BENCH:-0}" = 1 ]; then
+  echo "== bench-ops --backend vulkan --quick on Mesa 25"
+  "$B/bench/bench-ops" --backend vulkan --quick | tee /out/bench-ops-trixie.txt
+fi
+exit $rc
