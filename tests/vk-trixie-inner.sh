@@ -3,7 +3,7 @@
 # and runs the Vulkan checks on Mesa 25's lavapipe; meson's logs are copied
 # to /out as testlog-trixie*.json.
 set -u
-B=${BUILD:-/root/build-invedit}
+B=${BUILD:-/root/build-invedit-vk}
 echo "== $(grep -h PRETTY_NAME /etc/os-release | cut -d= -f2); Vulkan: $(vulkaninfo --summary 2>/dev/null | grep -m1 driverInfo | sed 's/.*= //')"
 t0=$SECONDS
 if [ ! -f "$B/build.ninja" ]; then

@@ -6,8 +6,8 @@
 #   tests/vk-trixie.sh [--bench]
 #
 # The repository is bind-mounted read-only at /src and built inside the chroot
-# in a folder outside it (BUILD, default /root/build-invedit: the GIMP 3
-# tests' folder, so the library is compiled once for both). Then, on Mesa 25:
+# in a folder outside it (BUILD, default /root/build-invedit-vk; only the
+# targets the checks need are compiled). Then, on Mesa 25:
 #   - meson test --suite vulkan (every Vulkan test, at each subgroup size the
 #     driver offers through VK_EXT_subgroup_size_control)
 #   - meson test --setup vkvalidation --suite vulkan with trixie's own (newer)
@@ -39,7 +39,7 @@ if ! nice $SUDO env ROOT="$ROOT" bash "$ROOTDIR/tests/gimp/make-chroot.sh" creat
 fi
 
 $SUDO env ROOT="$ROOT" BIND="$ROOTDIR:/src:ro $OUT_DIR:/out" \
-  PASSENV="BUILD=${BUILD:-/root/build-invedit} BENCH=$bench" \
+  PASSENV="BUILD=${BUILD:-/root/build-invedit-vk} BENCH=$bench" \
   bash "$ROOTDIR/tests/gimp/make-chroot.sh" run bash /src/tests/vk-trixie-inner.sh
 rc=$?
 

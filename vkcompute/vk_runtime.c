@@ -1033,6 +1033,8 @@ vk_kernel *vk_kernel_get(vk_runtime *rt, const char *shader, const uint32_t *spe
             return NULL;
         }
         g_hash_table_insert(rt->modules, (gpointer)blob->name, mod);
+        /* tests/vk-checks.sh validation checks that every shader ran */
+        if (vk_validation_mode()) fprintf(stderr, "invedit: shader under validation: %s\n", shader);
     }
     VkSpecializationMapEntry entries[32];
     if (nspec > 32) nspec = 32;
