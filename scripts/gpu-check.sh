@@ -71,7 +71,12 @@ run_step() {
   else
     echo "== $name (limit ${limit} s)"
     local t0=$SECONDS
-    timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
+    # shell functions (exported below) run through bash
+    if [ "$(type -t "$1")" = function ]; then
+      timeout --kill-after=10 "$limit" bash -c '"$@"' _ "$@" >"$log" 2>&1
+    else
+      timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
+    fi
     local rc=$?
     local took=$((SECONDS - t0))
     if [ $rc = 0 ]; then status="ok, ${took} s"
@@ -108,6 +113,8 @@ do_build() {
   for t in $targets; do echo "$have" | grep -qx "$t" && want="$want $t"; done
   ninja -C "$build" $want
 }
+export build targets
+export -f do_build
 run_step "build ($build)" 150 do_build
 if [ ! -x "$build/cli/invedit" ]; then
   echo "gpu-check: the build failed; see $logs" >&2
@@ -120,9 +127,11 @@ device_info() {
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   return 0
 }
+export -f device_info
 run_step "device" 30 device_info
 
 mtest() { meson test -C "$build" --no-rebuild --num-processes 1 --print-errorlogs "$@"; }
+export -f mtest
 quick_env=(INVEDIT_TEST_QUICK=1 TEST_VK_GEMM_QUICK=1)
 
 # --- tests ------------------------------------------------------------------
@@ -156,6 +165,7 @@ with_smi_peak() {
   rm -f "$f"
   return $rc
 }
+export -f with_smi_peak
 if [ $dry = 1 ]; then
   run_step "bench-ops --backend vulkan --quick" 60 "$build/bench/bench-ops" --backend vulkan --quick --reps 1
   run_step "bench-networks (demo model, 64x64)" 90 "$build/bench/bench-networks" --backends vulkan \

@@ -75,7 +75,7 @@ static int run_case(int which, const char *expect, bool *named) {
     close(fds[0]);
     int st = 0;
     waitpid(pid, &st, 0);
-    *named = expect ? strstr(text->str, expect) != NULL : strstr(text->str, "validation") == NULL;
+    *named = expect ? strstr(text->str, expect) != NULL : strstr(text->str, "Vulkan validation") == NULL;
     if (!*named || !WIFEXITED(st)) printf("     child stderr:\n%s\n", text->str);
     g_string_free(text, TRUE);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
