@@ -50,6 +50,18 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlag
                                                  void *user) {
     (void)types;
     (void)user;
+    /* Newer layers report their own set-up as warnings (GPU-assisted
+     * validation forcing device features it needs, advice to run it without
+     * core checks): notes about the layer, not about invedit's use of Vulkan. */
+    const char *id = data && data->pMessageIdName ? data->pMessageIdName : "";
+    const char *msg = data && data->pMessage ? data->pMessage : "";
+    if (!(severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) &&
+        (!strcmp(id, "VALIDATION-SETTINGS") || strstr(msg, "Internal Warning:"))) {
+        static atomic_int notes;
+        if (atomic_fetch_add(&notes, 1) == 0)
+            fprintf(stderr, "invedit: (validation layer set-up notes are not counted, e.g.: [%s] %.200s)\n", id, msg);
+        return VK_FALSE;
+    }
     const char *sev = severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT ? "error" : "warning";
     fprintf(stderr, "invedit: Vulkan validation %s: [%s] %s\n", sev,
             data && data->pMessageIdName ? data->pMessageIdName : "?",
