@@ -167,7 +167,7 @@ with_smi_peak() {
 }
 export -f with_smi_peak
 if [ $dry = 1 ]; then
-  run_step "bench-ops --backend vulkan --quick" 60 "$build/bench/bench-ops" --backend vulkan --quick --reps 1
+  run_step "bench-ops --backend vulkan --quick --tiny" 60 "$build/bench/bench-ops" --backend vulkan --quick --tiny --reps 1
   run_step "bench-networks (demo model, 64x64)" 90 "$build/bench/bench-networks" --backends vulkan \
     --model models/demo --sizes 64 --reps 1 --no-torch
   run_step "bench-methods (demo model)" 150 "$build/bench/bench-methods" --models demo --backends vulkan
