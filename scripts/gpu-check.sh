@@ -170,7 +170,8 @@ if [ $dry = 1 ]; then
   run_step "bench-ops --backend vulkan --quick --tiny" 60 "$build/bench/bench-ops" --backend vulkan --quick --tiny --reps 1
   run_step "bench-networks (demo model, 64x64)" 90 "$build/bench/bench-networks" --backends vulkan \
     --model models/demo --sizes 64 --reps 1 --no-torch
-  run_step "bench-methods (demo model)" 150 "$build/bench/bench-methods" --models demo --backends vulkan
+  run_step "bench-methods (demo model, 2 steps)" 120 "$build/bench/bench-methods" --models demo --backends vulkan \
+    --steps 2 --reps 0
 else
   run_step "bench-ops --backend vulkan" 45 "$build/bench/bench-ops" --backend vulkan
   run_step "bench-networks --backends vulkan --sizes 512" 60 with_smi_peak "$build/bench/bench-networks" \
