@@ -7,9 +7,10 @@
 #       GPU-assisted validation, any message fails), then checks that every
 #       shader of shaders/meson.build ran under it
 #   tests/vk-checks.sh BUILD_DIR subgroups    the suite 'vulkan' (small shapes) at
-#       each subgroup size the device lets us require (VK_EXT_subgroup_size_control,
-#       INVEDIT_VK_SUBGROUP_SIZE); on llvmpipe also with 128-bit vectors
-#       (LP_NATIVE_VECTOR_WIDTH=128: subgroups of 4 instead of 8)
+#       each subgroup size the device lets us require, where it offers a choice
+#       (VK_EXT_subgroup_size_control, INVEDIT_VK_SUBGROUP_SIZE; lavapipe offers
+#       one size); on llvmpipe also with 128-bit vectors (LP_NATIVE_VECTOR_WIDTH=128:
+#       subgroups of 4 instead of 8)
 #   tests/vk-checks.sh BUILD_DIR all          both
 #
 # Meson's logs land in BUILD_DIR/meson-logs as testlog-<name>.json (.ci/run
