@@ -6,9 +6,9 @@ set -u
 B=${BUILD:-/root/build-invedit-vk}
 echo "== $(grep -h PRETTY_NAME /etc/os-release | cut -d= -f2); Vulkan: $(vulkaninfo --summary 2>/dev/null | grep -m1 driverInfo | sed 's/.*= //')"
 t0=$SECONDS
-if [ ! -f "$B/build.ninja" ]; then
-  nice meson setup "$B" /src >/out/meson-setup.log 2>&1 || { tail -30 /out/meson-setup.log; exit 1; }
-fi
+# (re)configure: tests are listed when their source exists (tests/meson.build)
+if [ -f "$B/build.ninja" ]; then reconf=--reconfigure; else reconf=; fi
+nice meson setup $reconf "$B" /src >/out/meson-setup.log 2>&1 || { tail -30 /out/meson-setup.log; exit 1; }
 targets="tests/test_vk_runtime tests/test_vk_gemm tests/test_vk_attn tests/test_vk_basic
   tests/test_vk_fp16 tests/test_vk_validation tests/vk-subgroup-sizes tests/test_pipeline bench/bench-ops"
 # only the targets that exist in this tree
