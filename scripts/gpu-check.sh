@@ -136,8 +136,9 @@ quick_env=(INVEDIT_TEST_QUICK=1 TEST_VK_GEMM_QUICK=1)
 
 # --- tests ------------------------------------------------------------------
 if [ $dry = 1 ]; then
-  run_step "Vulkan test suite (small shapes)" 120 env "${quick_env[@]}" meson test -C "$build" --no-rebuild \
-    --num-processes 1 --print-errorlogs --suite vulkan --logbase testlog-gpucheck
+  # CI runs the whole suite already: two of its tests show the step works
+  run_step "Vulkan test suite (two tests)" 60 env "${quick_env[@]}" meson test -C "$build" --no-rebuild \
+    --num-processes 1 --print-errorlogs --suite vulkan --logbase testlog-gpucheck test_vk_fp16 test_vk_validation
 else
   run_step "Vulkan test suite" 90 mtest --suite vulkan --logbase testlog-gpucheck
   if [ -f /usr/share/vulkan/explicit_layer.d/VkLayer_khronos_validation.json ] ||

@@ -8,10 +8,9 @@
 # The repository is bind-mounted read-only at /src and built inside the chroot
 # in a folder outside it (BUILD, default /root/build-invedit-vk; only the
 # targets the checks need are compiled). Then, on Mesa 25:
-#   - meson test --suite vulkan (every Vulkan test, at each subgroup size the
-#     driver offers through VK_EXT_subgroup_size_control)
-#   - meson test --setup vkvalidation --suite vulkan with trixie's own (newer)
-#     validation layer: sync + GPU-assisted validation, any message fails
+#   - meson test --setup vkvalidation --suite vulkan (every Vulkan test, small
+#     shapes) with trixie's own (newer) validation layer: sync + GPU-assisted
+#     validation, any message fails; every shader must run (tests/vk-checks.sh)
 #   - test_pipeline: the three methods' exactness on the demo model, both backends
 #   - --bench: bench-ops --backend vulkan --quick as well
 # Results: meson's test logs are copied to $OUT_DIR (default
