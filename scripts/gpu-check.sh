@@ -8,18 +8,19 @@
 # default 450 s, so it finishes in under 8 minutes on an H100):
 #   1. the device: invedit devices (+ vulkaninfo --summary, nvidia-smi)
 #   2. the Vulkan test suite (meson test --suite vulkan, full shapes)
-#   3. the same under the Khronos validation layer (sync + GPU-assisted; small
-#      shapes), when vulkan-validationlayers is installed
-#   4. the suite at each subgroup size the driver lets us require
-#   5. the network parity tests on Vulkan (test_networks: CLIP, UNet, VAE,
+#   3. the network parity tests on Vulkan (test_networks: CLIP, UNet, VAE,
 #      TAESD vs the PyTorch dumps)
-#   6. bench-ops --backend vulkan
-#   7. bench-networks --backends vulkan --sizes 512 (SD 1.5 UNet, batch 2)
-#   8. bench-methods --models sd15 --backends vulkan --steps 15: the three
+#   4. bench-ops --backend vulkan
+#   5. bench-networks --backends vulkan --sizes 512 (SD 1.5 UNet, batch 2)
+#   6. bench-methods --models sd15 --backends vulkan --steps 15: the three
 #      methods at 512x512 with SD 1.5 shapes, and the peak device memory
 #      (what bench-methods prints, plus nvidia-smi's peak when present)
+#   7. the suite under the Khronos validation layer (sync + GPU-assisted; small
+#      shapes), when vulkan-validationlayers is installed
+#   8. the suite at each subgroup size the driver lets us require
+# (7 and 8 come last: the measurements must not starve behind them.)
 # --dry: the same steps on whatever Vulkan device there is (lavapipe in CI)
-# with the tiny demo model and small shapes, skipping 3 and 4 (CI runs them
+# with the tiny demo model and small shapes, skipping 7 and 8 (CI runs them
 # through tests/vk-checks.sh): ~1-2 minutes, so the script does not rot.
 #
 # The report goes to --report, else $OUT/gpu-report.md when $OUT is set, else
@@ -39,7 +40,7 @@ while [ $# -gt 0 ]; do
     --build) build=$2; shift ;;
     --report) report=$2; shift ;;
     --budget) budget=$2; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -140,16 +141,9 @@ if [ $dry = 1 ]; then
   run_step "Vulkan test suite (two tests)" 60 env "${quick_env[@]}" meson test -C "$build" --no-rebuild \
     --num-processes 1 --print-errorlogs --suite vulkan --logbase testlog-gpucheck test_vk_fp16 test_vk_validation
 else
-  run_step "Vulkan test suite" 90 mtest --suite vulkan --logbase testlog-gpucheck
-  if [ -f /usr/share/vulkan/explicit_layer.d/VkLayer_khronos_validation.json ] ||
-     ls /etc/vulkan/explicit_layer.d/*validation* >/dev/null 2>&1; then
-    run_step "Vulkan suite under validation (sync + GPU-assisted)" 60 bash tests/vk-checks.sh "$build" validation
-  else
-    printf '| %s | %s |\n' "validation" "not run: vulkan-validationlayers is not installed" >>"$body.steps"
-  fi
-  run_step "Vulkan suite at each required subgroup size" 45 bash tests/vk-checks.sh "$build" subgroups
+  run_step "Vulkan test suite" 60 mtest --suite vulkan --logbase testlog-gpucheck
 fi
-run_step "network parity on Vulkan (test_networks)" 90 env INVEDIT_TEST_BACKENDS=vulkan \
+run_step "network parity on Vulkan (test_networks)" 60 env INVEDIT_TEST_BACKENDS=vulkan \
   meson test -C "$build" --no-rebuild --print-errorlogs --logbase testlog-gpucheck-networks test_networks
 
 # --- benchmarks ---------------------------------------------------------------
@@ -179,6 +173,17 @@ else
     --backends vulkan --sizes 512 --batch 2 --reps 3 --no-torch
   run_step "bench-methods: SD 1.5 shapes, 512x512, 15 steps" 150 with_smi_peak "$build/bench/bench-methods" \
     --models sd15 --backends vulkan --methods ef-ddpm,bdia,infedit --steps 15
+fi
+
+# --- extra checks, after the measurements (they may use what time is left) ------
+if [ $dry = 0 ]; then
+  if [ -f /usr/share/vulkan/explicit_layer.d/VkLayer_khronos_validation.json ] ||
+     ls /etc/vulkan/explicit_layer.d/*validation* >/dev/null 2>&1; then
+    run_step "Vulkan suite under validation (sync + GPU-assisted)" 60 bash tests/vk-checks.sh "$build" validation
+  else
+    printf '| %s | %s |\n' "validation" "not run: vulkan-validationlayers is not installed" >>"$body.steps"
+  fi
+  run_step "Vulkan suite at each required subgroup size" 45 bash tests/vk-checks.sh "$build" subgroups
 fi
 
 # --- the report -----------------------------------------------------------------
