@@ -2,10 +2,11 @@
 # The Vulkan checks beyond the plain test suite (docs/vulkan.md), on a built
 # tree:
 #
-#   tests/vk-checks.sh BUILD_DIR validation   the suite 'vulkan' under the Khronos
-#       validation layer (meson test --setup vkvalidation: synchronization and
-#       GPU-assisted validation, any message fails), then checks that every
-#       shader of shaders/meson.build ran under it
+#   tests/vk-checks.sh BUILD_DIR validation [SETUP]   the suite 'vulkan' under the
+#       Khronos validation layer (meson test --setup vkvalidation: synchronization
+#       and GPU-assisted validation, any message fails; SETUP vksync: without
+#       GPU-assisted validation), then checks that every shader of
+#       shaders/meson.build ran under it
 #   tests/vk-checks.sh BUILD_DIR subgroups    the suite 'vulkan' (small shapes) at
 #       each subgroup size the device lets us require, where it offers a choice
 #       (VK_EXT_subgroup_size_control, INVEDIT_VK_SUBGROUP_SIZE; lavapipe offers
@@ -14,23 +15,24 @@
 #   tests/vk-checks.sh BUILD_DIR all          both
 #
 # Meson's logs land in BUILD_DIR/meson-logs as testlog-<name>.json (.ci/run
-# counts them); the shader coverage adds testlog-vkcoverage.json. Exit status 0
+# counts them); the shader coverage adds testlog-SETUP-coverage.json. Exit status 0
 # when everything passed.
 set -u
 B=${1:?usage: tests/vk-checks.sh BUILD_DIR validation|subgroups|all}
 what=${2:-all}
+setup=${3:-vkvalidation}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 rc=0
 quick=(INVEDIT_TEST_QUICK=1 TEST_VK_GEMM_QUICK=1)
 mtest() { meson test -C "$B" --no-rebuild --num-processes 1 --print-errorlogs "$@"; }
 
 if [ "$what" = validation ] || [ "$what" = all ]; then
-  echo "== Vulkan suite under the validation layer (sync + GPU-assisted)"
+  echo "== Vulkan suite under the validation layer (meson test --setup $setup)"
   t0=$SECONDS
-  mtest --setup vkvalidation --suite vulkan || rc=1
+  mtest --setup "$setup" --suite vulkan || rc=1
   # every embedded shader must have been built (and so run) under validation
-  python3 - "$SRC/shaders/meson.build" "$B/meson-logs/testlog-vkvalidation.json" \
-      "$B/meson-logs/testlog-vkcoverage.json" <<'PY' || rc=1
+  python3 - "$SRC/shaders/meson.build" "$B/meson-logs/testlog-$setup.json" \
+      "$B/meson-logs/testlog-$setup-coverage.json" <<'PY' || rc=1
 import json, re, sys
 names = re.findall(r"^\s*\['([a-z0-9_]+)',\s*'[a-z0-9_]+\.comp'", open(sys.argv[1]).read(), re.M)
 seen = set()

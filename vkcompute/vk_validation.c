@@ -3,7 +3,8 @@
  * INVEDIT_VK_VALIDATION=1 (or "all") makes every Vulkan instance invedit
  * creates load VK_LAYER_KHRONOS_validation with synchronization validation and
  * GPU-assisted validation (buffer-device-address bounds checks inside the
- * shaders) turned on; "core" loads the layer without those two. A
+ * shaders) turned on; "sync" without GPU-assisted validation (much faster
+ * on lavapipe), "core" without either. A
  * VK_EXT_debug_utils messenger prints each warning or error the layer reports
  * to stderr. When the process exits after any such message (or when the layer
  * was asked for and is missing) the exit status becomes 1, so a test that
@@ -41,7 +42,9 @@ int vk_validation_message_count(void) { return atomic_load(&messages); }
 int vk_validation_mode(void) {
     const char *e = getenv("INVEDIT_VK_VALIDATION");
     if (!e || !*e || !strcmp(e, "0")) return 0;
-    return strcmp(e, "core") ? 2 : 1;
+    if (!strcmp(e, "core")) return 1;
+    if (!strcmp(e, "sync")) return 3;
+    return 2;
 }
 
 static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
@@ -103,8 +106,8 @@ bool vk_validation_prepare(PFN_vkGetInstanceProcAddr gipa, vk_validation_setup *
         .pfnUserCallback = on_message,
     };
     int ne = 0;
+    if (mode >= 2) s->enables[ne++] = VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT;
     if (mode == 2) {
-        s->enables[ne++] = VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT;
         s->enables[ne++] = VK_VALIDATION_FEATURE_ENABLE_GPU_ASSISTED_EXT;
         s->enables[ne++] = VK_VALIDATION_FEATURE_ENABLE_GPU_ASSISTED_RESERVE_BINDING_SLOT_EXT;
     }

@@ -15,7 +15,8 @@ typedef struct vk_validation_setup {
     VkDebugUtilsMessengerEXT messenger;
 } vk_validation_setup;
 
-/* 0 off, 1 the layer alone ("core"), 2 layer + synchronization + GPU-assisted. */
+/* 0 off, 1 the layer alone ("core"), 2 layer + synchronization + GPU-assisted
+ * (any other value), 3 layer + synchronization ("sync"). */
 int vk_validation_mode(void);
 
 /* Fills `s` for instance creation when INVEDIT_VK_VALIDATION asks for it.
