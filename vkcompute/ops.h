@@ -108,6 +108,7 @@ typedef struct ie_device_info {
     uint32_t min_subgroup_size;   /* the range a shader may see: VK_EXT_subgroup_size_control's */
     uint32_t max_subgroup_size;   /* min/max, else subgroup_size */
     bool subgroup_size_control;   /* sizes can be required per pipeline */
+    uint32_t max_workgroup_subgroups; /* maxComputeWorkgroupSubgroups (0: unknown) */
     uint32_t max_workgroup_invocations;
     uint32_t max_workgroup_size[3];
     bool fp16;    /* shaderFloat16 + storageBuffer16BitAccess */

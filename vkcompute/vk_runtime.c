@@ -282,6 +282,7 @@ static void fill_info(const device_caps *c, int index, ie_device_info *d) {
     if (c->has_size_control && c->ssc.minSubgroupSize && c->ssc.maxSubgroupSize) {
         d->min_subgroup_size = c->ssc.minSubgroupSize;
         d->max_subgroup_size = c->ssc.maxSubgroupSize;
+        d->max_workgroup_subgroups = c->ssc.maxComputeWorkgroupSubgroups;
     }
     d->max_workgroup_invocations = c->props.limits.maxComputeWorkGroupInvocations;
     for (int i = 0; i < 3; i++) d->max_workgroup_size[i] = c->props.limits.maxComputeWorkGroupSize[i];
@@ -536,10 +537,16 @@ static ie_status runtime_init(vk_runtime *rt, int index, char *err, size_t errle
         unsigned long v = strtoul(sg_env, &end, 10);
         const ie_device_info *d = &rt->info;
         if (*end || v == 0 || (v & (v - 1)) || !d->subgroup_size_control || v < d->min_subgroup_size ||
-            v > d->max_subgroup_size || 256 > (uint64_t)v * rt->caps.ssc.maxComputeWorkgroupSubgroups) {
+            v > d->max_subgroup_size) {
             SET_ERR("INVEDIT_VK_SUBGROUP_SIZE=%s: %s offers %s subgroup sizes %u..%u", sg_env, d->name,
                     d->subgroup_size_control ? "required" : "no required", d->min_subgroup_size,
                     d->max_subgroup_size);
+            return IE_ERR_NODEVICE;
+        }
+        if (256 > (uint64_t)v * d->max_workgroup_subgroups) { /* the 256-wide shaders */
+            SET_ERR("INVEDIT_VK_SUBGROUP_SIZE=%s: a 256-invocation workgroup would need %lu subgroups, over "
+                    "%s's maxComputeWorkgroupSubgroups (%u)", sg_env, 256 / v, d->name,
+                    d->max_workgroup_subgroups);
             return IE_ERR_NODEVICE;
         }
         rt->required_subgroup = (uint32_t)v;
