@@ -13,7 +13,8 @@
 #     validation, any message fails; every shader must run (tests/vk-checks.sh).
 #     GPU-assisted validation takes minutes per test on Mesa 25's lavapipe: CI
 #     runs it on the host's Mesa 22.3.
-#   - test_pipeline: the three methods' exactness on the demo model, both backends
+#   - test_pipeline: the three methods' exactness on the demo model, on the
+#     Vulkan backend (INVEDIT_TEST_BACKENDS=vulkan; the CPU half runs on the host)
 #   - --bench: bench-ops --backend vulkan --quick as well
 # Results: meson's test logs are copied to $OUT_DIR (default
 # build/vk-trixie) as testlog-trixie*.json, which .ci/run counts; the
