@@ -1,13 +1,16 @@
 /* Op benchmark: time and GFLOP/s of the hot ops of an SD 1.5 UNet, per
  * backend, against OpenBLAS sgemm on the same machine as the ceiling.
  *
- *   bench-ops [--backend cpu|vulkan|all] [--device N] [--reps N] [--quick] [--f16]
+ *   bench-ops [--backend cpu|vulkan|all] [--device N] [--reps N] [--quick] [--tiny] [--f16]
  *
  * Shapes (batch 1 unless noted; SD 1.5 at 512x512 = a 64x64 latent):
  *   conv 3x3: [1,320,64,64]->320, [1,640,32,32]->640, [1,1280,16,16]->1280,
  *             [1,2560,8,8]->1280 (up_blocks.0 concat)
  *   GEMM 4096x1280x1280 (M x N x K)
  *   attention: 4096 tokens, 8 heads, head dim 40 (down_blocks.0 self-attention)
+ * --quick: the first conv only. --tiny: every shape 16x smaller (conv 4x4
+ * less spatial, GEMM M 256, attention 256 tokens), a smoke run for slow
+ * devices (scripts/gpu-check.sh --dry on lavapipe).
  * Time = the best of --reps runs after one warm-up run.
  */
 #include "bench_ops.h"
@@ -129,12 +132,14 @@ static void report(const char *backend, const char *what, double flops, double s
     fflush(stdout);
 }
 
-static void bench_backend(ie_backend *be, const char *label, bool quick, bool f16, int reps, double ceiling) {
+static void bench_backend(ie_backend *be, const char *label, bool quick, bool tiny, bool f16, int reps,
+                          double ceiling) {
     ie_dtype wt = f16 ? IE_F16 : IE_F32;
     static const int convs[][3] = {{320, 64, 64}, {640, 32, 32}, {1280, 16, 16}, {2560, 8, 8}};
     int nconv = quick ? 1 : 4;
     for (int i = 0; i < nconv; i++) {
-        int64_t C = convs[i][0], H = convs[i][1], W = convs[i][2], Co = C > 1280 ? 1280 : C;
+        int64_t C = convs[i][0], H = convs[i][1] / (tiny ? 4 : 1), W = convs[i][2] / (tiny ? 4 : 1);
+        int64_t Co = C > 1280 ? 1280 : C;
         int64_t xs[4] = {1, C, H, W}, ws[4] = {Co, C, 3, 3}, bs[1] = {Co}, os[4] = {1, Co, H, W};
         conv_ctx c = {ie_tensor_new(be, IE_F32, 4, os), random_tensor(be, IE_F32, 4, xs, 3),
                       random_tensor(be, wt, 4, ws, 4), random_tensor(be, wt, 1, bs, 5)};
@@ -150,27 +155,30 @@ static void bench_backend(ie_backend *be, const char *label, bool quick, bool f1
         ie_tensor_free(c.b);
     }
     {
-        int64_t M = 4096, N = 1280, K = 1280;
+        int64_t M = tiny ? 256 : 4096, N = 1280, K = 1280;
         int64_t as[3] = {1, M, K}, ws[2] = {N, K}, os[3] = {1, M, N};
         mm_ctx c = {ie_tensor_new(be, IE_F32, 3, os), random_tensor(be, IE_F32, 3, as, 6),
                     random_tensor(be, wt, 2, ws, 7)};
         double t = c.out && c.a && c.w ? time_op(be, run_linear, &c, reps) : -1;
         if (t < 0) fprintf(stderr, "  (%s)\n", ie_backend_errmsg(be));
-        report(label, f16 ? "GEMM 4096x1280x1280 (linear) f16w" : "GEMM 4096x1280x1280 (linear)",
-               2.0 * M * N * K, t, ceiling);
+        char what[96];
+        snprintf(what, sizeof what, "GEMM %lldx1280x1280 (linear)%s", (long long)M, f16 ? " f16w" : "");
+        report(label, what, 2.0 * M * N * K, t, ceiling);
         ie_tensor_free(c.out);
         ie_tensor_free(c.a);
         ie_tensor_free(c.w);
     }
     {
-        int64_t L = 4096, H = 8, D = 40;
+        int64_t L = tiny ? 256 : 4096, H = 8, D = 40;
         int64_t s[3] = {1, L, H * D};
         attn_ctx c = {ie_tensor_new(be, IE_F32, 3, s), random_tensor(be, IE_F32, 3, s, 8),
                       random_tensor(be, IE_F32, 3, s, 9), random_tensor(be, IE_F32, 3, s, 10),
                       (int)H, 0.158113883f};
         double t = c.out && c.q && c.k && c.v ? time_op(be, run_attn, &c, reps) : -1;
         if (t < 0) fprintf(stderr, "  (%s)\n", ie_backend_errmsg(be));
-        report(label, "attention 4096 tok, 8 heads x 40", 4.0 * L * L * D * H, t, 0);
+        char what[96];
+        snprintf(what, sizeof what, "attention %lld tok, 8 heads x 40", (long long)L);
+        report(label, what, 4.0 * L * L * D * H, t, 0);
         ie_tensor_free(c.out);
         ie_tensor_free(c.q);
         ie_tensor_free(c.k);
@@ -181,15 +189,16 @@ static void bench_backend(ie_backend *be, const char *label, bool quick, bool f1
 int bench_ops_main(int argc, char **argv) {
     const char *which = "all";
     int device = -1, reps = 3;
-    bool quick = false, f16 = false;
+    bool quick = false, tiny = false, f16 = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--backend") && i + 1 < argc) which = argv[++i];
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) device = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) quick = true;
+        else if (!strcmp(argv[i], "--tiny")) tiny = true;
         else if (!strcmp(argv[i], "--f16")) f16 = true;
         else {
-            printf("usage: bench ops [--backend cpu|vulkan|all] [--device N] [--reps N] [--quick] [--f16]\n"
+            printf("usage: bench ops [--backend cpu|vulkan|all] [--device N] [--reps N] [--quick] [--tiny] [--f16]\n"
                    "Times SD 1.5 conv/GEMM/attention shapes per backend; OpenBLAS sgemm is the ceiling.\n");
             return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
         }
@@ -200,7 +209,7 @@ int bench_ops_main(int argc, char **argv) {
            ceiling, openblas_get_num_threads());
     if (!strcmp(which, "cpu") || !strcmp(which, "all")) {
         ie_backend *cpu = ie_backend_cpu_new(0);
-        bench_backend(cpu, "cpu", quick, false, reps, ceiling);
+        bench_backend(cpu, "cpu", quick, tiny, false, reps, ceiling);
         ie_backend_free(cpu);
     }
     if (!strcmp(which, "vulkan") || !strcmp(which, "all")) {
@@ -211,7 +220,7 @@ int bench_ops_main(int argc, char **argv) {
         } else {
             char label[64];
             snprintf(label, sizeof label, "%.27s", ie_backend_description(vk));
-            bench_backend(vk, label, quick, f16, reps, ceiling);
+            bench_backend(vk, label, quick, tiny, f16, reps, ceiling);
             ie_backend_free(vk);
         }
     }

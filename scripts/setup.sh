@@ -24,7 +24,7 @@ packages=(
   python3-numpy python3-pil
 )
 if [ "$mode" = test ]; then
-  packages+=(clang libclang-rt-14-dev)
+  packages+=(clang libclang-rt-14-dev vulkan-validationlayers)
 fi
 
 install_packages() {
@@ -88,7 +88,13 @@ fi
 
 # test: plain build, then ASan+UBSan; fail on the first failing suite.
 build "$build_dir"
+rm -f "$build_dir"/meson-logs/testlog-*.json "$build_dir"/vk-trixie/testlog-*.json  # .ci/run counts them all
 meson test -C "$build_dir" --print-errorlogs --num-processes 1
+# Vulkan (docs/vulkan.md), plain build only: the suite under the Khronos
+# validation layer (sync + GPU-assisted) with shader coverage, at each
+# subgroup size, and scripts/gpu-check.sh --dry so the GPU check does not rot.
+bash tests/vk-checks.sh "$build_dir" all
+bash scripts/gpu-check.sh --dry --build "$build_dir" --report "$build_dir/gpu-report.md"
 
 asan_dir=${ASAN_BUILD_DIR:-build-asan}
 build "$asan_dir" -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
@@ -117,3 +123,7 @@ done
 # trixie chroot, GIMP 2.10 natively), plus the dialog screenshots.
 bash tests/gimp/run.sh all 2>&1 | tee "$build_dir/gimp-tests.log"
 test "${PIPESTATUS[0]}" -eq 0
+
+# The Vulkan suite and the pipeline exactness test on a second Vulkan
+# implementation: Mesa 25's lavapipe in the same trixie chroot.
+OUT_DIR="$build_dir/vk-trixie" bash tests/vk-trixie.sh

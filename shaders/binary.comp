@@ -2,6 +2,14 @@
 // out = a (op) b with b broadcast onto a's 4-D shape (vk_op_binary); a and out
 // may be the same tensor. b is f32, or f16 with -DW_F16. OP (specialization
 // constant): 0 add, 1 mul.
+//
+// Assumptions (checked by the tests at each subgroup size and under the
+// validation layer, tests/vk-checks.sh):
+// - workgroup 256 x 1 x 1 (the runtime requires a device limit of >= 256
+//   invocations); one invocation per output element, so no two invocations
+//   write one element (no races); no shared memory, no barriers, no subgroup
+//   operations: independent of the subgroup size.
+// - fp16: b may be fp16 (-DW_F16), widened to fp32 before the op; a and out fp32.
 #include "common.glsl"
 layout(local_size_x = 256) in;
 layout(constant_id = 0) const uint OP = 0;

@@ -1,6 +1,14 @@
 #version 450
 // Channel concat: a [N, Ca, S], b [N, Cb, S] -> out [N, Ca+Cb, S]. One
 // invocation per output element; the sample's a-part and b-part are contiguous.
+//
+// Assumptions (checked by the tests at each subgroup size and under the
+// validation layer, tests/vk-checks.sh):
+// - workgroup 256 x 1 x 1 (the runtime requires a device limit of >= 256
+//   invocations); one invocation per output element, so no two invocations
+//   write one element (no races); no shared memory, no barriers, no subgroup
+//   operations: independent of the subgroup size.
+// - fp16: none (fp32 only).
 #include "common.glsl"
 layout(local_size_x = 256) in;
 layout(push_constant, scalar) uniform P {

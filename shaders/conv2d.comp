@@ -8,6 +8,13 @@
 // Kernel size, stride and the top/left padding are specialization constants, so
 // every conv geometry gets its own pipeline and the index math folds.
 // See gemm_tile.glsl for the tiling.
+//
+// Assumptions (checked by the tests at each subgroup size and under the
+// validation layer, tests/vk-checks.sh):
+// - see gemm_tile.glsl (workgroup NT x 1 x 1 within the device's
+//   limits, shared-memory phases, no subgroup operations).
+// - fp16: w and bias may be fp16 (-DW_F16 / has_bias 2), widened to fp32 on
+//   load; x and out fp32; fp32 fma accumulation.
 #include "common.glsl"
 #include "gemm_tile.glsl"
 

@@ -5,6 +5,16 @@
 //   F16_TO_F32   exact widening (subnormals included, done on the bits)
 //   F32_TO_F16   round to nearest even, exactly as ie_fp32_to_fp16 (fp16.c):
 //                GLSL's own conversion leaves the rounding mode open.
+//
+// Assumptions (checked by the tests at each subgroup size and under the
+// validation layer, tests/vk-checks.sh):
+// - workgroup 256 x 1 x 1 (the runtime requires a device limit of >= 256
+//   invocations); one invocation per output element, so no two invocations
+//   write one element (no races); no shared memory, no barriers, no subgroup
+//   operations: independent of the subgroup size.
+// - fp16: conversions work on the bits in integer arithmetic (exact widening;
+//   narrowing rounds to nearest even as fp16.c, beyond 65504 -> inf): used for
+//   weights and tests, never for activations.
 #include "common.glsl"
 layout(local_size_x = 256) in;
 layout(push_constant, scalar) uniform P {

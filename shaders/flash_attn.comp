@@ -26,6 +26,26 @@
 // rescale is then exactly 0, never NaN) and masked keys are skipped outright.
 // Keys stream one at a time through the online softmax; the accumulator is
 // rescaled only when the running max grows.
+//
+// Assumptions (checked by the tests at each subgroup size and under the
+// validation layer, tests/vk-checks.sh):
+// - workgroup 64 x 1 x 1.
+// - shared: Ks[BC*D4], Vs[BC*DV4] vec4s, within min(16 KiB, the device's
+//   maxComputeSharedMemorySize) (vk_ops_attn.c picks BC). Each tile is written
+//   whole (zero padding past Lk and past the head dim) between two barriers:
+//   one before (the previous tile is no longer read), one after. Loop bounds
+//   around the barriers are per workgroup (uniform control flow); the early
+//   return drops whole workgroups only.
+// - subgroups: for T > 1 the T lanes of a row (local ids r*T .. r*T+T-1) sum
+//   their partial dot products with subgroupShuffleXor, so they must sit in
+//   one subgroup: the host keeps T <= min(8, minSubgroupSize) (the smallest
+//   size the driver may use, VK_EXT_subgroup_size_control), and subgroups are
+//   taken to be consecutive, aligned ranges of local invocation ids (as on
+//   every driver we know). The shuffles run in uniform control flow. T = 1
+//   (head dims <= 64) uses no subgroup operation at all.
+// - fp16: none (q, k, v, probs and out fp32). Online softmax in fp32 with the
+//   running max subtracted: finite and exact to fp32 at logits of 1e5
+//   (tests/test_vk_fp16.c).
 #extension GL_KHR_shader_subgroup_shuffle : enable
 #extension GL_EXT_control_flow_attributes : enable
 #include "common.glsl"

@@ -30,6 +30,19 @@
 // Loops over TM/TN/LA/LB carry [[unroll]]: acc, ra and rb must only ever be
 // indexed by constants, or compilers (lavapipe in particular) keep them in
 // memory instead of registers. No break/continue in those loops.
+//
+// Assumptions (checked by the tests at each subgroup size and under the
+// validation layer, tests/vk-checks.sh):
+// - workgroup NT x 1 x 1 (specialization constant 0); the host keeps
+//   NT <= maxComputeWorkGroupInvocations and maxComputeWorkGroupSize.x and the
+//   tiles within maxComputeSharedMemorySize (vk_ops_gemm.c: cfg_valid).
+// - shared: As, Bs are rewritten whole every K step (NT*LA = BM*BK elements;
+//   the padding vec4 of each row is never read), with a barrier after the
+//   stores and one after the FMAs, before the next stores. The includers'
+//   early return drops whole workgroups only (tile id past the grid).
+// - no subgroup operations: independent of the subgroup size.
+// - fp16: the includer's fetch_tiles widens fp16 weights to fp32; shared
+//   memory and the accumulators are fp32.
 
 #extension GL_EXT_control_flow_attributes : require
 

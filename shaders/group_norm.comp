@@ -17,6 +17,19 @@
 // Every reduction runs in a fixed order: deterministic. In place (out == x)
 // is fine: each element is read and written by the same invocation, after all
 // statistics are known.
+//
+// Assumptions (checked by the tests at each subgroup size and under the
+// validation layer, tests/vk-checks.sh):
+// - workgroup 256 x 1 x 1.
+// - shared: wg_red[256] (wg_reduce.glsl) and, in GN_APPLY, sh_n/sh_mean/sh_m2
+//   [256] (4 KiB in all). Every invocation writes its slot before the barrier
+//   that precedes any read; each tree level ends with a barrier; wg_sum runs in
+//   uniform control flow (the early returns drop whole workgroups only).
+// - no subgroup operations: independent of the subgroup size.
+// - fp16: gamma/beta may be fp16 (flags), widened to fp32. Statistics are
+//   two-pass in fp32 (mean, then squared deviations; chunks combined with
+//   Chan's formula), never E[x^2] - E[x]^2: inputs with a common offset of
+//   1e4 and values of 4e5 keep their precision (tests/test_vk_fp16.c).
 #extension GL_EXT_control_flow_attributes : enable
 #include "common.glsl"
 

@@ -2,6 +2,15 @@
 // LayerNorm over the last dimension: x viewed as [rows, C], one workgroup per
 // row. Two passes over the row (mean, then the sum of squared deviations), both
 // reduced over a fixed shared-memory tree: deterministic. In place is fine.
+//
+// Assumptions (checked by the tests at each subgroup size and under the
+// validation layer, tests/vk-checks.sh):
+// - workgroup 128 x 1 x 1.
+// - shared: wg_red[128] (wg_reduce.glsl); wg_sum in uniform control flow (the
+//   early return drops whole workgroups only).
+// - no subgroup operations: independent of the subgroup size.
+// - fp16: gamma/beta may be fp16 (flags), widened to fp32; two-pass fp32
+//   statistics.
 #extension GL_EXT_control_flow_attributes : enable
 #include "common.glsl"
 

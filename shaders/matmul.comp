@@ -6,6 +6,13 @@
 // Batch z = gl_WorkGroupID.z (over 65535 batches the host issues further dispatches
 // with offset addresses); batch strides sa/sb in elements, 0 broadcasts.
 // See gemm_tile.glsl for the tiling.
+//
+// Assumptions (checked by the tests at each subgroup size and under the
+// validation layer, tests/vk-checks.sh):
+// - see gemm_tile.glsl (workgroup NT x 1 x 1 within the device's
+//   limits, shared-memory phases, no subgroup operations).
+// - fp16: b and bias may be fp16 (-DW_F16 / has_bias 2), widened to fp32 on
+//   load; a and out fp32; fp32 fma accumulation.
 #include "common.glsl"
 #include "gemm_tile.glsl"
 

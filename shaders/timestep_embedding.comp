@@ -6,6 +6,14 @@
 // t·f reaches ~1e3-1e4, so exp, the division and sin/cos must be accurate to an
 // ULP (mathfn.glsl); Vulkan's built-ins are not (exp 3+2|x| ULP, division 2.5 ULP,
 // sin/cos unbounded outside [-pi, pi]).
+//
+// Assumptions (checked by the tests at each subgroup size and under the
+// validation layer, tests/vk-checks.sh):
+// - workgroup 256 x 1 x 1 (the runtime requires a device limit of >= 256
+//   invocations); one invocation per output element, so no two invocations
+//   write one element (no races); no shared memory, no barriers, no subgroup
+//   operations: independent of the subgroup size.
+// - fp16: none (fp32 only).
 #include "common.glsl"
 #include "mathfn.glsl"
 layout(local_size_x = 256) in;

@@ -2,6 +2,15 @@
 // Batched transpose x [B, R, C] -> out [B, C, R] through a 32×33 shared tile:
 // reads and writes are both row-contiguous. Workgroup 32×8; each invocation
 // moves 4 elements. Group id = (tile column, tile row, batch) folded linearly.
+//
+// Assumptions (checked by the tests at each subgroup size and under the
+// validation layer, tests/vk-checks.sh):
+// - workgroup 32 x 8 (the runtime requires maxComputeWorkGroupSize.y >= 8).
+// - shared: tile[32][33] floats (4.1 KiB). Every element read in phase 2 was
+//   written in phase 1 under the same bounds test; one barrier between the
+//   phases. The early return drops whole workgroups only (grid padding).
+// - no subgroup operations: independent of the subgroup size.
+// - fp16: none (fp32 only).
 #include "common.glsl"
 layout(local_size_x = 32, local_size_y = 8) in;
 layout(push_constant, scalar) uniform P {

@@ -3,6 +3,14 @@
 // specialization constant (ie_unary_op): 0 SiLU, 1 erf GELU, 2 quick GELU,
 // 3 ReLU, 4 tanh. GEGLU (define GEGLU): x [rows, 2D] -> out [rows, D] =
 // x[:, :D] · gelu(x[:, D:]).
+//
+// Assumptions (checked by the tests at each subgroup size and under the
+// validation layer, tests/vk-checks.sh):
+// - workgroup 256 x 1 x 1 (the runtime requires a device limit of >= 256
+//   invocations); one invocation per output element, so no two invocations
+//   write one element (no races); no shared memory, no barriers, no subgroup
+//   operations: independent of the subgroup size.
+// - fp16: none (fp32 only).
 #include "common.glsl"
 #include "mathfn.glsl"
 layout(local_size_x = 256) in;

@@ -1,6 +1,14 @@
 #version 450
 // Nearest-neighbour ×2: x [NC, H, W] -> out [NC, 2H, 2W]; one invocation per
 // output element.
+//
+// Assumptions (checked by the tests at each subgroup size and under the
+// validation layer, tests/vk-checks.sh):
+// - workgroup 256 x 1 x 1 (the runtime requires a device limit of >= 256
+//   invocations); one invocation per output element, so no two invocations
+//   write one element (no races); no shared memory, no barriers, no subgroup
+//   operations: independent of the subgroup size.
+// - fp16: none (fp32 only).
 #include "common.glsl"
 layout(local_size_x = 256) in;
 layout(push_constant, scalar) uniform P {

@@ -152,6 +152,55 @@ static void test_selection(void) {
              n > 0 ? d[0].name : err, n > 0 ? (unsigned long long)(d[0].max_storage_buffer_range >> 20) : 0ull);
 }
 
+/* INVEDIT_VK_SUBGROUP_SIZE: a size the device does not offer is refused with
+ * a message naming the variable; the device's smallest offered size (when it
+ * lets pipelines require one) is taken, reported, and computes right. */
+static void test_subgroup_env(void) {
+    char err[512];
+    ie_device_info info[4];
+    if (ie_vulkan_list_devices(info, 4, err, sizeof err) <= 0) return;
+    const char *saved = getenv("INVEDIT_VK_SUBGROUP_SIZE");
+    char *keep = saved ? strdup(saved) : NULL;
+    setenv("INVEDIT_VK_SUBGROUP_SIZE", "3", 1);
+    ie_backend *b = ie_backend_vulkan_new(-1, err, sizeof err);
+    TU_CHECK(!b && strstr(err, "INVEDIT_VK_SUBGROUP_SIZE=3"), "INVEDIT_VK_SUBGROUP_SIZE=3 is refused: %s",
+             b ? "(accepted)" : err);
+    if (b) ie_backend_free(b);
+    ie_device_info d = info[0];
+    for (int i = 0; i < 4; i++) /* the preferred device is the one ie_backend_vulkan_new(-1) opens */
+        if (strstr(ie_backend_description(vk), info[i].name)) {
+            d = info[i];
+            break;
+        }
+    /* the smallest size whose subgroups can make up a 256-invocation workgroup */
+    uint32_t size = d.min_subgroup_size;
+    while (size && size <= d.max_subgroup_size && (uint64_t)size * d.max_workgroup_subgroups < 256) size *= 2;
+    if (d.subgroup_size_control && size && size <= d.max_subgroup_size) {
+        char v[16];
+        snprintf(v, sizeof v, "%u", size);
+        setenv("INVEDIT_VK_SUBGROUP_SIZE", v, 1);
+        b = ie_backend_vulkan_new(-1, err, sizeof err);
+        bool ok = b != NULL;
+        if (b) {
+            const int64_t n = 1000;
+            ie_tensor *t = ie_tensor_new(b, IE_F32, 1, &n);
+            float h[1000];
+            for (int i = 0; i < 1000; i++) h[i] = (float)i;
+            ok = t && !ie_tensor_upload(t, h) && !ie_scale(b, t, t, 2.0f, 1.0f) && !ie_tensor_download(t, h);
+            for (int i = 0; i < 1000 && ok; i++) ok = h[i] == 2.0f * (float)i + 1.0f;
+            ie_tensor_free(t);
+            ie_backend_free(b);
+        }
+        TU_CHECK(ok, "INVEDIT_VK_SUBGROUP_SIZE=%s (offered %u..%u): a required-size pipeline computes right%s%s", v,
+                 d.min_subgroup_size, d.max_subgroup_size, b ? "" : ": ", b ? "" : err);
+    } else {
+        printf("skip required subgroup sizes: %s offers none that fits a 256-invocation workgroup\n", d.name);
+    }
+    if (keep) setenv("INVEDIT_VK_SUBGROUP_SIZE", keep, 1);
+    else unsetenv("INVEDIT_VK_SUBGROUP_SIZE");
+    free(keep);
+}
+
 int main(void) {
     char err[512];
     vk = ie_backend_vulkan_new(-1, err, sizeof err);
@@ -166,6 +215,7 @@ int main(void) {
     test_views();
     test_timer();
     test_selection();
+    test_subgroup_env();
     ie_backend_free(vk);
     return tu_finish("test_vk_runtime");
 }

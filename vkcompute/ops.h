@@ -104,7 +104,13 @@ typedef struct ie_device_info {
     uint64_t max_buffer_size;
     uint64_t max_allocation_size;
     uint32_t max_shared_memory;
-    uint32_t subgroup_size;
+    uint32_t subgroup_size;       /* the size compute shaders get (forced by INVEDIT_VK_SUBGROUP_SIZE) */
+    uint32_t min_subgroup_size;   /* the range a shader may see: VK_EXT_subgroup_size_control's */
+    uint32_t max_subgroup_size;   /* min/max, else subgroup_size */
+    bool subgroup_size_control;   /* sizes can be required per pipeline */
+    uint32_t max_workgroup_subgroups; /* maxComputeWorkgroupSubgroups (0: unknown) */
+    uint32_t max_workgroup_invocations;
+    uint32_t max_workgroup_size[3];
     bool fp16;    /* shaderFloat16 + storageBuffer16BitAccess */
     bool usable;  /* has everything invedit needs (Vulkan 1.2, bufferDeviceAddress) */
     char why_unusable[128];

@@ -44,11 +44,15 @@ static ie_status attn_config(ie_backend *be, const char *op, uint32_t D, uint32_
         unsigned long v = strtoul(env, NULL, 10);
         if (v >= 1024 && v <= info->max_shared_memory) budget = (uint32_t)v;
     }
-    /* T: a power of two within one subgroup (the row's partial dot products are
-     * summed with subgroup shuffles), at most 8: Intel may run compute shaders
-     * 8 wide whatever subgroupSize says. */
+    /* T: a power of two within the smallest subgroup the driver may use for
+     * this shader (the row's partial dot products are summed with subgroup
+     * shuffles): VK_EXT_subgroup_size_control's minSubgroupSize where the
+     * driver reports it (Intel and AMD vary the size per shader), and at most 8
+     * in any case (Intel may run compute shaders 8 wide whatever subgroupSize
+     * says). */
+    uint32_t sg = info->min_subgroup_size ? info->min_subgroup_size : info->subgroup_size;
     uint32_t tmax = 1;
-    while (tmax * 2 <= info->subgroup_size && tmax * 2 <= 8) tmax *= 2;
+    while (tmax * 2 <= sg && tmax * 2 <= 8) tmax *= 2;
     const uint32_t d4 = uses_k ? (D + 3) / 4 : 0, dv4 = uses_v ? (DV + 3) / 4 : 0;
     const uint32_t n4 = d4 > dv4 ? d4 : dv4;
     uint32_t T = 1;

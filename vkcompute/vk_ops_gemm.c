@@ -28,12 +28,12 @@ typedef struct gemm_cfg {
 static uint32_t cfg_shared_bytes(gemm_cfg c) { return 4u * c.bk * (c.bm + 4 + c.bn + 4); }
 static uint32_t cfg_threads(gemm_cfg c) { return (c.bm / c.tm) * (c.bn / c.tn); }
 
-static bool cfg_valid(gemm_cfg c, uint32_t max_shared) {
+static bool cfg_valid(gemm_cfg c, uint32_t max_shared, uint32_t max_threads) {
     if (!c.bm || !c.bn || !c.bk || !c.tm || !c.tn) return false;
     /* Thread tiles are read from shared memory as vec4s. */
     if (c.tm % 4 || c.tn % 4 || c.bm % c.tm || c.bn % c.tn) return false;
     uint32_t nt = cfg_threads(c);
-    if (nt < 1 || nt > 1024) return false;
+    if (nt < 1 || nt > max_threads) return false;
     /* Every invocation fetches whole, equal shares of both tiles, and the conv
      * gather keeps one output column per invocation for the whole K loop. */
     if ((c.bm * c.bk) % nt || (c.bn * c.bk) % nt || nt % c.bn) return false;
@@ -41,18 +41,18 @@ static bool cfg_valid(gemm_cfg c, uint32_t max_shared) {
 }
 
 /* INVEDIT_GEMM_TILE="BM,BN,BK,TM,TN", when set and valid. */
-static bool cfg_from_env(gemm_cfg *c, uint32_t max_shared) {
+static bool cfg_from_env(gemm_cfg *c, uint32_t max_shared, uint32_t max_threads) {
     const char *s = getenv("INVEDIT_GEMM_TILE");
     if (!s || !*s) return false;
     gemm_cfg e;
     if (sscanf(s, "%u,%u,%u,%u,%u", &e.bm, &e.bn, &e.bk, &e.tm, &e.tn) != 5 ||
-        !cfg_valid(e, max_shared)) {
+        !cfg_valid(e, max_shared, max_threads)) {
         static bool warned = false; /* a tuning knob: say once why it is ignored */
         if (!warned)
             fprintf(stderr, "invedit: ignoring INVEDIT_GEMM_TILE=\"%s\" (want BM,BN,BK,TM,TN with "
-                            "TM,TN multiples of 4, BM%%TM == BN%%TN == 0, NT=(BM/TM)*(BN/TN) <= 1024, "
+                            "TM,TN multiples of 4, BM%%TM == BN%%TN == 0, NT=(BM/TM)*(BN/TN) <= %u, "
                             "NT %% BN == 0, BM*BK and BN*BK multiples of NT, shared memory <= %u)\n",
-                    s, max_shared);
+                    s, max_threads, max_shared);
         warned = true;
         return false;
     }
@@ -65,7 +65,11 @@ static gemm_cfg choose_cfg(ie_backend *be, uint64_t M, uint64_t N, uint64_t batc
     const ie_device_info *info = vk_runtime_info(vk_backend_runtime(be));
     uint32_t max_shared = info->max_shared_memory ? info->max_shared_memory : 16384;
     gemm_cfg c;
-    if (cfg_from_env(&c, max_shared)) return c;
+    /* workgroup of NT x 1 x 1 invocations: both device limits apply */
+    uint32_t max_threads = info->max_workgroup_invocations ? info->max_workgroup_invocations : 128;
+    if (info->max_workgroup_size[0] && info->max_workgroup_size[0] < max_threads)
+        max_threads = info->max_workgroup_size[0];
+    if (cfg_from_env(&c, max_shared, max_threads)) return c;
 
     if (info->type == IE_DEVICE_CPU) {
         /* lavapipe/llvmpipe: a workgroup runs on one CPU thread, 8 invocations
@@ -84,7 +88,7 @@ static gemm_cfg choose_cfg(ie_backend *be, uint64_t M, uint64_t N, uint64_t batc
         c = (gemm_cfg){128, 128, 8, 8, 8};
     else
         c = (gemm_cfg){64, 64, 16, 4, 4};
-    if (!cfg_valid(c, max_shared)) c = (gemm_cfg){32, 32, 8, 4, 4}; /* 64 inv., 2.3 KiB */
+    if (!cfg_valid(c, max_shared, max_threads)) c = (gemm_cfg){32, 32, 8, 4, 4}; /* 64 inv., 2.3 KiB */
     return c;
 }
 

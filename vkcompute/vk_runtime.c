@@ -6,6 +6,7 @@
  */
 #define VK_NO_PROTOTYPES
 #include "vk_runtime.h"
+#include "vk_validation.h"
 
 #include <dlfcn.h>
 #include <glib.h>
@@ -29,6 +30,7 @@
     X(vkGetPhysicalDeviceFeatures2)                                                       \
     X(vkGetPhysicalDeviceMemoryProperties)                                                \
     X(vkGetPhysicalDeviceQueueFamilyProperties)                                           \
+    X(vkEnumerateDeviceExtensionProperties)                                               \
     X(vkCreateDevice)                                                                     \
     X(vkGetDeviceProcAddr)
 
@@ -134,6 +136,7 @@ static ie_status status_of(VkResult r) {
 typedef struct vk_instance {
     VkInstance instance;
     vk_fns fn;
+    vk_validation_setup validation; /* INVEDIT_VK_VALIDATION */
 } vk_instance;
 
 static ie_status instance_create(vk_instance *vi, char *err, size_t errlen) {
@@ -162,6 +165,14 @@ static ie_status instance_create(vk_instance *vi, char *err, size_t errlen) {
         .apiVersion = VK_API_VERSION_1_2,
     };
     VkInstanceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pApplicationInfo = &app};
+    bool validate = vk_validation_prepare(loader_gipa, &vi->validation);
+    if (validate) {
+        ci.pNext = vi->validation.chain;
+        ci.enabledLayerCount = 1;
+        ci.ppEnabledLayerNames = vi->validation.layers;
+        ci.enabledExtensionCount = 1;
+        ci.ppEnabledExtensionNames = vi->validation.extensions;
+    }
     VkResult r = vi->fn.vkCreateInstance(&ci, NULL, &vi->instance);
     if (r != VK_SUCCESS) {
         SET_ERR("vkCreateInstance failed: %s", vk_result_str(r));
@@ -170,11 +181,15 @@ static ie_status instance_create(vk_instance *vi, char *err, size_t errlen) {
 #define LOAD_INSTANCE(name) vi->fn.name = (PFN_##name)loader_gipa(vi->instance, #name);
     VK_INSTANCE_FUNCS(LOAD_INSTANCE)
 #undef LOAD_INSTANCE
+    if (validate) vk_validation_attach(loader_gipa, vi->instance, &vi->validation);
     return IE_OK;
 }
 
 static void instance_destroy(vk_instance *vi) {
-    if (vi->instance) vi->fn.vkDestroyInstance(vi->instance, NULL);
+    if (vi->instance) {
+        vk_validation_detach(loader_gipa, vi->instance, &vi->validation);
+        vi->fn.vkDestroyInstance(vi->instance, NULL);
+    }
     vi->instance = VK_NULL_HANDLE;
 }
 
@@ -198,7 +213,21 @@ typedef struct device_caps {
     VkPhysicalDeviceVulkan11Features f11;
     VkPhysicalDeviceVulkan12Features f12;
     VkPhysicalDeviceMemoryProperties mem;
+    bool has_size_control; /* VK_EXT_subgroup_size_control */
+    VkPhysicalDeviceSubgroupSizeControlPropertiesEXT ssc;
+    VkPhysicalDeviceSubgroupSizeControlFeaturesEXT fssc;
 } device_caps;
+
+static bool has_device_extension(const vk_instance *vi, VkPhysicalDevice pd, const char *name) {
+    uint32_t n = 0;
+    if (vi->fn.vkEnumerateDeviceExtensionProperties(pd, NULL, &n, NULL) != VK_SUCCESS || !n) return false;
+    VkExtensionProperties *e = calloc(n, sizeof *e);
+    bool found = false;
+    if (e && vi->fn.vkEnumerateDeviceExtensionProperties(pd, NULL, &n, e) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(e[i].extensionName, name);
+    free(e);
+    return found;
+}
 
 static void query_caps(const vk_instance *vi, VkPhysicalDevice pd, device_caps *c) {
     memset(c, 0, sizeof *c);
@@ -209,6 +238,13 @@ static void query_caps(const vk_instance *vi, VkPhysicalDevice pd, device_caps *
     c->p11.pNext = &c->p12;
     vi->fn.vkGetPhysicalDeviceProperties(pd, &c->props);
     bool v12 = c->props.apiVersion >= VK_API_VERSION_1_2;
+    c->has_size_control = v12 && has_device_extension(vi, pd, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+    if (c->has_size_control) {
+        c->ssc.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES_EXT;
+        c->m3.pNext = &c->ssc;
+        c->fssc.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT;
+        c->f12.pNext = &c->fssc;
+    }
     if (v12) {
         VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
                                           .pNext = &c->p11};
@@ -240,6 +276,16 @@ static void fill_info(const device_caps *c, int index, ie_device_info *d) {
     d->max_buffer_size = c->m3.maxMemoryAllocationSize; /* maintenance4's maxBufferSize is 1.3 */
     d->max_shared_memory = c->props.limits.maxComputeSharedMemorySize;
     d->subgroup_size = c->p11.subgroupSize;
+    d->min_subgroup_size = d->max_subgroup_size = d->subgroup_size;
+    d->subgroup_size_control = c->has_size_control && c->fssc.subgroupSizeControl &&
+                               (c->ssc.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT);
+    if (c->has_size_control && c->ssc.minSubgroupSize && c->ssc.maxSubgroupSize) {
+        d->min_subgroup_size = c->ssc.minSubgroupSize;
+        d->max_subgroup_size = c->ssc.maxSubgroupSize;
+        d->max_workgroup_subgroups = c->ssc.maxComputeWorkgroupSubgroups;
+    }
+    d->max_workgroup_invocations = c->props.limits.maxComputeWorkGroupInvocations;
+    for (int i = 0; i < 3; i++) d->max_workgroup_size[i] = c->props.limits.maxComputeWorkGroupSize[i];
     d->fp16 = c->f12.shaderFloat16 && c->f11.storageBuffer16BitAccess;
     d->usable = true;
     const char *why = NULL;
@@ -248,6 +294,12 @@ static void fill_info(const device_caps *c, int index, ie_device_info *d) {
     else if (!c->f12.scalarBlockLayout) why = "no scalarBlockLayout";
     else if (!d->fp16) why = "no 16-bit storage / shaderFloat16";
     else if (c->props.limits.maxPushConstantsSize < 128) why = "push constants under 128 bytes";
+    /* the elementwise and norm shaders use workgroups of 256 x 1 x 1 and the
+     * transpose 32 x 8; GEMM tiles and attention adapt to the limits below */
+    else if (d->max_workgroup_invocations < 256 || d->max_workgroup_size[0] < 256 ||
+             d->max_workgroup_size[1] < 8)
+        why = "compute workgroups of 256 invocations not supported";
+    else if (d->max_shared_memory < 16384) why = "under 16 KiB of compute shared memory";
     if (why) {
         d->usable = false;
         snprintf(d->why_unusable, sizeof d->why_unusable, "%s", why);
@@ -317,6 +369,8 @@ struct vk_runtime {
     uint32_t queue_family;
     device_caps caps;
     ie_device_info info;
+
+    uint32_t required_subgroup; /* INVEDIT_VK_SUBGROUP_SIZE, 0 = the driver's choice */
 
     uint32_t mem_type;
     bool mappable; /* device memory is host-visible and coherent */
@@ -474,8 +528,39 @@ static ie_status runtime_init(vk_runtime *rt, int index, char *err, size_t errle
     bool timestamps = qf[rt->queue_family].timestampValidBits > 0 &&
                       rt->caps.props.limits.timestampComputeAndGraphics;
 
+    /* INVEDIT_VK_SUBGROUP_SIZE=N: every pipeline is built with subgroup size N
+     * (VK_EXT_subgroup_size_control), to test the shaders at each size the
+     * driver offers. */
+    const char *sg_env = getenv("INVEDIT_VK_SUBGROUP_SIZE");
+    if (sg_env && *sg_env) {
+        char *end;
+        unsigned long v = strtoul(sg_env, &end, 10);
+        const ie_device_info *d = &rt->info;
+        if (*end || v == 0 || (v & (v - 1)) || !d->subgroup_size_control || v < d->min_subgroup_size ||
+            v > d->max_subgroup_size) {
+            SET_ERR("INVEDIT_VK_SUBGROUP_SIZE=%s: %s offers %s subgroup sizes %u..%u", sg_env, d->name,
+                    d->subgroup_size_control ? "required" : "no required", d->min_subgroup_size,
+                    d->max_subgroup_size);
+            return IE_ERR_NODEVICE;
+        }
+        if (256 > (uint64_t)v * d->max_workgroup_subgroups) { /* the 256-wide shaders */
+            SET_ERR("INVEDIT_VK_SUBGROUP_SIZE=%s: a 256-invocation workgroup would need %lu subgroups, over "
+                    "%s's maxComputeWorkgroupSubgroups (%u)", sg_env, 256 / v, d->name,
+                    d->max_workgroup_subgroups);
+            return IE_ERR_NODEVICE;
+        }
+        rt->required_subgroup = (uint32_t)v;
+        rt->info.subgroup_size = rt->info.min_subgroup_size = rt->info.max_subgroup_size = (uint32_t)v;
+    }
+    VkPhysicalDeviceSubgroupSizeControlFeaturesEXT fssc = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT,
+        .subgroupSizeControl = VK_TRUE,
+    };
+    const char *dev_ext[] = {VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME};
+
     VkPhysicalDeviceVulkan12Features f12 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+        .pNext = rt->required_subgroup ? &fssc : NULL,
         .bufferDeviceAddress = VK_TRUE,
         .scalarBlockLayout = VK_TRUE,
         .shaderFloat16 = VK_TRUE,
@@ -497,7 +582,9 @@ static ie_status runtime_init(vk_runtime *rt, int index, char *err, size_t errle
     VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
                               .pNext = &f2,
                               .queueCreateInfoCount = 1,
-                              .pQueueCreateInfos = &qci};
+                              .pQueueCreateInfos = &qci,
+                              .enabledExtensionCount = rt->required_subgroup ? 1u : 0u,
+                              .ppEnabledExtensionNames = dev_ext};
     VkResult r = f->vkCreateDevice(rt->pd, &dci, NULL, &rt->device);
     if (r != VK_SUCCESS) {
         SET_ERR("vkCreateDevice on %s failed: %s", rt->info.name, vk_result_str(r));
@@ -847,6 +934,12 @@ static ie_status begin_recording(vk_runtime *rt, char *err, size_t errlen) {
 static ie_status submit(vk_runtime *rt, char *err, size_t errlen) {
     if (rt->cur < 0) return IE_OK;
     cmd_slot *s = &rt->ring[rt->cur];
+    /* device writes become visible to the host (mapped reads after the fence) */
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_HOST_READ_BIT};
+    rt->vi.fn.vkCmdPipelineBarrier(s->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                                   VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
     rt->cur = -1;
     VkResult r = rt->vi.fn.vkEndCommandBuffer(s->cb);
     if (r == VK_SUCCESS) {
@@ -947,6 +1040,8 @@ vk_kernel *vk_kernel_get(vk_runtime *rt, const char *shader, const uint32_t *spe
             return NULL;
         }
         g_hash_table_insert(rt->modules, (gpointer)blob->name, mod);
+        /* tests/vk-checks.sh validation checks that every shader ran */
+        if (vk_validation_mode()) fprintf(stderr, "invedit: shader under validation: %s\n", shader);
     }
     VkSpecializationMapEntry entries[32];
     if (nspec > 32) nspec = 32;
@@ -957,9 +1052,14 @@ vk_kernel *vk_kernel_get(vk_runtime *rt, const char *shader, const uint32_t *spe
     }
     VkSpecializationInfo si = {.mapEntryCount = (uint32_t)nspec, .pMapEntries = entries,
                                .dataSize = (size_t)nspec * 4, .pData = spec};
+    VkPipelineShaderStageRequiredSubgroupSizeCreateInfoEXT rss = {
+        .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO_EXT,
+        .requiredSubgroupSize = rt->required_subgroup,
+    };
     VkComputePipelineCreateInfo cpci = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+                  .pNext = rt->required_subgroup ? &rss : NULL,
                   .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                   .module = mod,
                   .pName = "main",
