@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
+
 static ie_status npy_fail(ie_status s, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static ie_status npy_fail(ie_status s, char *err, size_t errlen, const char *fmt, ...) {
@@ -111,6 +113,13 @@ ie_status npy_read(const char *path, npy_array *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
     if (!f) return npy_fail(IE_ERR_IO, err, errlen, "%s: %s", path, strerror(errno));
+    ie_status s = npy_read_stream(f, path, out, err, errlen);
+    fclose(f);
+    return s;
+}
+
+ie_status npy_read_stream(FILE *f, const char *path, npy_array *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
     ie_status s = IE_OK;
     char *header = NULL;
     unsigned char pre[12];
@@ -156,7 +165,6 @@ ie_status npy_read(const char *path, npy_array *out, char *err, size_t errlen) {
     }
 done:
     free(header);
-    fclose(f);
     if (s) npy_free(out);
     return s;
 }
@@ -258,16 +266,22 @@ static ie_status npy_write(const char *path, const char *descr, const void *data
     memcpy(header + 10, dict, (size_t)off);
     memset(header + 10 + off, ' ', hlen - (size_t)off - 1);
     header[padded - 1] = '\n';
-    FILE *f = fopen(path, "wb");
-    if (!f) {
+    /* atomically: a failed write leaves any previous file as it was */
+    ie_afile f;
+    if (!ie_afile_open(&f, path, err, errlen)) {
         free(header);
-        return npy_fail(IE_ERR_IO, err, errlen, "%s: %s", path, strerror(errno));
+        return IE_ERR_IO;
     }
-    bool ok = fwrite(header, 1, padded, f) == padded &&
-              fwrite(data, elsize, (size_t)numel, f) == (size_t)numel;
-    ok = (fclose(f) == 0) && ok;
+    bool ok = fwrite(header, 1, padded, f.fp) == padded &&
+              fwrite(data, elsize, (size_t)numel, f.fp) == (size_t)numel;
     free(header);
-    return ok ? IE_OK : npy_fail(IE_ERR_IO, err, errlen, "%s: write failed", path);
+    if (!ok) {
+        int e = errno;
+        ie_afile_abort(&f);
+        return npy_fail(IE_ERR_IO, err, errlen, "%s: write failed (%s); the file was not changed", path,
+                        strerror(e));
+    }
+    return ie_afile_commit(&f, err, errlen) ? IE_OK : IE_ERR_IO;
 }
 
 ie_status npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape,
