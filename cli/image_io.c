@@ -539,6 +539,10 @@ ie_status image_save(const char *path, const ie_image *img, char *err, size_t er
 #endif
         s = png_save(f.fp, path, img, err, errlen);
     if (s) {
+        size_t n = strlen(err);
+        if (n < errlen)
+            snprintf(err + n, errlen - n, "%s",
+                     f.tmp ? "; the file was not changed" : "; the output is incomplete");
         ie_afile_abort(&f);
         return s;
     }
