@@ -13,7 +13,9 @@
 #   test_cli_images.sh path/to/invedit path/to/image_probe
 set -u
 INVEDIT=${1:?usage: test_cli_images.sh invedit image_probe}
+INVEDIT=$(realpath "$INVEDIT")
 PROBE=${2:?usage: test_cli_images.sh invedit image_probe}
+PROBE=$(realpath "$PROBE")
 ROOT=${INVEDIT_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 PY=/usr/bin/python3
 if ! $PY -c 'import PIL, numpy' 2>/dev/null; then

@@ -12,6 +12,7 @@
 #   test_cli_outputs.sh path/to/invedit path/to/image_probe
 set -u
 INVEDIT=${1:?usage: test_cli_outputs.sh invedit image_probe}
+INVEDIT=$(realpath "$INVEDIT")
 ROOT=${INVEDIT_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 PY=/usr/bin/python3
 if ! $PY -c 'import PIL, numpy' 2>/dev/null; then
