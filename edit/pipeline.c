@@ -78,6 +78,7 @@ ie_status ie_session_open(const char *model_path, const char *device, ie_session
         snprintf(err, errlen, "no model given: pass a diffusers folder or an SD 1.x .safetensors file");
         return IE_ERR_ARG;
     }
+    if (device && *device && !ie_device_request_valid(device, err, errlen)) return IE_ERR_ARG;
     ie_session *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
