@@ -3,6 +3,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -218,14 +220,20 @@ float *npy_to_f32(const npy_array *a) {
         memcpy(o, a->data, (size_t)a->numel * 4);
         return o;
     }
-    for (int64_t i = 0; i < a->numel; i++) o[i] = (float)npy_get(a, i);
+    for (int64_t i = 0; i < a->numel; i++) {
+        double v = npy_get(a, i); /* beyond float's range: +-inf, not undefined behaviour */
+        o[i] = v > FLT_MAX ? INFINITY : v < -FLT_MAX ? -INFINITY : (float)v;
+    }
     return o;
 }
 
 int32_t *npy_to_i32(const npy_array *a) {
     int32_t *o = malloc((size_t)(a->numel ? a->numel : 1) * sizeof *o);
     if (!o) return NULL;
-    for (int64_t i = 0; i < a->numel; i++) o[i] = (int32_t)npy_get(a, i);
+    for (int64_t i = 0; i < a->numel; i++) { /* saturating; NaN -> 0 */
+        double v = npy_get(a, i);
+        o[i] = v != v ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)v;
+    }
     return o;
 }
 
