@@ -156,6 +156,21 @@ ie_status npy_read_stream(FILE *f, const char *path, npy_array *out, char *err, 
     s = npy_parse_header(path, header, out, err, errlen);
     if (s) goto done;
     size_t nbytes = (size_t)out->numel * npy_dtype_size(out->dtype);
+    /* The header's size against what the file holds, before allocating it. */
+    off_t here = ftello(f);
+    if (here >= 0 && fseeko(f, 0, SEEK_END) == 0) {
+        off_t end = ftello(f);
+        if (fseeko(f, here, SEEK_SET) != 0) {
+            s = npy_fail(IE_ERR_IO, err, errlen, "%s: cannot seek", path);
+            goto done;
+        }
+        if (end >= here && (uint64_t)(end - here) < (uint64_t)nbytes) {
+            s = npy_fail(IE_ERR_FORMAT, err, errlen,
+                         "%s: truncated data (the header's shape needs %zu bytes, the file has %lld)", path,
+                         nbytes, (long long)(end - here));
+            goto done;
+        }
+    }
     out->data = malloc(nbytes ? nbytes : 1);
     if (!out->data) {
         s = npy_fail(IE_ERR_NOMEM, err, errlen, "%s: out of memory (%zu bytes)", path, nbytes);
