@@ -102,7 +102,7 @@ else fail "-o /dev/null"; fi
 $PY -c "from PIL import Image; im = Image.open('stdout.png'); im.load(); assert im.size == (256, 256)" 2>/dev/null &&
     ok "-o -: a PNG on standard output" || fail "-o -: standard output is not a 256x256 PNG"
 mkfifo fifo
-(cat fifo >from_fifo.png &)
+(timeout 60 cat fifo >from_fifo.png 2>/dev/null &) # a reader that cannot hang the test
 if timeout 60 "$INVEDIT" $EDIT --image noise.png -o fifo && sleep 0.2 &&
     $PY -c "from PIL import Image; Image.open('from_fifo.png').load()" 2>/dev/null && [ -p fifo ]; then
     ok "-o FIFO: a PNG through the FIFO, which stays a FIFO"
