@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
+
 uint64_t bench_rng_next(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -48,7 +50,9 @@ bool bench_write_random(const char *path, const sd_model_config *mc, sd_componen
     }
     g_string_append(h, "}");
     while (h->len % 8) g_string_append_c(h, ' ');
-    FILE *f = fopen(path, "wb");
+    ie_afile af; /* temporary file + rename: an interrupted run leaves no half model */
+    bool opened = ie_afile_open(&af, path, NULL, 0);
+    FILE *f = opened ? af.fp : NULL;
     bool ok = f != NULL && n > 0;
     uint64_t hl = h->len;
     uint8_t le[8];
@@ -81,7 +85,10 @@ bool bench_write_random(const char *path, const sd_model_config *mc, sd_componen
         }
     }
     free(buf);
-    if (f && fclose(f)) ok = false;
+    if (opened) {
+        if (ok) ok = ie_afile_commit(&af, NULL, 0);
+        else ie_afile_abort(&af);
+    }
     g_string_free(h, TRUE);
     g_free(spec);
     return ok;

@@ -10,9 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "bdia.h"
 #include "image.h"
 #include "image_io.h"
@@ -35,14 +38,68 @@ static void print_param_help(FILE *f, unsigned methods) {
         default: snprintf(arg, sizeof arg, "--%s TEXT", d->name); break;
         }
         fprintf(f, "  %-28s %s", arg, d->blurb);
-        if (d->type == IE_PARAM_INT || d->type == IE_PARAM_DOUBLE) fprintf(f, " [%g..%g]", d->min, d->max);
+        if (d->type == IE_PARAM_INT || d->type == IE_PARAM_DOUBLE) fprintf(f, " [%g..%g", d->min, d->max);
+        /* narrower limits of some methods (ie_edit_params_validate) */
+        if (!strcmp(d->name, "steps")) fprintf(f, "; infedit at most %d", IE_INFEDIT_MAX_STEPS);
+        if (!strcmp(d->name, "eta")) fprintf(f, "; ef-ddpm above 0");
+        if (d->type == IE_PARAM_INT || d->type == IE_PARAM_DOUBLE) fprintf(f, "]");
+        if (d->methods != IE_FOR_ALL) {
+            fprintf(f, " (");
+            for (int m = 0, k = 0; m < IE_METHOD_COUNT; m++)
+                if (d->methods & IE_FOR(m)) fprintf(f, "%s%s", k++ ? ", " : "", ie_method_name((ie_method)m));
+            fprintf(f, " only)");
+        }
         fprintf(f, "\n");
     }
 }
 
 static const char *exit_codes =
-    "exit status: 0 ok, 1 failed while running, 2 bad usage, 3 bad input file or model,\n"
-    "             4 device or memory error, 130 cancelled\n";
+    "exit status: 0 ok, 1 failed while running (e.g. NaN in the network), 2 bad usage (also an output\n"
+    "             path that cannot be written: unknown extension, missing folder), 3 bad input file or\n"
+    "             model, 4 device or memory error, 130 cancelled (Ctrl-C, SIGTERM: no file is changed)\n";
+
+static const char *image_notes =
+    "Input: PNG or JPEG by content; '-' reads standard input (FIFOs and pipes work). Damaged or\n"
+    "truncated files are refused. At most 50 megapixels (INVEDIT_MAX_MEGAPIXELS changes it); EXIF\n"
+    "orientation is applied; CMYK JPEGs are converted to RGB.\n"
+    "Output: .png, or .jpg/.jpeg (no alpha: a warning when the input has transparency); '-' writes a\n"
+    "PNG to standard output. The file is written to a temporary file and renamed when complete, so\n"
+    "a failure or Ctrl-C leaves any previous file untouched. Options of other methods are ignored\n"
+    "with a warning.\n";
+
+/* Checks done before the model loads: the device string, the parameters,
+ * and that every output can be written. 0 or an exit code. */
+static int check_device_param(const char *cmd, const cli_opts *o) {
+    char err[256];
+    if (o->p.device && !ie_device_request_valid(o->p.device, err, sizeof err)) {
+        fprintf(stderr, "invedit %s: --device: %s\n", cmd, err);
+        return 2;
+    }
+    return 0;
+}
+
+static int check_output(const char *cmd, const char *opt, const char *path) {
+    char err[1024];
+    if (!path) return 0;
+    if (image_check_output(path, err, sizeof err)) {
+        fprintf(stderr, "invedit %s: %s: %s\n", cmd, opt, err);
+        return 2;
+    }
+    return 0;
+}
+
+/* Prompts longer than the model reads are cut: say so. */
+static void warn_long_prompts(const char *cmd, ie_session *s, const ie_edit_params *p, bool source) {
+    const char *names[3] = {"target prompt", source ? "source prompt" : NULL, "negative prompt"};
+    const char *texts[3] = {p->target_prompt, source ? p->source_prompt : NULL, p->negative_prompt};
+    for (int i = 0; i < 3; i++) {
+        if (!texts[i] || !texts[i][0]) continue;
+        int max = 0, n = ie_session_prompt_tokens(s, texts[i], &max);
+        if (n > max)
+            fprintf(stderr, "invedit %s: warning: the %s has %d tokens; the model reads the first %d, the rest "
+                            "is ignored\n", cmd, names[i], n, max);
+    }
+}
 
 int cli_exit_code(ie_status s) {
     switch (s) {
@@ -56,6 +113,7 @@ int cli_exit_code(ie_status s) {
     case IE_ERR_DEVICE:
     case IE_ERR_NODEVICE: return 4;
     case IE_ERR_CANCELLED: return 130;
+    case IE_ERR_NONFINITE: return 1;
     }
     return 1;
 }
@@ -133,12 +191,12 @@ static void edit_usage(FILE *f, const char *cmd) {
                "is the model's native size (sides a multiple of 64 for SD, of the VAE factor x UNet\n"
                "downsampling in general), edited, and resized back; alpha is kept as it is.\n\n"
                "  --model PATH                 diffusers folder or SD 1.x .safetensors (or INVEDIT_MODEL)\n"
-               "  --image FILE                 input image\n"
-               "  -o FILE                      output image\n"
+               "  --image FILE                 input image ('-': standard input)\n"
+               "  -o FILE                      output image (.png, .jpg, .jpeg; '-': PNG to standard output)\n"
                "  --save-input FILE            also write the model's view of the input (VAE round trip)\n"
                "  -q, --quiet                  no progress bar\n");
     print_param_help(f, IE_FOR_ALL);
-    fprintf(f, "\n%s", exit_codes);
+    fprintf(f, "\n%s\n%s", image_notes, exit_codes);
 }
 
 int cmd_edit(int argc, char **argv, bool reconstruct) {
@@ -156,6 +214,9 @@ int cmd_edit(int argc, char **argv, bool reconstruct) {
         fprintf(stderr, "invedit %s: --image and -o are required (see --help)\n", cmd);
         return 2;
     }
+    if ((code = check_device_param(cmd, &o)) || (code = check_output(cmd, "-o", o.output)) ||
+        (code = check_output(cmd, "--save-input", o.save_input)))
+        return code;
     if (reconstruct) {
         o.p.target_prompt = o.p.source_prompt;
         o.p.cfg_target = o.p.cfg_source;
@@ -166,17 +227,28 @@ int cmd_edit(int argc, char **argv, bool reconstruct) {
         if (o.p.method == IE_METHOD_INFEDIT && o.p.cfg_source <= 1.0) o.p.cfg_source = o.p.cfg_target = 2.0;
     }
     char err[1024] = "";
+    if (ie_edit_params_validate(&o.p, err, sizeof err)) {
+        fprintf(stderr, "invedit %s: %s\n", cmd, err);
+        return 2;
+    }
     ie_image in = {0}, out = {0};
     ie_status st = image_load(o.image, &in, err, sizeof err);
     if (st) {
         fprintf(stderr, "invedit %s: %s\n", cmd, err);
         return cli_exit_code(st);
     }
+    image_format fmt;
+    if (image_has_transparency(&in) &&
+        ((o.output && !image_output_format(o.output, &fmt, err, sizeof err) && fmt == IMAGE_JPEG) ||
+         (o.save_input && !image_output_format(o.save_input, &fmt, err, sizeof err) && fmt == IMAGE_JPEG)))
+        fprintf(stderr, "invedit %s: warning: %s has transparency, which JPEG cannot store: the JPEG output "
+                        "is opaque (write .png to keep alpha)\n", cmd, o.image);
     ie_session *s = open_session(&o, &code);
     if (!s) {
         ie_image_free(&in);
         return code;
     }
+    warn_long_prompts(cmd, s, &o.p, true);
     progress_state ps = {isatty(2), o.quiet, now(), -1};
     st = ie_edit(s, &o.p, &in, &out, progress_cb, &ps, err, sizeof err);
     if (st) {
@@ -234,7 +306,9 @@ int cmd_generate(int argc, char **argv) {
             printf("usage: invedit generate --model PATH --prompt TEXT [--steps 50] [--cfg-target 5]\n"
                    "                        [--gamma 0] [--seed N] [--width W --height H] -o OUT\n"
                    "       invedit generate --model PATH --prompts FILE [...] -o DIR\n\n"
-                   "Text to image with BDIA-DDIM; --gamma 0 (default) is plain DDIM (eta 0).\n"
+                   "Text to image with BDIA-DDIM; --gamma 0 (default) is plain DDIM (eta 0), else 0.05..1.\n"
+                   "--steps 1..1000, --seed, --negative-prompt, --device as for edit; other methods'\n"
+                   "options are ignored with a warning. Output .png or .jpg (atomic, as for edit).\n"
                    "With --prompts, one prompt per line; image i goes to DIR/NNNN.png with seed + i.\n\n%s",
                    exit_codes);
             return 0;
@@ -247,14 +321,35 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "invedit generate: --prompt (or --prompts FILE) and -o are required (see --help)\n");
         return 2;
     }
+    if ((code = check_device_param("generate", &o))) return code;
+    if (o.prompts_file) { /* DIR must exist and be writable */
+        char probe[4096], err[1024];
+        snprintf(probe, sizeof probe, "%s/0000.png", o.output);
+        struct stat dst;
+        if (stat(o.output, &dst) != 0 || !S_ISDIR(dst.st_mode) || !ie_afile_check_writable(probe, err, sizeof err)) {
+            fprintf(stderr, "invedit generate: -o %s: with --prompts, -o must be an existing folder you can write to\n",
+                    o.output);
+            return 2;
+        }
+    } else if ((code = check_output("generate", "-o", o.output))) {
+        return code;
+    }
     bool gamma_given = false, steps_given = false, cfg_given = false;
     for (int i = 1; i < argc; i++) {
         gamma_given |= !strcmp(argv[i], "--gamma");
         steps_given |= !strcmp(argv[i], "--steps");
         cfg_given |= !strcmp(argv[i], "--cfg-target");
     }
+    FILE *pf = NULL;
+    if (o.prompts_file && !(pf = fopen(o.prompts_file, "r"))) {
+        fprintf(stderr, "invedit generate: --prompts %s: cannot open (%s)\n", o.prompts_file, strerror(errno));
+        return 3;
+    }
     ie_session *s = open_session(&o, &code);
-    if (!s) return code;
+    if (!s) {
+        if (pf) fclose(pf);
+        return code;
+    }
     int mult = ie_session_size_multiple(s), native = ie_session_native_size(s);
     int W = o.width > 0 ? o.width : native, H = o.height > 0 ? o.height : native;
     W = (W + mult / 2) / mult * mult;
@@ -274,11 +369,6 @@ int cmd_generate(int argc, char **argv) {
     progress_state ps = {isatty(2), o.quiet, now(), -1};
     ie_image img = {0};
     ie_status st = lat ? IE_OK : IE_ERR_NOMEM;
-    FILE *pf = NULL;
-    if (o.prompts_file && !(pf = fopen(o.prompts_file, "r"))) {
-        snprintf(err, sizeof err, "%s: cannot open", o.prompts_file);
-        st = IE_ERR_IO;
-    }
     char line[1024], path[4096];
     for (int idx = 0; !st; idx++) {
         const char *prompt = o.prompt;
@@ -291,6 +381,7 @@ int cmd_generate(int argc, char **argv) {
             p.seed = o.p.seed + idx;
         }
         p.target_prompt = prompt;
+        warn_long_prompts("generate", s, &p, false);
         st = ie_generate_latent(s, &p, h, w, lat, progress_cb, &ps, err, sizeof err);
         if (!st) st = ie_session_decode(s, lat, h, w, &img, err, sizeof err);
         if (!st) st = image_save(path, &img, err, sizeof err);
@@ -327,6 +418,18 @@ int cmd_invert(int argc, char **argv) {
     if (!o.image || !o.output) {
         fprintf(stderr, "invedit invert: --image and -o are required (see --help)\n");
         return 2;
+    }
+    if ((code = check_device_param("invert", &o))) return code;
+    {
+        char cerr[1024];
+        if (!ie_afile_check_writable(o.output, cerr, sizeof cerr)) {
+            fprintf(stderr, "invedit invert: -o: %s\n", cerr);
+            return 2;
+        }
+        if (ie_edit_params_validate(&o.p, cerr, sizeof cerr)) {
+            fprintf(stderr, "invedit invert: %s\n", cerr);
+            return 2;
+        }
     }
     char err[1024] = "";
     ie_image in = {0}, work = {0};

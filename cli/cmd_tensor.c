@@ -380,6 +380,10 @@ static int open_model(net_run *r, int parts) {
     tensor_args *a = r->a;
     char note[512] = "", err[2048] = "";
     double t0 = now();
+    if (a->val[O_DEVICE] && !ie_device_request_valid(a->val[O_DEVICE], err, sizeof err)) {
+        fprintf(stderr, "invedit tensor %s: --device: %s\n", r->cn, err);
+        return 2;
+    }
     r->be = ie_backend_open(a->val[O_DEVICE], note, sizeof note);
     if (!r->be) {
         fprintf(stderr, "invedit tensor %s: no backend\n", r->cn);

@@ -11,11 +11,14 @@
 #include "ops.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../bench/bench_ops.h"
+#include "atomic_file.h"
 #include "commands.h"
 
 #define EXIT_USAGE 2
@@ -160,7 +163,39 @@ static int cmd_selfcheck(void) {
     return status;
 }
 
+/* Ctrl-C or kill while a file is being written: the temporary file goes, the
+ * previous file at the path stays, and the exit status is 130 (cancelled). */
+static void on_cancel(int sig) {
+    (void)sig;
+    ie_afile_remove_pending();
+    static const char msg[] = "\ninvedit: cancelled\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+    _exit(130);
+}
+
+static void install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_cancel;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGXFSZ, SIG_IGN); /* over a file-size limit: a write error, reported, not a kill */
+}
+
+static int check_device(const char *value, const char *where) {
+    char err[256];
+    if (ie_device_request_valid(value, err, sizeof err)) return 0;
+    fprintf(stderr, "invedit: %s: %s\n", where, err);
+    return EXIT_USAGE;
+}
+
 int main(int argc, char **argv) {
+    install_signal_handlers();
+    const char *env_device = getenv("INVEDIT_DEVICE");
+    if (env_device && *env_device && check_device(env_device, "INVEDIT_DEVICE")) return EXIT_USAGE;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -174,8 +209,10 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "invedit: --device needs a value (auto, cpu, vulkan, vulkan:N)\n");
                 return EXIT_USAGE;
             }
+            if (check_device(argv[i + 1], "--device")) return EXIT_USAGE;
             setenv("INVEDIT_DEVICE", argv[++i], 1);
         } else if (!strncmp(argv[i], "--device=", 9)) {
+            if (check_device(argv[i] + 9, "--device")) return EXIT_USAGE;
             setenv("INVEDIT_DEVICE", argv[i] + 9, 1);
         } else {
             fprintf(stderr, "invedit: unknown option '%s' (see --help)\n", argv[i]);

@@ -82,6 +82,10 @@ typedef enum ie_param_type {
     IE_PARAM_METHOD, /* enum ie_method, written as its name */
 } ie_param_type;
 
+/* InfEdit samples on a grid of this many steps: --steps above it is refused
+ * (ie_edit_params_validate). EF-DDPM needs eta > 0. */
+#define IE_INFEDIT_MAX_STEPS 50
+
 /* Bit set of methods a parameter applies to. */
 #define IE_FOR(m) (1u << (m))
 #define IE_FOR_ALL ((1u << IE_METHOD_COUNT) - 1)
@@ -167,6 +171,9 @@ const char *ie_session_describe(const ie_session *s);
 void ie_session_close(ie_session *s);
 const char *ie_session_device(const ie_session *s); /* backend description */
 const char *ie_session_note(const ie_session *s);   /* "" or why the CPU fallback was taken */
+/* Tokens text takes in a prompt (without the start/end tokens); *max_tokens
+ * receives how many the model reads (75 for SD 1.x), the rest is dropped. */
+int ie_session_prompt_tokens(const ie_session *s, const char *text, int *max_tokens);
 /* Image sides are processed at multiples of this (pixels): the VAE's 8 times
  * the UNet's downsampling. Other sizes are resized to the nearest multiple
  * (within the model's working resolution) and back. */

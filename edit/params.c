@@ -255,6 +255,17 @@ ie_status ie_edit_params_validate(const ie_edit_params *p, char *err, size_t err
         snprintf(err, errlen, "source-prompt, target-prompt and negative-prompt must be set (\"\" is allowed)");
         return IE_ERR_ARG;
     }
+    /* Per-method limits narrower than the table's (the help lists them too). */
+    if (p->method == IE_METHOD_INFEDIT && p->steps > IE_INFEDIT_MAX_STEPS) {
+        snprintf(err, errlen, "steps: infedit takes at most %d steps (it samples on a %d-step grid), not %d",
+                 IE_INFEDIT_MAX_STEPS, IE_INFEDIT_MAX_STEPS, p->steps);
+        return IE_ERR_ARG;
+    }
+    if (p->method == IE_METHOD_EF_DDPM && !(p->eta > 0)) {
+        snprintf(err, errlen, "eta: ef-ddpm needs eta above 0 (0..1 excluding 0; eta 0 would be DDIM inversion, "
+                              "use --method bdia for that)");
+        return IE_ERR_ARG;
+    }
     if (p->method == IE_METHOD_EF_DDPM && p->steps > 0 &&
         (int)lround(p->steps * (1.0 - p->strength)) >= p->steps) {
         snprintf(err, errlen, "strength: %g leaves no step to edit with %d steps", p->strength, p->steps);

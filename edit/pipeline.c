@@ -104,6 +104,7 @@ ie_status ie_session_open_with(const char *model_path, const ie_session_options 
         snprintf(err, errlen, "no model given: pass a diffusers folder or an SD 1.x .safetensors file");
         return IE_ERR_ARG;
     }
+    if (device && *device && !ie_device_request_valid(device, err, errlen)) return IE_ERR_ARG;
     sd_source_options so = {.vae = o.vae};
     if (!sd_ema_mode_from_name(o.ema, &so.ema)) {
         snprintf(err, errlen, "ema: '%s' is not auto, yes or no", o.ema);
@@ -212,6 +213,11 @@ static ie_status encode_prompts(ie_session *s, const ie_edit_params *p, conds *c
     return st;
 }
 
+int ie_session_prompt_tokens(const ie_session *s, const char *text, int *max_tokens) {
+    if (max_tokens) *max_tokens = NTOK - 2;
+    return clip_tokenize(s->tok, text ? text : "", NULL, 0);
+}
+
 static void conds_free(conds *c) {
     ie_tensor_free(c->emb);
     free(c->host);
@@ -257,6 +263,24 @@ static void ud_free(unet_denoiser *d) {
     free(d->t);
 }
 
+/* One cheap check per UNet call: a NaN or Inf in the latents or the UNet's
+ * output (broken weights, fp16 overflow) stops the edit with the step named,
+ * instead of running on to a black image. */
+static ie_status ud_check_finite(unet_denoiser *d, int batch, const float *x, const float *eps) {
+    size_t n = (size_t)batch * d->C * d->H * d->W;
+    float sx = 0, se = 0;
+    for (size_t i = 0; i < n; i++) {
+        sx += x[i] * 0.0f; /* stays 0 unless some x[i] is NaN or Inf */
+        se += eps[i] * 0.0f;
+    }
+    if (sx == 0 && se == 0) return IE_OK;
+    snprintf(d->err, sizeof d->err,
+             "NaN or Inf in the %s: broken weights or fp16 overflow; try another checkpoint "
+             "(fp32 weights) or --device cpu",
+             sx != 0 ? "latents" : "UNet output");
+    return IE_ERR_NONFINITE;
+}
+
 static ie_status ud_eps(void *ctx, int batch, const float *x, const double *t, const int *cond, float *eps_out) {
     unet_denoiser *d = ctx;
     ie_backend *be = d->s->be;
@@ -291,8 +315,11 @@ static ie_status ud_eps(void *ctx, int batch, const float *x, const double *t, c
         return st;
     }
     st = ie_tensor_download(d->eps, eps_out);
-    if (st) snprintf(d->err, sizeof d->err, "UNet output: %s", ie_backend_errmsg(be));
-    return st;
+    if (st) {
+        snprintf(d->err, sizeof d->err, "UNet output: %s", ie_backend_errmsg(be));
+        return st;
+    }
+    return ud_check_finite(d, batch, x, eps_out);
 }
 
 static ie_status ud_step_begin(void *ctx, const ie_step_info *info) {

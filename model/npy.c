@@ -3,11 +3,15 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "atomic_file.h"
 
 static ie_status npy_fail(ie_status s, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -111,6 +115,13 @@ ie_status npy_read(const char *path, npy_array *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
     if (!f) return npy_fail(IE_ERR_IO, err, errlen, "%s: %s", path, strerror(errno));
+    ie_status s = npy_read_stream(f, path, out, err, errlen);
+    fclose(f);
+    return s;
+}
+
+ie_status npy_read_stream(FILE *f, const char *path, npy_array *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
     ie_status s = IE_OK;
     char *header = NULL;
     unsigned char pre[12];
@@ -145,6 +156,21 @@ ie_status npy_read(const char *path, npy_array *out, char *err, size_t errlen) {
     s = npy_parse_header(path, header, out, err, errlen);
     if (s) goto done;
     size_t nbytes = (size_t)out->numel * npy_dtype_size(out->dtype);
+    /* The header's size against what the file holds, before allocating it. */
+    off_t here = ftello(f);
+    if (here >= 0 && fseeko(f, 0, SEEK_END) == 0) {
+        off_t end = ftello(f);
+        if (fseeko(f, here, SEEK_SET) != 0) {
+            s = npy_fail(IE_ERR_IO, err, errlen, "%s: cannot seek", path);
+            goto done;
+        }
+        if (end >= here && (uint64_t)(end - here) < (uint64_t)nbytes) {
+            s = npy_fail(IE_ERR_FORMAT, err, errlen,
+                         "%s: truncated data (the header's shape needs %zu bytes, the file has %lld)", path,
+                         nbytes, (long long)(end - here));
+            goto done;
+        }
+    }
     out->data = malloc(nbytes ? nbytes : 1);
     if (!out->data) {
         s = npy_fail(IE_ERR_NOMEM, err, errlen, "%s: out of memory (%zu bytes)", path, nbytes);
@@ -156,7 +182,6 @@ ie_status npy_read(const char *path, npy_array *out, char *err, size_t errlen) {
     }
 done:
     free(header);
-    fclose(f);
     if (s) npy_free(out);
     return s;
 }
@@ -210,14 +235,20 @@ float *npy_to_f32(const npy_array *a) {
         memcpy(o, a->data, (size_t)a->numel * 4);
         return o;
     }
-    for (int64_t i = 0; i < a->numel; i++) o[i] = (float)npy_get(a, i);
+    for (int64_t i = 0; i < a->numel; i++) {
+        double v = npy_get(a, i); /* beyond float's range: +-inf, not undefined behaviour */
+        o[i] = v > FLT_MAX ? INFINITY : v < -FLT_MAX ? -INFINITY : (float)v;
+    }
     return o;
 }
 
 int32_t *npy_to_i32(const npy_array *a) {
     int32_t *o = malloc((size_t)(a->numel ? a->numel : 1) * sizeof *o);
     if (!o) return NULL;
-    for (int64_t i = 0; i < a->numel; i++) o[i] = (int32_t)npy_get(a, i);
+    for (int64_t i = 0; i < a->numel; i++) { /* saturating; NaN -> 0 */
+        double v = npy_get(a, i);
+        o[i] = v != v ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)v;
+    }
     return o;
 }
 
@@ -258,16 +289,22 @@ static ie_status npy_write(const char *path, const char *descr, const void *data
     memcpy(header + 10, dict, (size_t)off);
     memset(header + 10 + off, ' ', hlen - (size_t)off - 1);
     header[padded - 1] = '\n';
-    FILE *f = fopen(path, "wb");
-    if (!f) {
+    /* atomically: a failed write leaves any previous file as it was */
+    ie_afile f;
+    if (!ie_afile_open(&f, path, err, errlen)) {
         free(header);
-        return npy_fail(IE_ERR_IO, err, errlen, "%s: %s", path, strerror(errno));
+        return IE_ERR_IO;
     }
-    bool ok = fwrite(header, 1, padded, f) == padded &&
-              fwrite(data, elsize, (size_t)numel, f) == (size_t)numel;
-    ok = (fclose(f) == 0) && ok;
+    bool ok = fwrite(header, 1, padded, f.fp) == padded &&
+              fwrite(data, elsize, (size_t)numel, f.fp) == (size_t)numel;
     free(header);
-    return ok ? IE_OK : npy_fail(IE_ERR_IO, err, errlen, "%s: write failed", path);
+    if (!ok) {
+        int e = errno;
+        ie_afile_abort(&f);
+        return npy_fail(IE_ERR_IO, err, errlen, "%s: write failed (%s); the file was not changed", path,
+                        strerror(e));
+    }
+    return ie_afile_commit(&f, err, errlen) ? IE_OK : IE_ERR_IO;
 }
 
 ie_status npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape,

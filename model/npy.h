@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "ops.h" /* ie_status */
 
@@ -44,6 +45,8 @@ typedef struct npy_array {
 /* Reads a whole file. On failure the status is IE_ERR_IO / IE_ERR_FORMAT /
  * IE_ERR_UNSUPPORTED and err names the file and the problem. */
 ie_status npy_read(const char *path, npy_array *out, char *err, size_t errlen);
+/* The same from an open stream (e.g. fmemopen); path names it in messages. */
+ie_status npy_read_stream(FILE *f, const char *path, npy_array *out, char *err, size_t errlen);
 void npy_free(npy_array *a);
 
 /* The array's elements converted to float / int32 (malloc'ed; NULL when out

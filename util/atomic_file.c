@@ -127,7 +127,19 @@ bool ie_afile_open(ie_afile *f, const char *path, char *err, size_t errlen) {
         return true;
     }
     char *real = exists ? realpath(path, NULL) : NULL;
-    f->final = g_strdup(real ? real : path);
+    if (!exists) {
+        /* A dangling symlink: write where it points, keep the link. */
+        char *target = g_file_read_link(path, NULL);
+        if (target && !g_path_is_absolute(target)) {
+            char *d = g_path_get_dirname(path);
+            char *t = g_build_filename(d, target, NULL);
+            g_free(d);
+            g_free(target);
+            target = t;
+        }
+        f->final = target;
+    }
+    if (!f->final) f->final = g_strdup(real ? real : path);
     free(real);
     char *dir = g_path_get_dirname(f->final);
     char *base = g_path_get_basename(f->final);
@@ -190,8 +202,9 @@ bool ie_afile_commit(ie_afile *f, char *err, size_t errlen) {
         release(f);
         return ok;
     }
+    errno = 0;
     bool ok = fflush(f->fp) == 0 && !ferror(f->fp);
-    int e = errno;
+    int e = errno ? errno : EIO; /* ferror() from an earlier write keeps no errno */
     if (ok && f->tmp && fsync(fileno(f->fp)) != 0) {
         ok = false;
         e = errno;

@@ -19,7 +19,9 @@
  *
  * Temporary files still open are recorded in a fixed table so that a signal
  * handler can remove them: call ie_afile_remove_pending() (async-signal-safe)
- * from SIGINT/SIGTERM handlers before exiting.
+ * from SIGINT/SIGTERM handlers before exiting. Programs should also ignore
+ * SIGXFSZ (a file-size limit then makes the write fail with EFBIG, which
+ * ie_afile_commit reports, instead of killing the process).
  */
 #ifndef IE_UTIL_ATOMIC_FILE_H
 #define IE_UTIL_ATOMIC_FILE_H

@@ -21,6 +21,7 @@ const char *ie_status_name(ie_status s) {
     case IE_ERR_FORMAT: return "bad file format";
     case IE_ERR_CANCELLED: return "cancelled";
     case IE_ERR_UNSUPPORTED: return "unsupported";
+    case IE_ERR_NONFINITE: return "non-finite values";
     }
     return "unknown error";
 }
@@ -218,6 +219,20 @@ static int preferred_gpu(const ie_device_info *d, int n) {
     return -1;
 }
 
+bool ie_device_request_valid(const char *request, char *err, size_t errlen) {
+    if (request && (!strcmp(request, "auto") || !strcmp(request, "cpu") || !strcmp(request, "vulkan")))
+        return true;
+    if (request && !strncmp(request, "vulkan:", 7)) {
+        const char *d = request + 7;
+        size_t n = strspn(d, "0123456789");
+        if (n > 0 && n <= 4 && !d[n]) return true;
+    }
+    if (err && errlen)
+        snprintf(err, errlen, "unknown device \"%s\" (expected auto, cpu, vulkan or vulkan:N with N a device "
+                 "number from 'invedit devices')", request ? request : "");
+    return false;
+}
+
 ie_backend *ie_backend_open(const char *request, char *note, size_t notelen) {
     if (note && notelen) note[0] = 0;
     if (!request || !*request || !strcmp(request, "auto")) {
@@ -226,7 +241,7 @@ ie_backend *ie_backend_open(const char *request, char *note, size_t notelen) {
     }
     char err[512] = "";
     if (!strcmp(request, "cpu")) return ie_backend_cpu_new(0);
-    if (!strncmp(request, "vulkan", 6)) {
+    if (!strncmp(request, "vulkan", 6) && ie_device_request_valid(request, NULL, 0)) {
         int index = -1;
         if (request[6] == ':') index = atoi(request + 7);
         ie_backend *be = ie_backend_vulkan_new(index, err, sizeof err);

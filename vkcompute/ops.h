@@ -46,6 +46,7 @@ typedef enum ie_status {
     IE_ERR_FORMAT = 7,    /* a file is malformed */
     IE_ERR_CANCELLED = 8, /* the caller cancelled */
     IE_ERR_UNSUPPORTED = 9,
+    IE_ERR_NONFINITE = 10, /* a computation produced NaN or Inf (bad weights, fp16 overflow) */
 } ie_status;
 
 const char *ie_status_name(ie_status s);
@@ -132,6 +133,9 @@ ie_backend *ie_backend_cpu_new(int n_threads);
  * the reason in err. */
 ie_backend *ie_backend_vulkan_new(int device_index, char *err, size_t errlen);
 
+/* True when request is auto, cpu, vulkan or vulkan:N (N decimal digits);
+ * otherwise false with a message listing the valid forms. */
+bool ie_device_request_valid(const char *request, char *err, size_t errlen);
 /* Chooses a backend from a request string: "cpu", "vulkan", "vulkan:N", or
  * "auto"/NULL (the INVEDIT_DEVICE environment variable when set, else the
  * preferred Vulkan device, else the CPU with a message in note). Never NULL. */

@@ -29,14 +29,19 @@
                   (if (vector? found) (vector->list found) found)))
               '("*.png" "*.PNG" "*.jpg" "*.JPG" "*.jpeg" "*.JPEG"))))
 
+; Returns #t when the file was edited and saved. The image is deleted whatever happens: a failed
+; call must not leave it behind (GIMP would report "a stray image ... left around by a plug-in").
 (define (invedit-edit-one in-file out-file model source target)
   (let* ((img (gimp-file-load RUN-NONINTERACTIVE in-file))
-         (layers (gimp-image-get-selected-layers img)))
-    (plug-in-invedit #:run-mode RUN-NONINTERACTIVE #:image img #:drawables layers
-                     #:model-path model #:source-prompt source #:target-prompt target
-                     #:output "in-place")
-    (gimp-file-save RUN-NONINTERACTIVE img out-file -1)
-    (gimp-image-delete img)))
+         (layers (gimp-image-get-selected-layers img))
+         (ok (catch #f
+               (plug-in-invedit #:run-mode RUN-NONINTERACTIVE #:image img #:drawables layers
+                                #:model-path model #:source-prompt source #:target-prompt target
+                                #:output "in-place")
+               (gimp-file-save RUN-NONINTERACTIVE img out-file -1)
+               #t)))
+    (gimp-image-delete img)
+    ok))
 
 (define (invedit-edit-folder in-dir out-dir model source target)
   (for-each

@@ -148,7 +148,15 @@ def main():
                 status, err, info = python_case(case, out_path, {"model-path": CONF["model"]},  # noqa: F821
                                                 Gimp.RunMode.INTERACTIVE)
             elif case["lang"] == "scheme":
-                status, err = run_scheme(scheme_case(case, out_path, args))
+                before = {im.get_id() for im in Gimp.get_images()}
+                try:
+                    status, err = run_scheme(scheme_case(case, out_path, args))
+                finally:
+                    # A failed call aborts the script before its gimp-image-delete:
+                    # delete the image it loaded (else GIMP reports a stray image).
+                    for im in Gimp.get_images():
+                        if im.get_id() not in before:
+                            im.delete()
             else:
                 status, err, info = python_case(case, out_path, args, Gimp.RunMode.NONINTERACTIVE)
         except Exception:

@@ -31,8 +31,8 @@ import pngtool  # noqa: E402
 
 # Known harmless noise (docs: shared/spec/gimp3.md and gimp2.md pitfalls).
 NOISE = [r"cannot open display", r"gimp_wire_read\(\): unexpected EOF", r"Failed to parse tag cache",
-         r"gimp_flush\(\): error: Broken pipe", r"GeglBuffers leaked", r"EEEEeEeek", r"Welcome to GIMP",
-         r"gegl_tile_cache_destroy", r"writable data folder", r"Failed to save data",
+         r"gimp_flush\(\): error: Broken pipe", r"Welcome to GIMP",
+         r"writable data folder", r"Failed to save data",
          # an interactive plug-in under gimp-console: the console never writes the GUI's theme.css
          r"gimp_ui_theme_changed: error (loading|parsing) .*theme\.css",
          # ... and no image window that the dialog could be transient for
@@ -40,6 +40,11 @@ NOISE = [r"cannot open display", r"gimp_wire_read\(\): unexpected EOF", r"Failed
          # the plug-in's own notes, shown with gimp_message in interactive runs
          r"Warning: invedit: "]
 BAD = re.compile(r"error|critical|warning|crash|traceback|segmentation|abort|terminated", re.I)
+# Leaks are always failures, whatever the line looks like: an image left behind
+# by a plug-in or a script (GIMP 3: "a stray image seems to have been left
+# around by a plug-in"), GEGL buffers alive at exit ("EEEEeEeek! N GeglBuffers
+# leaked", and the tile-cache check that comes with it).
+LEAK = re.compile(r"stray image|GeglBuffers leaked|EEEEeEeek|gegl_tile_cache_destroy|leaked", re.I)
 CALLING = re.compile(r"GIMP-Error: Calling error for procedure '([^']+)'|batch command experienced an execution error")
 
 
@@ -148,12 +153,16 @@ def check_log(rep, log_path, expected_errors):
                 i = j + 1
                 continue
             bad.append(line + " | " + (lines[i + 1] if i + 1 < len(lines) else ""))
+        elif LEAK.search(line):
+            bad.append(line)
         elif line.startswith(("CASE ", "invedit: ", "ui-test: ")) or re.search(r"CASE-(BEGIN|END|TOP|LAYERS) ", line):
             pass
         elif BAD.search(line) and not any(re.search(p, line) for p in NOISE):
             bad.append(line)
         i += 1
     rep.check("log has no unexpected GIMP errors or warnings", not bad, " || ".join(bad[:5]))
+    leaks = [ln for ln in lines if LEAK.search(ln)]
+    rep.check("log has no leaked images or GEGL buffers", not leaks, " || ".join(leaks[:3]))
     return lines
 
 

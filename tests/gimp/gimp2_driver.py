@@ -83,6 +83,9 @@ def command(case, work, model, impl, table, run_mode):
     return "(begin " + " ".join(s) + ")"
 
 
+CLEANUP = "(let ((l (gimp-image-list))) (map gimp-image-delete (vector->list (cadr l))))"
+
+
 def parse(log, cases):
     text = open(log, errors="replace").read()
     results = {}
@@ -133,6 +136,9 @@ def main():
         mode = "RUN-INTERACTIVE" if a.ui else "RUN-NONINTERACTIVE"
         for c in cs:
             print(command(c, a.work, a.model, a.impl, table, mode))
+            # A failed call aborts its command before gimp-image-delete: delete
+            # what it left (an undeleted image is leaked GeglBuffers at quit).
+            print(CLEANUP)
     else:
         json.dump(parse(a.log, cs), sys.stdout, indent=1)
 

@@ -26,6 +26,7 @@ passed=0; failed=0
 HOST=gimp3
 . "$T/common.sh"
 
+mkdir -p "$HOME"
 rm -rf "$W"; mkdir -p "$W/out-fake" "$W/out-real" "$OUT" "$FAKE_MODEL"
 say "gimp $(gimp-console-3.0 --version | tail -1), libgimp $(pkg-config --modversion gimp-3.0)"
 

@@ -49,7 +49,11 @@ if [ "$what" = all ] || [ "$what" = gimp3 ]; then
   if ! nice $SUDO env ROOT="${ROOT:-/var/tmp/invedit-trixie}" bash "$HERE/make-chroot.sh" create; then
     echo "FAIL gimp3: the chroot could not be built"; failed=$((failed+1))
   else
-  $SUDO env ROOT="${ROOT:-/var/tmp/invedit-trixie}" BIND="$bind" PASSENV="IMPL=$IMPL MODEL=$model_in" \
+  # Build, work and home folders of their own per checkout: the chroot is shared by every
+  # checkout on the machine, and concurrent runs must not mix builds or installed plug-ins.
+  tag=$(printf %s "$ROOTDIR" | md5sum | cut -c1-8)
+  $SUDO env ROOT="${ROOT:-/var/tmp/invedit-trixie}" BIND="$bind" \
+    PASSENV="IMPL=$IMPL MODEL=$model_in HOME=/root/home-$tag BUILD=/root/build-invedit-$tag WORK=/root/invedit-gimp3-test-$tag" \
     bash "$HERE/make-chroot.sh" run bash /src/tests/gimp/gimp3-tests.sh 2>&1 | tee "$OUT/run-gimp3.log" |
     grep -v '^PASS'
   total gimp3 <"$OUT/run-gimp3.log"
