@@ -104,7 +104,7 @@ ie_status ie_session_open_with(const char *model_path, const ie_session_options 
         snprintf(err, errlen, "no model given: pass a diffusers folder or an SD 1.x .safetensors file");
         return IE_ERR_ARG;
     }
-    if (device && *device && !ie_device_request_valid(device, err, errlen)) return IE_ERR_ARG;
+    if (o.device && *o.device && !ie_device_request_valid(o.device, err, errlen)) return IE_ERR_ARG;
     sd_source_options so = {.vae = o.vae};
     if (!sd_ema_mode_from_name(o.ema, &so.ema)) {
         snprintf(err, errlen, "ema: '%s' is not auto, yes or no", o.ema);
