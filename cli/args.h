@@ -12,6 +12,7 @@ typedef struct cli_opts {
     ie_edit_params p;
     const char *model, *image, *output, *prompt, *prompts_file;
     const char *save_input, *save_reconstruction;
+    const char *save_mask; /* edit: the change mask as a grey PNG/JPEG */
     int width, height;
     bool quiet;
 } cli_opts;

@@ -120,6 +120,21 @@ static double psnr(const ie_image *a, const ie_image *b) {
 
 /* --- edit / reconstruct ------------------------------------------------------------ */
 
+/* The 1-channel change mask as a grey RGB image. */
+static ie_status save_mask(const char *path, const ie_image *mask, char *err, size_t errlen) {
+    ie_image grey = {0};
+    ie_status st = ie_image_alloc(&grey, mask->width, mask->height, 3);
+    if (st) {
+        snprintf(err, errlen, "out of memory");
+        return st;
+    }
+    for (size_t i = 0; i < (size_t)mask->width * mask->height; i++)
+        for (int k = 0; k < 3; k++) grey.pixels[i * 3 + k] = mask->pixels[i];
+    st = image_save(path, &grey, err, errlen);
+    ie_image_free(&grey);
+    return st;
+}
+
 static void edit_usage(FILE *f, const char *cmd) {
     if (!strcmp(cmd, "edit"))
         fprintf(f, "usage: invedit edit --model PATH --image IN --source TEXT --target TEXT [options] -o OUT\n\n"
@@ -135,6 +150,7 @@ static void edit_usage(FILE *f, const char *cmd) {
                "  --image FILE                 input image\n"
                "  -o FILE                      output image\n"
                "  --save-input FILE            also write the model's view of the input (VAE round trip)\n"
+               "  --save-mask FILE             also write the change mask (white = edited, grey = blended)\n"
                "  -q, --quiet                  no progress bar\n");
     print_param_help(f, IE_FOR_ALL);
     fprintf(f, "\n%s", exit_codes);
@@ -177,7 +193,11 @@ int cmd_edit(int argc, char **argv, bool reconstruct) {
         return code;
     }
     progress_state ps = {isatty(2), o.quiet, now(), -1};
-    st = ie_edit(s, &o.p, &in, &out, progress_cb, &ps, err, sizeof err);
+    ie_image mask = {0};
+    ie_edit_extras extras = {NULL, o.save_mask ? &mask : NULL, NULL};
+    st = ie_edit_ex(s, &o.p, &in, &out, &extras, progress_cb, &ps, err, sizeof err);
+    if (!st && o.save_mask) st = save_mask(o.save_mask, &mask, err, sizeof err);
+    ie_image_free(&mask);
     if (st) {
         if (ps.tty && !o.quiet) fprintf(stderr, "\n");
         fprintf(stderr, "invedit %s: %s\n", cmd, err);

@@ -60,6 +60,10 @@ typedef struct ie_edit_params {
     double keep_threshold;       /* InfEdit thresh_m */
     int64_t seed;                /* noise seed */
     const char *device;          /* "auto", "cpu", "vulkan", "vulkan:N" */
+    /* Full-resolution compositing (edit/composite.h): */
+    const char *composite;       /* "keep-detail" (default; "" or NULL too), "replace-region", "off" */
+    double change_threshold;     /* colour change (0..1 per channel) at which the change mask is 1/2 */
+    int work_size;               /* longer side of the working size in pixels; 0 = the model's native */
 } ie_edit_params;
 
 /* Fills p with the defaults of method m (spec: EF-DDPM N=100, skip 36,
@@ -155,10 +159,29 @@ void ie_session_last_run(const ie_session *s, int64_t *unet_calls, int64_t *unet
 
 /* Edits `in` according to p, writing a newly allocated image of the same size
  * and channels into *out (free with ie_image_free). The working resolution is
- * the input's size scaled so its longer side is the model's native size,
- * rounded to the size multiple; the result is resized back. */
+ * the input's size scaled so its longer side is the model's native size (or
+ * p->work_size), rounded to the size multiple. The result is composited at
+ * the input's resolution (p->composite): pixels the edit did not change are
+ * the input's own, bit for bit; changed ones are the resized edit plus the
+ * input's fine detail (keep-detail) or the resized edit (replace-region);
+ * "off" is the plain resized edit everywhere. */
 ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
                   ie_edit_progress_fn progress, void *user, char *err, size_t errlen);
+
+/* Optional inputs and outputs of ie_edit_ex; any field may be NULL. */
+typedef struct ie_edit_extras {
+    const float *region; /* in: in->width * in->height weights in [0, 1]: the change mask is limited
+                            to them (a selection); NULL = the whole image */
+    ie_image *mask;      /* out: the change mask at the input's size, 1 channel in [0, 1] (all 1
+                            with composite off) */
+    ie_image *unmasked;  /* out: the edit with the input's detail everywhere, before masking (what
+                            a painted mask reveals) */
+} ie_edit_extras;
+
+/* ie_edit with extras (NULL = ie_edit). Outputs are allocated only on success. */
+ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
+                     const ie_edit_extras *extras, ie_edit_progress_fn progress, void *user, char *err,
+                     size_t errlen);
 
 #ifdef __cplusplus
 }
