@@ -12,8 +12,10 @@
 
 #define KEY_GROUP "invedit"
 
-static const char *const output_names[IVP_OUTPUT_COUNT] = {"new-layer", "in-place"};
-static const char *const output_labels[IVP_OUTPUT_COUNT] = {"New layer", "In place"};
+static const char *const output_names[IVP_OUTPUT_COUNT] = {"new-layer", "in-place", "new-layer-mask"};
+static const char *const output_labels[IVP_OUTPUT_COUNT] = {"New layer", "In place", "New layer + change mask"};
+
+bool ivp_output_is_new_layer(ivp_output o) { return o == IVP_OUTPUT_NEW_LAYER || o == IVP_OUTPUT_NEW_LAYER_MASK; }
 
 const char *ivp_output_name(ivp_output o) {
     return (unsigned)o < IVP_OUTPUT_COUNT ? output_names[o] : "?";
@@ -435,10 +437,35 @@ ie_status ivp_edit_region(ie_session *session, const ie_edit_params *params, con
         const float *p = job->pixels + i * ch;
         for (int c = 0; c < 3; c++) in.pixels[i * 3 + c] = ch >= 3 ? p[c] : p[0];
     }
-    ie_image res = {0, 0, 0, NULL};
-    ie_status st = ie_edit(session, params, &in, &res, progress, user, err, errlen);
+    ie_image res = {0, 0, 0, NULL}, composited = {0, 0, 0, NULL}, cmask = {0, 0, 0, NULL};
+    ie_edit_extras extras = {NULL, &cmask, &res};
+    ie_status st = job->change_mask ? ie_edit_ex(session, params, &in, &composited, &extras, progress, user, err, errlen)
+                                    : ie_edit(session, params, &in, &res, progress, user, err, errlen);
     g_free(in.pixels);
+    ie_image_free(&composited);
     if (st != IE_OK) return st;
+    if (job->change_mask) {
+        const ivp_rect w = job->write;
+        for (int y = 0; y < w.height; y++)
+            for (int x = 0; x < w.width; x++) {
+                size_t mi = (size_t)y * w.width + x;
+                float m = cmask.pixels[(size_t)(w.y + y) * job->width + (w.x + x)];
+                job->change_mask[mi] = job->mask ? m * job->mask[mi] : m;
+            }
+        ie_image_free(&cmask);
+        ivp_region_job unmasked = *job;
+        unmasked.mask = NULL; /* the layer mask does the masking */
+        job = &unmasked;
+        if (res.width != job->width || res.height != job->height || res.channels != 3 || !res.pixels) {
+            snprintf(err, errlen, "the library returned a %dx%dx%d image for a %dx%dx3 input", res.width,
+                     res.height, res.channels, job->width, job->height);
+            ie_image_free(&res);
+            return IE_ERR_SHAPE;
+        }
+        ivp_composite(job, res.pixels, out);
+        ie_image_free(&res);
+        return IE_OK;
+    }
     if (res.width != job->width || res.height != job->height || res.channels != 3 || !res.pixels) {
         snprintf(err, errlen, "the library returned a %dx%dx%d image for a %dx%dx3 input", res.width, res.height,
                  res.channels, job->width, job->height);

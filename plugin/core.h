@@ -37,11 +37,15 @@ extern "C" {
 typedef enum ivp_output {
     IVP_OUTPUT_NEW_LAYER = 0, /* a new layer above the edited one (non-destructive) */
     IVP_OUTPUT_IN_PLACE = 1,  /* the drawable itself, through the shadow buffer */
+    IVP_OUTPUT_NEW_LAYER_MASK = 2, /* a new layer holding the edit, with the change mask (times the
+                                      selection) as its layer mask, for the user to paint */
     IVP_OUTPUT_COUNT
 } ivp_output;
 
-const char *ivp_output_name(ivp_output o);  /* "new-layer", "in-place" */
-const char *ivp_output_label(ivp_output o); /* "New layer", "In place" */
+const char *ivp_output_name(ivp_output o);  /* "new-layer", "in-place", "new-layer-mask" */
+const char *ivp_output_label(ivp_output o); /* "New layer", "In place", "New layer + change mask" */
+/* Whether o writes a new layer (new-layer, new-layer-mask). */
+bool ivp_output_is_new_layer(ivp_output o);
 bool ivp_output_from_name(const char *s, ivp_output *out);
 
 /* Nick, blurb and the environment variable consulted when model-path is "". */
@@ -51,7 +55,9 @@ bool ivp_output_from_name(const char *s, ivp_output *out);
     "text_encoder/, tokenizer/) or a single-file .safetensors checkpoint"
 #define IVP_MODEL_ENV "INVEDIT_MODEL"
 #define IVP_OUTPUT_NICK "Output"
-#define IVP_OUTPUT_BLURB "new-layer: add the result as a new layer above; in-place: edit the layer itself"
+#define IVP_OUTPUT_BLURB                                                                       \
+    "new-layer: add the result as a new layer above; in-place: edit the layer itself; "     \
+    "new-layer-mask: a new layer with the change mask as its layer mask (paint it to correct)"
 
 /* --- settings: the parameter struct plus what the plug-in adds ---------------- */
 
@@ -167,6 +173,11 @@ typedef struct ivp_region_job {
      * [0, 1]), or NULL: the host's write applies the selection itself
      * (gimp_drawable_merge_shadow does, for in-place edits). */
     const float *mask;
+    /* Optional output (write.width * write.height values): the library's
+     * change mask times the selection mask. When set, `out` receives the
+     * edit before the change mask (with the input's detail everywhere):
+     * the pixels of a layer whose layer mask is change_mask. */
+    float *change_mask;
 } ivp_region_job;
 
 /* Edits job's context region with the session's model and composites the

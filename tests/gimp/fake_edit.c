@@ -65,6 +65,14 @@ int ie_session_native_size(const ie_session *s) { (void)s; return 64; }
 
 ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
                   ie_edit_progress_fn progress, void *user, char *err, size_t errlen) {
+    return ie_edit_ex(s, p, in, out, NULL, progress, user, err, errlen);
+}
+
+/* The fake changes every pixel: its change mask is 1 everywhere, the unmasked
+ * edit equals the edit. */
+ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
+                     const ie_edit_extras *extras, ie_edit_progress_fn progress, void *user, char *err,
+                     size_t errlen) {
     (void)s;
     ie_status st = ie_edit_params_validate(p, err, errlen);
     if (st != IE_OK) return st;
@@ -108,5 +116,13 @@ ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie
             float v = in->pixels[i * in->channels + c];
             out->pixels[i * in->channels + c] = c < 3 ? 1.0f - v : v;
         }
+    if (extras && extras->mask) {
+        if (ie_image_alloc(extras->mask, in->width, in->height, 1) != IE_OK) return IE_ERR_NOMEM;
+        for (size_t i = 0; i < npx; i++) extras->mask->pixels[i] = 1.0f;
+    }
+    if (extras && extras->unmasked) {
+        if (ie_image_alloc(extras->unmasked, in->width, in->height, in->channels) != IE_OK) return IE_ERR_NOMEM;
+        memcpy(extras->unmasked->pixels, out->pixels, sizeof(float) * npx * in->channels);
+    }
     return IE_OK;
 }

@@ -60,7 +60,7 @@ static void test_edit_region(void) {
     float px[W * H * 4], out[4 * 3 * 4], mask[4 * 3];
     for (int i = 0; i < W * H * 4; i++) px[i] = (float)((i * 37) % 101) / 100.0f;
     for (int i = 0; i < 12; i++) mask[i] = i == 0 ? 0.0f : i == 1 ? 0.5f : 1.0f;
-    ivp_region_job job = {px, W, H, 4, {2, 1, 4, 3}, mask};
+    ivp_region_job job = {px, W, H, 4, {2, 1, 4, 3}, mask, NULL};
     CHECK(ivp_edit_region(s, &p, &job, out, NULL, NULL, err, sizeof err) == IE_OK, "edit: %s", err);
     for (int y = 0; y < 3; y++)
         for (int x = 0; x < 4; x++) {
@@ -74,10 +74,24 @@ static void test_edit_region(void) {
             CHECK(o[3] == in[3], "alpha must be kept");
         }
 
+    /* output new-layer-mask: out is the unmasked edit, the layer mask = change mask x selection
+     * (the fake's change mask is 1 everywhere) */
+    float cm[4 * 3];
+    ivp_region_job mjob = {px, W, H, 4, {2, 1, 4, 3}, mask, cm};
+    CHECK(ivp_edit_region(s, &p, &mjob, out, NULL, NULL, err, sizeof err) == IE_OK, "edit with change mask: %s", err);
+    for (int y = 0; y < 3; y++)
+        for (int x = 0; x < 4; x++) {
+            const float *in = px + ((1 + y) * W + 2 + x) * 4, *o = out + (y * 4 + x) * 4;
+            CHECK(cm[y * 4 + x] == mask[y * 4 + x], "layer mask = change mask x selection at %d,%d", x, y);
+            for (int c = 0; c < 3; c++)
+                CHECK(fabsf(o[c] - (1 - in[c])) < 1e-6f, "unmasked edit at %d,%d c%d", x, y, c);
+            CHECK(o[3] == in[3], "alpha must be kept");
+        }
+
     /* gray + alpha, no mask (the host's merge applies the selection) */
     float gy[W * H * 2], gout[W * H * 2];
     for (int i = 0; i < W * H; i++) gy[2 * i] = (float)i / (W * H), gy[2 * i + 1] = 0.5f;
-    ivp_region_job gjob = {gy, W, H, 2, {0, 0, W, H}, NULL};
+    ivp_region_job gjob = {gy, W, H, 2, {0, 0, W, H}, NULL, NULL};
     CHECK(ivp_edit_region(s, &p, &gjob, gout, NULL, NULL, err, sizeof err) == IE_OK, "gray: %s", err);
     for (int i = 0; i < W * H; i++) {
         CHECK(fabsf(gout[2 * i] - (1.0f - gy[2 * i])) < 2e-4f, "gray %d: %f want %f", i, gout[2 * i], 1 - gy[2 * i]);
@@ -92,7 +106,7 @@ static void test_edit_region(void) {
     CHECK(!memcmp(before, out, sizeof out), "a cancelled edit must not write");
 
     /* a bad region is refused */
-    ivp_region_job bad = {px, W, H, 4, {6, 0, 4, 3}, NULL};
+    ivp_region_job bad = {px, W, H, 4, {6, 0, 4, 3}, NULL, NULL};
     CHECK(ivp_edit_region(s, &p, &bad, out, NULL, NULL, err, sizeof err) == IE_ERR_ARG, "bad region");
     ie_session_close(s);
 }
