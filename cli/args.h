@@ -13,6 +13,7 @@ typedef struct cli_opts {
     const char *model, *image, *output, *prompt, *prompts_file;
     const char *save_input, *save_reconstruction;
     const char *save_mask; /* edit: the change mask as a grey PNG/JPEG */
+    const char *mask;      /* edit: a selection (grey image, white = edit) */
     int width, height;
     bool quiet;
 } cli_opts;

@@ -286,7 +286,10 @@ ie_status ie_composite(const ie_composite_args *a, ie_image *out, ie_image *mask
                 bool detail = false;
                 if (a->mode != IE_COMPOSITE_OFF) {
                     mm = sample(m, w, h, W, H, X, Y);
-                    if (a->region) mm *= a->region[i] > 0 ? (a->region[i] < 1 ? a->region[i] : 1.0f) : 0.0f;
+                    if (a->region) { /* the selection's 0.5 contour is its edge: full edit inside it */
+                        float r = a->region[i] > 0 ? 2 * a->region[i] : 0.0f;
+                        mm *= r < 1 ? r : 1.0f;
+                    }
                     if (mm < 1.0f / 1024) mm = 0;
                     detail = a->mode == IE_COMPOSITE_KEEP_DETAIL && (mm > 0 || unmasked);
                 }

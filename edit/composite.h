@@ -78,7 +78,8 @@ typedef struct ie_composite_args {
     ie_composite_mode mode;
     double threshold;
     int cell;               /* the VAE factor */
-    const float *region;    /* optional: full-size weights in [0, 1] the mask is limited to */
+    const float *region;    /* optional: full-size selection weights; the mask is limited to
+                               min(1, 2 region) (ie_edit_extras) */
 } ie_composite_args;
 
 /* Writes *out (the input's size and channels) and, when not NULL, *mask (1

@@ -170,13 +170,30 @@ ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie
 
 /* Optional inputs and outputs of ie_edit_ex; any field may be NULL. */
 typedef struct ie_edit_extras {
-    const float *region; /* in: in->width * in->height weights in [0, 1]: the change mask is limited
-                            to them (a selection); NULL = the whole image */
+    const float *region; /* in: in->width * in->height selection weights in [0, 1], or NULL (the whole
+                            image). The change mask is limited to min(1, 2 region): a selection's
+                            0.5 contour is its edge, inside it the edit applies in full (no ring of
+                            old colour in a feather), the outer half of a feather blends. */
     ie_image *mask;      /* out: the change mask at the input's size, 1 channel in [0, 1] (all 1
                             with composite off) */
     ie_image *unmasked;  /* out: the edit with the input's detail everywhere, before masking (what
                             a painted mask reveals) */
 } ie_edit_extras;
+
+/* A rectangle in pixels. */
+typedef struct ie_rect {
+    int x, y, width, height;
+} ie_rect;
+
+/* The part of a width x height image the model should see to edit a
+ * selection with bounds sel, for a working size whose longer side is `work`
+ * pixels (0: 512). Prompts describe the whole image, so the whole image is
+ * used when it fits the working size well enough: its longer side is at most
+ * 2 work, or the selection spans at least a quarter of it. Otherwise a square
+ * around the selection's centre with side max(longer side + mean side, work)
+ * (padding by half the selection's mean side each way, and at least the
+ * working size), moved inside the image and clamped to it. */
+ie_rect ie_edit_context(ie_rect sel, int width, int height, int work);
 
 /* ie_edit with extras (NULL = ie_edit). Outputs are allocated only on success. */
 ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,

@@ -176,7 +176,8 @@ static GimpPDBStatusType edit_drawable(gint32 image, gint32 drawable, const ivp_
     }
     ivp_rect sel = {x, y, w, h}, ctx;
     ivp_region_job job = {0};
-    ivp_region_plan(sel, gimp_drawable_width(drawable), gimp_drawable_height(drawable), &ctx, &job.write);
+    ivp_region_plan(sel, gimp_drawable_width(drawable), gimp_drawable_height(drawable),
+                    ivp_work_size(session, &s->params), &ctx, &job.write);
     const Babl *fmt = pixel_format(drawable, &job.channels);
     job.width = ctx.width;
     job.height = ctx.height;

@@ -238,7 +238,8 @@ static GimpPDBStatusType edit_drawable(GimpImage *image, GimpDrawable *d, const 
     }
     ivp_rect sel = {x, y, w, h}, ctx;
     ivp_region_job job = {0};
-    ivp_region_plan(sel, gimp_drawable_get_width(d), gimp_drawable_get_height(d), &ctx, &job.write);
+    ivp_region_plan(sel, gimp_drawable_get_width(d), gimp_drawable_get_height(d), ivp_work_size(session, &s->params),
+                    &ctx, &job.write);
     const Babl *fmt = pixel_format(d, &job.channels);
     job.width = ctx.width;
     job.height = ctx.height;
