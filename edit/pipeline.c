@@ -717,6 +717,11 @@ ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_image *in,
         snprintf(err, errlen, "the input must be an RGB or RGBA image");
         return IE_ERR_ARG;
     }
+    const ie_param_desc *ws = ie_edit_param_find("work-size");
+    if (ws && (p->work_size < ws->min || p->work_size > ws->max)) { /* before sizing anything by it */
+        snprintf(err, errlen, "work-size: %d is outside %g..%g", p->work_size, ws->min, ws->max);
+        return IE_ERR_ARG;
+    }
     ie_composite_mode mode;
     if (!ie_composite_mode_from_name(p->composite, &mode)) {
         snprintf(err, errlen, "composite: '%s' is not keep-detail, replace-region or off", p->composite);
