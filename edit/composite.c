@@ -232,20 +232,42 @@ ie_status ie_detail_gain(const ie_image *rec, const ie_image *edit, int cell, fl
 
 /* --- full resolution --------------------------------------------------------------- */
 
-/* Bilinear sample of a [h, w] map at full-size pixel (X, Y) of a W x H image
- * (pixel centres aligned). */
-static float sample(const float *m, int w, int h, int W, int H, int X, int Y) {
-    double sx = (X + 0.5) * w / W - 0.5, sy = (Y + 0.5) * h / H - 0.5;
-    if (sx < 0) sx = 0;
-    if (sy < 0) sy = 0;
-    if (sx > w - 1) sx = w - 1;
-    if (sy > h - 1) sy = h - 1;
-    int x0 = (int)sx, y0 = (int)sy, x1 = x0 + 1 < w ? x0 + 1 : x0, y1 = y0 + 1 < h ? y0 + 1 : y0;
-    float fx = (float)(sx - x0), fy = (float)(sy - y0);
-    float a = m[(size_t)y0 * w + x0], b = m[(size_t)y0 * w + x1];
-    float c = m[(size_t)y1 * w + x0], d = m[(size_t)y1 * w + x1];
+/* Bilinear resampling of [h, w] maps to W x H (pixel centres aligned): per
+ * output column / row the two source indices and the weight, computed once. */
+typedef struct lerp_axis {
+    int *i0, *i1;
+    float *f;
+} lerp_axis;
+
+static bool lerp_axis_make(lerp_axis *a, int n_in, int n_out) {
+    a->i0 = malloc(sizeof(int) * (size_t)n_out);
+    a->i1 = malloc(sizeof(int) * (size_t)n_out);
+    a->f = malloc(sizeof(float) * (size_t)n_out);
+    if (!a->i0 || !a->i1 || !a->f) return false;
+    for (int o = 0; o < n_out; o++) {
+        double s = (o + 0.5) * n_in / n_out - 0.5;
+        if (s < 0) s = 0;
+        if (s > n_in - 1) s = n_in - 1;
+        a->i0[o] = (int)s;
+        a->i1[o] = a->i0[o] + 1 < n_in ? a->i0[o] + 1 : a->i0[o];
+        a->f[o] = (float)(s - a->i0[o]);
+    }
+    return true;
+}
+
+static void lerp_axis_free(lerp_axis *a) {
+    free(a->i0);
+    free(a->i1);
+    free(a->f);
+}
+
+static inline float sample(const float *m, int w, const lerp_axis *ax, const lerp_axis *ay, int X, int Y) {
+    const float *r0 = m + (size_t)ay->i0[Y] * w, *r1 = m + (size_t)ay->i1[Y] * w;
+    int x0 = ax->i0[X], x1 = ax->i1[X];
+    float a = r0[x0], b = r0[x1], c = r1[x0], d = r1[x1], fx = ax->f[X], fy = ay->f[Y];
     if (a == 0 && b == 0 && c == 0 && d == 0) return 0;
-    return (a + fx * (b - a)) + fy * ((c + fx * (d - c)) - (a + fx * (b - a)));
+    float top = a + fx * (b - a), bot = c + fx * (d - c);
+    return top + fy * (bot - top);
 }
 
 static float clamp01(float v) { return v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f; }
@@ -263,7 +285,9 @@ ie_status ie_composite(const ie_composite_args *a, ie_image *out, ie_image *mask
         return IE_ERR_ARG;
     ie_image up = {0}, low = {0};
     float *m = NULL, *wd = NULL;
-    ie_status st = ie_image_resize(a->edit, W, H, &up);
+    lerp_axis ax = {0}, ay = {0};
+    ie_status st = lerp_axis_make(&ax, w, W) && lerp_axis_make(&ay, h, H) ? IE_OK : IE_ERR_NOMEM;
+    if (!st) st = ie_image_resize(a->edit, W, H, &up);
     if (!st && a->mode == IE_COMPOSITE_KEEP_DETAIL) st = ie_image_resize(a->work, W, H, &low);
     if (!st && a->mode != IE_COMPOSITE_OFF) {
         m = malloc(sizeof(float) * (size_t)w * h);
@@ -285,7 +309,7 @@ ie_status ie_composite(const ie_composite_args *a, ie_image *out, ie_image *mask
                 float mm = 1.0f;
                 bool detail = false;
                 if (a->mode != IE_COMPOSITE_OFF) {
-                    mm = sample(m, w, h, W, H, X, Y);
+                    mm = sample(m, w, &ax, &ay, X, Y);
                     if (a->region) { /* the selection's 0.5 contour is its edge: full edit inside it */
                         float r = a->region[i] > 0 ? 2 * a->region[i] : 0.0f;
                         mm *= r < 1 ? r : 1.0f;
@@ -299,7 +323,7 @@ ie_status ie_composite(const ie_composite_args *a, ie_image *out, ie_image *mask
                     for (int c = 0; c < 3; c++) hf[c] = p[c] - low.pixels[i * 3 + c];
                     for (int c = 0; c < 3; c++)
                         for (int k = 0; k < 3; k++)
-                            e[c] += sample(wd + (size_t)(c * 3 + k) * w * h, w, h, W, H, X, Y) * hf[k];
+                            e[c] += sample(wd + (size_t)(c * 3 + k) * w * h, w, &ax, &ay, X, Y) * hf[k];
                 }
                 for (int c = 0; c < 3; c++) e[c] = clamp01(e[c]);
                 if (unmasked) {
@@ -317,6 +341,8 @@ ie_status ie_composite(const ie_composite_args *a, ie_image *out, ie_image *mask
     }
     free(m);
     free(wd);
+    lerp_axis_free(&ax);
+    lerp_axis_free(&ay);
     ie_image_free(&up);
     ie_image_free(&low);
     if (st) {
