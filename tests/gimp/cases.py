@@ -91,11 +91,15 @@ CANCEL_CASE = dict(name="cancel", image="rgb.png", lang="python", sel=("rect", 8
 # The UI test: one interactive call; the dialog answers itself (INVEDIT_UI_TEST).
 # The dialog starts from the last-used values, so the output mode is whatever
 # was used last: "any".
-UI_CASE = dict(name="dialog", image="rgb.png", lang="python", sel=("rect", 24, 16, 40, 32), output="any")
+# With the real library the edit's prompts are the last-used ones (empty in a
+# fresh profile), and an edit that asks for no change now keeps every pixel
+# (full-resolution compositing): only what is outside the selection is checked.
+UI_CASE = dict(name="dialog", image="rgb.png", lang="python", sel=("rect", 24, 16, 40, 32), output="any",
+               edited=False)
 
 
 def defaults(case):
-    c = dict(feather=0, args={}, shrink=None, expect="edit", impl=BOTH, far=None)
+    c = dict(feather=0, args={}, shrink=None, expect="edit", impl=BOTH, far=None, edited=True)
     c.update(case)
     return c
 
