@@ -80,6 +80,8 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *cmd) {
         else if (!strcmp(name, "prompts")) o->prompts_file = v;
         else if (!strcmp(name, "save-input")) o->save_input = v;
         else if (!strcmp(name, "save-reconstruction")) o->save_reconstruction = v;
+        else if (!strcmp(name, "save-mask")) o->save_mask = v;
+        else if (!strcmp(name, "mask")) o->mask = v;
         else if (!strcmp(name, "width") || !strcmp(name, "height")) {
             char *end = NULL;
             errno = 0;

@@ -12,6 +12,8 @@ typedef struct cli_opts {
     ie_edit_params p;
     const char *model, *image, *output, *prompt, *prompts_file;
     const char *save_input, *save_reconstruction;
+    const char *save_mask; /* edit: the change mask as a grey PNG/JPEG */
+    const char *mask;      /* edit: a selection (grey image, white = edit) */
     int width, height;
     bool quiet;
     char lora_list[8192]; /* the --lora options joined with ';' (repeatable) */

@@ -179,6 +179,21 @@ static double psnr(const ie_image *a, const ie_image *b) {
 
 /* --- edit / reconstruct ------------------------------------------------------------ */
 
+/* The 1-channel change mask as a grey RGB image. */
+static ie_status save_mask(const char *path, const ie_image *mask, char *err, size_t errlen) {
+    ie_image grey = {0};
+    ie_status st = ie_image_alloc(&grey, mask->width, mask->height, 3);
+    if (st) {
+        snprintf(err, errlen, "out of memory");
+        return st;
+    }
+    for (size_t i = 0; i < (size_t)mask->width * mask->height; i++)
+        for (int k = 0; k < 3; k++) grey.pixels[i * 3 + k] = mask->pixels[i];
+    st = image_save(path, &grey, err, errlen);
+    ie_image_free(&grey);
+    return st;
+}
+
 static void edit_usage(FILE *f, const char *cmd) {
     if (!strcmp(cmd, "edit"))
         fprintf(f, "usage: invedit edit --model PATH --image IN --source TEXT --target TEXT [options] -o OUT\n\n"
@@ -194,9 +209,74 @@ static void edit_usage(FILE *f, const char *cmd) {
                "  --image FILE                 input image ('-': standard input)\n"
                "  -o FILE                      output image (.png, .jpg, .jpeg; '-': PNG to standard output)\n"
                "  --save-input FILE            also write the model's view of the input (VAE round trip)\n"
+               "  --save-mask FILE             also write the change mask (white = edited, grey = blended)\n"
+               "  --mask FILE                  edit only this selection (grey image of the input's size, white =\n"
+               "                               selected); the model sees the context a GIMP selection gets\n"
                "  -q, --quiet                  no progress bar\n");
     print_param_help(f, IE_FOR_ALL);
     fprintf(f, "\n%s\n%s", image_notes, exit_codes);
+}
+
+/* --mask: the selection's context (ie_edit_context, as the GIMP plug-ins) is edited with the
+ * selection as the region; everything outside the context is the input. */
+static ie_status edit_selection(ie_session *s, const cli_opts *o, const ie_image *in, ie_image *out,
+                                ie_image *mask_out, progress_state *ps, char *err, size_t errlen) {
+    ie_image sel = {0}, crop = {0}, res = {0}, cmask = {0};
+    float *region = NULL;
+    ie_status st = image_load(o->mask, &sel, err, errlen);
+    if (!st && (sel.width != in->width || sel.height != in->height)) {
+        snprintf(err, errlen, "%s: the mask is %dx%d, the image %dx%d", o->mask, sel.width, sel.height, in->width,
+                 in->height);
+        st = IE_ERR_FORMAT;
+    }
+    int x0 = in->width, y0 = in->height, x1 = -1, y1 = -1, W = in->width, C = in->channels;
+    for (int y = 0; !st && y < in->height; y++)
+        for (int x = 0; x < W; x++)
+            if (sel.pixels[((size_t)y * W + x) * sel.channels] > 0) {
+                if (x < x0) x0 = x;
+                if (x > x1) x1 = x;
+                if (y < y0) y0 = y;
+                if (y > y1) y1 = y;
+            }
+    if (!st && x1 < 0) {
+        snprintf(err, errlen, "%s: the mask selects nothing (white = edit)", o->mask);
+        st = IE_ERR_FORMAT;
+    }
+    ie_rect ctx = {0, 0, 0, 0};
+    if (!st) {
+        ctx = ie_edit_context((ie_rect){x0, y0, x1 - x0 + 1, y1 - y0 + 1}, W, in->height,
+                              o->p.work_size > 0 ? o->p.work_size : ie_session_native_size(s));
+        st = ie_image_alloc(&crop, ctx.width, ctx.height, C);
+        region = malloc(sizeof(float) * (size_t)ctx.width * ctx.height);
+        if (!st && !region) st = IE_ERR_NOMEM;
+    }
+    for (int y = 0; !st && y < ctx.height; y++)
+        for (int x = 0; x < ctx.width; x++) {
+            size_t src = (size_t)(ctx.y + y) * W + ctx.x + x, dst = (size_t)y * ctx.width + x;
+            memcpy(crop.pixels + dst * C, in->pixels + src * C, sizeof(float) * C);
+            region[dst] = sel.pixels[src * sel.channels];
+        }
+    ie_edit_extras ex = {region, mask_out ? &cmask : NULL, NULL};
+    if (!st) st = ie_edit_ex(s, &o->p, &crop, &res, &ex, progress_cb, ps, err, errlen);
+    if (!st) st = ie_image_alloc(out, W, in->height, C);
+    if (!st && mask_out) st = ie_image_alloc(mask_out, W, in->height, 1);
+    if (!st) {
+        memcpy(out->pixels, in->pixels, sizeof(float) * (size_t)W * in->height * C);
+        for (int y = 0; y < ctx.height; y++) {
+            size_t dst = (size_t)(ctx.y + y) * W + ctx.x;
+            memcpy(out->pixels + dst * C, res.pixels + (size_t)y * ctx.width * C, sizeof(float) * ctx.width * C);
+            if (mask_out)
+                memcpy(mask_out->pixels + dst, cmask.pixels + (size_t)y * ctx.width, sizeof(float) * ctx.width);
+        }
+    } else if (st == IE_ERR_NOMEM && !err[0]) {
+        snprintf(err, errlen, "out of memory");
+    }
+    free(region);
+    ie_image_free(&sel);
+    ie_image_free(&crop);
+    ie_image_free(&res);
+    ie_image_free(&cmask);
+    return st;
 }
 
 int cmd_edit(int argc, char **argv, bool reconstruct) {
@@ -250,7 +330,12 @@ int cmd_edit(int argc, char **argv, bool reconstruct) {
     }
     warn_long_prompts(cmd, s, &o.p, true);
     progress_state ps = {isatty(2), o.quiet, now(), -1};
-    st = ie_edit(s, &o.p, &in, &out, progress_cb, &ps, err, sizeof err);
+    ie_image mask = {0};
+    ie_edit_extras extras = {NULL, o.save_mask ? &mask : NULL, NULL};
+    st = o.mask ? edit_selection(s, &o, &in, &out, o.save_mask ? &mask : NULL, &ps, err, sizeof err)
+                : ie_edit_ex(s, &o.p, &in, &out, &extras, progress_cb, &ps, err, sizeof err);
+    if (!st && o.save_mask) st = save_mask(o.save_mask, &mask, err, sizeof err);
+    ie_image_free(&mask);
     if (st) {
         if (ps.tty && !o.quiet) fprintf(stderr, "\n");
         fprintf(stderr, "invedit %s: %s\n", cmd, err);

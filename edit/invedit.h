@@ -65,6 +65,10 @@ typedef struct ie_edit_params {
     const char *lora;            /* LoRAs: "FILE[:SCALE]" entries separated by ';' ("" = none) */
     const char *ema;             /* a checkpoint's EMA copy: "auto" (not used when the trained
                                     weights are there, as diffusers and A1111), "yes", "no" */
+    /* Full-resolution compositing (edit/composite.h): */
+    const char *composite;       /* "keep-detail" (default; "" or NULL too), "replace-region", "off" */
+    double change_threshold;     /* colour change (0..1 per channel) at which the change mask is 1/2 */
+    int work_size;               /* longer side of the working size in pixels; 0 = the model's native */
 } ie_edit_params;
 
 /* Fills p with the defaults of method m (spec: EF-DDPM N=100, skip 36,
@@ -188,10 +192,46 @@ void ie_session_last_run(const ie_session *s, int64_t *unet_calls, int64_t *unet
 
 /* Edits `in` according to p, writing a newly allocated image of the same size
  * and channels into *out (free with ie_image_free). The working resolution is
- * the input's size scaled so its longer side is the model's native size,
- * rounded to the size multiple; the result is resized back. */
+ * the input's size scaled so its longer side is the model's native size (or
+ * p->work_size), rounded to the size multiple. The result is composited at
+ * the input's resolution (p->composite): pixels the edit did not change are
+ * the input's own, bit for bit; changed ones are the resized edit plus the
+ * input's fine detail (keep-detail) or the resized edit (replace-region);
+ * "off" is the plain resized edit everywhere. */
 ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
                   ie_edit_progress_fn progress, void *user, char *err, size_t errlen);
+
+/* Optional inputs and outputs of ie_edit_ex; any field may be NULL. */
+typedef struct ie_edit_extras {
+    const float *region; /* in: in->width * in->height selection weights in [0, 1], or NULL (the whole
+                            image). The change mask is limited to min(1, 2 region): a selection's
+                            0.5 contour is its edge, inside it the edit applies in full (no ring of
+                            old colour in a feather), the outer half of a feather blends. */
+    ie_image *mask;      /* out: the change mask at the input's size, 1 channel in [0, 1] (all 1
+                            with composite off) */
+    ie_image *unmasked;  /* out: the edit with the input's detail everywhere, before masking (what
+                            a painted mask reveals) */
+} ie_edit_extras;
+
+/* A rectangle in pixels. */
+typedef struct ie_rect {
+    int x, y, width, height;
+} ie_rect;
+
+/* The part of a width x height image the model should see to edit a
+ * selection with bounds sel, for a working size whose longer side is `work`
+ * pixels (0: 512). Prompts describe the whole image, so the whole image is
+ * used when it fits the working size well enough: its longer side is at most
+ * 2 work, or the selection spans at least a quarter of it. Otherwise a square
+ * around the selection's centre with side max(longer side + mean side, work)
+ * (padding by half the selection's mean side each way, and at least the
+ * working size), moved inside the image and clamped to it. */
+ie_rect ie_edit_context(ie_rect sel, int width, int height, int work);
+
+/* ie_edit with extras (NULL = ie_edit). Outputs are allocated only on success. */
+ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
+                     const ie_edit_extras *extras, ie_edit_progress_fn progress, void *user, char *err,
+                     size_t errlen);
 
 #ifdef __cplusplus
 }

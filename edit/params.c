@@ -37,6 +37,9 @@ void ie_edit_params_init(ie_edit_params *p, ie_method m) {
     p->vae = "";
     p->lora = "";
     p->ema = "auto";
+    p->composite = "keep-detail";
+    p->change_threshold = 0.1;
+    p->work_size = 0;
     p->seed = 0;
     p->eta = 1.0;
     p->gamma = 0.94;
@@ -129,6 +132,16 @@ static const ie_param_desc table[] = {
      IE_PARAM_STRING, OFF(lora), 0, 0, IE_FOR_ALL, true},
     {"ema", "EMA weights", "A checkpoint's EMA copy: auto (the trained weights when both exist), yes or no",
      IE_PARAM_STRING, OFF(ema), 0, 0, IE_FOR_ALL, true},
+    /* full-resolution compositing (edit/composite.h) */
+    {"composite", "Keep unchanged pixels",
+     "keep-detail: unchanged pixels stay the input's, changed ones keep its fine detail; replace-region: "
+     "changed region replaced by the edit; off: the whole image is the model's render",
+     IE_PARAM_STRING, OFF(composite), 0, 0, IE_FOR_ALL, false},
+    {"change-threshold", "Change threshold", "Colour change (0..1) at which a pixel counts as edited (soft; 0: 0.1)",
+     IE_PARAM_DOUBLE, OFF(change_threshold), 0.0, 1.0, IE_FOR_ALL, true},
+    {"work-size", "Working size", "Longer side the model works at in pixels (0: the model's native size; "
+     "larger keeps more detail, costs memory and time)",
+     IE_PARAM_INT, OFF(work_size), 0, 4096, IE_FOR_ALL, true},
 };
 
 const ie_param_desc *ie_edit_param_table(size_t *count) {
@@ -162,6 +175,7 @@ double ie_edit_param_default_number(const ie_param_desc *d) {
 const char *ie_edit_param_default_string(const ie_param_desc *d) {
     if (d->type != IE_PARAM_STRING) return NULL;
     if (d->offset == OFF(device) || d->offset == OFF(ema)) return "auto";
+    if (d->offset == OFF(composite)) return "keep-detail";
     return "";
 }
 
@@ -264,6 +278,11 @@ ie_status ie_edit_params_validate(const ie_edit_params *p, char *err, size_t err
     if (p->method == IE_METHOD_EF_DDPM && !(p->eta > 0)) {
         snprintf(err, errlen, "eta: ef-ddpm needs eta above 0 (0..1 excluding 0; eta 0 would be DDIM inversion, "
                               "use --method bdia for that)");
+        return IE_ERR_ARG;
+    }
+    if (p->composite && *p->composite && strcmp(p->composite, "keep-detail") &&
+        strcmp(p->composite, "replace-region") && strcmp(p->composite, "off")) {
+        snprintf(err, errlen, "composite: '%s' is not keep-detail, replace-region or off", p->composite);
         return IE_ERR_ARG;
     }
     if (p->method == IE_METHOD_EF_DDPM && p->steps > 0 &&

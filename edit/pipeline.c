@@ -8,7 +8,8 @@
  *        InfEdit, as their authors do) x scaling_factor
  *     -> the method, with the UNet as its denoiser (CFG rows in one batch)
  *        and attention control on the UNet's hook
- *     -> VAE decode -> resize back; alpha is carried through untouched.
+ *     -> VAE decode -> resize back and composite with the input at its own
+ *        resolution (composite.c); alpha is carried through untouched.
  */
 #include "pipeline.h"
 
@@ -21,6 +22,7 @@
 #include "bdia.h"
 #include "blend.h"
 #include "clip.h"
+#include "composite.h"
 #include "config.h"
 #include "control.h"
 #include "ef_ddpm.h"
@@ -778,14 +780,30 @@ ie_status ie_edit_latent(ie_session *s, const ie_edit_params *p_in, const float 
 
 ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
                   ie_edit_progress_fn progress, void *user, char *err, size_t errlen) {
+    return ie_edit_ex(s, p, in, out, NULL, progress, user, err, errlen);
+}
+
+ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
+                     const ie_edit_extras *extras, ie_edit_progress_fn progress, void *user, char *err,
+                     size_t errlen) {
     memset(out, 0, sizeof *out);
     if (!in || !in->pixels || in->width < 1 || in->height < 1 || (in->channels != 3 && in->channels != 4)) {
         snprintf(err, errlen, "the input must be an RGB or RGBA image");
         return IE_ERR_ARG;
     }
+    const ie_param_desc *ws = ie_edit_param_find("work-size");
+    if (ws && (p->work_size < ws->min || p->work_size > ws->max)) { /* before sizing anything by it */
+        snprintf(err, errlen, "work-size: %d is outside %g..%g", p->work_size, ws->min, ws->max);
+        return IE_ERR_ARG;
+    }
+    ie_composite_mode mode;
+    if (!ie_composite_mode_from_name(p->composite, &mode)) {
+        snprintf(err, errlen, "composite: '%s' is not keep-detail, replace-region or off", p->composite);
+        return IE_ERR_ARG;
+    }
     int W, H, mult = ie_session_size_multiple(s);
-    ie_working_size(in->width, in->height, s->native, mult, &W, &H);
-    ie_image work = {0}, decoded = {0}, back = {0};
+    ie_working_size(in->width, in->height, p->work_size > 0 ? p->work_size : s->native, mult, &W, &H);
+    ie_image work = {0}, decoded = {0}, rec = {0};
     ie_status st = ie_image_resize(in, W, H, &work);
     int h = H / s->factor, w = W / s->factor, C = s->cfg.unet.in_channels;
     float *x0 = malloc(sizeof(float) * (size_t)C * h * w), *x = malloc(sizeof(float) * (size_t)C * h * w);
@@ -804,14 +822,17 @@ ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie
         }
     }
     if (!st) st = ie_session_decode(s, x, h, w, &decoded, err, errlen);
-    if (!st) st = ie_image_resize(&decoded, in->width, in->height, &back);
-    if (!st) st = ie_image_alloc(out, in->width, in->height, in->channels);
+    /* every method's reconstruction is x0 itself (composite.h): one more decode, no UNet pass */
+    if (!st && mode != IE_COMPOSITE_OFF) st = ie_session_decode(s, x0, h, w, &rec, err, errlen);
     if (!st) {
-        size_t npx = (size_t)in->width * in->height;
-        for (size_t i = 0; i < npx; i++) {
-            for (int k = 0; k < 3; k++) out->pixels[i * in->channels + k] = back.pixels[i * 3 + k];
-            if (in->channels == 4) out->pixels[i * 4 + 3] = in->pixels[i * 4 + 3];
-        }
+        ie_composite_args ca = {in, &work, &rec, &decoded, mode,
+                                p->change_threshold > 0 ? p->change_threshold : 0.1, s->factor,
+                                extras ? extras->region : NULL};
+        st = ie_composite(&ca, out, extras ? extras->mask : NULL, extras ? extras->unmasked : NULL);
+        if (st == IE_ERR_NOMEM) snprintf(err, errlen, "out of memory (compositing %dx%d)", in->width, in->height);
+        else if (st) snprintf(err, errlen, "compositing: %s", ie_status_name(st));
+    }
+    if (!st) {
         if (progress) progress(user, 1.0, "done");
     } else if (st == IE_ERR_NOMEM && !err[0]) {
         snprintf(err, errlen, "out of memory");
@@ -820,8 +841,7 @@ ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie
     free(x);
     ie_image_free(&work);
     ie_image_free(&decoded);
-    ie_image_free(&back);
-    if (st) ie_image_free(out);
+    ie_image_free(&rec);
     return st;
 }
 

@@ -12,8 +12,10 @@
 
 #define KEY_GROUP "invedit"
 
-static const char *const output_names[IVP_OUTPUT_COUNT] = {"new-layer", "in-place"};
-static const char *const output_labels[IVP_OUTPUT_COUNT] = {"New layer", "In place"};
+static const char *const output_names[IVP_OUTPUT_COUNT] = {"new-layer", "in-place", "new-layer-mask"};
+static const char *const output_labels[IVP_OUTPUT_COUNT] = {"New layer", "In place", "New layer + change mask"};
+
+bool ivp_output_is_new_layer(ivp_output o) { return o == IVP_OUTPUT_NEW_LAYER || o == IVP_OUTPUT_NEW_LAYER_MASK; }
 
 const char *ivp_output_name(ivp_output o) {
     return (unsigned)o < IVP_OUTPUT_COUNT ? output_names[o] : "?";
@@ -282,28 +284,17 @@ char *ivp_settings_describe(const ivp_settings *s) {
 
 /* --- region ------------------------------------------------------------------------ */
 
-int ivp_context_padding(int width, int height) {
-    int side = width > height ? width : height;
-    int pad = side / 8;
-    return pad < 16 ? 16 : pad;
+ivp_rect ivp_context_region(ivp_rect sel, int layer_width, int layer_height, int work) {
+    ie_rect r = ie_edit_context((ie_rect){sel.x, sel.y, sel.width, sel.height}, layer_width, layer_height, work);
+    return (ivp_rect){r.x, r.y, r.width, r.height};
 }
 
-ivp_rect ivp_context_region(ivp_rect sel, int layer_width, int layer_height) {
-    int pad = ivp_context_padding(sel.width, sel.height);
-    int x0 = sel.x - pad, y0 = sel.y - pad;
-    int x1 = sel.x + sel.width + pad, y1 = sel.y + sel.height + pad;
-    if (x0 < 0) x0 = 0;
-    if (y0 < 0) y0 = 0;
-    if (x1 > layer_width) x1 = layer_width;
-    if (y1 > layer_height) y1 = layer_height;
-    ivp_rect r = {x0, y0, x1 - x0, y1 - y0};
-    if (r.width < 0) r.width = 0;
-    if (r.height < 0) r.height = 0;
-    return r;
+int ivp_work_size(ie_session *session, const ie_edit_params *params) {
+    return params->work_size > 0 ? params->work_size : ie_session_native_size(session);
 }
 
-void ivp_region_plan(ivp_rect sel, int layer_width, int layer_height, ivp_rect *ctx, ivp_rect *write) {
-    *ctx = ivp_context_region(sel, layer_width, layer_height);
+void ivp_region_plan(ivp_rect sel, int layer_width, int layer_height, int work, ivp_rect *ctx, ivp_rect *write) {
+    *ctx = ivp_context_region(sel, layer_width, layer_height, work);
     write->x = sel.x - ctx->x;
     write->y = sel.y - ctx->y;
     write->width = sel.width;
@@ -398,7 +389,10 @@ void ivp_composite(const ivp_region_job *job, const float *edited_rgb, float *ou
             const float *in = job->pixels + ci * ch;
             float *o = out + mi * ch;
             float m = job->mask ? job->mask[mi] : 1.0f;
-            if (!(m > 0.0f)) { /* untouched: the input, bit for bit */
+            const float *ed = edited_rgb + ci * 3;
+            bool same = ch >= 3 ? ed[0] == in[0] && ed[1] == in[1] && ed[2] == in[2]
+                                : ed[0] == in[0] && ed[1] == in[0] && ed[2] == in[0];
+            if (!(m > 0.0f) || same) { /* untouched (or left as it was by the edit): the input, bit for bit */
                 memcpy(o, in, sizeof(float) * ch);
                 continue;
             }
@@ -435,10 +429,47 @@ ie_status ivp_edit_region(ie_session *session, const ie_edit_params *params, con
         const float *p = job->pixels + i * ch;
         for (int c = 0; c < 3; c++) in.pixels[i * 3 + c] = ch >= 3 ? p[c] : p[0];
     }
-    ie_image res = {0, 0, 0, NULL};
-    ie_status st = ie_edit(session, params, &in, &res, progress, user, err, errlen);
+    /* the selection as the library's region: 0 outside the written part */
+    float *region = NULL;
+    if (job->mask) {
+        region = g_try_new0(float, npx);
+        if (!region) {
+            g_free(in.pixels);
+            snprintf(err, errlen, "no memory for a %dx%d region", job->width, job->height);
+            return IE_ERR_NOMEM;
+        }
+        const ivp_rect w = job->write;
+        for (int y = 0; y < w.height; y++)
+            memcpy(region + (size_t)(w.y + y) * job->width + w.x, job->mask + (size_t)y * w.width,
+                   sizeof(float) * (size_t)w.width);
+    }
+    ie_image res = {0, 0, 0, NULL}, composited = {0, 0, 0, NULL}, cmask = {0, 0, 0, NULL};
+    ie_edit_extras extras = {region, job->change_mask ? &cmask : NULL, job->change_mask ? &res : NULL};
+    ie_status st = ie_edit_ex(session, params, &in, job->change_mask ? &composited : &res, &extras, progress, user,
+                              err, errlen);
     g_free(in.pixels);
+    g_free(region);
+    ie_image_free(&composited);
     if (st != IE_OK) return st;
+    ivp_region_job whole = *job;
+    whole.mask = NULL; /* the library applied the selection (or the layer mask will) */
+    job = &whole;
+    if (job->change_mask) {
+        const ivp_rect w = job->write;
+        for (int y = 0; y < w.height; y++)
+            for (int x = 0; x < w.width; x++)
+                job->change_mask[(size_t)y * w.width + x] = cmask.pixels[(size_t)(w.y + y) * job->width + (w.x + x)];
+        ie_image_free(&cmask);
+        if (res.width != job->width || res.height != job->height || res.channels != 3 || !res.pixels) {
+            snprintf(err, errlen, "the library returned a %dx%dx%d image for a %dx%dx3 input", res.width,
+                     res.height, res.channels, job->width, job->height);
+            ie_image_free(&res);
+            return IE_ERR_SHAPE;
+        }
+        ivp_composite(job, res.pixels, out);
+        ie_image_free(&res);
+        return IE_OK;
+    }
     if (res.width != job->width || res.height != job->height || res.channels != 3 || !res.pixels) {
         snprintf(err, errlen, "the library returned a %dx%dx%d image for a %dx%dx3 input", res.width, res.height,
                  res.channels, job->width, job->height);

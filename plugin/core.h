@@ -37,11 +37,15 @@ extern "C" {
 typedef enum ivp_output {
     IVP_OUTPUT_NEW_LAYER = 0, /* a new layer above the edited one (non-destructive) */
     IVP_OUTPUT_IN_PLACE = 1,  /* the drawable itself, through the shadow buffer */
+    IVP_OUTPUT_NEW_LAYER_MASK = 2, /* a new layer holding the edit, with the change mask (times the
+                                      selection) as its layer mask, for the user to paint */
     IVP_OUTPUT_COUNT
 } ivp_output;
 
-const char *ivp_output_name(ivp_output o);  /* "new-layer", "in-place" */
-const char *ivp_output_label(ivp_output o); /* "New layer", "In place" */
+const char *ivp_output_name(ivp_output o);  /* "new-layer", "in-place", "new-layer-mask" */
+const char *ivp_output_label(ivp_output o); /* "New layer", "In place", "New layer + change mask" */
+/* Whether o writes a new layer (new-layer, new-layer-mask). */
+bool ivp_output_is_new_layer(ivp_output o);
 bool ivp_output_from_name(const char *s, ivp_output *out);
 
 /* Nick, blurb and the environment variable consulted when model-path is "". */
@@ -51,7 +55,9 @@ bool ivp_output_from_name(const char *s, ivp_output *out);
     "text_encoder/, tokenizer/) or a single-file .safetensors checkpoint"
 #define IVP_MODEL_ENV "INVEDIT_MODEL"
 #define IVP_OUTPUT_NICK "Output"
-#define IVP_OUTPUT_BLURB "new-layer: add the result as a new layer above; in-place: edit the layer itself"
+#define IVP_OUTPUT_BLURB                                                                       \
+    "new-layer: add the result as a new layer above; in-place: edit the layer itself; "     \
+    "new-layer-mask: a new layer with the change mask as its layer mask (paint it to correct)"
 
 /* --- settings: the parameter struct plus what the plug-in adds ---------------- */
 
@@ -116,19 +122,20 @@ typedef struct ivp_rect {
     int x, y, width, height;
 } ivp_rect;
 
-/* The context padding around a selection of size w x h: 1/8 of its longer
- * side, at least 16 pixels. */
-int ivp_context_padding(int width, int height);
-/* The region the model sees: the selection bounds `sel` (in layer
- * coordinates) grown by ivp_context_padding on every side and clamped to the
- * layer (0, 0, layer_width, layer_height). */
-ivp_rect ivp_context_region(ivp_rect sel, int layer_width, int layer_height);
+/* The region the model sees for the selection bounds `sel` (in layer
+ * coordinates): the library's ie_edit_context for a working size whose
+ * longer side is `work` pixels (the whole layer when it fits the working
+ * size well enough, so prompts written for the whole image apply; else a
+ * generous square around the selection). */
+ivp_rect ivp_context_region(ivp_rect sel, int layer_width, int layer_height, int work);
 
 /* The plan for one drawable: from the selection bounds `sel` (layer
  * coordinates, as gimp_drawable_mask_intersect gives them) to the context
  * region `ctx` that is fetched and edited, and the part `write` (relative to
  * ctx) that is written back. */
-void ivp_region_plan(ivp_rect sel, int layer_width, int layer_height, ivp_rect *ctx, ivp_rect *write);
+void ivp_region_plan(ivp_rect sel, int layer_width, int layer_height, int work, ivp_rect *ctx, ivp_rect *write);
+/* The working size's longer side for params on session (work-size or the native size). */
+int ivp_work_size(ie_session *session, const ie_edit_params *params);
 
 /* --- progress and cancel ---------------------------------------------------------- */
 
@@ -167,12 +174,21 @@ typedef struct ivp_region_job {
      * [0, 1]), or NULL: the host's write applies the selection itself
      * (gimp_drawable_merge_shadow does, for in-place edits). */
     const float *mask;
+    /* Optional output (write.width * write.height values): the library's
+     * change mask times the selection mask. When set, `out` receives the
+     * edit before the change mask (with the input's detail everywhere):
+     * the pixels of a layer whose layer mask is change_mask. */
+    float *change_mask;
 } ivp_region_job;
 
 /* Edits job's context region with the session's model and composites the
  * result into out (write.width * write.height * channels floats):
- *   - where the mask is 0 the input pixel is copied, bit for bit;
- *   - elsewhere colour = input + mask * (edited - input); alpha is the input's;
+ *   - the selection mask goes to the library as the edit's region (its change
+ *     mask is limited to min(1, 2 mask): full edit inside the selection's
+ *     0.5 contour, so a feather leaves no ring of old colour there);
+ *   - where the library left a pixel unchanged (outside the selection and
+ *     wherever the edit changed nothing) the input pixel is copied, bit for bit;
+ *   - alpha is the input's;
  *   - grayscale (2 channels) is expanded to RGB for the model and reduced to
  *     luminance afterwards.
  * progress gets fraction 0..1 of this region; returning false cancels

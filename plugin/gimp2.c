@@ -138,6 +138,7 @@ typedef struct edit_result {
     ivp_rect sel; /* layer coordinates, the written part */
     gint channels;
     gfloat *pixels; /* sel.width * sel.height * channels */
+    gfloat *change_mask; /* output new-layer-mask: the layer mask over sel */
 } edit_result;
 
 static void progress_text(const char *text) { gimp_progress_set_text(text); }
@@ -175,7 +176,8 @@ static GimpPDBStatusType edit_drawable(gint32 image, gint32 drawable, const ivp_
     }
     ivp_rect sel = {x, y, w, h}, ctx;
     ivp_region_job job = {0};
-    ivp_region_plan(sel, gimp_drawable_width(drawable), gimp_drawable_height(drawable), &ctx, &job.write);
+    ivp_region_plan(sel, gimp_drawable_width(drawable), gimp_drawable_height(drawable),
+                    ivp_work_size(session, &s->params), &ctx, &job.write);
     const Babl *fmt = pixel_format(drawable, &job.channels);
     job.width = ctx.width;
     job.height = ctx.height;
@@ -193,8 +195,14 @@ static GimpPDBStatusType edit_drawable(gint32 image, gint32 drawable, const ivp_
     job.pixels = pixels;
     /* In place, gimp_drawable_merge_shadow applies the selection; a new layer
      * is written directly, so the core composites through the mask. */
-    gfloat *mask = s->output == IVP_OUTPUT_NEW_LAYER ? fetch_mask(image, drawable, sel) : NULL;
+    gfloat *mask = ivp_output_is_new_layer(s->output) ? fetch_mask(image, drawable, sel) : NULL;
     job.mask = mask;
+    if (s->output == IVP_OUTPUT_NEW_LAYER_MASK && !(job.change_mask = res->change_mask = g_try_new(gfloat, (gsize)w * h))) {
+        g_free(pixels);
+        g_free(mask);
+        *msg = ivp_error_message(IE_ERR_NOMEM, "invedit", "no memory for the change mask");
+        return GIMP_PDB_EXECUTION_ERROR;
+    }
 
     char err[512] = "";
     ie_status st = ivp_edit_region(session, &s->params, &job, res->pixels, ivp_progress_cb, pr, err, sizeof err);
@@ -234,6 +242,17 @@ static void write_result(gint32 image, gint32 drawable, const ivp_settings *s, c
     gegl_buffer_set(buf, GEGL_RECTANGLE(r.x, r.y, r.width, r.height), 0, fmt, res->pixels, GEGL_AUTO_ROWSTRIDE);
     gegl_buffer_flush(buf);
     g_object_unref(buf);
+    if (res->change_mask) {
+        /* the change mask as the layer's mask (black elsewhere): the user can paint corrections */
+        if (gimp_layer_get_mask(layer) != -1) gimp_layer_remove_mask(layer, GIMP_MASK_DISCARD);
+        gint32 lm = gimp_layer_create_mask(layer, GIMP_ADD_MASK_BLACK);
+        gimp_layer_add_mask(layer, lm);
+        GeglBuffer *mb = gimp_drawable_get_buffer(lm);
+        gegl_buffer_set(mb, GEGL_RECTANGLE(r.x, r.y, r.width, r.height), 0, babl_format("Y float"), res->change_mask,
+                        GEGL_AUTO_ROWSTRIDE);
+        gegl_buffer_flush(mb);
+        g_object_unref(mb);
+    }
     gimp_drawable_update(layer, 0, 0, gimp_drawable_width(layer), gimp_drawable_height(layer));
 }
 
@@ -251,8 +270,8 @@ static gboolean check_drawable(gint32 drawable, const ivp_settings *s, gchar **m
         *msg = g_strdup("invedit cannot edit a layer group: pick one of its layers");
         return FALSE;
     }
-    if (s->output == IVP_OUTPUT_NEW_LAYER && !gimp_item_is_layer(drawable)) {
-        *msg = g_strdup("output new-layer needs a layer (not a mask or channel): use output in-place");
+    if (ivp_output_is_new_layer(s->output) && !gimp_item_is_layer(drawable)) {
+        *msg = g_strdup("output new-layer and new-layer-mask need a layer (not a mask or channel): use output in-place");
         return FALSE;
     }
     gint x, y, w, h;
@@ -303,7 +322,7 @@ static GimpPDBStatusType run_edit(gint32 image, gint32 drawable, const ivp_setti
     pr.set_text = progress_text;
     pr.update = progress_update;
     pr.label = "Diffusion edit";
-    edit_result res = {{0, 0, 0, 0}, 0, NULL};
+    edit_result res = {{0, 0, 0, 0}, 0, NULL, NULL};
     GimpPDBStatusType status = edit_drawable(image, drawable, s, session, &pr, &res, msg);
     ie_session_close(session);
 
@@ -314,6 +333,7 @@ static GimpPDBStatusType run_edit(gint32 image, gint32 drawable, const ivp_setti
         gimp_image_undo_group_end(image);
     }
     g_free(res.pixels);
+    g_free(res.change_mask);
     gimp_progress_end();
     return status;
 }

@@ -177,6 +177,7 @@ typedef struct edit_result {
     GimpDrawable *drawable;
     ivp_rect sel; /* layer coordinates, the written part */
     gfloat *pixels;
+    gfloat *change_mask; /* output new-layer-mask: the layer mask over sel */
 } edit_result;
 
 static void progress_text(const char *text) { gimp_progress_set_text(text); }
@@ -203,8 +204,8 @@ static gboolean check_drawable(GimpDrawable *d, const ivp_settings *s, gchar **m
         *msg = g_strdup("invedit cannot edit a layer group: pick one of its layers");
         return FALSE;
     }
-    if (s->output == IVP_OUTPUT_NEW_LAYER && !GIMP_IS_LAYER(d)) {
-        *msg = g_strdup("output new-layer needs a layer (not a mask or channel): use output in-place");
+    if (ivp_output_is_new_layer(s->output) && !GIMP_IS_LAYER(d)) {
+        *msg = g_strdup("output new-layer and new-layer-mask need a layer (not a mask or channel): use output in-place");
         return FALSE;
     }
     if (!gimp_drawable_mask_intersect(d, &x, &y, &w, &h) || w <= 0 || h <= 0) {
@@ -237,7 +238,8 @@ static GimpPDBStatusType edit_drawable(GimpImage *image, GimpDrawable *d, const 
     }
     ivp_rect sel = {x, y, w, h}, ctx;
     ivp_region_job job = {0};
-    ivp_region_plan(sel, gimp_drawable_get_width(d), gimp_drawable_get_height(d), &ctx, &job.write);
+    ivp_region_plan(sel, gimp_drawable_get_width(d), gimp_drawable_get_height(d), ivp_work_size(session, &s->params),
+                    &ctx, &job.write);
     const Babl *fmt = pixel_format(d, &job.channels);
     job.width = ctx.width;
     job.height = ctx.height;
@@ -255,8 +257,14 @@ static GimpPDBStatusType edit_drawable(GimpImage *image, GimpDrawable *d, const 
     job.pixels = pixels;
     /* In place, gimp_drawable_merge_shadow applies the selection; a new layer
      * is written directly, so the core composites through the mask. */
-    gfloat *mask = s->output == IVP_OUTPUT_NEW_LAYER ? fetch_mask(image, d, sel) : NULL;
+    gfloat *mask = ivp_output_is_new_layer(s->output) ? fetch_mask(image, d, sel) : NULL;
     job.mask = mask;
+    if (s->output == IVP_OUTPUT_NEW_LAYER_MASK && !(job.change_mask = res->change_mask = g_try_new(gfloat, (gsize)w * h))) {
+        g_free(pixels);
+        g_free(mask);
+        *msg = ivp_error_message(IE_ERR_NOMEM, "invedit", "no memory for the change mask");
+        return GIMP_PDB_EXECUTION_ERROR;
+    }
 
     char err[512] = "";
     ie_status st = ivp_edit_region(session, &s->params, &job, res->pixels, ivp_progress_cb, pr, err, sizeof err);
@@ -299,6 +307,17 @@ static void write_result(GimpImage *image, const ivp_settings *s, const edit_res
     gegl_buffer_set(buf, GEGL_RECTANGLE(r.x, r.y, r.width, r.height), 0, fmt, res->pixels, GEGL_AUTO_ROWSTRIDE);
     gegl_buffer_flush(buf);
     g_object_unref(buf);
+    if (res->change_mask) {
+        /* the change mask as the layer's mask (black elsewhere): the user can paint corrections */
+        if (gimp_layer_get_mask(layer)) gimp_layer_remove_mask(layer, GIMP_MASK_DISCARD);
+        GimpLayerMask *lm = gimp_layer_create_mask(layer, GIMP_ADD_MASK_BLACK);
+        gimp_layer_add_mask(layer, lm);
+        GeglBuffer *mb = gimp_drawable_get_buffer(GIMP_DRAWABLE(lm));
+        gegl_buffer_set(mb, GEGL_RECTANGLE(r.x, r.y, r.width, r.height), 0, babl_format("Y float"), res->change_mask,
+                        GEGL_AUTO_ROWSTRIDE);
+        gegl_buffer_flush(mb);
+        g_object_unref(mb);
+    }
     gimp_drawable_update(GIMP_DRAWABLE(layer), 0, 0, gimp_drawable_get_width(GIMP_DRAWABLE(layer)),
                          gimp_drawable_get_height(GIMP_DRAWABLE(layer)));
 }
@@ -389,7 +408,10 @@ static GimpValueArray *invedit_run(GimpProcedure *procedure, GimpRunMode run_mod
         gimp_image_undo_group_end(image);
         if (run_mode != GIMP_RUN_NONINTERACTIVE) gimp_displays_flush();
     }
-    for (gint i = 0; i < n_drawables; i++) g_free(results[i].pixels);
+    for (gint i = 0; i < n_drawables; i++) {
+        g_free(results[i].pixels);
+        g_free(results[i].change_mask);
+    }
     g_free(results);
     gimp_progress_end();
     ivp_settings_clear(&s);

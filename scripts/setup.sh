@@ -82,7 +82,17 @@ if [ "$mode" = demo ]; then
     "$inv" edit --model models/demo --method "$m" --image "$out/input.png" \
         --source "$src" --target "$tgt" "${extra[@]}" -o "$out/edit-$m.png"
   done
-  echo "== wrote $out: input.png reconstruction.png edit-infedit.png edit-ef-ddpm.png edit-bdia.png"
+  # full resolution: a 1024x1024 photo-like scene (fine texture the 64-pixel model cannot render);
+  # unchanged pixels stay the input's, the edited disc keeps the texture (composite keep-detail)
+  echo "== full resolution: 1024x1024 textured scene, infedit, composite keep-detail vs off: $out/fullres-*"
+  /usr/bin/python3 tools/demo/fullres_demo.py scene 1024 "$out/fullres-input.png"
+  for c in keep-detail off; do
+    "$inv" edit --model models/demo --method infedit --blend-words yellow --image "$out/fullres-input.png" \
+        --source "$src" --target "$tgt" --composite "$c" -o "$out/fullres-edit-$c.png" --save-mask "$out/fullres-mask-$c.png"
+  done
+  /usr/bin/python3 tools/demo/fullres_demo.py crops "$out/fullres-input.png" "$out/fullres-edit-off.png" \
+      "$out/fullres-edit-keep-detail.png" "$out/fullres-mask-keep-detail.png" "$out/fullres-crops.jpg"
+  echo "== wrote $out: input.png reconstruction.png edit-infedit.png edit-ef-ddpm.png edit-bdia.png fullres-*.png fullres-crops.jpg"
   exit 0
 fi
 

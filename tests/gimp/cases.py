@@ -18,6 +18,9 @@ exports the result, or expects the call to fail with a message:
             can miss it)
   expect    'edit' | ('error', regular expression found in the message) | 'cancel'
   impl      which library builds run it: {'fake', 'real'}
+  far       for the real library: pixels inside the selection at least this far
+            from the disc (pngtool.FULL_DISC) must stay bit-identical (what the
+            edit did not change keeps its pixels), and the disc must change
 """
 
 W, H = 96, 64
@@ -25,6 +28,10 @@ W, H = 96, 64
 # Prompts in the demo model's caption style (tools/demo/dataset.py).
 SOURCE = "a red circle on the left on a blue gradient background"
 TARGET = "a green circle on the left on a blue gradient background"
+
+# The full-resolution scene's prompts (pngtool.fullres_scene)
+FULL_SOURCE = "a red circle on the left on a blue background"
+FULL_TARGET = "a yellow circle on the left on a blue background"
 
 # Arguments every call passes (the model path is added by the drivers).
 BASE_ARGS = {"method": "infedit", "source-prompt": SOURCE, "target-prompt": TARGET, "steps": 4, "seed": 7}
@@ -49,6 +56,15 @@ CASES = [
          output="in-place"),
     dict(name="rgb16-feather-newlayer", image="rgb16.png", lang="scheme", sel=("rect", 30, 14, 44, 36), feather=6,
          output="new-layer", args={"method": "ef-ddpm", "steps": 6, "strength": 0.5}),
+    # Full resolution (384x384 with fine texture, worked at 64x64): inside the selection, what the
+    # edit did not change keeps the input's pixels; the change mask as a layer mask.
+    dict(name="fullres-rect-inplace", image="fullres.png", lang="python", sel=("rect", 16, 40, 352, 304), output="in-place",
+         args={"target-prompt": FULL_TARGET, "source-prompt": FULL_SOURCE, "blend-words": "yellow", "steps": 15},
+         far=0.25 * 384),
+    dict(name="fullres-ellipse-mask", image="fullres.png", lang="scheme", sel=("ellipse", 8, 24, 368, 336), feather=12,
+         output="new-layer-mask",
+         args={"target-prompt": FULL_TARGET, "source-prompt": FULL_SOURCE, "blend-words": "yellow", "steps": 15},
+         far=0.25 * 384),
     # Errors: a message that says what to do, and the image untouched.
     dict(name="indexed-error", image="indexed.png", lang="scheme", sel=None, output="in-place",
          expect=("error", "needs an RGB or grayscale image")),
@@ -82,11 +98,15 @@ CANCEL_CASE = dict(name="cancel", image="rgb.png", lang="python", sel=("rect", 8
 # The UI test: one interactive call; the dialog answers itself (INVEDIT_UI_TEST).
 # The dialog starts from the last-used values, so the output mode is whatever
 # was used last: "any".
-UI_CASE = dict(name="dialog", image="rgb.png", lang="python", sel=("rect", 24, 16, 40, 32), output="any")
+# With the real library the edit's prompts are the last-used ones (empty in a
+# fresh profile), and an edit that asks for no change now keeps every pixel
+# (full-resolution compositing): only what is outside the selection is checked.
+UI_CASE = dict(name="dialog", image="rgb.png", lang="python", sel=("rect", 24, 16, 40, 32), output="any",
+               edited=False)
 
 
 def defaults(case):
-    c = dict(feather=0, args={}, shrink=None, expect="edit", impl=BOTH)
+    c = dict(feather=0, args={}, shrink=None, expect="edit", impl=BOTH, far=None, edited=True)
     c.update(case)
     return c
 

@@ -90,6 +90,13 @@ def compare(rep, case, impl, inp, out):
     if not rep.check(n + " size", (out.width, out.height) == (inp.width, inp.height),
                      "%dx%d vs %dx%d" % (out.width, out.height, inp.width, inp.height)):
         return
+    if case["output"] == "new-layer-mask" and out.has_alpha and not inp.has_alpha:
+        # the export of a layer with a layer mask over the original carries an alpha channel: it must be opaque
+        c = out.channels
+        opaque = all(row[i] == out.maxval for row in out.rows for i in range(c - 1, len(row), c))
+        rep.check(n + " export opaque", opaque, "the merged layers let the background through")
+        rows = [[v for i, v in enumerate(row) if i % c != c - 1] for row in out.rows]
+        out = pngtool.Image(out.width, out.height, 0 if out.ctype == 4 else 2, out.depth, rows)
     rep.check(n + " gray stays gray", out.is_gray == inp.is_gray, "colour type %d -> %d" % (inp.ctype, out.ctype))
     rep.check(n + " bit depth kept", out.depth == inp.depth, "%d -> %d bit" % (inp.depth, out.depth))
     if inp.has_alpha:
@@ -104,6 +111,8 @@ def compare(rep, case, impl, inp, out):
     out_bad = alpha_bad = 0
     n_in = inv_bad = changed = 0
     diff_sum = 0.0
+    far = case.get("far") if impl == "real" else None
+    far_in = far_bad = disc_in = disc_changed = 0
     for y in range(inp.height):
         for x in range(inp.width):
             a, b = inp.px(x, y), out.px(x, y)
@@ -119,6 +128,15 @@ def compare(rep, case, impl, inp, out):
                 diff_sum += sum(d) / ncol
                 if impl == "fake" and any(abs(b[c] - (mx - a[c])) > tol for c in range(ncol)):
                     inv_bad += 1
+                if far:
+                    cx, cy, rad = pngtool.FULL_DISC
+                    dd = math.hypot(x + 0.5 - cx, y + 0.5 - cy)
+                    if dd > rad + far:
+                        far_in += 1
+                        far_bad += a != b
+                    elif dd < rad - 4:
+                        disc_in += 1
+                        disc_changed += b[1] - a[1] > 0.25 * mx  # red -> yellow: green rises
     rep.check(n + " outside the selection bit-identical", out_bad == 0, "%d pixels differ" % out_bad)
     if inp.has_alpha:
         rep.check(n + " alpha bit-identical", alpha_bad == 0, "%d pixels differ" % alpha_bad)
@@ -126,7 +144,12 @@ def compare(rep, case, impl, inp, out):
         rep.check(n + " has an inside", False, "no pixel is surely inside the selection")
     elif impl == "fake":
         rep.check(n + " inside = fake edit (inverted)", inv_bad == 0, "%d of %d pixels off" % (inv_bad, n_in))
-    else:
+    elif far:
+        rep.check(n + " inside, far from the object: bit-identical", far_in > 0 and far_bad == 0,
+                  "%d of %d pixels differ" % (far_bad, far_in))
+        rep.check(n + " inside, the object edited", disc_in > 0 and disc_changed > 0.8 * disc_in,
+                  "%d of %d object pixels turned yellow" % (disc_changed, disc_in))
+    elif case.get("edited", True):
         mean = diff_sum / n_in / mx
         rep.check(n + " inside edited", changed / n_in > 0.5 and mean > 0.004,
                   "%.0f%% of pixels changed, mean |diff| %.3f" % (100.0 * changed / n_in, mean))
@@ -203,9 +226,9 @@ def main():
             if rep.check(n + " succeeded", r["status"] == "success", "%s %s" % (r["status"], r["error"].strip())) \
                     and rep.check(n + " exported", os.path.exists(out_path)):
                 compare(rep, case, a.impl, inp, pngtool.read_png(out_path))
-            if case["output"] == "new-layer" and "layers" in r:
+            if case["output"] in ("new-layer", "new-layer-mask") and "layers" in r:
                 rep.check(n + " one new layer", r["layers"] == 2, "%d layers" % r["layers"])
-            if case["output"] == "new-layer" and "top" in r:
+            if case["output"] in ("new-layer", "new-layer-mask") and "top" in r:
                 rep.check(n + " new layer named", r["top"].startswith("Diffusion edit"), r["top"])
         elif exp == "cancel":
             rep.check(n + " cancelled", r["status"] == "cancel", r["status"])

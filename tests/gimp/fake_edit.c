@@ -5,8 +5,9 @@
  * It is never part of the shipped plug-in (plugin/meson.build builds it only
  * as a non-installed test target).
  *
- * The "edit" is exact: out = 1 - in on every channel but alpha, so a test can
- * predict every output pixel. Knobs for the tests:
+ * The "edit" is exact: out = 1 - in on every channel but alpha, weighted by
+ * min(1, 2 region) when a region (selection) is given (the library's
+ * contract), so a test can predict every output pixel. Knobs for the tests:
  *   - a model path that does not exist     -> IE_ERR_IO (bad model folder)
  *   - device "vulkan"                      -> opens on the "CPU" with a note (fallback message)
  *   - target prompt "fake:nomem"           -> IE_ERR_NOMEM from ie_edit
@@ -70,6 +71,14 @@ int ie_session_native_size(const ie_session *s) { (void)s; return 64; }
 
 ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
                   ie_edit_progress_fn progress, void *user, char *err, size_t errlen) {
+    return ie_edit_ex(s, p, in, out, NULL, progress, user, err, errlen);
+}
+
+/* The fake changes every pixel: its change mask is 1 everywhere, the unmasked
+ * edit equals the edit. */
+ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
+                     const ie_edit_extras *extras, ie_edit_progress_fn progress, void *user, char *err,
+                     size_t errlen) {
     (void)s;
     ie_status st = ie_edit_params_validate(p, err, errlen);
     if (st != IE_OK) return st;
@@ -108,10 +117,28 @@ ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie
     st = ie_image_alloc(out, in->width, in->height, in->channels);
     if (st != IE_OK) return st;
     size_t npx = (size_t)in->width * in->height;
-    for (size_t i = 0; i < npx; i++)
+    for (size_t i = 0; i < npx; i++) {
+        /* the library's region contract: the edit applies with weight min(1, 2 region) */
+        float w = 1.0f;
+        if (extras && extras->region) w = extras->region[i] > 0.5f ? 1.0f : extras->region[i] > 0 ? 2 * extras->region[i] : 0.0f;
         for (int c = 0; c < in->channels; c++) {
             float v = in->pixels[i * in->channels + c];
-            out->pixels[i * in->channels + c] = c < 3 ? 1.0f - v : v;
+            out->pixels[i * in->channels + c] = c >= 3 || w == 0 ? v : w == 1 ? 1.0f - v : v + w * ((1.0f - v) - v);
         }
+    }
+    if (extras && extras->mask) {
+        if (ie_image_alloc(extras->mask, in->width, in->height, 1) != IE_OK) return IE_ERR_NOMEM;
+        for (size_t i = 0; i < npx; i++)
+            extras->mask->pixels[i] = !extras->region ? 1.0f : extras->region[i] > 0.5f ? 1.0f
+                                      : extras->region[i] > 0 ? 2 * extras->region[i] : 0.0f;
+    }
+    if (extras && extras->unmasked) {
+        if (ie_image_alloc(extras->unmasked, in->width, in->height, in->channels) != IE_OK) return IE_ERR_NOMEM;
+        for (size_t i = 0; i < npx; i++)
+            for (int c = 0; c < in->channels; c++) {
+                float v = in->pixels[i * in->channels + c];
+                extras->unmasked->pixels[i * in->channels + c] = c < 3 ? 1.0f - v : v;
+            }
+    }
     return IE_OK;
 }

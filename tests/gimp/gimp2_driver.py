@@ -74,7 +74,8 @@ def command(case, work, model, impl, table, run_mode):
     s.append("(let ((ls (gimp-image-get-layers img)))"
              '(gimp-message (string-append "CASE-LAYERS " (number->string (car ls))))'
              '(gimp-message (string-append "CASE-TOP " (car (gimp-item-get-name (aref (cadr ls) 0)))))'
-             "(if (= (car ls) 2) (gimp-image-remove-layer img layer)))")
+             + ("(if (= (car ls) 2) (gimp-image-merge-visible-layers img CLIP-TO-IMAGE)))"
+                if case["output"] == "new-layer-mask" else "(if (= (car ls) 2) (gimp-image-remove-layer img layer)))"))
     s.append("(gimp-selection-none img)")
     s.append("(let ((d (aref (cadr (gimp-image-get-layers img)) 0)))"
              '(gimp-file-save RUN-NONINTERACTIVE img d "%s" "%s"))' % (out, out))

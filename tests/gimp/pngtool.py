@@ -4,6 +4,7 @@ gray+alpha, RGB, RGBA and palette images, no interlacing), and the test
 images of the GIMP tests.
 
     pngtool.py make DIR        writes rgb.png rgba.png gray.png rgb16.png indexed.png (96x64)
+                               and fullres.png (FULL x FULL, fine texture)
     pngtool.py info FILE...    prints size, colour type and bit depth
 """
 import math
@@ -140,6 +141,35 @@ def scene(x, y):
     return [min(1.0, max(0.0, v)) for v in (r, g, b)]
 
 
+# The full-resolution scene (tests/fullres_scene.h in small): the demo model's
+# red disc on the left on blue, with a weave (period 6 px), thin dark strokes
+# and grain that a 64-pixel render cannot carry.
+FULL = 384
+FULL_DISC = (0.28 * FULL, 0.5 * FULL, 0.19 * FULL)  # centre x, y, radius
+
+
+def fullres_scene():
+    import random
+    rnd = random.Random(1)
+    cx, cy, rad = FULL_DISC
+    lines = [(math.sin(a), math.cos(a), (rnd.random() - 0.5) * FULL)
+             for a in [rnd.random() * math.pi for _ in range(8)]]
+    rows = []
+    for y in range(FULL):
+        row = []
+        for x in range(FULL):
+            cov = min(1.0, max(0.0, rad - math.hypot(x + 0.5 - cx, y + 0.5 - cy) + 0.5))
+            base = [(40 + (215 - 40) * cov) / 255, (70 + (35 - 70) * cov) / 255, (215 + (35 - 215) * cov) / 255]
+            t = 0.03 * math.sin(2 * math.pi * (x + 0.5) / 6) * math.sin(2 * math.pi * (y + 0.5) / 6)
+            for sa, ca, off in lines:
+                d = abs((x + 0.5 - FULL / 2) * sa - (y + 0.5 - FULL / 2) * ca - off)
+                if d < 1.5:
+                    t -= 0.12 * (1.5 - d) / 1.5
+            row += [round(255 * min(1.0, max(0.0, v + t + rnd.gauss(0, 0.03)))) for v in base]
+        rows.append(row)
+    return Image(FULL, FULL, 2, 8, rows)
+
+
 def make_images(folder):
     rgb, rgba, gray, rgb16 = [], [], [], []
     for y in range(H):
@@ -165,6 +195,7 @@ def make_images(folder):
     idx = [[1 if math.hypot(x - 0.3 * W, y - 0.5 * H) < 0.28 * H else (0 if y < H - 8 else 3) for x in range(W)]
            for y in range(H)]
     write_png(folder + "/indexed.png", Image(W, H, 3, 8, idx, palette=palette))
+    write_png(folder + "/fullres.png", fullres_scene())
 
 
 if __name__ == "__main__":

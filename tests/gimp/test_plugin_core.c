@@ -26,21 +26,24 @@ static int failures;
 
 static void test_region(void) {
     ivp_rect ctx, w;
-    /* 40x20 selection in a 200x100 layer: padding max(16, 40/8) = 16 */
-    ivp_region_plan((ivp_rect){50, 30, 40, 20}, 200, 100, &ctx, &w);
-    CHECK(ctx.x == 34 && ctx.y == 14 && ctx.width == 72 && ctx.height == 52, "ctx %d,%d %dx%d", ctx.x, ctx.y,
+    /* a layer within twice the working size: the whole layer (whole-image prompts apply) */
+    ivp_region_plan((ivp_rect){50, 30, 40, 20}, 200, 100, 128, &ctx, &w);
+    CHECK(ctx.x == 0 && ctx.y == 0 && ctx.width == 200 && ctx.height == 100, "ctx %d,%d %dx%d", ctx.x, ctx.y,
           ctx.width, ctx.height);
-    CHECK(w.x == 16 && w.y == 16 && w.width == 40 && w.height == 20, "write %d,%d %dx%d", w.x, w.y, w.width, w.height);
-    /* clamped at the layer's edges */
-    ivp_region_plan((ivp_rect){0, 90, 10, 10}, 200, 100, &ctx, &w);
-    CHECK(ctx.x == 0 && ctx.y == 74 && ctx.width == 26 && ctx.height == 26, "clamp ctx %d,%d %dx%d", ctx.x, ctx.y,
-          ctx.width, ctx.height);
-    CHECK(w.x == 0 && w.y == 16, "clamp write %d,%d", w.x, w.y);
-    /* a large selection: 1/8 of the longer side */
-    CHECK(ivp_context_padding(800, 400) == 100, "padding %d", ivp_context_padding(800, 400));
-    /* the whole layer */
-    ivp_region_plan((ivp_rect){0, 0, 64, 48}, 64, 48, &ctx, &w);
-    CHECK(ctx.width == 64 && ctx.height == 48 && w.x == 0 && w.width == 64, "whole layer");
+    CHECK(w.x == 50 && w.y == 30 && w.width == 40 && w.height == 20, "write %d,%d %dx%d", w.x, w.y, w.width, w.height);
+    /* a large layer, a selection spanning a quarter of it: still the whole layer */
+    ivp_region_plan((ivp_rect){100, 100, 1000, 300}, 4000, 3000, 512, &ctx, &w);
+    CHECK(ctx.width == 4000 && ctx.height == 3000, "quarter: ctx %dx%d", ctx.width, ctx.height);
+    /* a small selection in a large layer: a square of side max(600 + 450, 512) around it */
+    ivp_region_plan((ivp_rect){2000, 1000, 600, 300}, 4000, 3000, 512, &ctx, &w);
+    CHECK(ctx.width == 1050 && ctx.height == 1050 && ctx.x == 2300 - 525 && ctx.y == 1150 - 525, "square ctx %d,%d %dx%d",
+          ctx.x, ctx.y, ctx.width, ctx.height);
+    CHECK(w.x == 2000 - ctx.x && w.y == 1000 - ctx.y && w.width == 600, "square write %d,%d", w.x, w.y);
+    /* ... at least the working size, moved inside the layer at its edges */
+    ivp_region_plan((ivp_rect){0, 2950, 50, 50}, 4000, 3000, 512, &ctx, &w);
+    CHECK(ctx.x == 0 && ctx.y == 3000 - 512 && ctx.width == 512 && ctx.height == 512, "edge ctx %d,%d %dx%d", ctx.x,
+          ctx.y, ctx.width, ctx.height);
+    CHECK(w.x == 0 && w.y == 2950 - ctx.y, "edge write %d,%d", w.x, w.y);
 }
 
 static bool count_steps(void *user, double f, const char *text) {
@@ -60,13 +63,14 @@ static void test_edit_region(void) {
     float px[W * H * 4], out[4 * 3 * 4], mask[4 * 3];
     for (int i = 0; i < W * H * 4; i++) px[i] = (float)((i * 37) % 101) / 100.0f;
     for (int i = 0; i < 12; i++) mask[i] = i == 0 ? 0.0f : i == 1 ? 0.5f : 1.0f;
-    ivp_region_job job = {px, W, H, 4, {2, 1, 4, 3}, mask};
+    ivp_region_job job = {px, W, H, 4, {2, 1, 4, 3}, mask, NULL};
     CHECK(ivp_edit_region(s, &p, &job, out, NULL, NULL, err, sizeof err) == IE_OK, "edit: %s", err);
     for (int y = 0; y < 3; y++)
         for (int x = 0; x < 4; x++) {
             const float *in = px + ((1 + y) * W + 2 + x) * 4, *o = out + (y * 4 + x) * 4;
             float m = mask[y * 4 + x];
             if (m == 0.0f) CHECK(!memcmp(in, o, 16), "mask 0 must copy the input bit for bit");
+            m = m > 0.5f ? 1.0f : 2 * m; /* the selection's 0.5 contour is its edge: full edit inside */
             for (int c = 0; c < 3 && m > 0; c++) {
                 float want = in[c] + m * ((1 - in[c]) - in[c]);
                 CHECK(fabsf(o[c] - want) < 1e-6f, "pixel %d,%d c%d: %f want %f", x, y, c, o[c], want);
@@ -74,10 +78,25 @@ static void test_edit_region(void) {
             CHECK(o[3] == in[3], "alpha must be kept");
         }
 
+    /* output new-layer-mask: out is the unmasked edit, the layer mask = change mask x selection
+     * (the fake's change mask is 1 everywhere) */
+    float cm[4 * 3];
+    ivp_region_job mjob = {px, W, H, 4, {2, 1, 4, 3}, mask, cm};
+    CHECK(ivp_edit_region(s, &p, &mjob, out, NULL, NULL, err, sizeof err) == IE_OK, "edit with change mask: %s", err);
+    for (int y = 0; y < 3; y++)
+        for (int x = 0; x < 4; x++) {
+            const float *in = px + ((1 + y) * W + 2 + x) * 4, *o = out + (y * 4 + x) * 4;
+            float want = mask[y * 4 + x] > 0.5f ? 1.0f : 2 * mask[y * 4 + x];
+            CHECK(cm[y * 4 + x] == want, "layer mask = change mask x min(1, 2 selection) at %d,%d", x, y);
+            for (int c = 0; c < 3; c++)
+                CHECK(fabsf(o[c] - (1 - in[c])) < 1e-6f, "unmasked edit at %d,%d c%d", x, y, c);
+            CHECK(o[3] == in[3], "alpha must be kept");
+        }
+
     /* gray + alpha, no mask (the host's merge applies the selection) */
     float gy[W * H * 2], gout[W * H * 2];
     for (int i = 0; i < W * H; i++) gy[2 * i] = (float)i / (W * H), gy[2 * i + 1] = 0.5f;
-    ivp_region_job gjob = {gy, W, H, 2, {0, 0, W, H}, NULL};
+    ivp_region_job gjob = {gy, W, H, 2, {0, 0, W, H}, NULL, NULL};
     CHECK(ivp_edit_region(s, &p, &gjob, gout, NULL, NULL, err, sizeof err) == IE_OK, "gray: %s", err);
     for (int i = 0; i < W * H; i++) {
         CHECK(fabsf(gout[2 * i] - (1.0f - gy[2 * i])) < 2e-4f, "gray %d: %f want %f", i, gout[2 * i], 1 - gy[2 * i]);
@@ -92,7 +111,7 @@ static void test_edit_region(void) {
     CHECK(!memcmp(before, out, sizeof out), "a cancelled edit must not write");
 
     /* a bad region is refused */
-    ivp_region_job bad = {px, W, H, 4, {6, 0, 4, 3}, NULL};
+    ivp_region_job bad = {px, W, H, 4, {6, 0, 4, 3}, NULL, NULL};
     CHECK(ivp_edit_region(s, &p, &bad, out, NULL, NULL, err, sizeof err) == IE_ERR_ARG, "bad region");
     ie_session_close(s);
 }
