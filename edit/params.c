@@ -120,6 +120,10 @@ static const ie_param_desc table[] = {
      IE_PARAM_DOUBLE, OFF(keep_threshold), 0.0, 1.0, IF, true},
     {"device", "Device", "auto, cpu, vulkan or vulkan:N", IE_PARAM_STRING, OFF(device), 0, 0,
      IE_FOR_ALL, true},
+    /* memory (issue 10) */
+    {"fp32", "Full-precision weights",
+     "Keep the network weights in fp32 (twice the memory; by default they are stored in fp16 and computed in fp32)",
+     IE_PARAM_BOOL, OFF(fp32), 0, 1, IE_FOR_ALL, true},
 };
 
 const ie_param_desc *ie_edit_param_table(size_t *count) {

@@ -193,6 +193,15 @@ static inline float unet_lcm_w(float guidance_scale) { return (guidance_scale - 
 /* Bytes of weights / of activation buffers currently allocated. */
 uint64_t unet_weight_bytes(const unet *u);
 uint64_t unet_activation_bytes(const unet *u);
+/* Frees the activation buffers and the attention probabilities (planned and
+ * allocated again by the next forward pass): an edit keeps them only while
+ * its UNet loop runs. */
+void unet_release_activations(unet *u);
+/* The activation bytes a forward pass of batch B on [B, in, H, W] latents with
+ * Lc context tokens would allocate (a dry run of the pass itself: nothing is
+ * computed or allocated), and the largest single buffer among them. Attention
+ * probabilities a hook asks for come on top (see the pipeline's plan). */
+ie_status unet_plan_activations(unet *u, int B, int H, int W, int Lc, uint64_t *total, uint64_t *largest);
 
 #ifdef __cplusplus
 }
