@@ -81,6 +81,45 @@ typedef struct method_result {
     double first, best, loop;
 } method_result;
 
+/* --- memory (issue 10) -------------------------------------------------------------
+ * Per method: the process's peak resident set over its edits (the kernel's
+ * high-water mark, reset before the method through /proc/self/clear_refs)
+ * and the session's memory plan of the same edit (ie_session_memory_plan: a
+ * dry run), with the Vulkan device memory the edit would take on a GPU. */
+static void peak_rss_reset(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+static double peak_rss_gb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = atol(line + 6);
+    if (f) fclose(f);
+    return kb / (1024.0 * 1024.0);
+}
+
+static void print_memory(ie_session *s, const ie_edit_params *p, const ie_image *in, double peak_gb) {
+    ie_memory_plan mp;
+    char err[256] = "";
+    const double G = 1024.0 * 1024.0 * 1024.0, M = 1024.0 * 1024.0;
+    if (ie_session_memory_plan(s, p, in->width, in->height, in->channels, &mp, err, sizeof err)) {
+        printf("  %-8s   memory plan failed: %s\n", "", err);
+        return;
+    }
+    printf("  %-8s   memory: peak resident %.2f GB; plan %.2f GB (%s; weights unet %.2f vae %.2f text %.2f, "
+           "activations unet(batch %d) %.2f vae enc/dec %.2f/%.2f, attention %.3f, scratch %.2f, host %.2f); "
+           "Vulkan device plan %.2f GB, largest tensor %.0f MiB\n",
+           "", peak_gb, mp.total / G, mp.peak_phase, mp.weights_unet / G, mp.weights_vae / G, mp.weights_text / G,
+           mp.unet_batch, mp.act_unet / G, mp.act_vae_encode / G, mp.act_vae_decode / G, mp.attention / G,
+           mp.scratch / G, mp.host / G, mp.vulkan_device / G, mp.largest / M);
+}
+
 /* A test card: a vertical gradient background and a red disc on the left. */
 static ie_status make_input(int size, ie_image *img) {
     ie_status st = ie_image_alloc(img, size, size, 3);
@@ -143,6 +182,7 @@ static void run_model(const opts *o, const char *label, const char *path, bool i
             if (steps > 0) p.steps = steps;
             method_result r = {0};
             r.steps = p.steps;
+            peak_rss_reset(); /* issue 10 */
             for (int rep = 0; rep <= o->reps; rep++) {
                 ie_image out = {0};
                 clock_marks cm = {0};
@@ -167,6 +207,7 @@ static void run_model(const opts *o, const char *label, const char *path, bool i
             double per_pass = r.passes ? r.loop / (double)r.passes : 0;
             printf("  %-8s %5d %6lld %6lld %9.3f %9.3f %9.3f %9.4f %9.3f\n", ie_method_name((ie_method)m), r.steps,
                    (long long)r.passes, (long long)r.evals, r.best, r.first, r.loop, per_pass, r.best - r.loop);
+            print_memory(s, &p, &in, peak_rss_gb()); /* issue 10 */
             if (passes_out && bi == 0) passes_out[m] = r.passes;
             if (default_passes && default_passes[m] > 0 && steps > 0)
                 printf("  %-8s   at its default steps (%lld passes, counted on the demo model): ~%.0f s\n", "",

@@ -178,7 +178,9 @@ typedef struct ie_memory_plan {
     uint64_t scratch;            /* CPU backend: widened fp16 weights, im2col columns */
     uint64_t host;               /* images and latents in host memory (input, working, output) */
     uint64_t device_peak;        /* the backend's memory at the peak phase (incl. scratch) */
-    uint64_t largest;            /* the largest single allocation */
+    uint64_t largest;            /* the largest single tensor */
+    uint64_t vulkan_device;      /* the same edit's device memory on a Vulkan device (fp16 weights
+                                    unless fp32; no CPU scratch): weights + the largest phase */
     uint64_t total;              /* what the process needs: device_peak + host (+ runtime) on the
                                     CPU backend; device_peak on a GPU */
     const char *peak_phase;      /* "UNet loop", "VAE decode", ... */

@@ -123,6 +123,10 @@ ie_status ie_session_open(const char *model_path, const char *device, ie_session
         ie_session_close(s);
         return st;
     }
+    /* issue 10: the text encoder was loaded to check the model; it is loaded
+     * again only while an edit encodes its prompts */
+    clip_text_model_free(s->clip);
+    s->clip = NULL;
     s->factor = vae_factor(s->vae);
     s->unet_div = 1 << (s->cfg.unet.n_levels - 1);
     int sample = s->cfg.unet.sample_size > 0 ? s->cfg.unet.sample_size : 64;
@@ -674,6 +678,8 @@ static ie_status edit_infedit(edit_ctx *e, const float *x0, float *out, char *er
     ip.cond_tgt_uncond = p->negative_prompt[0] ? COND_NEG : COND_EMPTY;
     ip.cond_src = COND_SRC;
     ip.cond_tgt = COND_TGT;
+    /* issue 10: INVEDIT_INFEDIT_ALL_ROWS=1 runs the unused rows too (for comparing) */
+    ip.keep_unused_rows = getenv("INVEDIT_INFEDIT_ALL_ROWS") && atoi(getenv("INVEDIT_INFEDIT_ALL_ROWS")) > 0;
     if (ip.guidance_t <= 1.0) {
         snprintf(err, errlen, "infedit: cfg-target must be above 1 (got %g)", ip.guidance_t);
         return IE_ERR_ARG;
@@ -952,7 +958,8 @@ static uint64_t list_bytes_as(const sd_tensor_list *l, size_t matrix_bytes) {
 
 static int method_max_batch(const ie_edit_params *p) {
     switch (p->method) {
-    case IE_METHOD_INFEDIT: return 6;                          /* 3 branches x (uncond, cond) */
+    case IE_METHOD_INFEDIT: return p->cfg_source == 1.0 ? 5 : 6; /* 3 branches x (uncond, cond), less the
+                                                                    unused rows at g_s 1 */
     case IE_METHOD_BDIA: return p->prompt_to_prompt ? 4 : 2;    /* source + target chains with P2P */
     default: return p->prompt_to_prompt ? 3 : 2;               /* uncond + source + target with P2P */
     }
@@ -1038,6 +1045,12 @@ ie_status ie_session_memory_plan(ie_session *s, const ie_edit_params *p, int in_
         if (ph[i].bytes > ph[pk].bytes) pk = i;
     out->peak_phase = ph[pk].name;
     out->device_peak = resident + ph[pk].bytes + out->scratch;
+    {
+        /* on a Vulkan device: fp16 matrices unless fp32, no scratch */
+        size_t vb = ie_dtype_size(sd_wtype_resolve(want, NULL));
+        uint64_t vres = (s->unet ? list_bytes_as(&s->unet->mem, vb) : 0) + (s->vae ? list_bytes_as(&s->vae->mem, vb) : 0);
+        out->vulkan_device = vres + ph[pk].bytes;
+    }
     out->largest = big;
     out->total = cpu ? out->device_peak + out->host + PROCESS_BASE_BYTES : out->device_peak;
     return IE_OK;

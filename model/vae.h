@@ -67,7 +67,6 @@ typedef struct vae_state {
     int dec_B, dec_H, dec_W;
     nn_slab h[2];              /* [B, C, H, W] stream, ping-pong */
     nn_slab t1, t2;            /* ResNet / attention scratch */
-    nn_slab ups;               /* [B, C, 2h, 2w] before the upsampler conv */
     nn_slab tok, q, k, v, att; /* [B, L, C] mid attention */
     nn_slab moments;           /* [B, 2Cl, h, w] quant_conv output */
     nn_slab z;                 /* [B, Cl, h, w] latent / scaling_factor */
