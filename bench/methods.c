@@ -59,6 +59,8 @@ typedef struct opts {
     int steps; /* -1: defaults (demo), 4 (sd15) */
     uint64_t seed;
     const char *demo;
+    bool plan_only;       /* issue 10: print the memory plans, run no edit */
+    const char *sd15_dir; /* issue 10: an SD 1.5 folder already written (bench-write-sd15) */
 } opts;
 
 /* progress: when the UNet loop starts and ends */
@@ -183,6 +185,12 @@ static void run_model(const opts *o, const char *label, const char *path, bool i
             method_result r = {0};
             r.steps = p.steps;
             peak_rss_reset(); /* issue 10 */
+            if (o->plan_only) {
+                printf("  %-8s %5d (memory plan only)\n", ie_method_name((ie_method)m), p.steps);
+                print_memory(s, &p, &in, peak_rss_gb());
+                fflush(stdout);
+                continue;
+            }
             for (int rep = 0; rep <= o->reps; rep++) {
                 ie_image out = {0};
                 clock_marks cm = {0};
@@ -243,7 +251,9 @@ static void usage(FILE *f) {
                "  --reps N         timed edits after the first; the best is reported (default 1; 0: the first)\n"
                "  --steps N        steps for every method (default: each method's own for demo, 4 for sd15)\n"
                "  --demo PATH      the demo model folder (default models/demo in the source tree)\n"
-               "  --seed N         noise and random weights (default 0)\n");
+               "  --seed N         noise and random weights (default 0)\n"
+               "  --plan-only      print each method's memory plan (a dry run), run no edit\n"
+               "  --sd15-dir DIR   use the SD 1.5-shaped folder DIR (bench-write-sd15) instead of writing one\n");
 }
 
 int main(int argc, char **argv) {
@@ -272,6 +282,8 @@ int main(int argc, char **argv) {
         else if (ok && !strcmp(a, "--steps")) ok = (o.steps = atoi(argv[++i])) >= 1;
         else if (ok && !strcmp(a, "--demo")) o.demo = argv[++i];
         else if (ok && !strcmp(a, "--seed")) o.seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--plan-only")) o.plan_only = ok = true; /* issue 10 */
+        else if (ok && !strcmp(a, "--sd15-dir")) o.sd15_dir = argv[++i];
         else ok = false;
         if (!ok) {
             fprintf(stderr, "bench-methods: bad argument '%s'\n", a);
@@ -281,6 +293,11 @@ int main(int argc, char **argv) {
     }
     int64_t demo_passes[IE_METHOD_COUNT] = {0};
     if (o.model_demo) run_model(&o, "demo", o.demo, false, o.steps > 0 ? o.steps : 0, NULL, o.steps > 0 ? NULL : demo_passes);
+    if (o.model_sd15 && o.sd15_dir) { /* issue 10: a folder written by bench-write-sd15 */
+        printf("\nSD 1.5 shapes, random weights, in %s:\n", o.sd15_dir);
+        run_model(&o, "sd15", o.sd15_dir, true, o.steps > 0 ? o.steps : 4, demo_passes, NULL);
+        o.model_sd15 = false;
+    }
     if (o.model_sd15) {
         char *dir = g_dir_make_tmp("invedit-bench-sd15-XXXXXX", NULL);
         char err[1024] = "";

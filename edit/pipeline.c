@@ -391,6 +391,7 @@ ie_status ie_session_encode(ie_session *s, const ie_image *img, bool sample, uin
     }
     mem_report(s, "VAE encode");
     vae_release_activations(s->vae); /* issue 10: never next to the UNet's */
+    ie_backend_trim(s->be);
     free(noise);
     ie_tensor_free(x);
     ie_tensor_free(z);
@@ -416,6 +417,7 @@ ie_status ie_session_decode(ie_session *s, const float *latent, int h, int w, ie
     }
     mem_report(s, "VAE decode");
     vae_release_activations(s->vae); /* issue 10 */
+    ie_backend_trim(s->be);
     if (!st) st = ie_image_alloc(out, W, H, 3);
     if (!st)
         for (int y = 0; y < H; y++)
@@ -524,6 +526,7 @@ static void edit_ctx_end(edit_ctx *e) {
     e->s->unet->hook_user = NULL;
     mem_report(e->s, "UNet loop");
     unet_release_activations(e->s->unet); /* issue 10: not kept next to the VAE's */
+    ie_backend_trim(e->s->be);
     ie_controller_free(e->ud.ctrl);
     ud_free(&e->ud);
     conds_free(&e->conds);
@@ -937,8 +940,9 @@ ie_status ie_invert_latent(ie_session *s, const ie_edit_params *p_in, const floa
 #define MIB (1024.0 * 1024.0)
 #define GIB (1024.0 * 1024.0 * 1024.0)
 /* the process without any model: code, libraries, OpenBLAS's buffers, the
- * thread stacks (measured: ~120 MiB resident on the CPU backend) */
-#define PROCESS_BASE_BYTES ((uint64_t)160 << 20)
+ * thread stacks (measured: ~20 MiB resident besides the tensors and the
+ * scratch on the CPU backend; with a margin) */
+#define PROCESS_BASE_BYTES ((uint64_t)48 << 20)
 #define CPU_SCRATCH_COLUMNS ((uint64_t)32 << 20) /* the CPU backend's im2col / score bound */
 
 static uint64_t max_matrix_numel(const sd_tensor_list *l) {
@@ -1019,12 +1023,12 @@ ie_status ie_session_memory_plan(ie_session *s, const ie_edit_params *p, int in_
         out->attention = (probs > self ? probs : self) + 3 * heads * L * NTOK * 4 + 2 * L * NTOK * 4;
         if (probs > big) big = probs;
     }
-    /* CPU backend scratch: a widened fp16 matrix and the im2col columns */
+    /* CPU backend scratch, per phase (ie_backend_trim frees it between phases): the
+     * phase's largest fp16 matrix widened to fp32, and the im2col columns */
+    uint64_t scr_unet = 0, scr_vae = 0;
     if (cpu) {
-        uint64_t mx = max_matrix_numel(s->unet ? &s->unet->mem : NULL);
-        uint64_t mv = max_matrix_numel(s->vae ? &s->vae->mem : NULL);
-        if (mv > mx) mx = mv;
-        out->scratch = (mb == 2 ? mx * 4 : 0) + CPU_SCRATCH_COLUMNS;
+        scr_unet = (mb == 2 ? max_matrix_numel(s->unet ? &s->unet->mem : NULL) * 4 : 0) + CPU_SCRATCH_COLUMNS;
+        scr_vae = (mb == 2 ? max_matrix_numel(s->vae ? &s->vae->mem : NULL) * 4 : 0) + CPU_SCRATCH_COLUMNS;
     }
     /* host: the input and output images (caller's size), the working image, its
      * tensor staging, the decoded image, latents and EF-DDPM's noise maps */
@@ -1034,22 +1038,26 @@ ie_status ie_session_memory_plan(ie_session *s, const ie_edit_params *p, int in_
     out->host = in_px * (uint64_t)(2 * in_channels + 3) * 4 + wk_px * 3 * 4 * 3 + lat * (uint64_t)(2 * steps + 16);
     /* the device at each phase: weights resident + that phase's activations */
     uint64_t resident = out->weights_unet + out->weights_vae;
-    struct { const char *name; uint64_t bytes; } ph[] = {
-        {"text encoder", out->weights_text + out->act_text},
-        {"VAE encode", out->act_vae_encode},
-        {"UNet loop", out->act_unet + out->attention},
-        {"VAE decode", out->act_vae_decode},
+    struct { const char *name; uint64_t bytes, scratch; } ph[] = {
+        {"text encoder", out->weights_text + out->act_text, scr_vae},
+        {"VAE encode", out->act_vae_encode, scr_vae},
+        {"UNet loop", out->act_unet + out->attention, scr_unet},
+        {"VAE decode", out->act_vae_decode, scr_vae},
     };
     int pk = 0;
     for (int i = 1; i < 4; i++)
-        if (ph[i].bytes > ph[pk].bytes) pk = i;
+        if (ph[i].bytes + ph[i].scratch > ph[pk].bytes + ph[pk].scratch) pk = i;
     out->peak_phase = ph[pk].name;
+    out->scratch = ph[pk].scratch;
     out->device_peak = resident + ph[pk].bytes + out->scratch;
     {
         /* on a Vulkan device: fp16 matrices unless fp32, no scratch */
         size_t vb = ie_dtype_size(sd_wtype_resolve(want, NULL));
         uint64_t vres = (s->unet ? list_bytes_as(&s->unet->mem, vb) : 0) + (s->vae ? list_bytes_as(&s->vae->mem, vb) : 0);
-        out->vulkan_device = vres + ph[pk].bytes;
+        uint64_t vmax = 0;
+        for (int i = 0; i < 4; i++)
+            if (ph[i].bytes > vmax) vmax = ph[i].bytes;
+        out->vulkan_device = vres + vmax;
     }
     out->largest = big;
     out->total = cpu ? out->device_peak + out->host + PROCESS_BASE_BYTES : out->device_peak;

@@ -295,11 +295,17 @@ static void transformer_forward(unet *u, nn_ctx *c, ie_tensor *x, const unet_tra
     // hidden_states = self.ff(self.norm3(hidden_states)) + hidden_states
     //   ff: ff.net.2(a * gelu(gate)) with a, gate = ff.net.0.proj(x).chunk(2, dim=-1)
     nn_layer_norm(c, &n, &x0, &tf->norm3, 1e-5f);
-    ie_tensor f = nn_buf3(c, &s->ff, B, L, 8 * C);   /* [B, L, 8C] */
-    ie_tensor fg = nn_buf3(c, &s->ffg, B, L, 4 * C); /* [B, L, 4C] */
-    nn_linear(c, &f, &n, &tf->ff_proj);
-    nn_geglu(c, &fg, &f);
-    nn_linear(c, &o, &fg, &tf->ff_out);
+    /* one batch row at a time (issue 10): the [L, 8C] GEGLU input is the UNet's
+     * largest activation (40 MiB per row at 64x64 latents), and a Linear computes
+     * each row of its batch on its own, so the bits are those of the whole batch */
+    ie_tensor f = nn_buf3(c, &s->ff, 1, L, 8 * C);   /* [1, L, 8C] */
+    ie_tensor fg = nn_buf3(c, &s->ffg, 1, L, 4 * C); /* [1, L, 4C] */
+    for (int64_t b = 0; b < B; b++) {
+        ie_tensor nb = nn_row(&n, b), ob = nn_row(&o, b);
+        nn_linear(c, &f, &nb, &tf->ff_proj);
+        nn_geglu(c, &fg, &f);
+        nn_linear(c, &ob, &fg, &tf->ff_out);
+    }
     nn_add(c, &x0, &x0, &o);
 
     ie_tensor back = nn_buf3(c, &s->t1, B, C, L);    /* [B, C, L] */

@@ -129,8 +129,8 @@ typedef struct unet_state {
     nn_slab q, k, v;       /* [B, L, C]; k, v also [B, Lc, C] */
     nn_slab att;           /* [B, L, C] attention output */
     nn_slab prj;           /* [B, L, C] to_out / ff output */
-    nn_slab ff;            /* [B, L, 8C] GEGLU input */
-    nn_slab ffg;           /* [B, L, 4C] GEGLU output */
+    nn_slab ff;            /* [1, L, 8C] GEGLU input (one batch row at a time) */
+    nn_slab ffg;           /* [1, L, 4C] GEGLU output */
     nn_slab probs;         /* [B, heads, L, Lk], only for hooks that ask */
 } unet_state;
 

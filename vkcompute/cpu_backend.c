@@ -554,6 +554,13 @@ static void cpu_destroy(ie_backend *be) {
 
 static ie_status cpu_sync(ie_backend *be) { return IE_OK; }
 
+static void cpu_trim(ie_backend *be) {
+    cpu_impl *c = cpu_impl_of(be);
+    free(c->scratch);
+    c->scratch = NULL;
+    c->scratch_cap = 0;
+}
+
 /* Each block starts with a CPU_ALIGN-byte header holding its size, so release
  * can account for it; storage and host both point just past the header. */
 static ie_status cpu_alloc(ie_backend *be, ie_tensor *t, size_t nbytes) {
@@ -1332,6 +1339,7 @@ static ie_status cpu_embedding(ie_backend *be, ie_tensor *out, const ie_tensor *
 static const ie_backend_ops cpu_ops = {
     .name = "cpu",
     .destroy = cpu_destroy,
+    .trim = cpu_trim,
     .sync = cpu_sync,
     .alloc = cpu_alloc,
     .release = cpu_release,
