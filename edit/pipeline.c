@@ -33,7 +33,7 @@
 
 #define NTOK CLIP_CONTEXT_LENGTH
 
-static ie_status memory_check(ie_session *s, const ie_edit_params *p, const ie_image *in, char *err,
+static ie_status memory_check(ie_session *s, const ie_edit_params *p, const ie_image *in, bool at_size, char *err,
                               size_t errlen);
 
 struct ie_session {
@@ -756,6 +756,11 @@ ie_status ie_edit_latent(ie_session *s, const ie_edit_params *p_in, const float 
         snprintf(err, errlen, "latent %dx%d is not a multiple of the UNet's %d", h, w, s->unet_div);
         return IE_ERR_ARG;
     }
+    { /* issue 10: a latent of any size must fit before the long work (ie_edit checked the image) */
+        ie_image shape = {w * s->factor, h * s->factor, 3, NULL};
+        st = memory_check(s, &p, &shape, true, err, errlen);
+        if (st) return st;
+    }
     if (progress && !progress(user, 0.0, "encoding prompts")) {
         snprintf(err, errlen, "cancelled");
         return IE_ERR_CANCELLED;
@@ -785,7 +790,7 @@ ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie
     ie_working_size(in->width, in->height, s->native, mult, &W, &H);
     ie_image work = {0}, decoded = {0}, back = {0};
     ie_status st = session_use_weights(s, p->fp32, err, errlen);
-    if (!st) st = memory_check(s, p, in, err, errlen); /* issue 10: before the long work */
+    if (!st) st = memory_check(s, p, in, false, err, errlen); /* issue 10: before the long work */
     if (st) return st;
     st = ie_image_resize(in, W, H, &work);
     int h = H / s->factor, w = W / s->factor, C = s->cfg.unet.in_channels;
@@ -969,15 +974,16 @@ static int method_max_batch(const ie_edit_params *p) {
     }
 }
 
-ie_status ie_session_memory_plan(ie_session *s, const ie_edit_params *p, int in_w, int in_h, int in_channels,
-                                 ie_memory_plan *out, char *err, size_t errlen) {
+/* The plan at working size W x H (pixels; 0: the size ie_edit works at). */
+static ie_status memory_plan_at(ie_session *s, const ie_edit_params *p, int in_w, int in_h, int in_channels, int W,
+                                int H, ie_memory_plan *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (in_w < 1 || in_h < 1) {
         snprintf(err, errlen, "memory plan: no image size");
         return IE_ERR_ARG;
     }
-    int W, H, f = s->factor;
-    ie_working_size(in_w, in_h, s->native, ie_session_size_multiple(s), &W, &H);
+    int f = s->factor;
+    if (W <= 0 || H <= 0) ie_working_size(in_w, in_h, s->native, ie_session_size_multiple(s), &W, &H);
     out->work_w = W, out->work_h = H;
     int h = H / f, w = W / f, B = method_max_batch(p);
     out->unet_batch = B;
@@ -1064,6 +1070,11 @@ ie_status ie_session_memory_plan(ie_session *s, const ie_edit_params *p, int in_
     return IE_OK;
 }
 
+ie_status ie_session_memory_plan(ie_session *s, const ie_edit_params *p, int in_w, int in_h, int in_channels,
+                                 ie_memory_plan *out, char *err, size_t errlen) {
+    return memory_plan_at(s, p, in_w, in_h, in_channels, 0, 0, out, err, errlen);
+}
+
 /* Available memory: INVEDIT_MEMORY_LIMIT (bytes; for tests and for a user who
  * wants to keep memory free) caps it; on the CPU backend MemAvailable plus
  * what this process already holds (its weights are part of the plan); on a GPU
@@ -1095,10 +1106,13 @@ static uint64_t memory_available(ie_session *s, const char **what) {
 
 /* IE_ERR_NOMEM with the estimate, what is available and how to lower it when
  * the edit cannot fit; IE_OK otherwise (also when nothing is known). */
-static ie_status memory_check(ie_session *s, const ie_edit_params *p, const ie_image *in, char *err, size_t errlen) {
+static ie_status memory_check(ie_session *s, const ie_edit_params *p, const ie_image *in, bool at_size, char *err,
+                              size_t errlen) {
     ie_memory_plan mp;
     char perr[256] = "";
-    if (ie_session_memory_plan(s, p, in->width, in->height, in->channels, &mp, perr, sizeof perr)) return IE_OK;
+    if (memory_plan_at(s, p, in->width, in->height, in->channels, at_size ? in->width : 0, at_size ? in->height : 0,
+                       &mp, perr, sizeof perr))
+        return IE_OK;
     const char *what;
     uint64_t avail = memory_available(s, &what);
     if (!avail || mp.total <= avail) return IE_OK;

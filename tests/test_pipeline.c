@@ -149,6 +149,22 @@ static void issue10_checks(ie_session *s, const ie_image *img, const float *x0, 
     unsetenv("INVEDIT_MEMORY_LIMIT");
     TU_CHECK(st == IE_ERR_NOMEM && calls == 0 && strstr(err, "needs about") && strstr(err, "smaller working size"),
              "INVEDIT_MEMORY_LIMIT 1 MB: refused before the work (%d progress calls): %.200s", calls, err);
+    /* a latent 64 times the working size's area, through ie_edit_latent, with 64 MB allowed */
+    {
+        int H = 8 * h, W = 8 * w;
+        float *big = tu_alloc((size_t)n * 64), *bigout = tu_alloc((size_t)n * 64);
+        setenv("INVEDIT_MEMORY_LIMIT", "64000000", 1);
+        calls = 0;
+        err[0] = 0;
+        st = ie_edit_latent(s, &p, big, H, W, bigout, progress_counter, &calls, NULL, err, sizeof err);
+        unsetenv("INVEDIT_MEMORY_LIMIT");
+        char at[32];
+        snprintf(at, sizeof at, "at %dx%d", W * 8, H * 8);
+        TU_CHECK(st == IE_ERR_NOMEM && calls == 0 && strstr(err, "needs about") && strstr(err, at),
+                 "latent %dx%d with 64 MB allowed: refused before the work: %.160s", H, W, err);
+        free(big);
+        free(bigout);
+    }
 }
 
 static void run(const char *device) {
