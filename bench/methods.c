@@ -32,6 +32,7 @@
  */
 #include "invedit.h"
 #include "random_model.h"
+#include "pipeline.h" /* ie_session_backend (issue 10: device memory) */
 
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -114,12 +115,14 @@ static void print_memory(ie_session *s, const ie_edit_params *p, const ie_image 
         printf("  %-8s   memory plan failed: %s\n", "", err);
         return;
     }
-    printf("  %-8s   memory: peak resident %.2f GB; plan %.2f GB (%s; weights unet %.2f vae %.2f text %.2f, "
-           "activations unet(batch %d) %.2f vae enc/dec %.2f/%.2f, attention %.3f, scratch %.2f, host %.2f); "
-           "Vulkan device plan %.2f GB, largest tensor %.0f MiB\n",
-           "", peak_gb, mp.total / G, mp.peak_phase, mp.weights_unet / G, mp.weights_vae / G, mp.weights_text / G,
-           mp.unet_batch, mp.act_unet / G, mp.act_vae_encode / G, mp.act_vae_decode / G, mp.attention / G,
-           mp.scratch / G, mp.host / G, mp.vulkan_device / G, mp.largest / M);
+    uint64_t in_use = 0, dev_peak = 0;
+    ie_backend_memory(ie_session_backend(s), &in_use, &dev_peak);
+    printf("  %-8s   memory: peak resident %.2f GiB, backend tensors %.1f MiB; plan %.2f GiB (%s; weights unet %.2f "
+           "vae %.2f text %.2f, activations unet(batch %d) %.2f vae enc/dec %.2f/%.2f, attention %.3f, scratch %.2f, "
+           "host %.2f GiB); Vulkan device plan %.1f MiB, largest tensor %.0f MiB\n",
+           "", peak_gb, dev_peak / M, mp.total / G, mp.peak_phase, mp.weights_unet / G, mp.weights_vae / G,
+           mp.weights_text / G, mp.unet_batch, mp.act_unet / G, mp.act_vae_encode / G, mp.act_vae_decode / G,
+           mp.attention / G, mp.scratch / G, mp.host / G, mp.vulkan_device / M, mp.largest / M);
 }
 
 /* A test card: a vertical gradient background and a red disc on the left. */
@@ -185,6 +188,7 @@ static void run_model(const opts *o, const char *label, const char *path, bool i
             method_result r = {0};
             r.steps = p.steps;
             peak_rss_reset(); /* issue 10 */
+            ie_backend_reset_peak(ie_session_backend(s));
             if (o->plan_only) {
                 printf("  %-8s %5d (memory plan only)\n", ie_method_name((ie_method)m), p.steps);
                 print_memory(s, &p, &in, peak_rss_gb());
