@@ -1118,8 +1118,8 @@ static ie_status memory_check(ie_session *s, const ie_edit_params *p, const ie_i
     if (!avail || mp.total <= avail) return IE_OK;
     bool cpu = ie_backend_kind_of(s->be) == IE_BACKEND_CPU;
     snprintf(err, errlen,
-             "not enough memory for this edit: it needs about %.2f GB at its peak (%s at %dx%d: weights %.2f GB, "
-             "activations %.2f GB%s) but %.2f GB is %s. Lower it with a smaller working size (fewer pixels: "
+             "not enough memory for this edit: it needs about %.2f GiB at its peak (%s at %dx%d: weights %.2f GiB, "
+             "activations %.2f GiB%s) but %.2f GiB is %s. Lower it with a smaller working size (fewer pixels: "
              "a smaller image or selection, or edit it in tiles)%s%s",
              mp.total / GIB, mp.peak_phase, mp.work_w, mp.work_h, (mp.weights_unet + mp.weights_vae) / GIB,
              (mp.device_peak - mp.weights_unet - mp.weights_vae - mp.scratch) / GIB,
