@@ -32,6 +32,7 @@
  */
 #include "invedit.h"
 #include "random_model.h"
+#include "pipeline.h" /* ie_session_backend (issue 10: device memory) */
 
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -59,6 +60,8 @@ typedef struct opts {
     int steps; /* -1: defaults (demo), 4 (sd15) */
     uint64_t seed;
     const char *demo;
+    bool plan_only;       /* issue 10: print the memory plans, run no edit */
+    const char *sd15_dir; /* issue 10: an SD 1.5 folder already written (bench-write-sd15) */
 } opts;
 
 /* progress: when the UNet loop starts and ends */
@@ -80,6 +83,47 @@ typedef struct method_result {
     int64_t passes, evals;
     double first, best, loop;
 } method_result;
+
+/* --- memory (issue 10) -------------------------------------------------------------
+ * Per method: the process's peak resident set over its edits (the kernel's
+ * high-water mark, reset before the method through /proc/self/clear_refs)
+ * and the session's memory plan of the same edit (ie_session_memory_plan: a
+ * dry run), with the Vulkan device memory the edit would take on a GPU. */
+static void peak_rss_reset(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+static double peak_rss_gb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = atol(line + 6);
+    if (f) fclose(f);
+    return kb / (1024.0 * 1024.0);
+}
+
+static void print_memory(ie_session *s, const ie_edit_params *p, const ie_image *in, double peak_gb) {
+    ie_memory_plan mp;
+    char err[256] = "";
+    const double G = 1024.0 * 1024.0 * 1024.0, M = 1024.0 * 1024.0;
+    if (ie_session_memory_plan(s, p, in->width, in->height, in->channels, &mp, err, sizeof err)) {
+        printf("  %-8s   memory plan failed: %s\n", "", err);
+        return;
+    }
+    uint64_t in_use = 0, dev_peak = 0;
+    ie_backend_memory(ie_session_backend(s), &in_use, &dev_peak);
+    printf("  %-8s   memory: peak resident %.2f GiB, backend tensors %.1f MiB; plan %.2f GiB (%s; weights unet %.2f "
+           "vae %.2f text %.2f, activations unet(batch %d) %.2f vae enc/dec %.2f/%.2f, attention %.3f, scratch %.2f, "
+           "host %.2f GiB); Vulkan device plan %.1f MiB, largest tensor %.0f MiB\n",
+           "", peak_gb, dev_peak / M, mp.total / G, mp.peak_phase, mp.weights_unet / G, mp.weights_vae / G,
+           mp.weights_text / G, mp.unet_batch, mp.act_unet / G, mp.act_vae_encode / G, mp.act_vae_decode / G,
+           mp.attention / G, mp.scratch / G, mp.host / G, mp.vulkan_device / M, mp.largest / M);
+}
 
 /* A test card: a vertical gradient background and a red disc on the left. */
 static ie_status make_input(int size, ie_image *img) {
@@ -143,6 +187,14 @@ static void run_model(const opts *o, const char *label, const char *path, bool i
             if (steps > 0) p.steps = steps;
             method_result r = {0};
             r.steps = p.steps;
+            peak_rss_reset(); /* issue 10 */
+            ie_backend_reset_peak(ie_session_backend(s));
+            if (o->plan_only) {
+                printf("  %-8s %5d (memory plan only)\n", ie_method_name((ie_method)m), p.steps);
+                print_memory(s, &p, &in, peak_rss_gb());
+                fflush(stdout);
+                continue;
+            }
             for (int rep = 0; rep <= o->reps; rep++) {
                 ie_image out = {0};
                 clock_marks cm = {0};
@@ -167,6 +219,7 @@ static void run_model(const opts *o, const char *label, const char *path, bool i
             double per_pass = r.passes ? r.loop / (double)r.passes : 0;
             printf("  %-8s %5d %6lld %6lld %9.3f %9.3f %9.3f %9.4f %9.3f\n", ie_method_name((ie_method)m), r.steps,
                    (long long)r.passes, (long long)r.evals, r.best, r.first, r.loop, per_pass, r.best - r.loop);
+            print_memory(s, &p, &in, peak_rss_gb()); /* issue 10 */
             if (passes_out && bi == 0) passes_out[m] = r.passes;
             if (default_passes && default_passes[m] > 0 && steps > 0)
                 printf("  %-8s   at its default steps (%lld passes, counted on the demo model): ~%.0f s\n", "",
@@ -202,7 +255,9 @@ static void usage(FILE *f) {
                "  --reps N         timed edits after the first; the best is reported (default 1; 0: the first)\n"
                "  --steps N        steps for every method (default: each method's own for demo, 4 for sd15)\n"
                "  --demo PATH      the demo model folder (default models/demo in the source tree)\n"
-               "  --seed N         noise and random weights (default 0)\n");
+               "  --seed N         noise and random weights (default 0)\n"
+               "  --plan-only      print each method's memory plan (a dry run), run no edit\n"
+               "  --sd15-dir DIR   use the SD 1.5-shaped folder DIR (bench-write-sd15) instead of writing one\n");
 }
 
 int main(int argc, char **argv) {
@@ -231,6 +286,8 @@ int main(int argc, char **argv) {
         else if (ok && !strcmp(a, "--steps")) ok = (o.steps = atoi(argv[++i])) >= 1;
         else if (ok && !strcmp(a, "--demo")) o.demo = argv[++i];
         else if (ok && !strcmp(a, "--seed")) o.seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--plan-only")) o.plan_only = ok = true; /* issue 10 */
+        else if (ok && !strcmp(a, "--sd15-dir")) o.sd15_dir = argv[++i];
         else ok = false;
         if (!ok) {
             fprintf(stderr, "bench-methods: bad argument '%s'\n", a);
@@ -240,6 +297,11 @@ int main(int argc, char **argv) {
     }
     int64_t demo_passes[IE_METHOD_COUNT] = {0};
     if (o.model_demo) run_model(&o, "demo", o.demo, false, o.steps > 0 ? o.steps : 0, NULL, o.steps > 0 ? NULL : demo_passes);
+    if (o.model_sd15 && o.sd15_dir) { /* issue 10: a folder written by bench-write-sd15 */
+        printf("\nSD 1.5 shapes, random weights, in %s:\n", o.sd15_dir);
+        run_model(&o, "sd15", o.sd15_dir, true, o.steps > 0 ? o.steps : 4, demo_passes, NULL);
+        o.model_sd15 = false;
+    }
     if (o.model_sd15) {
         char *dir = g_dir_make_tmp("invedit-bench-sd15-XXXXXX", NULL);
         char err[1024] = "";

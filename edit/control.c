@@ -247,14 +247,17 @@ static ie_status infedit_qkv(ie_controller *c, unet_attn_call *call) {
     for (int uncond = 1; uncond >= 0; uncond--) {
         int s = row_of(c, IE_BRANCH_SOURCE, uncond), t = row_of(c, IE_BRANCH_TARGET, uncond),
             m = row_of(c, IE_BRANCH_LAYOUT, uncond);
-        if (s < 0 || t < 0 || m < 0) continue;
+        /* the sampler leaves out rows nothing reads (infedit.h, keep_unused_rows): the layout's
+         * unconditional row, and the source's one outside the early steps */
+        if (s < 0 || t < 0) continue;
         ie_status st;
         if (c->plan.self_early) { /* t <- (Q_s, K_s, V_t); m <- (Q_s, K_s, V_s) */
-            if ((st = copy_row(c, call->q, t, s)) || (st = copy_row(c, call->k, t, s)) ||
-                (st = copy_row(c, call->q, m, s)) || (st = copy_row(c, call->k, m, s)) ||
-                (st = copy_row(c, call->v, m, s)))
+            if ((st = copy_row(c, call->q, t, s)) || (st = copy_row(c, call->k, t, s)))
                 return st;
-        } else { /* m <- (Q_t, K_s, V_s) */
+            if (m >= 0 && ((st = copy_row(c, call->q, m, s)) || (st = copy_row(c, call->k, m, s)) ||
+                           (st = copy_row(c, call->v, m, s))))
+                return st;
+        } else if (m >= 0) { /* m <- (Q_t, K_s, V_s) */
             if ((st = copy_row(c, call->q, m, t)) || (st = copy_row(c, call->k, m, s)) ||
                 (st = copy_row(c, call->v, m, s)))
                 return st;

@@ -69,6 +69,9 @@ typedef struct ie_edit_params {
     const char *composite;       /* "keep-detail" (default; "" or NULL too), "replace-region", "off" */
     double change_threshold;     /* colour change (0..1 per channel) at which the change mask is 1/2 */
     int work_size;               /* longer side of the working size in pixels; 0 = the model's native */
+    /* memory (issue 10) */
+    bool fp32;                   /* network weights kept in fp32 (default: stored in fp16, computed
+                                    in fp32 on every backend; half the memory) */
 } ie_edit_params;
 
 /* Fills p with the defaults of method m (spec: EF-DDPM N=100, skip 36,
@@ -232,6 +235,32 @@ ie_rect ie_edit_context(ie_rect sel, int width, int height, int work);
 ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
                      const ie_edit_extras *extras, ie_edit_progress_fn progress, void *user, char *err,
                      size_t errlen);
+
+/* --- memory plan (issue 10) ----------------------------------------------------
+ * What an edit of an in_w x in_h image with p will hold at its peak, from a
+ * dry run of each network at the working size (nothing is computed or
+ * allocated). The phases run one after the other (text encoder, VAE encoder,
+ * the method's UNet loop, VAE decoder) and each frees its activations when it
+ * ends, so the device peak is the weights plus the largest phase. Bytes. */
+typedef struct ie_memory_plan {
+    int work_w, work_h;          /* working size (pixels) */
+    int unet_batch;              /* the largest UNet batch of the method */
+    uint64_t weights_unet, weights_vae, weights_text; /* in the edit's precision */
+    uint64_t act_text, act_vae_encode, act_unet, act_vae_decode; /* activation buffers per phase */
+    uint64_t attention;          /* attention probabilities a control asks for + its state */
+    uint64_t scratch;            /* CPU backend: widened fp16 weights, im2col columns */
+    uint64_t host;               /* images and latents in host memory (input, working, output) */
+    uint64_t device_peak;        /* the backend's memory at the peak phase (incl. scratch) */
+    uint64_t largest;            /* the largest single tensor */
+    uint64_t vulkan_device;      /* the same edit's device memory on a Vulkan device (fp16 weights
+                                    unless fp32; no CPU scratch): weights + the largest phase */
+    uint64_t total;              /* what the process needs: device_peak + host (+ runtime) on the
+                                    CPU backend; device_peak on a GPU */
+    const char *peak_phase;      /* "UNet loop", "VAE decode", ... */
+} ie_memory_plan;
+
+ie_status ie_session_memory_plan(ie_session *s, const ie_edit_params *p, int in_w, int in_h, int in_channels,
+                                 ie_memory_plan *out, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

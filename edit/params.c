@@ -142,6 +142,10 @@ static const ie_param_desc table[] = {
     {"work-size", "Working size", "Longer side the model works at in pixels (0: the model's native size; "
      "larger keeps more detail, costs memory and time)",
      IE_PARAM_INT, OFF(work_size), 0, 4096, IE_FOR_ALL, true},
+    /* memory (issue 10) */
+    {"fp32", "Full-precision weights",
+     "Keep the network weights in fp32 (twice the memory; by default they are stored in fp16 and computed in fp32)",
+     IE_PARAM_BOOL, OFF(fp32), 0, 1, IE_FOR_ALL, true},
 };
 
 const ie_param_desc *ie_edit_param_table(size_t *count) {

@@ -37,6 +37,9 @@
 
 #define NTOK CLIP_CONTEXT_LENGTH
 
+static ie_status memory_check(ie_session *s, const ie_edit_params *p, const ie_image *in, bool at_size, char *err,
+                              size_t errlen);
+
 struct ie_session {
     ie_backend *be;
     char note[512];
@@ -52,6 +55,8 @@ struct ie_session {
     int64_t last_calls, last_evals; /* UNet forward passes and image-evaluations of the last run */
     char *opened_with[5];           /* model, device, vae, lora, ema (ie_session_matches) */
     char *describe;                 /* ie_session_describe */
+    sd_wtype wtype; /* the UNet's and VAE's weights (issue 10: fp16 unless an edit asks for fp32) */
+    sd_lora_set *lora;              /* LoRAs merged whenever weights are (re)loaded, or NULL */
 };
 
 const char *ie_session_device(const ie_session *s) { return ie_backend_description(s->be); }
@@ -73,6 +78,7 @@ void ie_session_close(ie_session *s) {
     clip_text_model_free(s->clip);
     clip_tokenizer_free(s->tok);
     sd_weights_close(s->w);
+    sd_lora_set_free(s->lora);
     ie_backend_free(s->be);
     for (int i = 0; i < 5; i++) g_free(s->opened_with[i]);
     g_free(s->describe);
@@ -146,10 +152,10 @@ ie_status ie_session_open_with(const char *model_path, const ie_session_options 
         if (!st) sd_weights_set_lora(s->w, lora);
     }
     if (!st) s->be = ie_backend_open(o.device, s->note, sizeof s->note);
-    if (!st) st = clip_text_model_load(s->be, s->w, &s->cfg.text, SD_WTYPE_AUTO, &s->clip, err, errlen);
-    if (!st) st = unet_load(s->be, s->w, &s->cfg.unet, SD_WTYPE_AUTO, &s->unet, err, errlen);
-    if (!st) st = vae_load(s->be, s->w, &s->cfg.vae, VAE_ENCODER | VAE_DECODER, SD_WTYPE_AUTO, &s->vae, err, errlen);
-    if (s->w) sd_weights_set_lora(s->w, NULL);
+    s->wtype = SD_WTYPE_AUTO;
+    if (!st) st = clip_text_model_load(s->be, s->w, &s->cfg.text, s->wtype, &s->clip, err, errlen);
+    if (!st) st = unet_load(s->be, s->w, &s->cfg.unet, s->wtype, &s->unet, err, errlen);
+    if (!st) st = vae_load(s->be, s->w, &s->cfg.vae, VAE_ENCODER | VAE_DECODER, s->wtype, &s->vae, err, errlen);
     if (!st) {
         GString *g = g_string_new(NULL);
         g_string_append_printf(g, "tokenizer: %s\n", tok_source);
@@ -163,17 +169,68 @@ ie_status ie_session_open_with(const char *model_path, const ie_session_options 
                                    sd_weights_unmapped_at(s->w, 0));
         s->describe = g_string_free(g, FALSE);
     }
-    sd_lora_set_free(lora); /* merged into the uploaded weights */
+    /* The LoRAs stay set on the weights: the text encoder is loaded again for
+     * every edit and an fp32 edit reloads the UNet and VAE (issue 10), each
+     * merge reading them. Freed with the session. */
+    s->lora = lora;
     if (st) {
         ie_session_close(s);
         return st;
     }
+    /* issue 10: the text encoder was loaded to check the model; it is loaded
+     * again only while an edit encodes its prompts */
+    clip_text_model_free(s->clip);
+    s->clip = NULL;
     s->factor = vae_factor(s->vae);
     s->unet_div = 1 << (s->cfg.unet.n_levels - 1);
     int sample = s->cfg.unet.sample_size > 0 ? s->cfg.unet.sample_size : 64;
     s->native = sample * s->factor;
     *out = s;
     return IE_OK;
+}
+
+/* --- weights: precision and lifetime (issue 10) ------------------------------------
+ * The UNet and the VAE stay loaded across edits, in fp16 (SD_WTYPE_AUTO)
+ * unless an edit asks for fp32: then both are loaded again in that precision.
+ * The text encoder is needed only while the prompts are encoded: it is
+ * released right after and loaded again (from the mapped checkpoint) by the
+ * next edit, so its weights never sit next to the UNet's activations. */
+static ie_status session_use_weights(ie_session *s, bool fp32, char *err, size_t errlen) {
+    sd_wtype want = fp32 ? SD_WTYPE_F32 : SD_WTYPE_AUTO;
+    if (want == s->wtype) return IE_OK;
+    unet_free(s->unet);
+    vae_free(s->vae);
+    clip_text_model_free(s->clip);
+    s->unet = NULL, s->vae = NULL, s->clip = NULL;
+    s->wtype = want;
+    ie_status st = unet_load(s->be, s->w, &s->cfg.unet, want, &s->unet, err, errlen);
+    if (!st) st = vae_load(s->be, s->w, &s->cfg.vae, VAE_ENCODER | VAE_DECODER, want, &s->vae, err, errlen);
+    if (st) s->wtype = (sd_wtype)-1; /* the next edit tries again */
+    return st;
+}
+
+/* INVEDIT_MEMORY_REPORT=1: after each phase, the backend's tensor memory
+ * (current, peak) and the process's resident set (current, peak) on stderr. */
+static void mem_report(ie_session *s, const char *phase) {
+    static int on = -1;
+    if (on < 0) on = getenv("INVEDIT_MEMORY_REPORT") && atoi(getenv("INVEDIT_MEMORY_REPORT")) > 0;
+    if (!on) return;
+    uint64_t use = 0, peak = 0;
+    ie_backend_memory(s->be, &use, &peak);
+    long rss = 0, hwm = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "VmRSS:", 6)) rss = atol(line + 6);
+        if (!strncmp(line, "VmHWM:", 6)) hwm = atol(line + 6);
+    }
+    if (f) fclose(f);
+    fprintf(stderr, "\nmemory after %-10s: tensors %7.1f MiB (peak %7.1f), resident %7.1f MiB (peak %7.1f); "
+                    "weights unet %.1f vae %.1f text %.1f, activations unet %.1f vae %.1f MiB\n",
+            phase, use / 1048576.0, peak / 1048576.0, rss / 1024.0, hwm / 1024.0,
+            s->unet ? unet_weight_bytes(s->unet) / 1048576.0 : 0, s->vae ? vae_weight_bytes(s->vae) / 1048576.0 : 0,
+            s->clip ? s->clip->mem.bytes / 1048576.0 : 0, s->unet ? unet_activation_bytes(s->unet) / 1048576.0 : 0,
+            s->vae ? vae_activation_bytes(s->vae) / 1048576.0 : 0);
 }
 
 /* --- text conditions ------------------------------------------------------------- */
@@ -205,11 +262,18 @@ static ie_status encode_prompts(ie_session *s, const ie_edit_params *p, conds *c
         snprintf(err, errlen, "text embeddings: %s", c->emb ? "out of memory" : ie_backend_errmsg(s->be));
         return IE_ERR_NOMEM;
     }
-    ie_status st = clip_text_model_forward(s->clip, c->emb, &c->ids[0][0], NCOND, NTOK, 1);
+    ie_status st = IE_OK;
+    if (!s->clip) st = clip_text_model_load(s->be, s->w, &s->cfg.text, s->wtype, &s->clip, err, errlen);
+    if (st) return st;
+    st = clip_text_model_forward(s->clip, c->emb, &c->ids[0][0], NCOND, NTOK, 1);
     if (st) {
         snprintf(err, errlen, "text encoder: %s", s->clip->err);
         return st;
     }
+    /* issue 10: not needed again in this edit (see session_use_weights) */
+    mem_report(s, "text");
+    clip_text_model_free(s->clip);
+    s->clip = NULL;
     st = ie_tensor_download(c->emb, c->host);
     if (st) snprintf(err, errlen, "text encoder: %s", ie_backend_errmsg(s->be));
     return st;
@@ -405,6 +469,9 @@ ie_status ie_session_encode(ie_session *s, const ie_image *img, bool sample, uin
         st = ie_tensor_download(z, latent);
         if (st) snprintf(err, errlen, "VAE encoder: %s", ie_backend_errmsg(s->be));
     }
+    mem_report(s, "VAE encode");
+    vae_release_activations(s->vae); /* issue 10: never next to the UNet's */
+    ie_backend_trim(s->be);
     free(noise);
     ie_tensor_free(x);
     ie_tensor_free(z);
@@ -428,6 +495,9 @@ ie_status ie_session_decode(ie_session *s, const float *latent, int h, int w, ie
         st = ie_tensor_download(x, buf);
         if (st) snprintf(err, errlen, "VAE decoder: %s", ie_backend_errmsg(s->be));
     }
+    mem_report(s, "VAE decode");
+    vae_release_activations(s->vae); /* issue 10 */
+    ie_backend_trim(s->be);
     if (!st) st = ie_image_alloc(out, W, H, 3);
     if (!st)
         for (int y = 0; y < H; y++)
@@ -534,6 +604,9 @@ static void edit_ctx_end(edit_ctx *e) {
     e->s->last_calls = e->unet_calls, e->s->last_evals = e->unet_evals; /* ie_session_last_run */
     e->s->unet->hook = NULL;
     e->s->unet->hook_user = NULL;
+    mem_report(e->s, "UNet loop");
+    unet_release_activations(e->s->unet); /* issue 10: not kept next to the VAE's */
+    ie_backend_trim(e->s->be);
     ie_controller_free(e->ud.ctrl);
     ud_free(&e->ud);
     conds_free(&e->conds);
@@ -688,6 +761,8 @@ static ie_status edit_infedit(edit_ctx *e, const float *x0, float *out, char *er
     ip.cond_tgt_uncond = p->negative_prompt[0] ? COND_NEG : COND_EMPTY;
     ip.cond_src = COND_SRC;
     ip.cond_tgt = COND_TGT;
+    /* issue 10: INVEDIT_INFEDIT_ALL_ROWS=1 runs the unused rows too (for comparing) */
+    ip.keep_unused_rows = getenv("INVEDIT_INFEDIT_ALL_ROWS") && atoi(getenv("INVEDIT_INFEDIT_ALL_ROWS")) > 0;
     if (ip.guidance_t <= 1.0) {
         snprintf(err, errlen, "infedit: cfg-target must be above 1 (got %g)", ip.guidance_t);
         return IE_ERR_ARG;
@@ -755,10 +830,16 @@ ie_status ie_edit_latent(ie_session *s, const ie_edit_params *p_in, const float 
     if (!p.blend_words) p.blend_words = "";
     if (!p.keep_words) p.keep_words = "";
     ie_status st = ie_edit_params_validate(&p, err, errlen);
+    if (!st) st = session_use_weights(s, p.fp32, err, errlen);
     if (st) return st;
     if (h % s->unet_div || w % s->unet_div) {
         snprintf(err, errlen, "latent %dx%d is not a multiple of the UNet's %d", h, w, s->unet_div);
         return IE_ERR_ARG;
+    }
+    { /* issue 10: a latent of any size must fit before the long work (ie_edit checked the image) */
+        ie_image shape = {w * s->factor, h * s->factor, 3, NULL};
+        st = memory_check(s, &p, &shape, true, err, errlen);
+        if (st) return st;
     }
     if (progress && !progress(user, 0.0, "encoding prompts")) {
         snprintf(err, errlen, "cancelled");
@@ -804,7 +885,10 @@ ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_image *in,
     int W, H, mult = ie_session_size_multiple(s);
     ie_working_size(in->width, in->height, p->work_size > 0 ? p->work_size : s->native, mult, &W, &H);
     ie_image work = {0}, decoded = {0}, rec = {0};
-    ie_status st = ie_image_resize(in, W, H, &work);
+    ie_status st = session_use_weights(s, p->fp32, err, errlen);
+    if (!st) st = memory_check(s, p, in, false, err, errlen); /* issue 10: before the long work */
+    if (st) return st;
+    st = ie_image_resize(in, W, H, &work);
     int h = H / s->factor, w = W / s->factor, C = s->cfg.unet.in_channels;
     float *x0 = malloc(sizeof(float) * (size_t)C * h * w), *x = malloc(sizeof(float) * (size_t)C * h * w);
     if (!st && (!x0 || !x)) st = IE_ERR_NOMEM;
@@ -851,8 +935,10 @@ ie_status ie_generate_latent(ie_session *s, const ie_edit_params *p_in, int h, i
     if (!p.source_prompt) p.source_prompt = "";
     if (!p.negative_prompt) p.negative_prompt = "";
     if (!p.target_prompt) p.target_prompt = "";
+    ie_status st = session_use_weights(s, p.fp32, err, errlen);
+    if (st) return st;
     edit_ctx e;
-    ie_status st = edit_ctx_begin(&e, s, &p, h, w, progress, user, err, errlen);
+    st = edit_ctx_begin(&e, s, &p, h, w, progress, user, err, errlen);
     size_t n = (size_t)e.C * h * w;
     double *z = malloc(n * sizeof *z);
     if (!st && !z) st = IE_ERR_NOMEM;
@@ -898,8 +984,10 @@ ie_status ie_invert_latent(ie_session *s, const ie_edit_params *p_in, const floa
                               "input at every step (virtual inversion); use ef-ddpm or bdia");
         return IE_ERR_ARG;
     }
+    ie_status st = session_use_weights(s, p.fp32, err, errlen);
+    if (st) return st;
     edit_ctx e;
-    ie_status st = edit_ctx_begin(&e, s, &p, h, w, NULL, NULL, err, errlen);
+    st = edit_ctx_begin(&e, s, &p, h, w, NULL, NULL, err, errlen);
     size_t n = (size_t)e.C * h * w;
     if (!st) {
         ie_run run = ie_run_make(&e.dn);
@@ -941,4 +1029,200 @@ ie_status ie_invert_latent(ie_session *s, const ie_edit_params *p_in, const floa
     }
     edit_ctx_end(&e);
     return st;
+}
+
+/* --- memory plan (issue 10) -------------------------------------------------------------
+ * ie_session_memory_plan: the networks' activation buffers from dry runs of
+ * their forward passes at the working size (unet_plan_activations,
+ * vae_plan_activations), the weights from what is loaded (doubled for the
+ * matrices when the edit switches to fp32), and the rest from the shapes:
+ * attention probabilities a control asks for, the CPU backend's scratch,
+ * the host images. ie_edit checks it against the memory available before the
+ * long work starts (memory_check). */
+
+#define MIB (1024.0 * 1024.0)
+#define GIB (1024.0 * 1024.0 * 1024.0)
+/* the process without any model: code, libraries, OpenBLAS's buffers, the
+ * thread stacks (measured: ~20 MiB resident besides the tensors and the
+ * scratch on the CPU backend; with a margin) */
+#define PROCESS_BASE_BYTES ((uint64_t)48 << 20)
+#define CPU_SCRATCH_COLUMNS ((uint64_t)32 << 20) /* the CPU backend's im2col / score bound */
+
+static uint64_t max_matrix_numel(const sd_tensor_list *l) {
+    uint64_t m = 0;
+    for (int i = 0; l && i < l->n; i++)
+        if (l->t[i]->ndim >= 2 && (uint64_t)ie_tensor_numel(l->t[i]) > m) m = (uint64_t)ie_tensor_numel(l->t[i]);
+    return m;
+}
+
+/* bytes of a weight list in another precision: matrices at 2 or 4 bytes, vectors fp32 */
+static uint64_t list_bytes_as(const sd_tensor_list *l, size_t matrix_bytes) {
+    uint64_t b = 0;
+    for (int i = 0; l && i < l->n; i++)
+        b += (uint64_t)ie_tensor_numel(l->t[i]) * (l->t[i]->ndim >= 2 ? matrix_bytes : 4);
+    return b;
+}
+
+static int method_max_batch(const ie_edit_params *p) {
+    switch (p->method) {
+    case IE_METHOD_INFEDIT: return p->cfg_source == 1.0 ? 5 : 6; /* 3 branches x (uncond, cond), less the
+                                                                    unused rows at g_s 1 */
+    case IE_METHOD_BDIA: return p->prompt_to_prompt ? 4 : 2;    /* source + target chains with P2P */
+    default: return p->prompt_to_prompt ? 3 : 2;               /* uncond + source + target with P2P */
+    }
+}
+
+/* The plan at working size W x H (pixels; 0: the size ie_edit works at). */
+static ie_status memory_plan_at(ie_session *s, const ie_edit_params *p, int in_w, int in_h, int in_channels, int W,
+                                int H, ie_memory_plan *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    if (in_w < 1 || in_h < 1) {
+        snprintf(err, errlen, "memory plan: no image size");
+        return IE_ERR_ARG;
+    }
+    int f = s->factor;
+    if (W <= 0 || H <= 0) ie_working_size(in_w, in_h, s->native, ie_session_size_multiple(s), &W, &H);
+    out->work_w = W, out->work_h = H;
+    int h = H / f, w = W / f, B = method_max_batch(p);
+    out->unet_batch = B;
+    bool cpu = ie_backend_kind_of(s->be) == IE_BACKEND_CPU;
+    /* weights: as loaded, or in the precision this edit asks for */
+    sd_wtype want = p->fp32 ? SD_WTYPE_F32 : SD_WTYPE_AUTO;
+    size_t mb = ie_dtype_size(sd_wtype_resolve(want, s->be));
+    out->weights_unet = s->unet ? list_bytes_as(&s->unet->mem, mb) : 0;
+    out->weights_vae = s->vae ? list_bytes_as(&s->vae->mem, mb) : 0;
+    /* the text encoder: its checkpoint tensors' element count (it is loaded only while encoding) */
+    uint64_t text_numel = 0, text_matrix = 0;
+    for (int i = 0; i < sd_weights_count(s->w); i++) {
+        const sd_weight *wt = sd_weights_at(s->w, i);
+        if (wt->component != SD_TEXT_ENCODER) continue;
+        text_numel += (uint64_t)wt->t->numel;
+        if (wt->ndim >= 2) text_matrix += (uint64_t)wt->t->numel;
+    }
+    out->weights_text = text_matrix * mb + (text_numel - text_matrix) * 4;
+    /* activations: dry runs */
+    uint64_t big = 0, l = 0;
+    ie_status st = unet_plan_activations(s->unet, B, h, w, NTOK, &out->act_unet, &l);
+    if (l > big) big = l;
+    if (!st) st = vae_plan_activations(s->vae, true, H, W, &out->act_vae_encode, &l);
+    if (l > big) big = l;
+    if (!st) st = vae_plan_activations(s->vae, false, H, W, &out->act_vae_decode, &l);
+    if (l > big) big = l;
+    if (st) {
+        snprintf(err, errlen, "memory plan: %s", s->unet->err[0] ? s->unet->err : s->vae->err);
+        return st;
+    }
+    /* text encoder: 4 prompts x 77 tokens, ~8 live [4, 77, 4·D] buffers (a few MiB) */
+    out->act_text = (uint64_t)NCOND * NTOK * 4 * (uint64_t)s->cfg.text.hidden_size * 4 * 8;
+    /* attention control: cross-attention probabilities [B, heads, L, 77] at the finest level with
+     * cross-attention, the controller's three [heads, L, 77] scratch rows and maps; P2P's
+     * self-attention probabilities only at <= 256 tokens */
+    bool control = p->method == IE_METHOD_INFEDIT || p->prompt_to_prompt;
+    if (control) {
+        int lvl = 0;
+        while (lvl < s->cfg.unet.n_levels - 1 && !s->cfg.unet.down_cross_attn[lvl]) lvl++;
+        uint64_t L = (uint64_t)(h >> lvl) * (uint64_t)(w >> lvl), heads = (uint64_t)s->cfg.unet.heads[lvl];
+        uint64_t probs = (uint64_t)B * heads * L * NTOK * 4;
+        uint64_t self = p->method == IE_METHOD_INFEDIT ? 0 : (uint64_t)B * heads * 256 * 256 * 4;
+        out->attention = (probs > self ? probs : self) + 3 * heads * L * NTOK * 4 + 2 * L * NTOK * 4;
+        if (probs > big) big = probs;
+    }
+    /* CPU backend scratch, per phase (ie_backend_trim frees it between phases): the
+     * phase's largest fp16 matrix widened to fp32, and the im2col columns */
+    uint64_t scr_unet = 0, scr_vae = 0;
+    if (cpu) {
+        scr_unet = (mb == 2 ? max_matrix_numel(s->unet ? &s->unet->mem : NULL) * 4 : 0) + CPU_SCRATCH_COLUMNS;
+        scr_vae = (mb == 2 ? max_matrix_numel(s->vae ? &s->vae->mem : NULL) * 4 : 0) + CPU_SCRATCH_COLUMNS;
+    }
+    /* host: the input and output images (caller's size), the working image, its
+     * tensor staging, the decoded image, latents and EF-DDPM's noise maps */
+    uint64_t in_px = (uint64_t)in_w * (uint64_t)in_h, wk_px = (uint64_t)W * (uint64_t)H;
+    uint64_t lat = (uint64_t)s->cfg.unet.in_channels * (uint64_t)h * (uint64_t)w * 4;
+    int steps = p->steps > 0 ? p->steps : 100;
+    out->host = in_px * (uint64_t)(2 * in_channels + 3) * 4 + wk_px * 3 * 4 * 3 + lat * (uint64_t)(2 * steps + 16);
+    /* the device at each phase: weights resident + that phase's activations */
+    uint64_t resident = out->weights_unet + out->weights_vae;
+    struct { const char *name; uint64_t bytes, scratch; } ph[] = {
+        {"text encoder", out->weights_text + out->act_text, scr_vae},
+        {"VAE encode", out->act_vae_encode, scr_vae},
+        {"UNet loop", out->act_unet + out->attention, scr_unet},
+        {"VAE decode", out->act_vae_decode, scr_vae},
+    };
+    int pk = 0;
+    for (int i = 1; i < 4; i++)
+        if (ph[i].bytes + ph[i].scratch > ph[pk].bytes + ph[pk].scratch) pk = i;
+    out->peak_phase = ph[pk].name;
+    out->scratch = ph[pk].scratch;
+    out->device_peak = resident + ph[pk].bytes + out->scratch;
+    {
+        /* on a Vulkan device: fp16 matrices unless fp32, no scratch */
+        size_t vb = ie_dtype_size(sd_wtype_resolve(want, NULL));
+        uint64_t vres = (s->unet ? list_bytes_as(&s->unet->mem, vb) : 0) + (s->vae ? list_bytes_as(&s->vae->mem, vb) : 0);
+        uint64_t vmax = 0;
+        for (int i = 0; i < 4; i++)
+            if (ph[i].bytes > vmax) vmax = ph[i].bytes;
+        out->vulkan_device = vres + vmax;
+    }
+    out->largest = big;
+    out->total = cpu ? out->device_peak + out->host + PROCESS_BASE_BYTES : out->device_peak;
+    return IE_OK;
+}
+
+ie_status ie_session_memory_plan(ie_session *s, const ie_edit_params *p, int in_w, int in_h, int in_channels,
+                                 ie_memory_plan *out, char *err, size_t errlen) {
+    return memory_plan_at(s, p, in_w, in_h, in_channels, 0, 0, out, err, errlen);
+}
+
+/* Available memory: INVEDIT_MEMORY_LIMIT (bytes; for tests and for a user who
+ * wants to keep memory free) caps it; on the CPU backend MemAvailable plus
+ * what this process already holds (its weights are part of the plan); on a GPU
+ * the device's local memory. 0 when unknown. */
+static uint64_t memory_available(ie_session *s, const char **what) {
+    uint64_t avail = 0;
+    *what = "available";
+    if (ie_backend_kind_of(s->be) == IE_BACKEND_CPU) {
+        uint64_t mem_avail = 0, rss = 0;
+        FILE *f = fopen("/proc/meminfo", "r");
+        char line[256];
+        while (f && fgets(line, sizeof line, f))
+            if (!strncmp(line, "MemAvailable:", 13)) mem_avail = (uint64_t)atoll(line + 13) * 1024;
+        if (f) fclose(f);
+        f = fopen("/proc/self/status", "r");
+        while (f && fgets(line, sizeof line, f))
+            if (!strncmp(line, "VmRSS:", 6)) rss = (uint64_t)atoll(line + 6) * 1024;
+        if (f) fclose(f);
+        if (mem_avail) avail = mem_avail + rss;
+        *what = "available to this process (free memory plus what it holds)";
+    }
+    const char *lim = getenv("INVEDIT_MEMORY_LIMIT");
+    if (lim && atoll(lim) > 0 && (!avail || (uint64_t)atoll(lim) < avail)) {
+        avail = (uint64_t)atoll(lim);
+        *what = "allowed (INVEDIT_MEMORY_LIMIT)";
+    }
+    return avail;
+}
+
+/* IE_ERR_NOMEM with the estimate, what is available and how to lower it when
+ * the edit cannot fit; IE_OK otherwise (also when nothing is known). */
+static ie_status memory_check(ie_session *s, const ie_edit_params *p, const ie_image *in, bool at_size, char *err,
+                              size_t errlen) {
+    ie_memory_plan mp;
+    char perr[256] = "";
+    if (memory_plan_at(s, p, in->width, in->height, in->channels, at_size ? in->width : 0, at_size ? in->height : 0,
+                       &mp, perr, sizeof perr))
+        return IE_OK;
+    const char *what;
+    uint64_t avail = memory_available(s, &what);
+    if (!avail || mp.total <= avail) return IE_OK;
+    bool cpu = ie_backend_kind_of(s->be) == IE_BACKEND_CPU;
+    snprintf(err, errlen,
+             "not enough memory for this edit: it needs about %.2f GiB at its peak (%s at %dx%d: weights %.2f GiB, "
+             "activations %.2f GiB%s) but %.2f GiB is %s. Lower it with a smaller working size (fewer pixels: "
+             "a smaller image or selection, or edit it in tiles)%s%s",
+             mp.total / GIB, mp.peak_phase, mp.work_w, mp.work_h, (mp.weights_unet + mp.weights_vae) / GIB,
+             (mp.device_peak - mp.weights_unet - mp.weights_vae - mp.scratch) / GIB,
+             cpu ? "" : " on the device", avail / GIB, what,
+             p->fp32 ? ", without fp32 weights" : "",
+             cpu ? "" : ", or run on the CPU (--device cpu), which uses the computer's memory");
+    return IE_ERR_NOMEM;
 }

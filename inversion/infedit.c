@@ -133,8 +133,31 @@ ie_status infedit_run(ie_run *run, const float *x0, const infedit_params *p, con
         memcpy(xin + 3 * chw, xin, 3 * chw * sizeof(float));
         double tt[6];
         for (int b = 0; b < 6; b++) tt[b] = t;
-        ie_step_info info = {IE_PHASE_INFEDIT, i, steps, N, (double)t, 6, roles, &plan};
-        if ((st = ie_run_eps(run, &info, xin, tt, conds, eps)) != IE_OK) goto done;
+        /* the rows this step needs (see keep_unused_rows in infedit.h) */
+        bool active[6] = {true, true, true, true, true, true};
+        if (gs == 1.0 && !p->keep_unused_rows) {
+            active[2] = false;
+            active[0] = plan.self_early;
+        }
+        int nb = 0, cond_c[6];
+        ie_row_role roles_c[6];
+        for (int b = 0; b < 6; b++) {
+            if (!active[b]) continue;
+            if (nb != b) memmove(xin + (size_t)nb * chw, xin + (size_t)b * chw, chw * sizeof(float));
+            roles_c[nb] = roles[b];
+            cond_c[nb] = conds[b];
+            nb++;
+        }
+        ie_step_info info = {IE_PHASE_INFEDIT, i, steps, N, (double)t, nb, roles_c, &plan};
+        if ((st = ie_run_eps(run, &info, xin, tt, cond_c, eps)) != IE_OK) goto done;
+        for (int b = 5, k = nb - 1; b >= 0; b--) { /* back to the six slots (skipped ones: zero, unread) */
+            if (active[b]) {
+                if (k != b) memmove(eps + (size_t)b * chw, eps + (size_t)k * chw, chw * sizeof(float));
+                k--;
+            } else {
+                memset(eps + (size_t)b * chw, 0, chw * sizeof(float));
+            }
+        }
         ie_rng_normal_fill(&rng, z, chw); /* one z per step, shared by all branches */
 
         const double a = ie_ab_at(&sched, t), an = ie_ab_at(&sched, tn);
@@ -147,9 +170,10 @@ ie_status infedit_run(ie_run *run, const float *x0, const infedit_params *p, con
         const float *e0 = eps, *e1 = eps + chw, *e2 = eps + 2 * chw;
         const float *e3 = eps + 3 * chw, *e4 = eps + 4 * chw, *e5 = eps + 5 * chw;
         for (size_t k = 0; k < chw; k++) {
-            const double es = (double)e0[k] + gs * ((double)e3[k] - (double)e0[k]);
+            /* at gs == 1, u + (c - u) is c (exactly, in double, for eps values): the skipped rows */
+            const double es = active[0] ? (double)e0[k] + gs * ((double)e3[k] - (double)e0[k]) : (double)e3[k];
             const double et = (double)e1[k] + gt * ((double)e4[k] - (double)e1[k]);
-            const double em = (double)e2[k] + gs * ((double)e5[k] - (double)e2[k]);
+            const double em = active[2] ? (double)e2[k] + gs * ((double)e5[k] - (double)e2[k]) : (double)e5[k];
             const double vs = xs[k], vt = xt[k], vm = xm[k], v0 = x0[k];
             const double sn = snc * (double)z[k];
             const double ecs = (vs - sa * v0) / s1a;

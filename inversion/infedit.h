@@ -119,6 +119,16 @@ typedef struct infedit_params {
     void (*on_step)(void *user, int step, const float *x_s, const float *x_t, const float *x_m,
                     const float *x0_t);
     void *on_step_user;
+    /* Unused rows (issue 10). At guidance_s == 1 the source and layout
+     * branches' unconditional rows do not enter the CFG (e_s = e_src,
+     * e_m = e_lay exactly), so they are skipped where nothing else reads
+     * them: the layout's unconditional row at every step (the control only
+     * writes into it), the source's unconditional row at steps without
+     * early self-attention control (it is read only there, for the target's
+     * unconditional row). 15 default steps: 4 x 5 + 11 x 4 = 64 evaluations
+     * instead of 90. The remaining rows give the same bits (every backend's
+     * result for a batch row is independent of the batch). true runs all six. */
+    bool keep_unused_rows;
 } infedit_params;
 
 /* Demo column defaults (thresholds live with the blend: edit/blend.h). */

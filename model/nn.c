@@ -40,6 +40,28 @@ void nn_arena_free(nn_arena *a) {
     a->n = 0;
 }
 
+void nn_arena_plan_bytes(const nn_arena *a, uint64_t *total, uint64_t *largest) {
+    uint64_t sum = 0, big = 0;
+    for (int i = 0; i < a->n; i++) {
+        uint64_t b = (uint64_t)(a->slabs[i]->need > 0 ? a->slabs[i]->need : 1) * ie_dtype_size(a->slabs[i]->dtype);
+        sum += b;
+        if (b > big) big = b;
+    }
+    if (total) *total = sum;
+    if (largest) *largest = big;
+}
+
+ie_tensor nn_plan_tensor(ie_backend *be, int ndim, const int64_t *shape) {
+    ie_tensor t;
+    memset(&t, 0, sizeof t);
+    t.be = be;
+    t.dtype = IE_F32;
+    t.ndim = ndim;
+    for (int i = 0; i < IE_MAX_DIMS; i++) t.shape[i] = i < ndim ? shape[i] : 1;
+    t.is_view = true;
+    return t;
+}
+
 uint64_t nn_arena_bytes(const nn_arena *a) {
     uint64_t n = 0;
     for (int i = 0; i < a->n; i++)

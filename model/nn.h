@@ -91,6 +91,12 @@ typedef struct nn_arena {
     int n;
 } nn_arena;
 
+/* Bytes the last plan asked of the arena's slabs (the sum, and the largest
+ * one): what nn_arena_reserve would hold after it (issue 10: memory plans). */
+void nn_arena_plan_bytes(const nn_arena *a, uint64_t *total, uint64_t *largest);
+/* A tensor header with a shape and no storage, for a plan (dry run) only. */
+ie_tensor nn_plan_tensor(ie_backend *be, int ndim, const int64_t *shape);
+
 /* Grows every registered slab whose need exceeds its capacity. */
 ie_status nn_arena_reserve(nn_arena *a, ie_backend *be, char *err, size_t errlen);
 /* Frees all slab buffers (the slabs themselves belong to the state). */

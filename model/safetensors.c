@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c assumes a little-endian host"
@@ -546,6 +548,15 @@ static ie_status not_float(const st_tensor *t, const char *to, char *err, size_t
             "%s: tensor '%.200s': dtype %s cannot be read as %s (supported: F32, F16, BF16, F64)",
             t->file ? st_path(t->file) : "?", t->name, st_dtype_name(t->dtype), to);
     return IE_ERR_UNSUPPORTED;
+}
+
+void st_release_pages(const st_tensor *t) {
+    if (!t || !t->file || !t->file->map || !t->data || t->nbytes == 0) return;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return;
+    uintptr_t lo = ((uintptr_t)t->data + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    uintptr_t hi = ((uintptr_t)t->data + t->nbytes) / (uintptr_t)page * (uintptr_t)page;
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
 ie_status st_read_f32(const st_tensor *t, float *dst, char *err, size_t errlen) {

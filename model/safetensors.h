@@ -90,6 +90,13 @@ ie_status st_open_memory(const void *data, size_t size, const char *label, st_fi
 
 void st_close(st_file *f);
 
+/* Drops the resident pages of a tensor's bytes in a mapped file (st_open)
+ * after they have been copied out: mapped file pages count in the process's
+ * resident set for as long as they are mapped. A hint only: a later read
+ * faults them back in from the page cache. Only whole pages inside the
+ * tensor's bytes are dropped; nothing happens for st_open_memory files. */
+void st_release_pages(const st_tensor *t);
+
 /* The path (or label) given to st_open / st_open_memory. */
 const char *st_path(const st_file *f);
 /* Size of the whole file in bytes. */

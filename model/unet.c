@@ -158,6 +158,15 @@ void unet_free(unet *u) {
 }
 
 uint64_t unet_weight_bytes(const unet *u) { return u->mem.bytes; }
+
+void unet_release_activations(unet *u) {
+    if (!u) return;
+    nn_arena_free(&u->state.arena);
+    ie_tensor_free(u->state.probs.t);
+    u->state.probs.t = NULL;
+    u->state.probs.cap = 0;
+    u->state.B = u->state.H = u->state.W = u->state.Lc = u->state.P = 0;
+}
 uint64_t unet_activation_bytes(const unet *u) {
     return nn_arena_bytes(&u->state.arena) + (u->state.probs.t ? ie_tensor_nbytes(u->state.probs.t) : 0);
 }
@@ -286,11 +295,17 @@ static void transformer_forward(unet *u, nn_ctx *c, ie_tensor *x, const unet_tra
     // hidden_states = self.ff(self.norm3(hidden_states)) + hidden_states
     //   ff: ff.net.2(a * gelu(gate)) with a, gate = ff.net.0.proj(x).chunk(2, dim=-1)
     nn_layer_norm(c, &n, &x0, &tf->norm3, 1e-5f);
-    ie_tensor f = nn_buf3(c, &s->ff, B, L, 8 * C);   /* [B, L, 8C] */
-    ie_tensor fg = nn_buf3(c, &s->ffg, B, L, 4 * C); /* [B, L, 4C] */
-    nn_linear(c, &f, &n, &tf->ff_proj);
-    nn_geglu(c, &fg, &f);
-    nn_linear(c, &o, &fg, &tf->ff_out);
+    /* one batch row at a time (issue 10): the [L, 8C] GEGLU input is the UNet's
+     * largest activation (40 MiB per row at 64x64 latents), and a Linear computes
+     * each row of its batch on its own, so the bits are those of the whole batch */
+    ie_tensor f = nn_buf3(c, &s->ff, 1, L, 8 * C);   /* [1, L, 8C] */
+    ie_tensor fg = nn_buf3(c, &s->ffg, 1, L, 4 * C); /* [1, L, 4C] */
+    for (int64_t b = 0; b < B; b++) {
+        ie_tensor nb = nn_row(&n, b), ob = nn_row(&o, b);
+        nn_linear(c, &f, &nb, &tf->ff_proj);
+        nn_geglu(c, &fg, &f);
+        nn_linear(c, &ob, &fg, &tf->ff_out);
+    }
     nn_add(c, &x0, &x0, &o);
 
     ie_tensor back = nn_buf3(c, &s->t1, B, C, L);    /* [B, C, L] */
@@ -515,4 +530,21 @@ ie_status unet_forward(unet *u, ie_tensor *out, const ie_tensor *x, const float 
     nn_ctx c = nn_ctx_make(u->be, &s->arena, false, "unet", u->tap, u->err, sizeof u->err);
     unet_run(u, &c, out, x, t, ctx, w);
     return c.status;
+}
+
+/* --- memory plan (issue 10) --- */
+
+ie_status unet_plan_activations(unet *u, int B, int H, int W, int Lc, uint64_t *total, uint64_t *largest) {
+    const sd_unet_config *p = &u->config;
+    unet_state *s = &u->state;
+    int64_t xs[4] = {B, p->in_channels, H, W}, os[4] = {B, p->out_channels, H, W},
+            cs[3] = {B, Lc, p->cross_attention_dim};
+    ie_tensor x = nn_plan_tensor(u->be, 4, xs), out = nn_plan_tensor(u->be, 4, os), ctx = nn_plan_tensor(u->be, 3, cs);
+    float t0 = 0;
+    nn_ctx plan = nn_ctx_make(u->be, &s->arena, true, "unet", (sd_tap){0}, u->err, sizeof u->err);
+    unet_run(u, &plan, &out, &x, &t0, &ctx, NULL);
+    nn_arena_plan_bytes(&s->arena, total, largest);
+    /* the next forward pass plans again (the needs now describe this shape) */
+    s->B = s->H = s->W = s->Lc = s->P = 0;
+    return plan.status;
 }

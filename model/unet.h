@@ -129,8 +129,8 @@ typedef struct unet_state {
     nn_slab q, k, v;       /* [B, L, C]; k, v also [B, Lc, C] */
     nn_slab att;           /* [B, L, C] attention output */
     nn_slab prj;           /* [B, L, C] to_out / ff output */
-    nn_slab ff;            /* [B, L, 8C] GEGLU input */
-    nn_slab ffg;           /* [B, L, 4C] GEGLU output */
+    nn_slab ff;            /* [1, L, 8C] GEGLU input (one batch row at a time) */
+    nn_slab ffg;           /* [1, L, 4C] GEGLU output */
     nn_slab probs;         /* [B, heads, L, Lk], only for hooks that ask */
 } unet_state;
 
@@ -193,6 +193,15 @@ static inline float unet_lcm_w(float guidance_scale) { return (guidance_scale - 
 /* Bytes of weights / of activation buffers currently allocated. */
 uint64_t unet_weight_bytes(const unet *u);
 uint64_t unet_activation_bytes(const unet *u);
+/* Frees the activation buffers and the attention probabilities (planned and
+ * allocated again by the next forward pass): an edit keeps them only while
+ * its UNet loop runs. */
+void unet_release_activations(unet *u);
+/* The activation bytes a forward pass of batch B on [B, in, H, W] latents with
+ * Lc context tokens would allocate (a dry run of the pass itself: nothing is
+ * computed or allocated), and the largest single buffer among them. Attention
+ * probabilities a hook asks for come on top (see the pipeline's plan). */
+ie_status unet_plan_activations(unet *u, int B, int H, int W, int Lc, uint64_t *total, uint64_t *largest);
 
 #ifdef __cplusplus
 }

@@ -67,7 +67,6 @@ typedef struct vae_state {
     int dec_B, dec_H, dec_W;
     nn_slab h[2];              /* [B, C, H, W] stream, ping-pong */
     nn_slab t1, t2;            /* ResNet / attention scratch */
-    nn_slab ups;               /* [B, C, 2h, 2w] before the upsampler conv */
     nn_slab tok, q, k, v, att; /* [B, L, C] mid attention */
     nn_slab moments;           /* [B, 2Cl, h, w] quant_conv output */
     nn_slab z;                 /* [B, Cl, h, w] latent / scaling_factor */
@@ -92,6 +91,15 @@ typedef struct vae {
 ie_status vae_load(ie_backend *be, const sd_weights *w, const sd_vae_config *cfg, int parts,
                    sd_wtype wt, vae **out, char *err, size_t errlen);
 void vae_free(vae *m);
+/* Frees the activation buffers (they are planned and allocated again by the
+ * next encode or decode): the editing pipeline keeps them only while the VAE
+ * runs, so they never sit next to the UNet's. */
+void vae_release_activations(vae *m);
+uint64_t vae_activation_bytes(const vae *m);
+/* The activation bytes an encode (encode true) or decode of one H x W image
+ * would allocate, and the largest single buffer: a dry run, see
+ * unet_plan_activations. */
+ie_status vae_plan_activations(vae *m, bool encode, int H, int W, uint64_t *total, uint64_t *largest);
 
 /* image [B, in_channels, H, W] in [-1, 1] -> the posterior's mean and
  * (when logvar != NULL) logvar, each [B, Cl, H/f, W/f], unscaled. */

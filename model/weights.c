@@ -14,7 +14,8 @@ ie_dtype sd_wtype_resolve(sd_wtype t, ie_backend *be) {
     case SD_WTYPE_F16: return IE_F16;
     case SD_WTYPE_AUTO: break;
     }
-    return ie_backend_kind_of(be) == IE_BACKEND_VULKAN ? IE_F16 : IE_F32;
+    (void)be; /* fp16 on both backends: the CPU backend widens it inside its GEMM packing */
+    return IE_F16;
 }
 
 const char *sd_wtype_name(sd_wtype t) {
@@ -164,6 +165,9 @@ static ie_tensor *bind_name(sd_binder *b, int ndim, const int64_t *shape, const 
         }
     }
     free(tmp);
+    /* the file's bytes of this tensor are no longer needed: without this the
+     * mapped checkpoint stays in the resident set next to its copy */
+    st_release_pages(t);
     if (s || !list_push(b->owner, x)) {
         ie_tensor_free(x);
         b->status = s ? s : IE_ERR_NOMEM;

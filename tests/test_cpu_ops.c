@@ -109,6 +109,30 @@ static void test_fp16(void) {
     }
     TU_CHECK(bad == 0, "fp16->fp32 all 65536 halves match naive (%d differ)", bad);
 
+    /* the backend's row conversion (F16C's vcvtph2ps where the CPU has it, issue 10): every
+     * half through ie_copy f16 -> f32, against the same naive conversion */
+    {
+        uint16_t *hs = malloc(65536 * sizeof *hs);
+        float *got = tu_alloc(65536);
+        for (uint32_t h = 0; h < 65536; h++) hs[h] = (uint16_t)h;
+        int64_t sh[1] = {65536};
+        ie_tensor *th = ie_tensor_new(be, IE_F16, 1, sh), *tf = ie_tensor_new(be, IE_F32, 1, sh);
+        ie_status s = th && tf ? ie_tensor_upload(th, hs) : IE_ERR_NOMEM;
+        if (!s) s = ie_copy(be, tf, th);
+        if (!s) s = ie_tensor_download(tf, got);
+        int bad16 = s ? 65536 : 0;
+        for (uint32_t h = 0; !s && h < 65536; h++) {
+            float b = naive_f16_to_f32((uint16_t)h);
+            if (isnan(b) ? !isnan(got[h]) : memcmp(&got[h], &b, 4) != 0) bad16++;
+        }
+        TU_CHECK(bad16 == 0, "backend fp16->fp32 rows (%s): all 65536 halves match naive (%d differ)",
+                 ie_backend_description(be), bad16);
+        ie_tensor_free(th);
+        ie_tensor_free(tf);
+        free(hs);
+        free(got);
+    }
+
     tu_rng r = tu_rng_new(1);
     bad = 0;
     static const float special[] = {0.0f, -0.0f, 65504.0f, 65519.99f, 65520.0f, 1e-8f, 2.98e-8f,
@@ -194,6 +218,8 @@ static void test_conv2d(void) {
         {"5x3 s1 p(2,1,0,3) [2,5,7,9]->4",    2, 5,  7, 9, 4,   5, 3,  1, 2, 1, 0, 3, true},
         {"3x3 s1 p1 [2,64,16,16]->32",        2, 64, 16, 16, 32, 3, 3, 1, 1, 1, 1, 1, true},
         {"3x3 s1 p1 tiny [1,3,2,3]->4",       1, 3,  2, 3, 4,   3, 3,  1, 1, 1, 1, 1, true},
+        /* a weight of 138240 values: fp16 widened in 64 Ki blocks on the pool (3 blocks, one partial) */
+        {"3x3 s1 p1 [2,96,12,12]->160",       2, 96, 12, 12, 160, 3, 3, 1, 1, 1, 1, 1, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         run_conv(&cases[i], IE_F32, 100 + i);
@@ -261,6 +287,8 @@ static void test_matmul(void) {
         {3, 9,  40, 13,  false, true,  false, true,  true,  IE_F32, IE_F32}, /* a broadcast */
         {3, 9,  40, 13,  true,  true,  false, true,  false, IE_F16, IE_F32},
         {2, 1,  7,  1,   false, false, true,  true,  true,  IE_F32, IE_F32}, /* degenerate */
+        /* a Linear weight of 147456 fp16 values (widened in blocks on the pool) */
+        {2, 37, 384, 384, false, true, true,  false, true,  IE_F16, IE_F32},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_matmul(&cases[i], 300 + i);
 

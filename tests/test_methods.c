@@ -642,9 +642,23 @@ static void test_infedit(void) {
     /* the demo defaults (g_s 1, g_t 2) with another target prompt */
     t.same_prompt = false;
     infedit_params_default(&p);
+    run.unet_evals = 0;
+    t.n_plans = 0;
     st = infedit_run(&run, x0, &p, NULL, out);
     double d = max_abs_diff_f(out, x0, D);
     TU_CHECK(st == IE_OK && d > 1e-3 && isfinite(d), "demo defaults, another target: output differs from x0 (max %.3f)", d);
+    /* g_s = 1: the unused unconditional rows are skipped (issue 10), with the same bits as all six */
+    TU_CHECK(run.unet_evals == 4 * 5 + 11 * 4, "g_s 1: %lld evaluations (4 early steps x 5 rows + 11 x 4; 90 with all rows)",
+             (long long)run.unet_evals);
+    {
+        static float all_rows[D];
+        infedit_params q = p;
+        q.keep_unused_rows = true;
+        run.unet_evals = 0;
+        st = infedit_run(&run, x0, &q, NULL, all_rows);
+        TU_CHECK(st == IE_OK && run.unet_evals == 90 && memcmp(all_rows, out, sizeof out) == 0,
+                 "  the same output bit for bit as all six rows (%lld evaluations)", (long long)run.unet_evals);
+    }
 
     /* denoise mode: strength 0.7 -> 10 steps from the 6th grid entry */
     p.denoise = true;
@@ -652,9 +666,9 @@ static void test_infedit(void) {
     t.n_plans = 0;
     run.unet_evals = 0;
     st = infedit_run(&run, x0, &p, NULL, out);
-    TU_CHECK(st == IE_OK && run.unet_evals == 60 && t.n_plans == 10 && t.plans[0].start_steps == 5 &&
+    TU_CHECK(st == IE_OK && run.unet_evals == 40 && t.n_plans == 10 && t.plans[0].start_steps == 5 &&
                  fabs(t.plans[0].p - 6.0 / 15) < 1e-15 && t.last_info.t == 79,
-             "denoise strength 0.7: %lld evaluations, start_steps %d, first p = %.3f, last t = %g", (long long)run.unet_evals,
+             "denoise strength 0.7: %lld evaluations (10 x 4 rows at g_s 1), start_steps %d, first p = %.3f, last t = %g", (long long)run.unet_evals,
              t.plans[0].start_steps, t.plans[0].p, t.last_info.t);
 
     /* g_t <= 1 is refused */

@@ -319,6 +319,8 @@ static void test_backend(ie_backend *be, const char *name) {
     BE_NAME = label;
     test_unet(be, SD_WTYPE_F16, "unet_a", cases_b);
     test_unet(be, SD_WTYPE_F16, "unet_b", cases_b);
+    test_unet(be, SD_WTYPE_F16, "unet_lcm", cases_lcm); /* issue 10: fp16 is the CPU default too */
+    test_clip(be, SD_WTYPE_F16);
     test_vae(be, SD_WTYPE_F16);
     test_taesd(be, SD_WTYPE_F16, "taesd");
     printf("== %s: %.1f s\n", name, now() - t0);

@@ -69,6 +69,107 @@ static bool stop_after_three(void *user, double fraction, const char *text) {
     return ++*(int *)user < 3;
 }
 
+static bool progress_counter(void *user, double fraction, const char *text) {
+    (void)fraction;
+    (void)text;
+    ++*(int *)user;
+    return true;
+}
+
+/* Issue 10 (memory, no wasted work), on the CPU backend:
+ *  - the exactness checks with fp32 weights too (the default stores fp16);
+ *  - InfEdit at g_s 1 skips its unused rows with the same bits as all six;
+ *  - the memory plan bounds what the edit's tensors really took;
+ *  - an edit that does not fit stops before the long work, with the estimate. */
+static void issue10_checks(ie_session *s, const ie_image *img, const float *x0, float *out, int h, int w, size_t n,
+                           const char *prompt) {
+    char err[1024] = "";
+    ie_edit_params p;
+    int64_t evals = 0;
+    /* fp32 weights: EF-DDPM (z1 kept) and BDIA round trips, InfEdit identity */
+    ie_edit_params_init(&p, IE_METHOD_EF_DDPM);
+    p.source_prompt = p.target_prompt = prompt;
+    p.steps = 20;
+    p.strength = 1.0;
+    p.cfg_target = p.cfg_source;
+    p.keep_z1 = true;
+    p.fp32 = true;
+    ie_status st = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, &evals, err, sizeof err);
+    double e = st ? INFINITY : max_abs(out, x0, n);
+    TU_CHECK(!st && e <= 1e-4, "fp32 weights: EF-DDPM round trip (z1 kept, 20 steps): max |x - x0| = %.3g %s", e, st ? err : "");
+    ie_edit_params_init(&p, IE_METHOD_BDIA);
+    p.source_prompt = p.target_prompt = prompt;
+    p.steps = 20;
+    p.fp32 = true;
+    st = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, &evals, err, sizeof err);
+    e = st ? INFINITY : max_abs(out, x0, n);
+    TU_CHECK(!st && e <= 1e-4, "fp32 weights: BDIA round trip (gamma 0.94, 20 steps): max |x - x0| = %.3g %s", e, st ? err : "");
+    ie_edit_params_init(&p, IE_METHOD_INFEDIT);
+    p.source_prompt = p.target_prompt = prompt;
+    p.cfg_source = p.cfg_target = 2.0;
+    p.fp32 = true;
+    st = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, &evals, err, sizeof err);
+    TU_CHECK(!st && memcmp(out, x0, n * sizeof(float)) == 0, "fp32 weights: InfEdit identity (g 2/2) bit for bit %s",
+             st ? err : "");
+
+    /* InfEdit at its defaults (g_s 1): rows skipped vs all six, fp16 weights again */
+    float *all = tu_alloc(n);
+    ie_edit_params_init(&p, IE_METHOD_INFEDIT);
+    p.source_prompt = prompt;
+    p.target_prompt = "a yellow circle on the left on a blue background";
+    p.blend_words = "yellow";
+    int64_t ev_skip = 0, ev_all = 0;
+    ie_backend *be = ie_session_backend(s);
+    ie_status st1 = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, &ev_skip, err, sizeof err);
+    uint64_t in_use = 0, peak = 0;
+    ie_backend_memory(be, &in_use, &peak);
+    setenv("INVEDIT_INFEDIT_ALL_ROWS", "1", 1);
+    ie_status st2 = ie_edit_latent(s, &p, x0, h, w, all, NULL, NULL, &ev_all, err, sizeof err);
+    unsetenv("INVEDIT_INFEDIT_ALL_ROWS");
+    TU_CHECK(!st1 && !st2 && ev_skip == 64 && ev_all == 90 && memcmp(out, all, n * sizeof(float)) == 0,
+             "InfEdit defaults (g_s 1): %lld evaluations with the unused rows skipped, %lld with all; same bits: %s",
+             (long long)ev_skip, (long long)ev_all, !st1 && !st2 && memcmp(out, all, n * sizeof(float)) == 0 ? "yes" : "NO");
+    free(all);
+
+    /* the memory plan against the tensors an InfEdit edit really held */
+    ie_backend_reset_peak(be);
+    ie_image res = {0};
+    st = ie_edit(s, &p, img, &res, NULL, NULL, err, sizeof err);
+    ie_backend_memory(be, &in_use, &peak);
+    ie_image_free(&res);
+    ie_memory_plan mp;
+    ie_status sp = ie_session_memory_plan(s, &p, img->width, img->height, 3, &mp, err, sizeof err);
+    uint64_t planned = mp.device_peak - mp.scratch; /* the backend counts tensors, not its scratch */
+    TU_CHECK(!st && !sp && peak <= planned && peak >= planned / 2,
+             "memory plan: tensors at the peak %.2f MiB <= planned %.2f MiB (%s; unet activations %.2f MiB at batch %d)",
+             peak / 1048576.0, planned / 1048576.0, sp ? err : mp.peak_phase, mp.act_unet / 1048576.0, mp.unet_batch);
+
+    /* too big: a clear error before any progress, with the estimate and what is allowed */
+    setenv("INVEDIT_MEMORY_LIMIT", "1000000", 1);
+    int calls = 0;
+    err[0] = 0;
+    st = ie_edit(s, &p, img, &res, progress_counter, &calls, err, sizeof err);
+    unsetenv("INVEDIT_MEMORY_LIMIT");
+    TU_CHECK(st == IE_ERR_NOMEM && calls == 0 && strstr(err, "needs about") && strstr(err, "smaller working size"),
+             "INVEDIT_MEMORY_LIMIT 1 MB: refused before the work (%d progress calls): %.200s", calls, err);
+    /* a latent 64 times the working size's area, through ie_edit_latent, with 64 MB allowed */
+    {
+        int H = 8 * h, W = 8 * w;
+        float *big = tu_alloc((size_t)n * 64), *bigout = tu_alloc((size_t)n * 64);
+        setenv("INVEDIT_MEMORY_LIMIT", "64000000", 1);
+        calls = 0;
+        err[0] = 0;
+        st = ie_edit_latent(s, &p, big, H, W, bigout, progress_counter, &calls, NULL, err, sizeof err);
+        unsetenv("INVEDIT_MEMORY_LIMIT");
+        char at[32];
+        snprintf(at, sizeof at, "at %dx%d", W * 8, H * 8);
+        TU_CHECK(st == IE_ERR_NOMEM && calls == 0 && strstr(err, "needs about") && strstr(err, at),
+                 "latent %dx%d with 64 MB allowed: refused before the work: %.160s", H, W, err);
+        free(big);
+        free(bigout);
+    }
+}
+
 static void run(const char *device) {
     char err[1024] = "";
     ie_session *s = NULL;
@@ -148,6 +249,8 @@ static void run(const char *device) {
     bool same = !st && memcmp(out, x0, n * sizeof(float)) == 0;
     TU_CHECK(same, "InfEdit, target = source, g_s = g_t = 2, no blend: output == x0 bit for bit (max diff %.3g, %lld evals)%s%s",
              st ? INFINITY : max_abs(out, x0, n), (long long)evals, st ? ": " : "", st ? err : "");
+
+    if (cpu) issue10_checks(s, &img, x0, out, h, w, n, prompt);
 
     /* the EF-DDPM noise-map shift moves the content: 0.25 of the width = 16 pixels at 64x64,
      * at a low strength (late start) so that the prompt's "on the left" doesn't move it back */

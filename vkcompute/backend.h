@@ -67,6 +67,9 @@ typedef struct ie_backend_ops {
                                     bool flip_sin_to_cos, float shift, float max_period);
     ie_status (*embedding)(ie_backend *be, ie_tensor *out, const ie_tensor *ids,
                            const ie_tensor *table);
+    /* Frees grow-only working memory (the CPU backend's scratch); NULL when
+     * there is none. Issue 10: between the phases of an edit. */
+    void (*trim)(ie_backend *be);
 } ie_backend_ops;
 
 struct ie_backend {

@@ -56,6 +56,7 @@
  * passes -Wno-psabi). */
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define CPU_AVX2_CLONES 1
+#include <immintrin.h>
 #endif
 
 #define CPU_INLINE static inline __attribute__((always_inline))
@@ -266,6 +267,7 @@ typedef struct cpu_impl {
     size_t scratch_cap;
     struct timespec timer_start;
     float f16_to_f32[65536]; /* ie_fp16_to_fp32 of every half, for fast row conversion */
+    void (*f16_row)(const float *table, float *dst, const uint16_t *src, int64_t n);
 } cpu_impl;
 
 static cpu_impl *cpu_impl_of(ie_backend *be) { return (cpu_impl *)be->impl; }
@@ -303,8 +305,47 @@ static void *cpu_carve(char **cursor, size_t nbytes) {
     return p;
 }
 
+/* fp16 -> fp32 of n values: F16C's vcvtph2ps where the CPU has it (8 at a
+ * time), else the table. Both are exact (every half is a float), so the
+ * bits do not depend on which one ran. */
+#ifdef CPU_AVX2_CLONES
+__attribute__((target("avx,f16c"))) static void cpu_f16_to_f32_f16c(const float *table, float *dst,
+                                                                    const uint16_t *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = table[src[i]];
+}
+#endif
+
+static void cpu_f16_to_f32_table(const float *table, float *dst, const uint16_t *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = table[src[i]];
+}
+
 static void cpu_f16_row_to_f32(const cpu_impl *c, float *dst, const uint16_t *src, int64_t n) {
-    for (int64_t i = 0; i < n; i++) dst[i] = c->f16_to_f32[src[i]];
+    c->f16_row(c->f16_to_f32, dst, src, n);
+}
+
+/* The same on the pool, in blocks of 64 Ki values (a whole weight matrix). */
+typedef struct cpu_f16_job {
+    const cpu_impl *c;
+    float *dst;
+    const uint16_t *src;
+    int64_t n;
+} cpu_f16_job;
+
+#define CPU_F16_BLOCK ((int64_t)1 << 16)
+static void cpu_f16_blocks(void *ctx, int64_t b0, int64_t b1) {
+    const cpu_f16_job *j = ctx;
+    int64_t i0 = b0 * CPU_F16_BLOCK, i1 = b1 * CPU_F16_BLOCK < j->n ? b1 * CPU_F16_BLOCK : j->n;
+    if (i1 > i0) cpu_f16_row_to_f32(j->c, j->dst + i0, j->src + i0, i1 - i0);
+}
+
+static void cpu_parallel(ie_backend *be, int64_t n, int64_t per_item, cpu_range_fn fn, void *ctx);
+
+static void cpu_f16_to_f32_par(ie_backend *be, float *dst, const uint16_t *src, int64_t n) {
+    cpu_f16_job j = {cpu_impl_of(be), dst, src, n};
+    cpu_parallel(be, (n + CPU_F16_BLOCK - 1) / CPU_F16_BLOCK, CPU_F16_BLOCK, cpu_f16_blocks, &j);
 }
 
 /* Bytes of fp32 scratch needed to read t as fp32 (0 when t is NULL or f32). */
@@ -321,7 +362,7 @@ static const float *cpu_as_f32(ie_backend *be, const ie_tensor *t, char **cursor
     assert(t->dtype == IE_F16);
     int64_t n = ie_tensor_numel(t);
     float *dst = cpu_carve(cursor, (size_t)n * sizeof(float));
-    cpu_f16_row_to_f32(cpu_impl_of(be), dst, (const uint16_t *)t->host, n);
+    cpu_f16_to_f32_par(be, dst, (const uint16_t *)t->host, n);
     return dst;
 }
 
@@ -512,6 +553,13 @@ static void cpu_destroy(ie_backend *be) {
 }
 
 static ie_status cpu_sync(ie_backend *be) { return IE_OK; }
+
+static void cpu_trim(ie_backend *be) {
+    cpu_impl *c = cpu_impl_of(be);
+    free(c->scratch);
+    c->scratch = NULL;
+    c->scratch_cap = 0;
+}
 
 /* Each block starts with a CPU_ALIGN-byte header holding its size, so release
  * can account for it; storage and host both point just past the header. */
@@ -751,8 +799,7 @@ static ie_status cpu_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, 
             b1 = (const float *)b->host + (b_batched ? i * K * N : 0);
         } else {
             if (i == 0 || b_batched)
-                cpu_f16_row_to_f32(cpu_impl_of(be), bconv,
-                                   (const uint16_t *)b->host + (b_batched ? i * K * N : 0), K * N);
+                cpu_f16_to_f32_par(be, bconv, (const uint16_t *)b->host + (b_batched ? i * K * N : 0), K * N);
             b1 = bconv;
         }
         if (biasf) {
@@ -1292,6 +1339,7 @@ static ie_status cpu_embedding(ie_backend *be, ie_tensor *out, const ie_tensor *
 static const ie_backend_ops cpu_ops = {
     .name = "cpu",
     .destroy = cpu_destroy,
+    .trim = cpu_trim,
     .sync = cpu_sync,
     .alloc = cpu_alloc,
     .release = cpu_release,
@@ -1346,6 +1394,10 @@ ie_backend *ie_cpu_backend_create(int n_threads) {
     const char *env = getenv("INVEDIT_CPU_SCRATCH_BYTES");
     if (env && atoll(env) > 0) c->scratch_limit = (size_t)atoll(env);
     for (uint32_t h = 0; h < 65536; h++) c->f16_to_f32[h] = ie_fp16_to_fp32((uint16_t)h);
+    c->f16_row = cpu_f16_to_f32_table;
+#ifdef CPU_AVX2_CLONES
+    if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx")) c->f16_row = cpu_f16_to_f32_f16c;
+#endif
 
     /* "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64" -> "OpenBLAS 0.3.21" */
     char blas[64] = "OpenBLAS";

@@ -291,6 +291,9 @@ void ie_backend_memory(const ie_backend *be, uint64_t *in_use, uint64_t *peak) {
 }
 
 void ie_backend_reset_peak(ie_backend *be) { be->mem_peak = be->mem_in_use; }
+void ie_backend_trim(ie_backend *be) {
+    if (be && be->ops->trim) be->ops->trim(be);
+}
 void ie_backend_timer_begin(ie_backend *be) { be->ops->timer_begin(be); }
 double ie_backend_timer_end(ie_backend *be) { return be->ops->timer_end(be); }
 

@@ -151,6 +151,10 @@ ie_status ie_backend_sync(ie_backend *be);
 /* Device memory currently allocated and its high-water mark (bytes). */
 void ie_backend_memory(const ie_backend *be, uint64_t *in_use, uint64_t *peak);
 void ie_backend_reset_peak(ie_backend *be);
+/* Frees the backend's grow-only working memory (the CPU backend's scratch for
+ * widened fp16 weights and im2col columns); the next op allocates what it
+ * needs again. The editing pipeline calls it between phases. */
+void ie_backend_trim(ie_backend *be);
 
 /* Profiling (Vulkan timestamp queries; wall clock on the CPU). Between begin
  * and end, ops are timed; end returns elapsed device seconds. */
