@@ -193,9 +193,10 @@ static GimpPDBStatusType edit_drawable(gint32 image, gint32 drawable, const ivp_
                     GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
     g_object_unref(buf);
     job.pixels = pixels;
-    /* In place, gimp_drawable_merge_shadow applies the selection; a new layer
-     * is written directly, so the core composites through the mask. */
-    gfloat *mask = ivp_output_is_new_layer(s->output) ? fetch_mask(image, drawable, sel) : NULL;
+    /* The library composites through the selection (full edit inside its 0.5
+     * contour, the outer half of a feather blends); every output writes that
+     * result as it is (write_result). */
+    gfloat *mask = fetch_mask(image, drawable, sel);
     job.mask = mask;
     if (s->output == IVP_OUTPUT_NEW_LAYER_MASK && !(job.change_mask = res->change_mask = g_try_new(gfloat, (gsize)w * h))) {
         g_free(pixels);
@@ -218,6 +219,39 @@ static GimpPDBStatusType edit_drawable(gint32 image, gint32 drawable, const ivp_
     return GIMP_PDB_SUCCESS;
 }
 
+/* Merges the shadow buffer over r as it is. gimp_drawable_merge_shadow blends
+ * the shadow through the selection, but the result already went through it
+ * (ivp_edit_region), and a second pass would leave a ring of the old colour in
+ * a feather's inner half. So, inside the caller's undo group: the selection is
+ * saved to a channel, replaced by the hard rectangle r (the mask is exactly 1
+ * over everything written, 0 elsewhere), the shadow merged, the selection
+ * restored from the channel (an exact copy) and the channel removed, and the
+ * active layer or channel set back. */
+static void merge_shadow_unmasked(gint32 image, gint32 drawable, ivp_rect r) {
+    if (gimp_selection_is_empty(image)) {
+        gimp_drawable_merge_shadow(drawable, TRUE); /* no selection: nothing to undo twice */
+        return;
+    }
+    gint32 active_layer = gimp_image_get_active_layer(image), active_channel = gimp_image_get_active_channel(image);
+    gint ox = 0, oy = 0;
+    gimp_drawable_offsets(drawable, &ox, &oy);
+    gint32 saved = gimp_selection_save(image);
+    gimp_context_push();
+    gimp_context_set_feather(FALSE);
+    gimp_context_set_antialias(FALSE);
+    gimp_image_select_rectangle(image, GIMP_CHANNEL_OP_REPLACE, ox + r.x, oy + r.y, r.width, r.height);
+    gimp_drawable_merge_shadow(drawable, TRUE);
+    if (saved != -1) {
+        gimp_image_select_item(image, GIMP_CHANNEL_OP_REPLACE, saved);
+        gimp_image_remove_channel(image, saved);
+    }
+    gimp_context_pop();
+    if (active_channel != -1)
+        gimp_image_set_active_channel(image, active_channel);
+    else if (active_layer != -1)
+        gimp_image_set_active_layer(image, active_layer);
+}
+
 static void write_result(gint32 image, gint32 drawable, const ivp_settings *s, const edit_result *res) {
     gint channels;
     const Babl *fmt = pixel_format(drawable, &channels);
@@ -227,7 +261,7 @@ static void write_result(gint32 image, gint32 drawable, const ivp_settings *s, c
         gegl_buffer_set(shadow, GEGL_RECTANGLE(r.x, r.y, r.width, r.height), 0, fmt, res->pixels, GEGL_AUTO_ROWSTRIDE);
         gegl_buffer_flush(shadow);
         g_object_unref(shadow);
-        gimp_drawable_merge_shadow(drawable, TRUE);
+        merge_shadow_unmasked(image, drawable, r);
         gimp_drawable_update(drawable, r.x, r.y, r.width, r.height);
         return;
     }

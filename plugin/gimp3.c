@@ -255,9 +255,10 @@ static GimpPDBStatusType edit_drawable(GimpImage *image, GimpDrawable *d, const 
                     GEGL_ABYSS_NONE);
     g_object_unref(buf);
     job.pixels = pixels;
-    /* In place, gimp_drawable_merge_shadow applies the selection; a new layer
-     * is written directly, so the core composites through the mask. */
-    gfloat *mask = ivp_output_is_new_layer(s->output) ? fetch_mask(image, d, sel) : NULL;
+    /* The library composites through the selection (full edit inside its 0.5
+     * contour, the outer half of a feather blends); every output writes that
+     * result as it is (write_result). */
+    gfloat *mask = fetch_mask(image, d, sel);
     job.mask = mask;
     if (s->output == IVP_OUTPUT_NEW_LAYER_MASK && !(job.change_mask = res->change_mask = g_try_new(gfloat, (gsize)w * h))) {
         g_free(pixels);
@@ -280,6 +281,42 @@ static GimpPDBStatusType edit_drawable(GimpImage *image, GimpDrawable *d, const 
     return GIMP_PDB_SUCCESS;
 }
 
+/* Merges the shadow buffer over r as it is. gimp_drawable_merge_shadow blends
+ * the shadow through the selection, but the result already went through it
+ * (ivp_edit_region), and a second pass would leave a ring of the old colour in
+ * a feather's inner half. So, inside the caller's undo group: the selection is
+ * saved to a channel, replaced by the hard rectangle r (the mask is exactly 1
+ * over everything written, 0 elsewhere), the shadow merged, the selection
+ * restored from the channel (an exact copy) and the channel removed, and the
+ * selected layers or channels set back. */
+static void merge_shadow_unmasked(GimpImage *image, GimpDrawable *d, ivp_rect r) {
+    if (gimp_selection_is_empty(image)) {
+        gimp_drawable_merge_shadow(d, TRUE);
+        return;
+    }
+    GimpLayer **layers = gimp_image_get_selected_layers(image);
+    GimpChannel **channels = gimp_image_get_selected_channels(image);
+    gint ox = 0, oy = 0;
+    gimp_drawable_get_offsets(d, &ox, &oy);
+    GimpChannel *saved = gimp_selection_save(image);
+    gimp_context_push();
+    gimp_context_set_feather(FALSE);
+    gimp_context_set_antialias(FALSE);
+    gimp_image_select_rectangle(image, GIMP_CHANNEL_OP_REPLACE, ox + r.x, oy + r.y, r.width, r.height);
+    gimp_drawable_merge_shadow(d, TRUE);
+    if (saved) {
+        gimp_image_select_item(image, GIMP_CHANNEL_OP_REPLACE, GIMP_ITEM(saved));
+        gimp_image_remove_channel(image, saved);
+    }
+    gimp_context_pop();
+    if (channels && channels[0])
+        gimp_image_set_selected_channels(image, (const GimpChannel **)channels);
+    else if (layers)
+        gimp_image_set_selected_layers(image, (const GimpLayer **)layers);
+    g_free(layers);
+    g_free(channels);
+}
+
 static void write_result(GimpImage *image, const ivp_settings *s, const edit_result *res) {
     GimpDrawable *d = res->drawable;
     gint channels;
@@ -290,7 +327,7 @@ static void write_result(GimpImage *image, const ivp_settings *s, const edit_res
         gegl_buffer_set(shadow, GEGL_RECTANGLE(r.x, r.y, r.width, r.height), 0, fmt, res->pixels, GEGL_AUTO_ROWSTRIDE);
         gegl_buffer_flush(shadow);
         g_object_unref(shadow);
-        gimp_drawable_merge_shadow(d, TRUE);
+        merge_shadow_unmasked(image, d, r);
         gimp_drawable_update(d, r.x, r.y, r.width, r.height);
         return;
     }

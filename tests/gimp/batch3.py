@@ -95,6 +95,12 @@ def export_png(img, path):
         raise RuntimeError("export of %s failed: %s" % (path, pdb.get_last_error()))
 
 
+def sample_selection(img):
+    """The selection's values (0..255) along cases.SAMPLE_ROW and SAMPLE_COL."""
+    return [Gimp.Selection.value(img, i, C.SAMPLE_ROW) for i in range(C.SAMPLE_N)] + \
+        [Gimp.Selection.value(img, C.SAMPLE_COL, i) for i in range(C.SAMPLE_N)]
+
+
 def python_case(case, out_path, args, run_mode):
     img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path("%s/%s" % (WORK, case["image"])))
     try:
@@ -107,6 +113,7 @@ def python_case(case, out_path, args, run_mode):
             select(Gimp.ChannelOps.REPLACE, x, y, w, h)
             if case["feather"]:
                 Gimp.Selection.feather(img, float(case["feather"]))
+        before = sample_selection(img) if case["sample_sel"] else None
         proc = pdb.lookup_procedure("plug-in-invedit")
         cfg = proc.create_config()
         cfg.set_property("run-mode", run_mode)
@@ -120,6 +127,9 @@ def python_case(case, out_path, args, run_mode):
         err = pdb.get_last_error() if status != Gimp.PDBStatusType.SUCCESS else ""
         layers = img.get_layers()
         info = {"layers": len(layers), "top": layers[0].get_name()}
+        if before is not None:
+            info["sel_before"], info["sel_after"] = before, sample_selection(img)
+        info["channels"] = len(img.get_channels())
         if status == Gimp.PDBStatusType.SUCCESS and case["output"] in ("new-layer", "any") and len(layers) == 2:
             img.remove_layer(layers[1])  # export the new layer alone
         Gimp.Selection.none(img)

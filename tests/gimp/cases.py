@@ -18,6 +18,12 @@ exports the result, or expects the call to fail with a message:
             can miss it)
   expect    'edit' | ('error', regular expression found in the message) | 'cancel'
   impl      which library builds run it: {'fake', 'real'}
+  ring      check the 0.5 contour of a feathered selection: inside it the edit applies in full
+            (fake: exactly inverted; real: no old-colour pixels on the object)
+  twin      the name of a new-layer case with the same edit: this (in-place) case's export must
+            equal the twin's, bit for bit
+  sample_sel  the drivers record the selection along SAMPLE_ROW and SAMPLE_COL before and after
+            the call: it must be unchanged
   far       for the real library: pixels inside the selection at least this far
             from the disc (pngtool.FULL_DISC) must stay bit-identical (what the
             edit did not change keeps its pixels), and the disc must change
@@ -35,6 +41,14 @@ FULL_TARGET = "a yellow circle on the left on a blue background"
 
 # Arguments every call passes (the model path is added by the drivers).
 BASE_ARGS = {"method": "infedit", "source-prompt": SOURCE, "target-prompt": TARGET, "steps": 4, "seed": 7}
+
+# A circle 4 pixels wider than the disc (pngtool.FULL_DISC at 384x384), feathered by 70 (a Gaussian of
+# sigma 20): the feather's inner half reaches well into the disc.
+FEATHER_SEL = ("ellipse", 31, 115, 154, 154)
+# Where the drivers sample the selection before and after an in-place call (sample_sel): the row
+# and the column through the disc's centre, across the feather on both sides.
+SAMPLE_ROW, SAMPLE_COL = 192, 108
+SAMPLE_N = 384
 
 BOTH = {"fake", "real"}
 FAKE = {"fake"}
@@ -65,6 +79,16 @@ CASES = [
          output="new-layer-mask",
          args={"target-prompt": FULL_TARGET, "source-prompt": FULL_SOURCE, "blend-words": "yellow", "steps": 15},
          far=0.25 * 384),
+    # A feather wide enough to cross the object's edge, written in place and as a new layer: in place,
+    # the layer must end up equal to the new layer (the library's composite, which applies the
+    # selection once: the full edit inside its 0.5 contour, no ring of the old colour inside the
+    # feather), and the selection must be as it was (sampled along two lines, before and after).
+    dict(name="fullres-feather-newlayer", image="fullres.png", lang="python", sel=FEATHER_SEL, feather=70,
+         output="new-layer", ring=True,
+         args={"target-prompt": FULL_TARGET, "source-prompt": FULL_SOURCE, "blend-words": "yellow", "steps": 15}),
+    dict(name="fullres-feather-inplace", image="fullres.png", lang="python", sel=FEATHER_SEL, feather=70,
+         output="in-place", ring=True, twin="fullres-feather-newlayer", sample_sel=True,
+         args={"target-prompt": FULL_TARGET, "source-prompt": FULL_SOURCE, "blend-words": "yellow", "steps": 15}),
     # Errors: a message that says what to do, and the image untouched.
     dict(name="indexed-error", image="indexed.png", lang="scheme", sel=None, output="in-place",
          expect=("error", "needs an RGB or grayscale image")),
@@ -106,7 +130,8 @@ UI_CASE = dict(name="dialog", image="rgb.png", lang="python", sel=("rect", 24, 1
 
 
 def defaults(case):
-    c = dict(feather=0, args={}, shrink=None, expect="edit", impl=BOTH, far=None, edited=True)
+    c = dict(feather=0, args={}, shrink=None, expect="edit", impl=BOTH, far=None, edited=True, ring=False,
+             twin=None, sample_sel=False)
     c.update(case)
     return c
 

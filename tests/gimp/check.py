@@ -155,6 +155,50 @@ def compare(rep, case, impl, inp, out):
                   "%.0f%% of pixels changed, mean |diff| %.3f" % (100.0 * changed / n_in, mean))
 
 
+def ring_check(rep, case, impl, inp, out):
+    """Inside the 0.5 contour of a feathered ellipse the edit applies in full: with the fake
+    library every pixel there is inverted; with the real one, no pixel of the object there keeps
+    the old colour (its green rise, red -> yellow, is at least 3/4 of the median rise over the inner
+    half of the object's radius).
+    The 0.5 contour of a Gaussian-feathered circle of radius R lies about sigma^2 / 2R inside it:
+    6 pixels of margin."""
+    n = case["name"]
+    _, sx, sy, sw, sh = case["sel"]
+    ex, ey, er = sx + sw / 2, sy + sh / 2, min(sw, sh) / 2
+    cx, cy, rad = pngtool.FULL_DISC
+    mx, ncol = inp.maxval, inp.channels - (1 if inp.has_alpha else 0)
+    tol = 1 if inp.depth == 8 else 3
+    inner, deep, bad = [], [], 0
+    for y in range(inp.height):
+        for x in range(inp.width):
+            r = math.hypot(x + 0.5 - ex, y + 0.5 - ey)
+            if r > er - 6:
+                continue
+            a, b = inp.px(x, y), out.px(x, y)
+            if impl == "fake":
+                inner.append(1)
+                bad += any(abs(b[c] - (mx - a[c])) > tol for c in range(ncol))
+                continue
+            if math.hypot(x + 0.5 - cx, y + 0.5 - cy) >= rad - 6:
+                continue
+            rise = b[1] - a[1]
+            inner.append(rise)
+            if math.hypot(x + 0.5 - cx, y + 0.5 - cy) < 0.5 * rad:
+                deep.append(rise)
+    if impl == "fake":
+        rep.check(n + " inside the 0.5 contour: the full edit (no ring)", bool(inner) and bad == 0,
+                  "%d of %d pixels not inverted" % (bad, len(inner)))
+        return
+    if not rep.check(n + " has object pixels deep inside", len(deep) > 100, "%d" % len(deep)):
+        return
+    med = sorted(deep)[len(deep) // 2]
+    old = sum(1 for v in inner if v < 0.75 * med)
+    share = old / max(1, len(inner))
+    rep.check(n + " no ring of old colour inside the 0.5 contour", med > 0.25 * mx and share < 0.01,
+              "%d of %d object pixels (%.2f%%) below 3/4 of the median green rise %d" %
+              (old, len(inner), 100 * share, med))
+
+
 def identical(rep, name, inp, out):
     same = (out.width, out.height, out.ctype, out.depth) == (inp.width, inp.height, inp.ctype, inp.depth) and \
         out.rows == inp.rows
@@ -225,7 +269,25 @@ def main():
         if exp == "edit":
             if rep.check(n + " succeeded", r["status"] == "success", "%s %s" % (r["status"], r["error"].strip())) \
                     and rep.check(n + " exported", os.path.exists(out_path)):
-                compare(rep, case, a.impl, inp, pngtool.read_png(out_path))
+                out = pngtool.read_png(out_path)
+                compare(rep, case, a.impl, inp, out)
+                if case["ring"]:
+                    ring_check(rep, case, a.impl, inp, out)
+                twin = case["twin"] and os.path.join(outdir, case["twin"] + ".png")
+                if twin and rep.check(n + " twin exported", os.path.exists(twin), twin):
+                    t = pngtool.read_png(twin)
+                    diff = sum(1 for y in range(out.height) for x in range(out.width) if out.px(x, y) != t.px(x, y))
+                    rep.check(n + " equals the new layer of the same edit (%s)" % case["twin"], diff == 0,
+                              "%d pixels differ" % diff)
+            if case["sample_sel"]:
+                sb, sa = r.get("sel_before"), r.get("sel_after")
+                feathered = sb is not None and sum(1 for v in sb if 0 < v < 255) > 20
+                rep.check(n + " selection sampled across its feather", feathered,
+                          "%d samples" % (len(sb) if sb else 0))
+                rep.check(n + " selection unchanged after the call", sb is not None and sa == sb,
+                          "%s differ" % (sum(1 for u, v in zip(sb, sa) if u != v) if sb and sa else "no samples"))
+            if case["output"] == "in-place" and "channels" in r:
+                rep.check(n + " no channel left behind", r["channels"] == 0, "%d channels" % r["channels"])
             if case["output"] in ("new-layer", "new-layer-mask") and "layers" in r:
                 rep.check(n + " one new layer", r["layers"] == 2, "%d layers" % r["layers"])
             if case["output"] in ("new-layer", "new-layer-mask") and "top" in r:

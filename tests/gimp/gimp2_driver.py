@@ -69,7 +69,12 @@ def command(case, work, model, impl, table, run_mode):
         s.append("(%s img CHANNEL-OP-REPLACE %d %d %d %d)" % (fn, x, y, w, h))
         if case["feather"]:
             s.append("(gimp-selection-feather img %r)" % float(case["feather"]))
+    if case["sample_sel"]:
+        s.append(sample_selection("CASE-SEL-BEFORE"))
     s.append("(plug-in-invedit %s img layer %s)" % (run_mode, positional(table, C.call_args(case, model))))
+    if case["sample_sel"]:
+        s.append(sample_selection("CASE-SEL-AFTER"))
+    s.append('(gimp-message (string-append "CASE-CHANNELS " (number->string (car (gimp-image-get-channels img)))))')
     # Report the layers; with a new layer on top, export that one alone.
     s.append("(let ((ls (gimp-image-get-layers img)))"
              '(gimp-message (string-append "CASE-LAYERS " (number->string (car ls))))'
@@ -82,6 +87,15 @@ def command(case, work, model, impl, table, run_mode):
     s.append("(gimp-image-delete img))")
     s.append('(gimp-message "CASE-END %s")' % n)
     return "(begin " + " ".join(s) + ")"
+
+
+def sample_selection(tag):
+    """Script-Fu that prints the selection's values (0..255) along cases.SAMPLE_ROW and SAMPLE_COL."""
+    def line(xy):
+        return ("(let loop ((i 0) (acc \"\")) (if (< i %d) (loop (+ i 1) (string-append acc \" \" "
+                "(number->string (car (gimp-selection-value img %s))))) acc))" % (C.SAMPLE_N, xy))
+    return '(gimp-message (string-append "%s" %s %s))' % (tag, line("i %d" % C.SAMPLE_ROW),
+                                                           line("%d i" % C.SAMPLE_COL))
 
 
 CLEANUP = "(let ((l (gimp-image-list))) (map gimp-image-delete (vector->list (cadr l))))"
@@ -109,6 +123,13 @@ def parse(log, cases):
         layers = re.search(r"CASE-LAYERS (\d+)", seg)
         if layers:
             r["layers"] = int(layers.group(1))
+        for key, tag in (("sel_before", "CASE-SEL-BEFORE"), ("sel_after", "CASE-SEL-AFTER")):
+            m2 = re.search(tag + r"((?: -?[0-9.e+-]+)+)", seg)
+            if m2:
+                r[key] = [float(v) for v in m2.group(1).split()]
+        ch = re.search(r"CASE-CHANNELS (\d+)", seg)
+        if ch:
+            r["channels"] = int(ch.group(1))
         settings = re.findall(r"^invedit: run-mode=\d+ (.*)$", seg, re.M)
         if settings:
             r["settings"] = settings[-1]
