@@ -18,6 +18,8 @@ exports the result, or expects the call to fail with a message:
             can miss it)
   expect    'edit' | ('error', regular expression found in the message) | 'cancel'
   impl      which library builds run it: {'fake', 'real'}
+  reach     how far beyond the selection's edge its feather is not yet 0 (default feather + 1.5; GIMP's
+            Gaussian feather has a longer tail: a feather of 70 reaches 79 pixels on GIMP 3)
   ring      check the 0.5 contour of a feathered selection: inside it the edit applies in full
             (fake: exactly inverted; real: no old-colour pixels on the object)
   twin      the name of a new-layer case with the same edit: this (in-place) case's export must
@@ -83,10 +85,10 @@ CASES = [
     # the layer must end up equal to the new layer (the library's composite, which applies the
     # selection once: the full edit inside its 0.5 contour, no ring of the old colour inside the
     # feather), and the selection must be as it was (sampled along two lines, before and after).
-    dict(name="fullres-feather-newlayer", image="fullres.png", lang="python", sel=FEATHER_SEL, feather=70,
+    dict(name="fullres-feather-newlayer", image="fullres.png", lang="python", sel=FEATHER_SEL, feather=70, reach=90,
          output="new-layer", ring=True,
          args={"target-prompt": FULL_TARGET, "source-prompt": FULL_SOURCE, "blend-words": "yellow", "steps": 15}),
-    dict(name="fullres-feather-inplace", image="fullres.png", lang="python", sel=FEATHER_SEL, feather=70,
+    dict(name="fullres-feather-inplace", image="fullres.png", lang="python", sel=FEATHER_SEL, feather=70, reach=90,
          output="in-place", ring=True, twin="fullres-feather-newlayer", sample_sel=True,
          args={"target-prompt": FULL_TARGET, "source-prompt": FULL_SOURCE, "blend-words": "yellow", "steps": 15}),
     # Errors: a message that says what to do, and the image untouched.
@@ -131,7 +133,7 @@ UI_CASE = dict(name="dialog", image="rgb.png", lang="python", sel=("rect", 24, 1
 
 def defaults(case):
     c = dict(feather=0, args={}, shrink=None, expect="edit", impl=BOTH, far=None, edited=True, ring=False,
-             twin=None, sample_sel=False)
+             twin=None, sample_sel=False, reach=None)
     c.update(case)
     return c
 

@@ -68,12 +68,13 @@ def mask_class(case, x, y):
         return "in"
     kind, sx, sy, sw, sh = sel
     margin = f + 1.5 if f else 0.0
+    outer = case.get("reach") or margin  # how far beyond the edge a (wide) feather is not yet 0
     if kind == "rect":
         if f == 0:
             return "in" if sx <= x < sx + sw and sy <= y < sy + sh else "out"
         dx = max(sx - (x + 0.5), (x + 0.5) - (sx + sw), 0)
         dy = max(sy - (y + 0.5), (y + 0.5) - (sy + sh), 0)
-        if dx > margin or dy > margin:
+        if dx > outer or dy > outer:
             return "out"
         if x + 0.5 > sx + margin and x + 0.5 < sx + sw - margin and y + 0.5 > sy + margin and y + 0.5 < sy + sh - margin:
             return "in"
@@ -82,7 +83,7 @@ def mask_class(case, x, y):
     cx, cy, rx, ry = sx + sw / 2, sy + sh / 2, sw / 2, sh / 2
     r = math.hypot((x + 0.5 - cx) / rx, (y + 0.5 - cy) / ry)
     m = (margin + 1.5) / min(rx, ry)
-    return "in" if r < 1 - m else "out" if r > 1 + m else "edge"
+    return "in" if r < 1 - m else "out" if r > 1 + (outer + 1.5) / min(rx, ry) else "edge"
 
 
 def compare(rep, case, impl, inp, out):
@@ -222,7 +223,7 @@ def check_log(rep, log_path, expected_errors):
             bad.append(line + " | " + (lines[i + 1] if i + 1 < len(lines) else ""))
         elif LEAK.search(line):
             bad.append(line)
-        elif line.startswith(("CASE ", "invedit: ", "ui-test: ")) or re.search(r"CASE-(BEGIN|END|TOP|LAYERS) ", line):
+        elif line.startswith(("CASE ", "invedit: ", "ui-test: ")) or re.search(r"CASE-(BEGIN|END|TOP|LAYERS|CHANNELS|SEL-BEFORE|SEL-AFTER) ", line):
             pass
         elif BAD.search(line) and not any(re.search(p, line) for p in NOISE):
             bad.append(line)
