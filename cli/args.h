@@ -8,12 +8,16 @@
 
 #include "invedit.h"
 
+#define CLI_MAX_TARGETS 64
+
 typedef struct cli_opts {
     ie_edit_params p;
     const char *model, *image, *output, *prompt, *prompts_file;
     const char *save_input, *save_reconstruction;
     int width, height;
     bool quiet;
+    const char *targets[CLI_MAX_TARGETS]; /* every --target in order (edit: one inversion, several outputs) */
+    int n_targets;
 } cli_opts;
 
 /* Parses argv (argv[0] is the command name) into o, starting from the

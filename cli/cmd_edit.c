@@ -16,6 +16,7 @@
 #include "bdia.h"
 #include "image.h"
 #include "image_io.h"
+#include "manifest.h"
 #include "npy.h"
 #include "pipeline.h"
 
@@ -133,11 +134,44 @@ static void edit_usage(FILE *f, const char *cmd) {
                "downsampling in general), edited, and resized back; alpha is kept as it is.\n\n"
                "  --model PATH                 diffusers folder or SD 1.x .safetensors (or INVEDIT_MODEL)\n"
                "  --image FILE                 input image\n"
-               "  -o FILE                      output image\n"
+               "  -o FILE                      output image; with several --target options a pattern:\n"
+               "                               -o out-%%d.png writes out-1.png for the first target, ...\n"
+               "                               (one inversion for all of them)\n"
+               "  --no-cache                   don't use or keep the inversion cache (~/.cache/invedit)\n"
                "  --save-input FILE            also write the model's view of the input (VAE round trip)\n"
                "  -q, --quiet                  no progress bar\n");
     print_param_help(f, IE_FOR_ALL);
     fprintf(f, "\n%s", exit_codes);
+}
+
+/* --- several targets: --target A --target B -o out-%d.png ---------------------------------- */
+
+static bool several_targets(const cli_opts *o) {
+    char err[256];
+    return o->n_targets > 1 || output_pattern_fields(o->output, err, sizeof err) > 0;
+}
+
+/* Usage errors before the model loads: a bad pattern, or several targets without one. */
+static bool several_targets_check(const cli_opts *o) {
+    char err[512];
+    int f = output_pattern_fields(o->output, err, sizeof err);
+    if (f < 0) fprintf(stderr, "invedit edit: %s\n", err);
+    else if (o->n_targets > 1 && f == 0)
+        fprintf(stderr, "invedit edit: %d targets need an output pattern with %%d, e.g. -o out-%%d.png "
+                        "(%%d = 1 for the first --target)\n", o->n_targets);
+    return f < 0 || (o->n_targets > 1 && f == 0);
+}
+
+static int edit_targets(ie_session *s, cli_opts *o, const ie_image *in) {
+    /* --no-cache: no disk cache, but the targets still share one inversion in memory */
+    if (o->p.no_cache) ie_session_set_cache(s, (int64_t)512 << 20, NULL, 0), o->p.no_cache = false;
+    const char *one[1] = {o->p.target_prompt};
+    cli_progress rp;
+    cli_progress_init(&rp, o->quiet, o->n_targets > 0 ? o->n_targets : 1);
+    int failed = 0;
+    int code = cli_edit_targets(s, &o->p, in, o->n_targets > 0 ? o->targets : one, o->n_targets > 0 ? o->n_targets : 1,
+                                o->output, true, &rp, &failed);
+    return code ? code : failed ? 1 : 0;
 }
 
 int cmd_edit(int argc, char **argv, bool reconstruct) {
@@ -155,6 +189,7 @@ int cmd_edit(int argc, char **argv, bool reconstruct) {
         fprintf(stderr, "invedit %s: --image and -o are required (see --help)\n", cmd);
         return 2;
     }
+    if (!reconstruct && several_targets_check(&o)) return 2;
     if (reconstruct) {
         o.p.target_prompt = o.p.source_prompt;
         o.p.cfg_target = o.p.cfg_source;
@@ -174,6 +209,12 @@ int cmd_edit(int argc, char **argv, bool reconstruct) {
     ie_session *s = open_session(&o, &code);
     if (!s) {
         ie_image_free(&in);
+        return code;
+    }
+    if (!reconstruct && several_targets(&o)) { /* one inversion, one output per target (cmd_batch.c) */
+        code = edit_targets(s, &o, &in);
+        ie_image_free(&in);
+        ie_session_close(s);
         return code;
     }
     progress_state ps = {isatty(2), o.quiet, now(), -1};

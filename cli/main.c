@@ -32,6 +32,7 @@ static void usage(FILE *f) {
             "  invert      invert an image; write the noise maps / latents as .npy\n"
             "  reconstruct invert and regenerate with the same prompt; print the PSNR\n"
             "  generate    text to image (DDIM / BDIA)\n"
+            "  batch       run the edits of a JSON Lines manifest with one model load (resumable, --shard K/N)\n"
             "  devices     list Vulkan devices, their limits, and which one 'auto' picks\n"
             "  selfcheck   run a convolution on the CPU and Vulkan backends and compare\n"
             "  bench ops   time conv/GEMM/attention and report GFLOP/s per backend\n"
@@ -192,6 +193,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "reconstruct")) return cmd_edit(argc - i, argv + i, true);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - i, argv + i);
     if (!strcmp(cmd, "invert")) return cmd_invert(argc - i, argv + i);
+    if (!strcmp(cmd, "batch")) return cmd_batch(argc - i, argv + i);
     if (!strcmp(cmd, "tensor")) return cmd_tensor(argc - i, argv + i);
     if (!strcmp(cmd, "bench")) {
         if (i + 1 < argc && !strcmp(argv[i + 1], "ops")) return bench_ops_main(argc - i - 1, argv + i + 1);
