@@ -420,8 +420,7 @@ int cmd_batch(int argc, char **argv) {
             }
         }
     }
-    if (!quiet || failed)
-        fprintf(stderr, "invedit batch: %d ok, %d skipped (done before), %d failed%s\n", ok, skipped, failed,
+    fprintf(stderr, "invedit batch: %d ok, %d skipped (done before), %d failed%s\n", ok, skipped, failed,
                 shard_n > 1 ? " in this shard" : "");
     ie_session_close(s);
     for (int i = 0; i < n_items; i++) manifest_item_clear(&items[i]);
