@@ -93,6 +93,13 @@ typedef struct ie_param_desc {
     bool advanced;      /* folded away in dialogs */
 } ie_param_desc;
 
+/* One line that says what method m does, for dialogs and help. */
+const char *ie_method_description(ie_method m);
+/* Whether d matters for method m (d->methods), given whether Prompt-to-Prompt
+ * is on (EF-DDPM's and BDIA's attention-control fractions apply only with it):
+ * dialogs grey out the rest. */
+bool ie_edit_param_applies(const ie_param_desc *d, ie_method m, bool prompt_to_prompt);
+
 /* The table of every parameter, in dialog order; *count receives its length. */
 const ie_param_desc *ie_edit_param_table(size_t *count);
 const ie_param_desc *ie_edit_param_find(const char *name);
