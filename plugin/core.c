@@ -439,6 +439,8 @@ ie_status ivp_edit_region(ie_session *session, const ie_edit_params *params, con
     ie_status st = ie_edit(session, params, &in, &res, progress, user, err, errlen);
     g_free(in.pixels);
     if (st != IE_OK) return st;
+    if (ie_session_last_cached(session)) /* a second try on the same region and source (disk cache) */
+        g_printerr("invedit: %s from the cache\n", params->method == IE_METHOD_INFEDIT ? "encoding" : "inversion");
     if (res.width != job->width || res.height != job->height || res.channels != 3 || !res.pixels) {
         snprintf(err, errlen, "the library returned a %dx%dx%d image for a %dx%dx3 input", res.width, res.height,
                  res.channels, job->width, job->height);
