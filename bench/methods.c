@@ -34,7 +34,7 @@
  * Then, per method, a "first edit" into an empty in-memory cache and a
  * "new target" edit of the same image and source that takes the inversion
  * (EF-DDPM's maps, BDIA's pair; InfEdit: only the VAE encoding) from it, with
- * the ratio of their times (--no-cache-pair skips this).
+ * the ratio of their times, the best of --reps + 1 pairs (--no-cache-pair skips this).
  */
 #include "invedit.h"
 #include "random_model.h"
@@ -109,28 +109,33 @@ static ie_status make_input(int size, ie_image *img) {
 /* Times two edits through a fresh in-memory cache (a disk hit adds one file read): the
  * first fills it, the second (another target) takes the inversion (InfEdit: the encoding)
  * from it. The pass counts say what was skipped. */
-static void cache_pair(ie_session *s, const ie_edit_params *p0, const ie_image *in, int size) {
+static void cache_pair(ie_session *s, const ie_edit_params *p0, const ie_image *in, int size, int reps) {
     ie_edit_params p = *p0;
     p.no_cache = false;
     char err[1024] = "";
-    double t[2];
+    double t[2] = {0, 0};
     int64_t passes[2] = {0, 0};
     bool hit = false;
-    ie_session_set_cache(s, (int64_t)4 << 30, NULL, 0); /* empty, memory only */
-    for (int k = 0; k < 2; k++) {
-        if (k == 1) p.target_prompt = "a green circle on the left on a blue background";
+    for (int k = 0; k < 2 * (reps + 1); k++) { /* the best of reps + 1 pairs */
+        if (k % 2 == 0) {
+            ie_session_set_cache(s, (int64_t)4 << 30, NULL, 0); /* empty, memory only */
+            p.target_prompt = p0->target_prompt;
+        } else {
+            p.target_prompt = "a green circle on the left on a blue background";
+        }
         ie_image out = {0};
         double t0 = now();
         ie_status st = ie_edit(s, &p, in, &out, NULL, NULL, err, sizeof err);
-        t[k] = now() - t0;
+        double dt = now() - t0;
+        if (t[k % 2] == 0 || dt < t[k % 2]) t[k % 2] = dt;
         ie_image_free(&out);
         if (st) {
             printf("  %-8s cache: failed: %s\n", "", err);
             ie_session_set_cache(s, 0, NULL, 0);
             return;
         }
-        ie_session_last_run(s, &passes[k], NULL);
-        if (k == 1) hit = ie_session_last_cached(s);
+        ie_session_last_run(s, &passes[k % 2], NULL);
+        if (k % 2 == 1) hit = ie_session_last_cached(s);
     }
     ie_session_set_cache(s, 0, NULL, 0);
     printf("  %-8s first edit %.3f s (%lld passes), new target %.3f s (%lld passes, %s from the cache): %.0f %%"
@@ -212,7 +217,7 @@ static void run_model(const opts *o, const char *label, const char *path, bool i
             printf("  %-8s %5d %6lld %6lld %9.3f %9.3f %9.3f %9.4f %9.3f\n", ie_method_name((ie_method)m), r.steps,
                    (long long)r.passes, (long long)r.evals, r.best, r.first, r.loop, per_pass, r.best - r.loop);
             if (passes_out && bi == 0) passes_out[m] = r.passes;
-            if (o->cache_pair) cache_pair(s, &p, &in, size);
+            if (o->cache_pair) cache_pair(s, &p, &in, size, o->reps);
             if (default_passes && default_passes[m] > 0 && steps > 0)
                 printf("  %-8s   at its default steps (%lld passes, counted on the demo model): ~%.0f s\n", "",
                        (long long)default_passes[m], (r.best - r.loop) + per_pass * (double)default_passes[m]);
