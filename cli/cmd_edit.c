@@ -137,7 +137,6 @@ static void edit_usage(FILE *f, const char *cmd) {
                "  -o FILE                      output image; with several --target options a pattern:\n"
                "                               -o out-%%d.png writes out-1.png for the first target, ...\n"
                "                               (one inversion for all of them)\n"
-               "  --no-cache                   don't use or keep the inversion cache (~/.cache/invedit)\n"
                "  --save-input FILE            also write the model's view of the input (VAE round trip)\n"
                "  -q, --quiet                  no progress bar\n");
     print_param_help(f, IE_FOR_ALL);

@@ -120,7 +120,7 @@ static const ie_param_desc table[] = {
      IE_PARAM_DOUBLE, OFF(keep_threshold), 0.0, 1.0, IF, true},
     {"device", "Device", "auto, cpu, vulkan or vulkan:N", IE_PARAM_STRING, OFF(device), 0, 0,
      IE_FOR_ALL, true},
-    {"no-cache", "Don't cache the inversion", "Neither reuse nor keep the inversion (the cache in ~/.cache/invedit lets another target skip it)",
+    {"no-cache", "Don't cache the inversion", "Neither reuse nor keep the inversion (the cache in ~/.cache/invedit lets a new target skip it)",
      IE_PARAM_BOOL, OFF(no_cache), 0, 1, IE_FOR_ALL, true},
 };
 
