@@ -297,7 +297,16 @@ static GArray *disk_list(const ie_cache *c) {
     GDir *d = c->dir ? g_dir_open(c->dir, 0, NULL) : NULL;
     if (!d) return a;
     const char *n;
+    time_t now = time(NULL);
     while ((n = g_dir_read_name(d))) {
+        if (n[0] == '.' && g_str_has_suffix(n, ".part")) {
+            /* a writer killed mid-entry (util/atomic_file.h's temporary): gone after an hour */
+            char *p = g_build_filename(c->dir, n, NULL);
+            struct stat sb;
+            if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode) && now - sb.st_mtime > 3600) g_unlink(p);
+            g_free(p);
+            continue;
+        }
         if (!g_str_has_suffix(n, IE_CACHE_SUFFIX) || n[0] == '.') continue;
         disk_file f = {g_build_filename(c->dir, n, NULL), 0, {0, 0}};
         struct stat sb;
