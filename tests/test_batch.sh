@@ -136,6 +136,26 @@ check 'grep -q "missing.png" log.bad' "the missing image is not reported"
 "$inv" batch m.jsonl --shard 2/2 --model "$model" 2>/dev/null
 check '[ $? = 2 ]' "--shard 2/2 accepted"
 
+# output patterns: %03d, checked without a model (--dry-run)
+echo '{"image": "in0.png", "source": "a", "target": ["b", "c"], "output": "out/p-%03d.png"}' > pat.jsonl
+"$inv" batch pat.jsonl --dry-run > dry.txt 2>/dev/null
+check 'grep -q "out/p-002.png" dry.txt' "--dry-run does not list out/p-002.png: $(cat dry.txt)"
+echo '{"image": "in0.png", "source": "a", "target": ["b", "c"], "output": "out/q.png"}' > nopat.jsonl
+"$inv" batch nopat.jsonl --dry-run 2> dry.err
+check '[ $? = 1 ] && grep -q "need a pattern" dry.err' "two targets without a %d pattern were accepted"
+
+# invedit edit with several targets: one inversion; the first output equals a one-target edit
+src="a red circle on the left on a blue background"
+"$inv" edit --model "$model" --device cpu --method ef-ddpm --steps 20 --image in0.png --source "$src" \
+    --target "a yellow circle on the left on a blue background" \
+    --target "a green circle on the left on a blue background" -o multi-%d.png --no-cache 2> log.multi
+check '[ $? = 0 ] && [ -s multi-1.png ] && [ -s multi-2.png ]' "edit with two targets: $(tail -n 3 log.multi)"
+check 'grep -q "multi-2.png: .*inversion from the cache" log.multi' "the second target did not reuse the inversion"
+"$inv" edit --model "$model" --device cpu --method ef-ddpm --steps 20 --image in0.png --source "$src" \
+    --target "a yellow circle on the left on a blue background" -o single.png --no-cache -q
+check 'cmp -s single.png multi-1.png' "the first of two targets differs from the same edit alone"
+check '! cmp -s multi-1.png multi-2.png' "two targets gave the same image"
+
 if [ $fail != 0 ]; then
     for l in log.*; do echo "== $l"; tail -n 20 "$l"; done
     exit 1
