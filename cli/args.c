@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *alias(const char *name) {
     if (!strcmp(name, "source")) return "source-prompt";
@@ -48,6 +49,13 @@ static void check_words(const char *cmd, const char *opt, const char *words, con
     }
 }
 
+static bool is_bool_word(const char *v) {
+    static const char *const w[] = {"1", "0", "yes", "no", "true", "false", "on", "off"};
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        if (!strcasecmp(v, w[i])) return true;
+    return false;
+}
+
 /* Parses argv into o; returns 0, or an exit code (2) after printing why. */
 int cli_parse(int argc, char **argv, cli_opts *o, const char *cmd) {
     ie_method method = IE_METHOD_INFEDIT;
@@ -63,6 +71,7 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *cmd) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { o->quiet = true; continue; }
+        if (!strcmp(a, "--no-cache") && !(v && is_bool_word(v))) { o->p.no_cache = true; continue; } /* a flag */
         if (strncmp(a, "--", 2) && strcmp(a, "-o")) {
             fprintf(stderr, "invedit %s: unexpected argument '%s' (see --help)\n", cmd, a);
             return 2;
@@ -132,6 +141,13 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *cmd) {
                 else
                     fprintf(stderr, "invedit %s: %s\n", cmd, err);
                 return 2;
+            }
+            if (!strcmp(d->name, "target-prompt")) {
+                if (o->n_targets == CLI_MAX_TARGETS) {
+                    fprintf(stderr, "invedit %s: more than %d targets\n", cmd, CLI_MAX_TARGETS);
+                    return 2;
+                }
+                o->targets[o->n_targets++] = v;
             }
         }
     }

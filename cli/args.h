@@ -8,6 +8,8 @@
 
 #include "invedit.h"
 
+#define CLI_MAX_TARGETS 64
+
 typedef struct cli_opts {
     ie_edit_params p;
     const char *model, *image, *output, *prompt, *prompts_file;
@@ -17,6 +19,8 @@ typedef struct cli_opts {
     int width, height;
     bool quiet;
     char lora_list[8192]; /* the --lora options joined with ';' (repeatable) */
+    const char *targets[CLI_MAX_TARGETS]; /* every --target in order (edit: one inversion, several outputs) */
+    int n_targets;
 } cli_opts;
 
 /* Parses argv (argv[0] is the command name) into o, starting from the

@@ -19,6 +19,7 @@
 #include "bdia.h"
 #include "image.h"
 #include "image_io.h"
+#include "manifest.h"
 #include "npy.h"
 #include "pipeline.h"
 
@@ -207,7 +208,10 @@ static void edit_usage(FILE *f, const char *cmd) {
                "downsampling in general), edited, and resized back; alpha is kept as it is.\n\n"
                "  --model PATH                 diffusers folder or SD 1.x .safetensors (or INVEDIT_MODEL)\n"
                "  --image FILE                 input image ('-': standard input)\n"
-               "  -o FILE                      output image (.png, .jpg, .jpeg; '-': PNG to standard output)\n"
+               "  -o FILE                      output image (.png, .jpg, .jpeg; '-': PNG to standard output);\n"
+               "                               with several --target options a pattern:\n"
+               "                               -o out-%%d.png writes out-1.png for the first target, ...\n"
+               "                               (one inversion for all of them)\n"
                "  --save-input FILE            also write the model's view of the input (VAE round trip)\n"
                "  --save-mask FILE             also write the change mask (white = edited, grey = blended)\n"
                "  --mask FILE                  edit only this selection (grey image of the input's size, white =\n"
@@ -279,6 +283,36 @@ static ie_status edit_selection(ie_session *s, const cli_opts *o, const ie_image
     return st;
 }
 
+/* --- several targets: --target A --target B -o out-%d.png ---------------------------------- */
+
+static bool several_targets(const cli_opts *o) {
+    char err[256];
+    return o->n_targets > 1 || output_pattern_fields(o->output, err, sizeof err) > 0;
+}
+
+/* Usage errors before the model loads: a bad pattern, or several targets without one. */
+static bool several_targets_check(const cli_opts *o) {
+    char err[512];
+    int f = output_pattern_fields(o->output, err, sizeof err);
+    if (f < 0) fprintf(stderr, "invedit edit: %s\n", err);
+    else if (o->n_targets > 1 && f == 0)
+        fprintf(stderr, "invedit edit: %d targets need an output pattern with %%d, e.g. -o out-%%d.png "
+                        "(%%d = 1 for the first --target)\n", o->n_targets);
+    return f < 0 || (o->n_targets > 1 && f == 0);
+}
+
+static int edit_targets(ie_session *s, cli_opts *o, const ie_image *in) {
+    /* --no-cache: no disk cache, but the targets still share one inversion in memory */
+    if (o->p.no_cache) ie_session_set_cache(s, (int64_t)512 << 20, NULL, 0), o->p.no_cache = false;
+    const char *one[1] = {o->p.target_prompt};
+    cli_progress rp;
+    cli_progress_init(&rp, o->quiet, o->n_targets > 0 ? o->n_targets : 1);
+    int failed = 0;
+    int code = cli_edit_targets(s, &o->p, in, o->n_targets > 0 ? o->targets : one, o->n_targets > 0 ? o->n_targets : 1,
+                                o->output, true, &rp, &failed);
+    return code ? code : failed ? 1 : 0;
+}
+
 int cmd_edit(int argc, char **argv, bool reconstruct) {
     const char *cmd = reconstruct ? "reconstruct" : "edit";
     for (int i = 1; i < argc; i++)
@@ -297,6 +331,7 @@ int cmd_edit(int argc, char **argv, bool reconstruct) {
     if ((code = check_device_param(cmd, &o)) || (code = check_output(cmd, "-o", o.output)) ||
         (code = check_output(cmd, "--save-input", o.save_input)))
         return code;
+    if (!reconstruct && several_targets_check(&o)) return 2;
     if (reconstruct) {
         o.p.target_prompt = o.p.source_prompt;
         o.p.cfg_target = o.p.cfg_source;
@@ -329,6 +364,12 @@ int cmd_edit(int argc, char **argv, bool reconstruct) {
         return code;
     }
     warn_long_prompts(cmd, s, &o.p, true);
+    if (!reconstruct && several_targets(&o)) { /* one inversion, one output per target (cmd_batch.c) */
+        code = edit_targets(s, &o, &in);
+        ie_image_free(&in);
+        ie_session_close(s);
+        return code;
+    }
     progress_state ps = {isatty(2), o.quiet, now(), -1};
     ie_image mask = {0};
     ie_edit_extras extras = {NULL, o.save_mask ? &mask : NULL, NULL};

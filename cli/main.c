@@ -36,6 +36,7 @@ static void usage(FILE *f) {
             "  reconstruct invert and regenerate with the same prompt; print the PSNR\n"
             "  generate    text to image (DDIM / BDIA)\n"
             "  info        what a model path holds: tokenizer, networks, dtypes, EMA, VAE, LoRAs\n"
+            "  batch       run the edits of a JSON Lines manifest with one model load (resumable, --shard K/N)\n"
             "  devices     list Vulkan devices, their limits, and which one 'auto' picks\n"
             "  selfcheck   run a convolution on the CPU and Vulkan backends and compare\n"
             "  bench ops   time conv/GEMM/attention and report GFLOP/s per backend\n"
@@ -230,6 +231,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "reconstruct")) return cmd_edit(argc - i, argv + i, true);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - i, argv + i);
     if (!strcmp(cmd, "invert")) return cmd_invert(argc - i, argv + i);
+    if (!strcmp(cmd, "batch")) return cmd_batch(argc - i, argv + i);
     if (!strcmp(cmd, "tensor")) return cmd_tensor(argc - i, argv + i);
     if (!strcmp(cmd, "info")) return cmd_info(argc - i, argv + i);
     if (!strcmp(cmd, "bench")) {

@@ -72,6 +72,7 @@ typedef struct ie_edit_params {
     /* memory (issue 10) */
     bool fp32;                   /* network weights kept in fp32 (default: stored in fp16, computed
                                     in fp32 on every backend; half the memory) */
+    bool no_cache;               /* neither use nor fill the inversion cache (see ie_session_set_cache) */
 } ie_edit_params;
 
 /* Fills p with the defaults of method m (spec: EF-DDPM N=100, skip 36,
@@ -107,6 +108,13 @@ typedef struct ie_param_desc {
     unsigned methods;   /* IE_FOR(...) bits */
     bool advanced;      /* folded away in dialogs */
 } ie_param_desc;
+
+/* One line that says what method m does, for dialogs and help. */
+const char *ie_method_description(ie_method m);
+/* Whether d matters for method m (d->methods), given whether Prompt-to-Prompt
+ * is on (EF-DDPM's and BDIA's attention-control fractions apply only with it):
+ * dialogs grey out the rest. */
+bool ie_edit_param_applies(const ie_param_desc *d, ie_method m, bool prompt_to_prompt);
 
 /* The table of every parameter, in dialog order; *count receives its length. */
 const ie_param_desc *ie_edit_param_table(size_t *count);
@@ -192,6 +200,25 @@ int ie_session_native_size(const ie_session *s);
  * their batch sizes: CFG counts 2, InfEdit's three branches 6). Either
  * pointer may be NULL. */
 void ie_session_last_run(const ie_session *s, int64_t *unet_calls, int64_t *unet_evals);
+
+/* The inversion cache. What an edit computes from the image and the source
+ * side alone (the encoded latent; EF-DDPM's noise maps and x_t; BDIA's latent
+ * pair) is kept, so the next edit of the same image and source with another
+ * target skips the inversion. Keys cover the model (files' sizes, times and
+ * headers), device and precision, the image's content and working size, the
+ * source and negative prompts, the inversion's parameters and the seed; a hit
+ * gives the same bits as the computation. A session starts with a memory
+ * level (mem_bytes 512 MiB) and a disk level in $XDG_CACHE_HOME/invedit
+ * (~/.cache/invedit; $INVEDIT_CACHE_DIR overrides it) capped at 2 GiB
+ * ($INVEDIT_CACHE_MB), least recently used entries evicted first. This call
+ * replaces both: dir NULL = no disk level, mem_bytes 0 = no memory level.
+ * ie_edit_params.no_cache turns the cache off for one edit. */
+ie_status ie_session_set_cache(ie_session *s, int64_t mem_bytes, const char *dir, int64_t disk_bytes);
+/* The disk folder in use, or NULL. */
+const char *ie_session_cache_dir(const ie_session *s);
+/* Whether the last edit on s took its inversion (or, for InfEdit, its encoded
+ * latent) from the cache. */
+bool ie_session_last_cached(const ie_session *s);
 
 /* Edits `in` according to p, writing a newly allocated image of the same size
  * and channels into *out (free with ie_image_free). The working resolution is

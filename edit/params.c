@@ -146,7 +146,32 @@ static const ie_param_desc table[] = {
     {"fp32", "Full-precision weights",
      "Keep the network weights in fp32 (twice the memory; by default they are stored in fp16 and computed in fp32)",
      IE_PARAM_BOOL, OFF(fp32), 0, 1, IE_FOR_ALL, true},
+    {"no-cache", "Don't cache the inversion", "Neither reuse nor keep the inversion (the cache in ~/.cache/invedit lets a new target skip it)",
+     IE_PARAM_BOOL, OFF(no_cache), 0, 1, IE_FOR_ALL, true},
 };
+
+const char *ie_method_description(ie_method m) {
+    switch (m) {
+    case IE_METHOD_EF_DDPM:
+        return "Edit-friendly DDPM inversion: noise maps that rebuild the photo carry its structure into the edit "
+               "(100 steps; can move content with Shift)";
+    case IE_METHOD_BDIA:
+        return "BDIA: exact bi-directional DDIM inversion (the round trip gives the photo back); "
+               "Gamma sets the integration (50 steps)";
+    case IE_METHOD_INFEDIT:
+        return "InfEdit: no inversion, few steps; edits the words in Edit words and keeps the rest "
+               "through attention control (15 steps)";
+    default: return "";
+    }
+}
+
+bool ie_edit_param_applies(const ie_param_desc *d, ie_method m, bool prompt_to_prompt) {
+    if (!(d->methods & IE_FOR(m))) return false;
+    /* attention control for EF-DDPM and BDIA is Prompt-to-Prompt's */
+    if ((d->offset == OFF(cross_replace) || d->offset == OFF(self_replace)) && m != IE_METHOD_INFEDIT)
+        return prompt_to_prompt;
+    return true;
+}
 
 const ie_param_desc *ie_edit_param_table(size_t *count) {
     if (count) *count = sizeof table / sizeof table[0];

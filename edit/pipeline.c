@@ -21,6 +21,7 @@
 
 #include "bdia.h"
 #include "blend.h"
+#include "cache.h"
 #include "clip.h"
 #include "composite.h"
 #include "config.h"
@@ -57,6 +58,10 @@ struct ie_session {
     char *describe;                 /* ie_session_describe */
     sd_wtype wtype; /* the UNet's and VAE's weights (issue 10: fp16 unless an edit asks for fp32) */
     sd_lora_set *lora;              /* LoRAs merged whenever weights are (re)loaded, or NULL */
+    char *model_path;   /* for the cache's model identity */
+    char model_id[65];  /* computed on first use */
+    ie_cache *cache;    /* NULL: off */
+    bool last_cached;   /* the last edit's inversion came from the cache */
 };
 
 const char *ie_session_device(const ie_session *s) { return ie_backend_description(s->be); }
@@ -82,6 +87,8 @@ void ie_session_close(ie_session *s) {
     ie_backend_free(s->be);
     for (int i = 0; i < 5; i++) g_free(s->opened_with[i]);
     g_free(s->describe);
+    ie_cache_free(s->cache);
+    g_free(s->model_path);
     free(s);
 }
 
@@ -185,6 +192,10 @@ ie_status ie_session_open_with(const char *model_path, const ie_session_options 
     s->unet_div = 1 << (s->cfg.unet.n_levels - 1);
     int sample = s->cfg.unet.sample_size > 0 ? s->cfg.unet.sample_size : 64;
     s->native = sample * s->factor;
+    s->model_path = g_strdup(model_path);
+    char *cdir = ie_cache_default_dir();
+    s->cache = ie_cache_new((int64_t)512 << 20, cdir, ie_cache_default_disk_bytes());
+    g_free(cdir);
     *out = s;
     return IE_OK;
 }
@@ -641,6 +652,199 @@ static bdia_params bdia_params_of(const ie_edit_params *p) {
     return bp;
 }
 
+/* --- the inversion cache (cache.h) --------------------------------------------------------- */
+
+ie_status ie_session_set_cache(ie_session *s, int64_t mem_bytes, const char *dir, int64_t disk_bytes) {
+    ie_cache_free(s->cache);
+    s->cache = mem_bytes > 0 || dir ? ie_cache_new(mem_bytes, dir, disk_bytes) : NULL;
+    return IE_OK;
+}
+
+const char *ie_session_cache_dir(const ie_session *s) { return ie_cache_dir(s->cache); }
+bool ie_session_last_cached(const ie_session *s) { return s->last_cached; }
+
+static ie_cache *cache_of(ie_session *s, const ie_edit_params *p) { return p->no_cache ? NULL : s->cache; }
+
+/* The identity of the session's model: the checkpoint, a separate VAE, the
+ * LoRAs (each file's identity and its scale) and the EMA choice. */
+static void session_model_identity(ie_session *s) {
+    GChecksum *ck = g_checksum_new(G_CHECKSUM_SHA256);
+    char id[65];
+    ie_cache_model_identity(s->model_path, id);
+    g_checksum_update(ck, (const guchar *)id, 64);
+    const char *vae = s->opened_with[2], *lora = s->opened_with[3], *ema = s->opened_with[4];
+    g_checksum_update(ck, (const guchar *)"\0vae\0", 5);
+    if (*vae) {
+        ie_cache_model_identity(vae, id);
+        g_checksum_update(ck, (const guchar *)id, 64);
+    }
+    g_checksum_update(ck, (const guchar *)"\0lora\0", 6);
+    if (*lora) {
+        char **items = g_strsplit(lora, ";", -1);
+        for (char **it = items; *it; it++) {
+            /* FILE or FILE:SCALE: the entry itself names the file unless it does not exist */
+            char *file = g_strdup(*it), *colon = strrchr(file, ':');
+            if (colon && !g_file_test(file, G_FILE_TEST_EXISTS)) *colon = 0;
+            ie_cache_model_identity(file, id);
+            g_checksum_update(ck, (const guchar *)id, 64);
+            g_checksum_update(ck, (const guchar *)*it, strlen(*it) + 1);
+            g_free(file);
+        }
+        g_strfreev(items);
+    }
+    g_checksum_update(ck, (const guchar *)"\0ema\0", 5);
+    g_checksum_update(ck, (const guchar *)ema, strlen(ema) + 1);
+    snprintf(s->model_id, sizeof s->model_id, "%s", g_checksum_get_string(ck));
+    g_checksum_free(ck);
+}
+
+/* What every entry depends on: the model (with its VAE, LoRAs and EMA choice),
+ * the device, and the precision the weights are stored in (fp16 unless the
+ * edit asks for fp32). */
+static GChecksum *cache_key_begin(ie_session *s, const char *what) {
+    if (!s->model_id[0]) session_model_identity(s);
+    GChecksum *ck = ie_cache_key_begin(what);
+    ie_cache_key_str(ck, "model", s->model_id);
+    ie_cache_key_str(ck, "device", ie_backend_description(s->be));
+    ie_cache_key_str(ck, "weights", s->wtype == SD_WTYPE_F32 ? "fp32" : "fp16");
+    return ck;
+}
+
+/* An inversion's inputs besides its method's settings: the latent (the image's content at
+ * its working size, through the VAE) and the prompts. */
+static void cache_key_inversion(GChecksum *ck, const edit_ctx *e, const float *x0) {
+    ie_cache_key_int(ck, "C", e->C);
+    ie_cache_key_int(ck, "h", e->h);
+    ie_cache_key_int(ck, "w", e->w);
+    ie_cache_key_bytes(ck, "x0", x0, sizeof(float) * (size_t)e->C * e->h * e->w);
+    ie_cache_key_str(ck, "source", e->p->source_prompt);
+    ie_cache_key_str(ck, "negative", e->p->negative_prompt);
+    ie_cache_key_int(ck, "seed", e->p->seed);
+}
+
+static void cache_hit_progress(edit_ctx *e) {
+    e->s->last_cached = true;
+    if (e->pm.fn) e->pm.fn(e->pm.user, e->pm.base + e->pm.span, "inversion from the cache");
+}
+
+/* ef_ddpm_invert, or its result from the cache. */
+static ie_status ef_invert_cached(edit_ctx *e, ie_run *run, const float *x0, const ef_ddpm_params *ip,
+                                  ef_ddpm_maps **maps) {
+    ie_cache *c = cache_of(e->s, e->p);
+    ie_cache_key key;
+    if (c) {
+        GChecksum *ck = cache_key_begin(e->s, "ef-ddpm inversion");
+        cache_key_inversion(ck, e, x0);
+        ie_cache_key_int(ck, "steps", ip->num_steps);
+        ie_cache_key_num(ck, "eta", ip->eta);
+        ie_cache_key_num(ck, "cfg_src", ip->cfg_src);
+        ie_cache_key_int(ck, "grid_offset", ip->grid_offset);
+        ie_cache_key_int(ck, "keep_z1", ip->keep_z1);
+        ie_cache_key_int(ck, "source_uncond_only", ip->source_uncond_only);
+        ie_cache_key_int(ck, "cond_uncond", ip->cond_uncond);
+        ie_cache_key_int(ck, "cond_src", ip->cond_src);
+        ie_cache_key_int(ck, "noise_seed", (int64_t)ip->seed);
+        ie_cache_key_end(ck, &key);
+        void *data;
+        size_t len;
+        if (ie_cache_get(c, &key, IE_CACHE_EF_DDPM, &data, &len)) {
+            ef_ddpm_maps *m = ie_cache_unpack_ef_ddpm(data, len);
+            g_free(data);
+            if (m && m->n == ip->num_steps && m->c == e->C && m->h == e->h && m->w == e->w) {
+                *maps = m;
+                cache_hit_progress(e);
+                return IE_OK;
+            }
+            ef_ddpm_maps_free(m);
+        }
+    }
+    ie_status st = ef_ddpm_invert(run, x0, ip, maps);
+    if (!st && c) {
+        size_t len;
+        void *b = ie_cache_pack_ef_ddpm(*maps, &len);
+        ie_cache_put(c, &key, IE_CACHE_EF_DDPM, b, len);
+        g_free(b);
+    }
+    return st;
+}
+
+/* bdia_invert, or its result from the cache. */
+static ie_status bdia_invert_cached(edit_ctx *e, ie_run *run, const float *x0, const bdia_params *bp,
+                                    double *z_hi, double *z_lo) {
+    ie_cache *c = cache_of(e->s, e->p);
+    size_t n = (size_t)e->C * e->h * e->w;
+    ie_cache_key key;
+    if (c) {
+        GChecksum *ck = cache_key_begin(e->s, "bdia inversion");
+        cache_key_inversion(ck, e, x0);
+        ie_cache_key_int(ck, "steps", bp->num_steps);
+        ie_cache_key_num(ck, "strength", bp->strength);
+        ie_cache_key_num(ck, "gamma", bp->gamma);
+        ie_cache_key_num(ck, "cfg", bp->cfg);
+        ie_cache_key_int(ck, "cond_uncond", bp->cond_uncond);
+        ie_cache_key_int(ck, "cond", bp->cond);
+        ie_cache_key_int(ck, "run_first_call", bp->run_first_call);
+        ie_cache_key_end(ck, &key);
+        void *data;
+        size_t len;
+        if (ie_cache_get(c, &key, IE_CACHE_BDIA, &data, &len)) {
+            bool ok = len == 2 * n * sizeof(double);
+            if (ok) {
+                memcpy(z_hi, data, n * sizeof(double));
+                memcpy(z_lo, (const char *)data + n * sizeof(double), n * sizeof(double));
+            }
+            g_free(data);
+            if (ok) {
+                cache_hit_progress(e);
+                return IE_OK;
+            }
+        }
+    }
+    ie_status st = bdia_invert(run, x0, bp, z_hi, z_lo);
+    if (!st && c) {
+        double *b = g_malloc(2 * n * sizeof(double));
+        memcpy(b, z_hi, n * sizeof(double));
+        memcpy(b + n, z_lo, n * sizeof(double));
+        ie_cache_put(c, &key, IE_CACHE_BDIA, b, 2 * n * sizeof(double));
+        g_free(b);
+    }
+    return st;
+}
+
+/* ie_session_encode, or its result from the cache (the latent every method starts from;
+ * InfEdit's only product of the input). *hit says which. */
+static ie_status encode_cached(ie_session *s, const ie_edit_params *p, const ie_image *work, bool sample,
+                               float *x0, bool *hit, char *err, size_t errlen) {
+    ie_cache *c = cache_of(s, p);
+    size_t n = (size_t)s->cfg.vae.latent_channels * (work->height / s->factor) * (work->width / s->factor);
+    ie_cache_key key;
+    *hit = false;
+    if (c) {
+        GChecksum *ck = cache_key_begin(s, "vae encoding");
+        ie_cache_key_int(ck, "width", work->width);
+        ie_cache_key_int(ck, "height", work->height);
+        ie_cache_key_int(ck, "channels", work->channels);
+        ie_cache_key_bytes(ck, "pixels", work->pixels,
+                           sizeof(float) * (size_t)work->width * work->height * work->channels);
+        ie_cache_key_int(ck, "sample", sample);
+        ie_cache_key_int(ck, "seed", sample ? p->seed : 0);
+        ie_cache_key_end(ck, &key);
+        void *data;
+        size_t len;
+        if (ie_cache_get(c, &key, IE_CACHE_LATENT, &data, &len)) {
+            if (len == n * sizeof(float)) {
+                memcpy(x0, data, len);
+                *hit = true;
+            }
+            g_free(data);
+            if (*hit) return IE_OK;
+        }
+    }
+    ie_status st = ie_session_encode(s, work, sample, (uint64_t)p->seed, x0, err, errlen);
+    if (!st && c) ie_cache_put(c, &key, IE_CACHE_LATENT, x0, n * sizeof(float));
+    return st;
+}
+
 static ie_status edit_ef_ddpm(edit_ctx *e, const float *x0, float *out, char *err, size_t errlen) {
     const ie_edit_params *p = e->p;
     ef_ddpm_params ip = ef_params_of(p);
@@ -662,7 +866,7 @@ static ie_status edit_ef_ddpm(edit_ctx *e, const float *x0, float *out, char *er
     run.progress_user = &e->pm;
     e->pm.base = 0.02, e->pm.span = 0.96 * N / (N + K);
     ef_ddpm_maps *maps = NULL;
-    ie_status st = ef_ddpm_invert(&run, x0, &ip, &maps);
+    ie_status st = ef_invert_cached(e, &run, x0, &ip, &maps);
     if (st) return run_fail(&run, err, errlen, st);
     int dx = (int)lround(p->shift_x * e->w), dy = (int)lround(p->shift_y * e->h);
     if (dx || dy) {
@@ -711,7 +915,7 @@ static ie_status edit_bdia(edit_ctx *e, const float *x0, float *out, char *err, 
     run.progress = method_progress;
     run.progress_user = &e->pm;
     e->pm.base = 0.02, e->pm.span = 0.48;
-    if (!st) st = bdia_invert(&run, x0, &bp, z_hi, z_lo);
+    if (!st) st = bdia_invert_cached(e, &run, x0, &bp, z_hi, z_lo);
     if (!st && p->prompt_to_prompt) {
         /* the source chain (the inversion's conditions) hands its attention to the target chain */
         int K = bdia_levels(&bp);
@@ -846,6 +1050,7 @@ ie_status ie_edit_latent(ie_session *s, const ie_edit_params *p_in, const float 
         return IE_ERR_CANCELLED;
     }
     edit_ctx e;
+    s->last_cached = false;
     st = edit_ctx_begin(&e, s, &p, h, w, progress, user, err, errlen);
     if (!st) {
         switch (p.method) {
@@ -893,12 +1098,14 @@ ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_image *in,
     float *x0 = malloc(sizeof(float) * (size_t)C * h * w), *x = malloc(sizeof(float) * (size_t)C * h * w);
     if (!st && (!x0 || !x)) st = IE_ERR_NOMEM;
     if (st == IE_ERR_NOMEM) snprintf(err, errlen, "out of memory");
+    bool enc_hit = false;
     if (!st) {
         /* EF-DDPM inverts the posterior mean; BDIA and InfEdit a sample */
         bool sample = p->method != IE_METHOD_EF_DDPM;
-        st = ie_session_encode(s, &work, sample, (uint64_t)p->seed, x0, err, errlen);
+        st = encode_cached(s, p, &work, sample, x0, &enc_hit, err, errlen);
     }
     if (!st) st = ie_edit_latent(s, p, x0, h, w, x, progress, user, NULL, err, errlen);
+    if (!st && p->method == IE_METHOD_INFEDIT) s->last_cached = enc_hit;
     if (!st) {
         if (progress && !progress(user, 0.98, "decoding")) {
             snprintf(err, errlen, "cancelled");

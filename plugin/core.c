@@ -451,6 +451,8 @@ ie_status ivp_edit_region(ie_session *session, const ie_edit_params *params, con
     g_free(region);
     ie_image_free(&composited);
     if (st != IE_OK) return st;
+    if (ie_session_last_cached(session)) /* a second try on the same region and source (disk cache) */
+        g_printerr("invedit: %s from the cache\n", params->method == IE_METHOD_INFEDIT ? "encoding" : "inversion");
     ivp_region_job whole = *job;
     whole.mask = NULL; /* the library applied the selection (or the layer mask will) */
     job = &whole;

@@ -25,6 +25,7 @@ packages=(
 )
 if [ "$mode" = test ]; then
   packages+=(clang libclang-rt-14-dev vulkan-validationlayers)
+  packages+=(parallel)  # the batch test runs shards with GNU parallel
 fi
 
 install_packages() {
@@ -116,7 +117,7 @@ ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1 UBSAN_O
 
 # libFuzzer targets (clang): replay the seed corpora, then fuzz each briefly.
 fuzz_dir=${FUZZ_BUILD_DIR:-build-fuzz}
-fuzzers="fuzz_safetensors fuzz_tokenizer fuzz_json_config fuzz_cli_args fuzz_lora fuzz_image_png fuzz_image_jpeg fuzz_npy"
+fuzzers="fuzz_safetensors fuzz_tokenizer fuzz_json_config fuzz_cli_args fuzz_lora fuzz_image_png fuzz_image_jpeg fuzz_npy fuzz_manifest"
 if [ ! -f "$fuzz_dir/build.ninja" ]; then
   CC=clang meson setup "$fuzz_dir" -Dfuzzing=true
 fi

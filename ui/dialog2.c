@@ -22,6 +22,7 @@ typedef struct dialog_state {
     GtkWidget *dialog, *model_entry, *output_combo;
     ie_method method; /* the method the values belong to */
     gboolean updating;
+    GtkWidget *description; /* one line about the chosen method */
 } dialog_state;
 
 /* --- widgets per parameter type --------------------------------------------------------- */
@@ -126,14 +127,21 @@ static void refresh_numbers(dialog_state *st) {
         double v = ivp_param_get_number(&st->s->params, r->d);
         if (r->d->type == IE_PARAM_BOOL) gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(r->widget), v != 0);
         else if (r->adj) gtk_adjustment_set_value(GTK_ADJUSTMENT(r->adj), v);
-        gboolean on = (r->d->methods & IE_FOR(m)) != 0;
+        gboolean on = ie_edit_param_applies(r->d, m, st->s->params.prompt_to_prompt);
         if (r->scale_entry) gimp_scale_entry_set_sensitive(r->adj, on);
         else {
             gtk_widget_set_sensitive(r->widget, on);
             if (r->label) gtk_widget_set_sensitive(r->label, on);
         }
     }
+    if (st->description) gtk_label_set_text(GTK_LABEL(st->description), ie_method_description(m));
     st->updating = FALSE;
+}
+
+static void p2p_toggled(GtkToggleButton *b, dialog_state *st) {
+    if (st->updating) return;
+    read_widgets(st);
+    refresh_numbers(st);
 }
 
 static void method_changed(GtkComboBox *combo, dialog_state *st) {
@@ -233,7 +241,7 @@ gboolean ivp_dialog2_run(ivp_settings *s, gboolean in_gimp) {
     for (size_t i = 0; i < n; i++) n_basic += !t[i].advanced;
 
     /* Model, the basic parameters, output. */
-    GtkWidget *table = gtk_table_new((guint)n_basic + 2, 3, FALSE);
+    GtkWidget *table = gtk_table_new((guint)n_basic + 3, 3, FALSE);
     gtk_table_set_col_spacings(GTK_TABLE(table), 6);
     gtk_table_set_row_spacings(GTK_TABLE(table), 6);
     gtk_box_pack_start(GTK_BOX(vbox), table, FALSE, FALSE, 0);
@@ -258,6 +266,15 @@ gboolean ivp_dialog2_run(ivp_settings *s, gboolean in_gimp) {
     for (size_t i = 0; i < n; i++) {
         st.rows[i].d = &t[i];
         if (!t[i].advanced) add_row(&st, &st.rows[i], GTK_TABLE(table), y++);
+        if (!t[i].advanced && t[i].type == IE_PARAM_METHOD) { /* what the method does, under its choice */
+            st.description = gtk_label_new(ie_method_description(s->params.method));
+            gtk_label_set_line_wrap(GTK_LABEL(st.description), TRUE);
+            gtk_widget_set_size_request(st.description, 420, -1);
+            gtk_misc_set_alignment(GTK_MISC(st.description), 0.0, 0.5);
+            gtk_table_attach(GTK_TABLE(table), st.description, 1, 3, y, y + 1, GTK_FILL, GTK_FILL, 0, 0);
+            gtk_widget_show(st.description);
+            y++;
+        }
     }
 
     st.output_combo = gtk_combo_box_text_new();
@@ -283,8 +300,11 @@ gboolean ivp_dialog2_run(ivp_settings *s, gboolean in_gimp) {
     gtk_widget_show_all(expander);
     gtk_widget_show(vbox);
 
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (t[i].type == IE_PARAM_METHOD) g_signal_connect(st.rows[i].widget, "changed", G_CALLBACK(method_changed), &st);
+        if (!strcmp(t[i].name, "prompt-to-prompt"))
+            g_signal_connect(st.rows[i].widget, "toggled", G_CALLBACK(p2p_toggled), &st);
+    }
     refresh_numbers(&st);
 
     if (g_getenv("INVEDIT_UI_TEST") && *g_getenv("INVEDIT_UI_TEST")) {

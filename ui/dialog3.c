@@ -10,6 +10,7 @@ typedef struct dialog_state {
     GimpProcedureConfig *config;
     GtkWidget *dialog;
     ie_method method; /* the method the values belong to */
+    GtkWidget *description; /* one line about the chosen method */
 } dialog_state;
 
 /* A number or switch of the config as a double. */
@@ -30,15 +31,23 @@ static gboolean is_dialog_argument(const GParamSpec *ps) {
     return strcmp(ps->name, "run-mode") && strcmp(ps->name, "image") && strcmp(ps->name, "drawables");
 }
 
-/* Greys out what the method ignores. */
+/* Greys out what the method ignores, and says in one line what it does. */
 static void update_sensitivity(dialog_state *st) {
     size_t n;
     const ie_param_desc *t = ie_edit_param_table(&n);
     ie_method m = (ie_method)gimp_procedure_config_get_choice_id(st->config, "method");
+    gboolean p2p = FALSE;
+    g_object_get(st->config, "prompt-to-prompt", &p2p, NULL);
     for (size_t i = 0; i < n; i++) {
         GtkWidget *w = gimp_procedure_dialog_get_widget(GIMP_PROCEDURE_DIALOG(st->dialog), t[i].name, G_TYPE_NONE);
-        if (w) gtk_widget_set_sensitive(w, (t[i].methods & IE_FOR(m)) != 0);
+        if (w) gtk_widget_set_sensitive(w, ie_edit_param_applies(&t[i], m, p2p));
     }
+    if (st->description) gtk_label_set_text(GTK_LABEL(st->description), ie_method_description(m));
+}
+
+static void p2p_changed(GObject *config, GParamSpec *pspec, dialog_state *st) {
+    (void)config, (void)pspec;
+    update_sensitivity(st);
 }
 
 /* Picking a method loads its defaults for the numbers and switches, unless
@@ -125,7 +134,7 @@ static gboolean ui_test_check(gpointer data) {
 /* --- the dialog ---------------------------------------------------------------------- */
 
 gboolean ivp_dialog3_run(GimpProcedure *procedure, GimpProcedureConfig *config) {
-    dialog_state st = {procedure, config, NULL, (ie_method)gimp_procedure_config_get_choice_id(config, "method")};
+    dialog_state st = {procedure, config, NULL, (ie_method)gimp_procedure_config_get_choice_id(config, "method"), NULL};
     st.dialog = gimp_procedure_dialog_new(procedure, config, IVP_TITLE);
     GimpProcedureDialog *dlg = GIMP_PROCEDURE_DIALOG(st.dialog);
 
@@ -141,6 +150,13 @@ gboolean ivp_dialog3_run(GimpProcedure *procedure, GimpProcedureConfig *config) 
         }
         if (d->advanced) advanced = g_list_append(advanced, (gpointer)d->name);
         else basic = g_list_append(basic, (gpointer)d->name);
+        if (d->type == IE_PARAM_METHOD) { /* what the method does, under its choice */
+            st.description = gimp_procedure_dialog_get_label(dlg, "method-description", "", FALSE, FALSE);
+            gtk_label_set_line_wrap(GTK_LABEL(st.description), TRUE);
+            gtk_label_set_max_width_chars(GTK_LABEL(st.description), 60);
+            gtk_label_set_xalign(GTK_LABEL(st.description), 0.0);
+            basic = g_list_append(basic, (gpointer) "method-description");
+        }
     }
 
     /* Prompts and the model path get wide entries. */
@@ -173,6 +189,7 @@ gboolean ivp_dialog3_run(GimpProcedure *procedure, GimpProcedureConfig *config) 
 
     update_sensitivity(&st);
     gulong handler = g_signal_connect(config, "notify::method", G_CALLBACK(method_changed), &st);
+    gulong handler_p2p = g_signal_connect(config, "notify::prompt-to-prompt", G_CALLBACK(p2p_changed), &st);
 
     const gchar *test = g_getenv("INVEDIT_UI_TEST");
     if (test && *test) {
@@ -182,6 +199,7 @@ gboolean ivp_dialog3_run(GimpProcedure *procedure, GimpProcedureConfig *config) 
 
     gboolean ok = gimp_procedure_dialog_run(dlg);
     g_signal_handler_disconnect(config, handler);
+    g_signal_handler_disconnect(config, handler_p2p);
     gtk_widget_destroy(st.dialog);
     return ok;
 }

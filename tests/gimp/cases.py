@@ -91,6 +91,13 @@ CASES = [
     dict(name="fullres-feather-inplace", image="fullres.png", lang="python", sel=FEATHER_SEL, feather=70, reach=90,
          output="in-place", ring=True, twin="fullres-feather-newlayer", sample_sel=True,
          args={"target-prompt": FULL_TARGET, "source-prompt": FULL_SOURCE, "blend-words": "yellow", "steps": 15}),
+    # The same region and source twice with another target: the second call (a new plug-in process)
+    # takes EF-DDPM's inversion from the disk cache (the real library logs it).
+    dict(name="cache-first-try", image="rgb.png", lang="scheme", sel=None, output="new-layer",
+         args={"method": "ef-ddpm", "steps": 6, "strength": 0.5}),
+    dict(name="cache-second-try", image="rgb.png", lang="python", sel=None, output="new-layer",
+         args={"method": "ef-ddpm", "steps": 6, "strength": 0.5,
+               "target-prompt": "a yellow circle on the left on a blue gradient background"}),
     # Errors: a message that says what to do, and the image untouched.
     dict(name="indexed-error", image="indexed.png", lang="scheme", sel=None, output="in-place",
          expect=("error", "needs an RGB or grayscale image")),

@@ -68,6 +68,7 @@ const char *ie_session_device(const ie_session *s) { return s->device; }
 const char *ie_session_note(const ie_session *s) { return s->note; }
 int ie_session_size_multiple(const ie_session *s) { (void)s; return 8; }
 int ie_session_native_size(const ie_session *s) { (void)s; return 64; }
+bool ie_session_last_cached(const ie_session *s) { (void)s; return false; }
 
 ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
                   ie_edit_progress_fn progress, void *user, char *err, size_t errlen) {

@@ -75,6 +75,10 @@ for impl in "${impls[@]}"; do
   session "$impl" "" "" -- INVEDIT_FAKE_STEP_MS=5
   add_results < <(python3 "$T/check.py" --work "$W" --impl "$impl" --results "$W/results2-$impl.json" \
     --log "$W/log2-$impl.txt" --label gimp2)
+  if [ "$impl" = real ]; then  # cases cache-first-try / cache-second-try: a second try skips the inversion
+    grep -q "invedit: inversion from the cache" "$W/log2-$impl.txt"
+    count "a second try in GIMP takes the inversion from the disk cache" $? "no 'inversion from the cache' in $W/log2-$impl.txt"
+  fi
   # the settings of the last successful call: what invedit.ini must hold now
   last_batch=$(python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))
 print([v["settings"] for v in r.values() if v["status"] == "success" and "settings" in v][-1])' \

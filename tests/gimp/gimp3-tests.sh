@@ -72,6 +72,10 @@ for impl in "${impls[@]}"; do
   install_plugin "$bin"
   say "== $impl library: batch cases"
   session "$impl" "" '{}' -- INVEDIT_FAKE_STEP_MS=5
+  if [ "$impl" = real ]; then  # cases cache-first-try / cache-second-try: a second try skips the inversion
+    grep -q "invedit: inversion from the cache" "$W/log-$impl.txt"
+    count "a second try in GIMP takes the inversion from the disk cache" $? "no 'inversion from the cache' in $W/log-$impl.txt"
+  fi
   add_results < <(python3 "$T/check.py" --work "$W" --impl "$impl" --results "$W/results-$impl.json" \
     --log "$W/log-$impl.txt" --label gimp3)
   say "== $impl library: cancel from the progress callback"
