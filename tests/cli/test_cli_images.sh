@@ -16,19 +16,7 @@ INVEDIT=${1:?usage: test_cli_images.sh invedit image_probe}
 INVEDIT=$(realpath "$INVEDIT")
 PROBE=${2:?usage: test_cli_images.sh invedit image_probe}
 PROBE=$(realpath "$PROBE")
-ROOT=${INVEDIT_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-PY=/usr/bin/python3
-if ! $PY -c 'import PIL, numpy' 2>/dev/null; then
-    echo "skip: $PY with PIL and numpy is needed"
-    exit 77
-fi
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-cd "$TMP" || exit 1
-checks=0
-failures=0
-ok() { checks=$((checks + 1)); echo "ok   $*"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL $*"; }
+. "$(cd "$(dirname "$0")" && pwd)/common.sh"
 check() { # check LABEL command...: the command must succeed
     label=$1
     shift

@@ -13,19 +13,7 @@
 set -u
 INVEDIT=${1:?usage: test_cli_outputs.sh invedit image_probe}
 INVEDIT=$(realpath "$INVEDIT")
-ROOT=${INVEDIT_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-PY=/usr/bin/python3
-if ! $PY -c 'import PIL, numpy' 2>/dev/null; then
-    echo "skip: $PY with PIL and numpy is needed"
-    exit 77
-fi
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-cd "$TMP" || exit 1
-checks=0
-failures=0
-ok() { checks=$((checks + 1)); echo "ok   $*"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL $*"; }
+. "$(cd "$(dirname "$0")" && pwd)/common.sh"
 no_temporaries() { # no .NAME.XXXXXX.part left in the folder
     if ls -A | grep -q '\.part$'; then fail "$1: temporary left: $(ls -A | grep '\.part$')"; else ok "$1: no temporary left"; fi
 }
