@@ -352,8 +352,8 @@ static ie_status ud_check_finite(unet_denoiser *d, int batch, const float *x, co
     }
     if (sx == 0 && se == 0) return IE_OK;
     snprintf(d->err, sizeof d->err,
-             "NaN or Inf in the %s: broken weights or fp16 overflow; try another checkpoint "
-             "(fp32 weights) or --device cpu",
+             "NaN or Inf in the %s: broken weights or fp16 overflow; try full-precision weights "
+             "(--fp32 yes), --device cpu, or another checkpoint",
              sx != 0 ? "latents" : "UNet output");
     return IE_ERR_NONFINITE;
 }
