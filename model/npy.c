@@ -102,9 +102,9 @@ static ie_status npy_parse_header(const char *path, const char *h, npy_array *a,
         if (errno || v < 0 || v > ((long long)1 << 40))
             return npy_fail(IE_ERR_FORMAT, err, errlen, "%s: bad dimension in 'shape'", path);
         a->shape[a->ndim++] = v;
-        a->numel *= v;
-        if (a->numel > ((int64_t)1 << 40))
+        if (v != 0 && a->numel > ((int64_t)1 << 40) / v) /* checked before multiplying: no overflow */
             return npy_fail(IE_ERR_FORMAT, err, errlen, "%s: array too large", path);
+        a->numel *= v;
         p = end;
     }
     for (int i = a->ndim; i < NPY_MAX_DIMS; i++) a->shape[i] = 1;
