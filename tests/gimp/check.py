@@ -277,9 +277,16 @@ def main():
                 twin = case["twin"] and os.path.join(outdir, case["twin"] + ".png")
                 if twin and rep.check(n + " twin exported", os.path.exists(twin), twin):
                     t = pngtool.read_png(twin)
-                    diff = sum(1 for y in range(out.height) for x in range(out.width) if out.px(x, y) != t.px(x, y))
-                    rep.check(n + " equals the new layer of the same edit (%s)" % case["twin"], diff == 0,
-                              "%d pixels differ" % diff)
+                    # GIMP rounds the float result to 8 bits in two different paths (the shadow
+                    # merge, the new layer's export): a value at a rounding tie may land one level
+                    # apart (seen: 3 of 147,456 pixels with the real library on GIMP 3). More than
+                    # one level anywhere is a real difference (the old double feather: 35,360).
+                    diffs = [max(abs(int(u) - int(v)) for u, v in zip(out.px(x, y), t.px(x, y)))
+                             for y in range(out.height) for x in range(out.width) if out.px(x, y) != t.px(x, y)]
+                    big = sum(1 for d in diffs if d > 1)
+                    rep.check(n + " equals the new layer of the same edit (%s), to GIMP's 8-bit rounding" % case["twin"],
+                              big == 0 and len(diffs) <= 64,
+                              "%d pixels differ by more than one level, %d by one" % (big, len(diffs) - big))
             if case["sample_sel"]:
                 sb, sa = r.get("sel_before"), r.get("sel_after")
                 feathered = sb is not None and sum(1 for v in sb if 0 < v < 255) > 20
