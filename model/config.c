@@ -9,14 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "errmsg.h"
 
 /* --- defaults ------------------------------------------------------------ */
 
@@ -105,7 +98,7 @@ static bool fail(jctx *j, ie_status st, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    set_err(j->err, j->errlen, "%s: %s", j->label, msg);
+    ie_set_err(j->err, j->errlen, "%s: %s", j->label, msg);
     j->st = st;
     return false;
 }
@@ -449,7 +442,7 @@ ie_status sd_unet_config_detect(const sd_weights *w, sd_unet_config *c, char *er
     sd_unet_config_default(c);
     const sd_weight *ci = sd_weights_get(w, "unet.conv_in.weight");
     if (!ci || ci->ndim != 4 || !dim_ok(ci->shape[0]) || !dim_ok(ci->shape[1])) {
-        set_err(err, errlen,
+        ie_set_err(err, errlen,
                 "%s: cannot detect the UNet architecture: unet.conv_in.weight is %s",
                 sd_weights_path(w), ci ? "not [C, in, 3, 3]" : "missing");
         return IE_ERR_FORMAT;
@@ -461,7 +454,7 @@ ie_status sd_unet_config_detect(const sd_weights *w, sd_unet_config *c, char *er
            dim_ok(r->shape[0]))
         c->block_out_channels[n++] = (int)r->shape[0];
     if (n == 0) {
-        set_err(err, errlen,
+        ie_set_err(err, errlen,
                 "%s: cannot detect the UNet architecture: unet.down_blocks.0.resnets.0.conv1.weight "
                 "is missing",
                 sd_weights_path(w));
@@ -526,7 +519,7 @@ ie_status sd_vae_config_detect(const sd_weights *w, sd_vae_config *c, char *err,
         lpb -= 1; /* decoder blocks have layers_per_block + 1 resnets */
     }
     if (n == 0 || lpb < 1) {
-        set_err(err, errlen,
+        ie_set_err(err, errlen,
                 "%s: cannot detect the VAE architecture: neither "
                 "vae.encoder.down_blocks.0.resnets.0.conv1.weight nor "
                 "vae.decoder.up_blocks.0.resnets.0.conv1.weight is there",
@@ -559,7 +552,7 @@ ie_status sd_clip_text_config_detect(const sd_weights *w, sd_clip_text_config *c
     sd_clip_text_config_default(c);
     const sd_weight *te = sd_weights_get(w, "text_encoder.text_model.embeddings.token_embedding.weight");
     if (!te || te->ndim != 2 || !dim_ok(te->shape[0]) || !dim_ok(te->shape[1])) {
-        set_err(err, errlen,
+        ie_set_err(err, errlen,
                 "%s: cannot detect the text encoder: "
                 "text_encoder.text_model.embeddings.token_embedding.weight is %s",
                 sd_weights_path(w), te ? "not [vocab, hidden]" : "missing");
@@ -608,7 +601,7 @@ static ie_status load_json_file(const char *path, char **text, size_t *len, char
     GError *gerr = NULL;
     gsize n = 0;
     if (!g_file_get_contents(path, text, &n, &gerr)) {
-        set_err(err, errlen, "%s: cannot read: %s", path, gerr ? gerr->message : "error");
+        ie_set_err(err, errlen, "%s: cannot read: %s", path, gerr ? gerr->message : "error");
         if (gerr) g_error_free(gerr);
         return IE_ERR_IO;
     }
@@ -1045,7 +1038,7 @@ ie_status sd_weights_check(const sd_weights *w, const sd_model_config *cfg, sd_c
     for (int i = 0; i < rep->n_problems && i < 3; i++)
         g_string_append_printf(g, "; %s", rep->problems[i]);
     if (rep->n_problems > 3) g_string_append_printf(g, "; ... (%d more)", rep->n_problems - 3);
-    set_err(err, errlen, "%s", g->str);
+    ie_set_err(err, errlen, "%s", g->str);
     g_string_free(g, TRUE);
     return IE_ERR_FORMAT;
 }

@@ -11,14 +11,7 @@
 
 #include "safetensors.h"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "errmsg.h"
 
 /* --- keys ------------------------------------------------------------------------ */
 
@@ -234,7 +227,7 @@ ie_status sd_lora_set_add(sd_lora_set *s, const sd_weights *w, const char *path,
     char msg[512];
     ie_status st = st_open(path, &f, msg, sizeof msg);
     if (st) {
-        set_err(err, errlen, "LoRA %s", msg);
+        ie_set_err(err, errlen, "LoRA %s", msg);
         return st;
     }
     GHashTable *index = module_index(w);
@@ -289,21 +282,21 @@ ie_status sd_lora_set_add(sd_lora_set *s, const sd_weights *w, const char *path,
     }
     st = IE_OK;
     if (sdxl) {
-        set_err(err, errlen, "LoRA %s: made for SDXL (%s, e.g. %s); invedit uses SD 1.x LoRAs", path, sdxl, sdxl_key);
+        ie_set_err(err, errlen, "LoRA %s: made for SDXL (%s, e.g. %s); invedit uses SD 1.x LoRAs", path, sdxl, sdxl_key);
         st = IE_ERR_UNSUPPORTED;
     } else if (other) {
-        set_err(err, errlen, "LoRA %s: a %s LoRA (%s); only plain LoRA (lora_down/lora_up, lora_A/lora_B) is supported",
+        ie_set_err(err, errlen, "LoRA %s: a %s LoRA (%s); only plain LoRA (lora_down/lora_up, lora_A/lora_B) is supported",
                 path, other, other_key);
         st = IE_ERR_UNSUPPORTED;
     } else if (dup_key) {
-        set_err(err, errlen, "LoRA %s: %s and %s adapt the same layer twice", path, dup_prev, dup_key);
+        ie_set_err(err, errlen, "LoRA %s: %s and %s adapt the same layer twice", path, dup_prev, dup_key);
         st = IE_ERR_FORMAT;
     } else if (!n_lora_keys) {
-        set_err(err, errlen, "LoRA %s: no LoRA tensors (%d tensors; expected lora_unet_*/lora_te_* with lora_down/lora_up, "
+        ie_set_err(err, errlen, "LoRA %s: no LoRA tensors (%d tensors; expected lora_unet_*/lora_te_* with lora_down/lora_up, "
                 "or diffusers/PEFT lora_A/lora_B names)", path, st_count(f));
         st = IE_ERR_FORMAT;
     } else if (!g_hash_table_size(pend)) {
-        set_err(err, errlen, "LoRA %s: none of its %d keys names a layer of this model (e.g. %s); is it for another "
+        ie_set_err(err, errlen, "LoRA %s: none of its %d keys names a layer of this model (e.g. %s); is it for another "
                 "model family?", path, n_lora_keys, unmatched->len ? (const char *)g_ptr_array_index(unmatched, 0) : "?");
         st = IE_ERR_FORMAT;
     }
@@ -318,7 +311,7 @@ ie_status sd_lora_set_add(sd_lora_set *s, const sd_weights *w, const char *path,
         const sd_weight *x = p->target;
         char a[96], b[96], c[96];
         if (!p->down || !p->up) {
-            set_err(err, errlen, "LoRA %s: %s has a %s but no %s", path, p->key, p->down ? "down" : "up",
+            ie_set_err(err, errlen, "LoRA %s: %s has a %s but no %s", path, p->key, p->down ? "down" : "up",
                     p->down ? "up (lora_up / lora_B)" : "down (lora_down / lora_A)");
             st = IE_ERR_FORMAT;
             break;
@@ -326,7 +319,7 @@ ie_status sd_lora_set_add(sd_lora_set *s, const sd_weights *w, const char *path,
         const st_tensor *d = p->down, *u = p->up;
         if (!st_dtype_is_float(d->dtype) || !st_dtype_is_float(u->dtype) ||
             (p->alpha && (!st_dtype_is_float(p->alpha->dtype) || p->alpha->numel != 1))) {
-            set_err(err, errlen, "LoRA %s: %s: the factors must be float tensors and alpha one number", path, p->key);
+            ie_set_err(err, errlen, "LoRA %s: %s: the factors must be float tensors and alpha one number", path, p->key);
             st = IE_ERR_FORMAT;
             break;
         }
@@ -337,11 +330,11 @@ ie_status sd_lora_set_add(sd_lora_set *s, const sd_weights *w, const char *path,
         bool up_ok = u->ndim >= 2 && u->shape[0] == out && u->numel == out * u->shape[1];
         if (r <= 0 || !up_ok || d->numel != r * in_flat || u->shape[1] != r) {
             if (r > 0 && u->ndim >= 2 && u->shape[1] != r && u->shape[0] == out)
-                set_err(err, errlen, "LoRA %s: %s: mismatched ranks: down %s has rank %" G_GINT64_FORMAT
+                ie_set_err(err, errlen, "LoRA %s: %s: mismatched ranks: down %s has rank %" G_GINT64_FORMAT
                         ", up %s has %" G_GINT64_FORMAT, path, p->key, st_shape_str(d->shape, d->ndim, a, sizeof a), r,
                         st_shape_str(u->shape, u->ndim, b, sizeof b), u->shape[1]);
             else
-                set_err(err, errlen, "LoRA %s: %s: down %s and up %s do not fit %s %s%s", path, p->key,
+                ie_set_err(err, errlen, "LoRA %s: %s: down %s and up %s do not fit %s %s%s", path, p->key,
                         st_shape_str(d->shape, d->ndim, a, sizeof a), st_shape_str(u->shape, u->ndim, b, sizeof b),
                         x->name, st_shape_str(x->shape, x->ndim, c, sizeof c),
                         family_of_context(d->ndim >= 2 ? d->shape[1] : 0));
@@ -352,7 +345,7 @@ ie_status sd_lora_set_add(sd_lora_set *s, const sd_weights *w, const char *path,
         if (p->alpha) {
             char e2[128];
             if (st_read_f32(p->alpha, &alpha, e2, sizeof e2)) {
-                set_err(err, errlen, "LoRA %s: %s: %s", path, p->alpha->name, e2);
+                ie_set_err(err, errlen, "LoRA %s: %s: %s", path, p->alpha->name, e2);
                 st = IE_ERR_FORMAT;
                 break;
             }
@@ -414,7 +407,7 @@ ie_status sd_lora_set_add_list(sd_lora_set *s, const sd_weights *w, const char *
         char path[4096];
         double scale;
         if (!sd_lora_spec_parse(e, path, sizeof path, &scale)) {
-            set_err(err, errlen, "lora: '%s' is not FILE[:SCALE]", e);
+            ie_set_err(err, errlen, "lora: '%s' is not FILE[:SCALE]", e);
             st = IE_ERR_ARG;
             break;
         }
@@ -432,7 +425,7 @@ ie_status sd_lora_set_apply(const sd_lora_set *s, const char *canonical, float *
         const lora_delta *d = g_ptr_array_index(l, i);
         int64_t out = d->up->shape[0], r = d->rank, in = d->down->numel / r;
         if (out * in != numel) {
-            set_err(err, errlen, "LoRA %s: does not fit %s", d->down->name, canonical);
+            ie_set_err(err, errlen, "LoRA %s: does not fit %s", d->down->name, canonical);
             return IE_ERR_FORMAT;
         }
         float *up = malloc((size_t)(out * r) * sizeof *up), *down = malloc((size_t)(r * in) * sizeof *down);
@@ -446,7 +439,7 @@ ie_status sd_lora_set_apply(const sd_lora_set *s, const char *canonical, float *
         free(up);
         free(down);
         if (st) {
-            set_err(err, errlen, "LoRA %s: %s", d->down->name, st == IE_ERR_NOMEM ? "out of memory" : e2);
+            ie_set_err(err, errlen, "LoRA %s: %s", d->down->name, st == IE_ERR_NOMEM ? "out of memory" : e2);
             return st;
         }
     }

@@ -10,14 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "errmsg.h"
 
 const char *sd_component_name(sd_component c) {
     switch (c) {
@@ -653,7 +646,7 @@ static ie_status open_single(sd_weights *w, sd_ema_mode ema, char *err, size_t e
     w->files[0] = f;
     const char *evidence = NULL, *family = checkpoint_family(f, &evidence);
     if (family) {
-        set_err(err, errlen, "%s: this is an %s checkpoint (it has %s); invedit edits with SD 1.x models", w->path,
+        ie_set_err(err, errlen, "%s: this is an %s checkpoint (it has %s); invedit edits with SD 1.x models", w->path,
                 family, evidence);
         return IE_ERR_UNSUPPORTED;
     }
@@ -689,7 +682,7 @@ static ie_status open_single(sd_weights *w, sd_ema_mode ema, char *err, size_t e
     if (!w->has[SD_UNET] && !w->has[SD_VAE] && !w->has[SD_TEXT_ENCODER]) {
         bool diffusers_like = st_get(f, "conv_in.weight") != NULL ||
                               st_get(f, "text_model.embeddings.token_embedding.weight") != NULL;
-        set_err(err, errlen,
+        ie_set_err(err, errlen,
                 "%s: no SD 1.x checkpoint tensors (names starting with model.diffusion_model., "
                 "first_stage_model. or cond_stage_model.transformer.; %d tensors, %d unknown)%s",
                 w->path, st_count(f), n_unknown,
@@ -719,7 +712,7 @@ static ie_status replace_vae(sd_weights *w, const char *vpath, char *err, size_t
                                         "diffusion_pytorch_model.fp16.safetensors"};
     char *file = NULL, *cfg = NULL;
     if (!g_file_test(vpath, G_FILE_TEST_EXISTS)) {
-        set_err(err, errlen, "VAE %s: no such file or folder", vpath);
+        ie_set_err(err, errlen, "VAE %s: no such file or folder", vpath);
         return IE_ERR_IO;
     }
     if (g_file_test(vpath, G_FILE_TEST_IS_DIR)) {
@@ -734,7 +727,7 @@ static ie_status replace_vae(sd_weights *w, const char *vpath, char *err, size_t
         cfg = g_build_filename(dir, "config.json", NULL);
         if (!g_file_test(cfg, G_FILE_TEST_IS_REGULAR)) g_clear_pointer(&cfg, g_free);
         if (!file) {
-            set_err(err, errlen, "VAE %s: a folder without %s (a diffusers vae/ folder is expected)", dir, FILES[0]);
+            ie_set_err(err, errlen, "VAE %s: a folder without %s (a diffusers vae/ folder is expected)", dir, FILES[0]);
             g_free(dir);
             g_free(cfg);
             return IE_ERR_FORMAT;
@@ -772,7 +765,7 @@ static ie_status replace_vae(sd_weights *w, const char *vpath, char *err, size_t
     }
     const char *evidence = NULL, *family = checkpoint_family(f, &evidence);
     if (!n_full && !n_ldm && !n_diff) {
-        set_err(err, errlen, "VAE %s: not a VAE: %s", file,
+        ie_set_err(err, errlen, "VAE %s: not a VAE: %s", file,
                 family ? family
                 : n_unet ? "it holds a UNet (e.g. time_embedding / model.diffusion_model tensors)"
                 : n_text ? "it holds a text encoder"
@@ -837,7 +830,7 @@ static ie_status open_folder(sd_weights *w, char *err, size_t errlen) {
         g_free(sub);
     }
     if (!is_diffusers) {
-        set_err(err, errlen,
+        ie_set_err(err, errlen,
                 "%s: not a diffusers model folder (no model_index.json and no unet/, vae/ or "
                 "text_encoder/ subfolder)",
                 w->path);
@@ -893,7 +886,7 @@ static ie_status open_folder(sd_weights *w, char *err, size_t errlen) {
         w->naming[c] = "diffusers";
     }
     if (!n_found) {
-        set_err(err, errlen, "%s: diffusers folder without weights: %s; %s; %s", w->path,
+        ie_set_err(err, errlen, "%s: diffusers folder without weights: %s; %s; %s", w->path,
                 w->missing[0], w->missing[1], w->missing[2]);
         return IE_ERR_FORMAT;
     }
@@ -927,7 +920,7 @@ ie_status sd_weights_open_with(const char *path, const sd_source_options *opt, s
                                size_t errlen) {
     *out = NULL;
     if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
-        set_err(err, errlen, "%s: no such file or folder", path);
+        ie_set_err(err, errlen, "%s: no such file or folder", path);
         return IE_ERR_IO;
     }
     sd_weights *w = g_new0(sd_weights, 1);

@@ -10,6 +10,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "errmsg.h"
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c assumes a little-endian host"
 #endif
@@ -118,15 +120,6 @@ float st_bf16_to_float(uint16_t b) {
 
 /* --- messages ------------------------------------------------------------ */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 const char *st_shape_str(const int64_t *shape, int ndim, char *buf, size_t n) {
     if (!n) return buf;
     size_t at = 0;
@@ -226,7 +219,7 @@ void st_close(st_file *f) {
 static bool parse_tensor(const char *path, const char *name, JsonNode *node, uint64_t data_size,
                          st_tensor *t, char *err, size_t errlen) {
     if (!JSON_NODE_HOLDS_OBJECT(node)) {
-        set_err(err, errlen,
+        ie_set_err(err, errlen,
                 "%s: tensor '%.200s': expected an object {dtype, shape, data_offsets}, found %s",
                 path, name, node_kind(node));
         return false;
@@ -235,14 +228,14 @@ static bool parse_tensor(const char *path, const char *name, JsonNode *node, uin
 
     JsonNode *dn = json_object_get_member(o, "dtype");
     if (!dn || !JSON_NODE_HOLDS_VALUE(dn) || json_node_get_value_type(dn) != G_TYPE_STRING) {
-        set_err(err, errlen, "%s: tensor '%.200s': field \"dtype\": expected a string, found %s",
+        ie_set_err(err, errlen, "%s: tensor '%.200s': field \"dtype\": expected a string, found %s",
                 path, name, dn ? node_kind(dn) : "none (the field is missing)");
         return false;
     }
     const char *ds = json_node_get_string(dn);
     int dt = dtype_from_name(ds);
     if (dt < 0) {
-        set_err(err, errlen,
+        ie_set_err(err, errlen,
                 "%s: tensor '%.200s': unknown dtype \"%.40s\" (expected one of F32, F16, BF16, F64, "
                 "I64, I32, I16, I8, U64, U32, U16, U8, BOOL, F8_E4M3, F8_E5M2, F8_E8M0)",
                 path, name, ds);
@@ -252,14 +245,14 @@ static bool parse_tensor(const char *path, const char *name, JsonNode *node, uin
 
     JsonNode *sn = json_object_get_member(o, "shape");
     if (!sn || !JSON_NODE_HOLDS_ARRAY(sn)) {
-        set_err(err, errlen, "%s: tensor '%.200s': field \"shape\": expected an array, found %s",
+        ie_set_err(err, errlen, "%s: tensor '%.200s': field \"shape\": expected an array, found %s",
                 path, name, sn ? node_kind(sn) : "none (the field is missing)");
         return false;
     }
     JsonArray *sa = json_node_get_array(sn);
     guint nd = json_array_get_length(sa);
     if (nd > ST_MAX_DIMS) {
-        set_err(err, errlen, "%s: tensor '%.200s': shape has %u dimensions, at most %d supported",
+        ie_set_err(err, errlen, "%s: tensor '%.200s': shape has %u dimensions, at most %d supported",
                 path, name, nd, ST_MAX_DIMS);
         return false;
     }
@@ -270,7 +263,7 @@ static bool parse_tensor(const char *path, const char *name, JsonNode *node, uin
     for (guint i = 0; i < nd; i++) {
         JsonNode *e = json_array_get_element(sa, i);
         if (!node_is_int(e) || json_node_get_int(e) < 0) {
-            set_err(err, errlen,
+            ie_set_err(err, errlen,
                     "%s: tensor '%.200s': shape[%u]: expected a non-negative integer, found %s",
                     path, name, i,
                     node_is_int(e) ? "a negative integer" : node_kind(e));
@@ -287,7 +280,7 @@ static bool parse_tensor(const char *path, const char *name, JsonNode *node, uin
     if (overflow || numel > (uint64_t)INT64_MAX ||
         __builtin_mul_overflow(numel, (uint64_t)st_dtype_size(t->dtype), &nbytes)) {
         char sb[160];
-        set_err(err, errlen, "%s: tensor '%.200s': shape %s is too large (element count overflows)",
+        ie_set_err(err, errlen, "%s: tensor '%.200s': shape %s is too large (element count overflows)",
                 path, name, st_shape_str(t->shape, t->ndim, sb, sizeof sb));
         return false;
     }
@@ -295,7 +288,7 @@ static bool parse_tensor(const char *path, const char *name, JsonNode *node, uin
 
     JsonNode *on = json_object_get_member(o, "data_offsets");
     if (!on || !JSON_NODE_HOLDS_ARRAY(on) || json_array_get_length(json_node_get_array(on)) != 2) {
-        set_err(err, errlen,
+        ie_set_err(err, errlen,
                 "%s: tensor '%.200s': field \"data_offsets\": expected an array [begin, end], "
                 "found %s",
                 path, name,
@@ -308,7 +301,7 @@ static bool parse_tensor(const char *path, const char *name, JsonNode *node, uin
     for (int k = 0; k < 2; k++) {
         JsonNode *x = k ? en : bn;
         if (!node_is_int(x) || json_node_get_int(x) < 0) {
-            set_err(err, errlen,
+            ie_set_err(err, errlen,
                     "%s: tensor '%.200s': data_offsets[%d]: expected a non-negative integer, "
                     "found %s",
                     path, name, k, node_is_int(x) ? "a negative integer" : node_kind(x));
@@ -317,14 +310,14 @@ static bool parse_tensor(const char *path, const char *name, JsonNode *node, uin
     }
     uint64_t begin = (uint64_t)json_node_get_int(bn), end = (uint64_t)json_node_get_int(en);
     if (end < begin) {
-        set_err(err, errlen,
+        ie_set_err(err, errlen,
                 "%s: tensor '%.200s': data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
                 "]: end is before begin",
                 path, name, begin, end);
         return false;
     }
     if (end > data_size) {
-        set_err(err, errlen,
+        ie_set_err(err, errlen,
                 "%s: tensor '%.200s': data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
                 "] out of range: the data region holds %" G_GUINT64_FORMAT
                 " bytes (file truncated?)",
@@ -333,7 +326,7 @@ static bool parse_tensor(const char *path, const char *name, JsonNode *node, uin
     }
     if (end - begin != nbytes) {
         char sb[160];
-        set_err(err, errlen,
+        ie_set_err(err, errlen,
                 "%s: tensor '%.200s': shape %s of %s needs %" G_GUINT64_FORMAT
                 " bytes, but data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
                 "] hold %" G_GUINT64_FORMAT,
@@ -350,7 +343,7 @@ static ie_status open_bytes(st_file *f, char *err, size_t errlen) {
     const char *path = f->path;
     const uint64_t size = f->size;
     if (size < 8) {
-        set_err(err, errlen,
+        ie_set_err(err, errlen,
                 "%s: truncated: %" G_GUINT64_FORMAT
                 " bytes, expected at least 8 (the header length)",
                 path, size);
@@ -359,26 +352,26 @@ static ie_status open_bytes(st_file *f, char *err, size_t errlen) {
     uint64_t hlen;
     memcpy(&hlen, f->bytes, 8);
     if (hlen > size - 8) {
-        set_err(err, errlen,
+        ie_set_err(err, errlen,
                 "%s: header length %" G_GUINT64_FORMAT " exceeds the file: only %" G_GUINT64_FORMAT
                 " bytes follow the length field (truncated, or not a safetensors file)",
                 path, hlen, size - 8);
         return IE_ERR_FORMAT;
     }
     if (hlen > ST_MAX_HEADER_BYTES) {
-        set_err(err, errlen, "%s: header length %" G_GUINT64_FORMAT " exceeds the limit of %u bytes",
+        ie_set_err(err, errlen, "%s: header length %" G_GUINT64_FORMAT " exceeds the limit of %u bytes",
                 path, hlen, ST_MAX_HEADER_BYTES);
         return IE_ERR_FORMAT;
     }
     if (hlen < 2) {
-        set_err(err, errlen, "%s: header of %" G_GUINT64_FORMAT " bytes is too short to be JSON",
+        ie_set_err(err, errlen, "%s: header of %" G_GUINT64_FORMAT " bytes is too short to be JSON",
                 path, hlen);
         return IE_ERR_FORMAT;
     }
     const char *hdr = (const char *)f->bytes + 8;
     const char *bad = NULL;
     if (!g_utf8_validate(hdr, (gssize)hlen, &bad)) {
-        set_err(err, errlen, "%s: header is not valid UTF-8 JSON (bad byte 0x%02x at offset %zu)",
+        ie_set_err(err, errlen, "%s: header is not valid UTF-8 JSON (bad byte 0x%02x at offset %zu)",
                 path, (unsigned)(unsigned char)*bad, (size_t)(bad - hdr) + 8);
         return IE_ERR_FORMAT;
     }
@@ -394,17 +387,17 @@ static ie_status open_bytes(st_file *f, char *err, size_t errlen) {
     named *members = NULL;
     range *ranges = NULL;
     if (!json_parser_load_from_data(parser, hdr, (gssize)hlen, &gerr)) {
-        set_err(err, errlen, "%s: header is not valid JSON: %s", path,
+        ie_set_err(err, errlen, "%s: header is not valid JSON: %s", path,
                 gerr ? gerr->message : "parse error");
         goto done;
     }
     if (dw.first_dup) {
-        set_err(err, errlen, "%s: header names \"%.200s\" more than once", path, dw.first_dup);
+        ie_set_err(err, errlen, "%s: header names \"%.200s\" more than once", path, dw.first_dup);
         goto done;
     }
     JsonNode *root = json_parser_get_root(parser);
     if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
-        set_err(err, errlen, "%s: header: expected a JSON object {name: {dtype, shape, "
+        ie_set_err(err, errlen, "%s: header: expected a JSON object {name: {dtype, shape, "
                 "data_offsets}}, found %s", path, node_kind(root));
         goto done;
     }
@@ -414,7 +407,7 @@ static ie_status open_bytes(st_file *f, char *err, size_t errlen) {
     JsonNode *meta = json_object_get_member(ro, "__metadata__");
     if (meta) {
         if (!JSON_NODE_HOLDS_OBJECT(meta)) {
-            set_err(err, errlen, "%s: \"__metadata__\": expected an object of strings, found %s",
+            ie_set_err(err, errlen, "%s: \"__metadata__\": expected an object of strings, found %s",
                     path, node_kind(meta));
             goto done;
         }
@@ -465,7 +458,7 @@ static ie_status open_bytes(st_file *f, char *err, size_t errlen) {
          * comparing neighbours finds any overlap */
         const range *a = &ranges[i - 1], *b = &ranges[i];
         if (b->begin < a->end) {
-            set_err(err, errlen,
+            ie_set_err(err, errlen,
                     "%s: tensors '%.200s' [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
                     ") and '%.200s' [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
                     ") overlap in the data region",
@@ -507,7 +500,7 @@ ie_status st_open(const char *path, st_file **out, char *err, size_t errlen) {
     GError *gerr = NULL;
     GMappedFile *map = g_mapped_file_new(path, FALSE, &gerr);
     if (!map) {
-        set_err(err, errlen, "%s: cannot open: %s", path, gerr ? gerr->message : "unknown error");
+        ie_set_err(err, errlen, "%s: cannot open: %s", path, gerr ? gerr->message : "unknown error");
         if (gerr) g_error_free(gerr);
         return IE_ERR_IO;
     }
@@ -544,7 +537,7 @@ const char *st_metadata(const st_file *f, const char *key) {
 }
 
 static ie_status not_float(const st_tensor *t, const char *to, char *err, size_t errlen) {
-    set_err(err, errlen,
+    ie_set_err(err, errlen,
             "%s: tensor '%.200s': dtype %s cannot be read as %s (supported: F32, F16, BF16, F64)",
             t->file ? st_path(t->file) : "?", t->name, st_dtype_name(t->dtype), to);
     return IE_ERR_UNSUPPORTED;

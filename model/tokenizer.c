@@ -13,14 +13,7 @@
 
 #include "tokenizer_tables.h"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "errmsg.h"
 
 /* --- code point strings -------------------------------------------------- */
 
@@ -663,19 +656,19 @@ static int32_t pair_rank(const clip_tokenizer *t, int32_t a, int32_t b, int32_t 
 static ie_status load_vocab(clip_tokenizer *t, const char *json, size_t len, const char *label,
                             char *err, size_t errlen) {
     if (!g_utf8_validate(json, (gssize)len, NULL)) {
-        set_err(err, errlen, "%s: not valid UTF-8 JSON", label);
+        ie_set_err(err, errlen, "%s: not valid UTF-8 JSON", label);
         return IE_ERR_FORMAT;
     }
     JsonParser *parser = json_parser_new();
     GError *gerr = NULL;
     ie_status st = IE_ERR_FORMAT;
     if (!json_parser_load_from_data(parser, json, (gssize)len, &gerr)) {
-        set_err(err, errlen, "%s: not valid JSON: %s", label, gerr ? gerr->message : "error");
+        ie_set_err(err, errlen, "%s: not valid JSON: %s", label, gerr ? gerr->message : "error");
         goto done;
     }
     JsonNode *root = json_parser_get_root(parser);
     if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
-        set_err(err, errlen, "%s: expected a JSON object {token: id}", label);
+        ie_set_err(err, errlen, "%s: expected a JSON object {token: id}", label);
         goto done;
     }
     JsonObject *o = json_node_get_object(root);
@@ -687,13 +680,13 @@ static ie_status load_vocab(clip_tokenizer *t, const char *json, size_t len, con
     while (json_object_iter_next(&it, &k, &v)) {
         if (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_INT64 ||
             json_node_get_int(v) < 0 || json_node_get_int(v) >= (1 << 24)) {
-            set_err(err, errlen, "%s: token \"%.64s\": expected an id in [0, %d)", label, k, 1 << 24);
+            ie_set_err(err, errlen, "%s: token \"%.64s\": expected an id in [0, %d)", label, k, 1 << 24);
             goto done;
         }
         if ((int)json_node_get_int(v) > max_id) max_id = (int)json_node_get_int(v);
     }
     if (max_id < 0) {
-        set_err(err, errlen, "%s: the vocabulary is empty", label);
+        ie_set_err(err, errlen, "%s: the vocabulary is empty", label);
         goto done;
     }
     t->vocab_size = max_id + 1;
@@ -702,7 +695,7 @@ static ie_status load_vocab(clip_tokenizer *t, const char *json, size_t len, con
     while (json_object_iter_next(&it, &k, &v)) {
         int id = (int)json_node_get_int(v);
         if (t->id_to_token[id]) {
-            set_err(err, errlen, "%s: id %d is used by both \"%.64s\" and \"%.64s\"", label, id,
+            ie_set_err(err, errlen, "%s: id %d is used by both \"%.64s\" and \"%.64s\"", label, id,
                     t->id_to_token[id], k);
             goto done;
         }
@@ -712,7 +705,7 @@ static ie_status load_vocab(clip_tokenizer *t, const char *json, size_t len, con
     t->bos = clip_tokenizer_lookup(t, "<|startoftext|>");
     t->eos = clip_tokenizer_lookup(t, "<|endoftext|>");
     if (t->bos < 0 || t->eos < 0) {
-        set_err(err, errlen, "%s: no \"%s\" entry (a CLIP vocabulary has <|startoftext|> and "
+        ie_set_err(err, errlen, "%s: no \"%s\" entry (a CLIP vocabulary has <|startoftext|> and "
                 "<|endoftext|>)", label, t->bos < 0 ? "<|startoftext|>" : "<|endoftext|>");
         goto done;
     }
@@ -729,7 +722,7 @@ done:
 static ie_status load_merges(clip_tokenizer *t, const char *text, size_t len, const char *label,
                              char *err, size_t errlen) {
     if (!g_utf8_validate(text, (gssize)len, NULL)) {
-        set_err(err, errlen, "%s: not valid UTF-8 text", label);
+        ie_set_err(err, errlen, "%s: not valid UTF-8 text", label);
         return IE_ERR_FORMAT;
     }
     ustr all = {0};
@@ -841,7 +834,7 @@ static ie_status read_file(const char *path, const char *what, char **text, size
     GError *gerr = NULL;
     gsize n = 0;
     if (!g_file_get_contents(path, text, &n, &gerr)) {
-        set_err(err, errlen, "%s: cannot read the tokenizer's %s: %s", path, what,
+        ie_set_err(err, errlen, "%s: cannot read the tokenizer's %s: %s", path, what,
                 gerr ? gerr->message : "error");
         if (gerr) g_error_free(gerr);
         return IE_ERR_IO;

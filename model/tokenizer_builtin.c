@@ -12,14 +12,7 @@
 extern const unsigned char ie_clip_bpe_gz[];
 extern const size_t ie_clip_bpe_gz_len;
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "errmsg.h"
 
 /* The decompressed BPE file, or NULL (g_free). */
 static char *inflate_bpe(size_t *len, char *err, size_t errlen) {
@@ -35,7 +28,7 @@ static char *inflate_bpe(size_t *len, char *err, size_t errlen) {
     g_object_unref(dec);
     g_object_unref(mem);
     if (n < 0) {
-        set_err(err, errlen, "built-in CLIP vocabulary: cannot decompress: %s", ge ? ge->message : "?");
+        ie_set_err(err, errlen, "built-in CLIP vocabulary: cannot decompress: %s", ge ? ge->message : "?");
         g_clear_error(&ge);
         g_byte_array_free(buf, TRUE);
         return NULL;
@@ -108,7 +101,7 @@ ie_status clip_builtin_vocab_text(char **vocab_json, size_t *vocab_len, char **m
     g_object_unref(gen);
     g_object_unref(jb);
     if (id != CLIP_BUILTIN_VOCAB_SIZE) {
-        set_err(err, errlen, "built-in CLIP vocabulary: %d ids instead of %d", id, CLIP_BUILTIN_VOCAB_SIZE);
+        ie_set_err(err, errlen, "built-in CLIP vocabulary: %d ids instead of %d", id, CLIP_BUILTIN_VOCAB_SIZE);
         g_free(*vocab_json);
         g_free(text);
         *vocab_json = NULL;
@@ -139,12 +132,12 @@ ie_status sd_tokenizer_open(const sd_weights *w, const sd_model_config *cfg, str
         return clip_tokenizer_load_dir(dir, out, err, errlen);
     }
     if (!cfg || !cfg->has[SD_TEXT_ENCODER]) {
-        set_err(err, errlen, "%s: no tokenizer folder (tokenizer/vocab.json, merges.txt) and no text encoder",
+        ie_set_err(err, errlen, "%s: no tokenizer folder (tokenizer/vocab.json, merges.txt) and no text encoder",
                 sd_weights_path(w));
         return IE_ERR_FORMAT;
     }
     if (cfg->text.vocab_size != CLIP_BUILTIN_VOCAB_SIZE) {
-        set_err(err, errlen,
+        ie_set_err(err, errlen,
                 "%s: no tokenizer/ folder next to the weights, and the text encoder has %d token embeddings, not the "
                 "%d of the CLIP vocabulary built into invedit: put the model's tokenizer/ folder (vocab.json, "
                 "merges.txt) next to it",
