@@ -1,10 +1,11 @@
-/* Schedules, grids and the RNG against every value the spec prints
- * (shared/spec/algorithms.md §0.1, §0.2, §1.2, §2.3, §3.4-3.6).
+/* Schedules, grids and the RNG against reference values of the methods'
+ * published implementations (the DDPM, DDIM and LCM schedules, the timestep
+ * grids and the noise generator), as printed to a few digits.
  *
  * Printed values are rounded; each is checked to half a unit of its last
- * printed digit. LCM tables for N = 1, 2, 4, 8 are not printed in the spec:
- * they were worked out by hand from the two formulas of §0.2 and are listed
- * here as such. */
+ * printed digit. LCM tables for N = 1, 2, 4, 8 were not among them: they
+ * were worked out by hand from LCM's skipping-step grid and boundary-condition
+ * formulas and are listed here as such. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,7 +32,7 @@ int main(void) {
     ie_schedule s;
     ie_schedule_sd(&s);
 
-    /* §0.1 reference values */
+    /* scaled-linear betas and alpha-bar reference values */
     check_printed("ab[0]", s.ab[0], 0.99915, 0.5e-5);
     check_printed("ab[1]", s.ab[1], 0.99830, 0.5e-5);
     check_printed("ab[99]", s.ab[99], 0.8955, 0.5e-4);
@@ -44,7 +45,7 @@ int main(void) {
     TU_CHECK(fabs(s.beta[999] - 0.012) < 1e-15, "beta[999] = %.17g", s.beta[999]);
     TU_CHECK(ie_ab_at(&s, -1) == s.ab[0] && ie_ab_at(&s, -20) == s.ab[0], "ab_at(t < 0) = ab[0] (final_alpha_cumprod)");
 
-    /* §1.2 sigma_t for N = 100 */
+    /* EF-DDPM sigma_t for N = 100 */
     const int st[] = {991, 631, 331, 101, 11, 1};
     const double sv[] = {0.334, 0.247, 0.171, 0.110, 0.0378, 0.0207};
     /* t=1: the exact value is 0.020648 (float64 and float32 tables agree to 1e-6); the
@@ -56,7 +57,7 @@ int main(void) {
         check_printed(name, sqrt(ie_ddpm_variance(&s, st[i], 100)), sv[i], sh[i]);
     }
 
-    /* §3.6 0.15 / sqrt(ab) */
+    /* InfEdit: 0.15 / sqrt(ab) */
     const int tt[] = {999, 939, 879, 839, 799};
     const double tv[] = {2.20, 1.55, 1.13, 0.93, 0.78};
     for (int i = 0; i < 5; i++) {
@@ -65,7 +66,7 @@ int main(void) {
         check_printed(name, 0.15 / sqrt(s.ab[tt[i]]), tv[i], 0.5e-2);
     }
 
-    /* §0.2 grids */
+    /* timestep grids */
     int g[1100];
     int n = ie_grid_ddim(100, 1, g);
     TU_CHECK(n == 100 && g[0] == 991 && g[1] == 981 && g[98] == 11 && g[99] == 1, "DDPM_inversion grid N=100: %d %d ... %d %d", g[0], g[1], g[98], g[99]);
@@ -84,7 +85,7 @@ int main(void) {
     n = ie_grid_ldm(30, g);
     TU_CHECK(n == 31 && g[0] == 991 && g[30] == 1, "LDM grid N=30 has range(0,1000,33) = %d entries", n);
 
-    /* §2.3 BDIA levels: t_limit = N - int(N*0.8) = 10 -> 780 .. 0 (40 levels) */
+    /* BDIA levels: t_limit = N - int(N*0.8) = 10 -> 780 .. 0 (40 levels) */
     int start = ie_grid_strength_start(50, 0.8);
     n = ie_grid_bdia_edit(50, g, NULL);
     TU_CHECK(start == 10 && g[start] == 780 && n - start == 40 && g[49] == 0, "BDIA levels strength 0.8: start %d, %d .. %d (%d levels)", start, g[start], g[49], n - start);
@@ -121,7 +122,7 @@ int main(void) {
     TU_CHECK(ie_grid_strength_start(50, 0.8) == 10, "strength 0.8, N=50: drop 10");
     TU_CHECK(ie_grid_strength_start(10, 0.0) < 0 && ie_grid_strength_start(10, 0.05) < 0, "strength 0 / too small refused");
 
-    /* §3.4/3.5 control windows (p = (i+1)/N) */
+    /* InfEdit control windows (p = (i+1)/N) */
     int early = 0, cross = 0;
     for (int i = 0; i < 15; i++) {
         double p = (double)(i + 1) * 1.0 / 15.0;

@@ -29,7 +29,8 @@ sys.path.insert(0, HERE)
 import cases as C  # noqa: E402
 import pngtool  # noqa: E402
 
-# Known harmless noise (docs: shared/spec/gimp3.md and gimp2.md pitfalls).
+# Known harmless noise: what gimp-console prints on every headless start and quit
+# (no display, the plug-in wire closing at exit, tag and data folders it cannot write).
 NOISE = [r"cannot open display", r"gimp_wire_read\(\): unexpected EOF", r"Failed to parse tag cache",
          r"gimp_flush\(\): error: Broken pipe", r"Welcome to GIMP",
          r"writable data folder", r"Failed to save data",
