@@ -14,10 +14,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "../tests/fullres_scene.h"
-#include "composite.h"
-#include "image.h"
-#include "pipeline.h"
+#include "tests/fullres_scene.h"
+#include "edit/composite.h"
+#include "edit/image.h"
+#include "edit/pipeline.h"
 
 static double now(void) {
     struct timespec ts;

@@ -36,9 +36,9 @@
  * (EF-DDPM's maps, BDIA's pair; InfEdit: only the VAE encoding) from it, with
  * the ratio of their times, the best of --reps + 1 pairs (--no-cache-pair skips this).
  */
-#include "invedit.h"
+#include <invedit.h>
 #include "random_model.h"
-#include "pipeline.h" /* ie_session_backend (issue 10: device memory) */
+#include "edit/pipeline.h" /* ie_session_backend (issue 10: device memory) */
 
 #include <glib.h>
 #include <glib/gstdio.h>

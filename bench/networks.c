@@ -47,10 +47,10 @@
  *
  * The machine may be shared: run it with nice and read best-of-N numbers.
  */
-#include "backend.h" /* private: the op table, wrapped by --profile */
+#include "vkcompute/backend.h" /* private: the op table, wrapped by --profile */
 #include "random_model.h"
-#include "npy.h"
-#include "sd.h"
+#include "model/npy.h"
+#include "model/sd.h"
 
 #include <cblas.h>
 #include <errno.h>

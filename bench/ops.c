@@ -13,9 +13,8 @@
  * devices (scripts/gpu-check.sh --dry on lavapipe).
  * Time = the best of --reps runs after one warm-up run.
  */
-#include "bench_ops.h"
 
-#include "ops.h"
+#include "vkcompute/ops.h"
 
 #include <cblas.h>
 #include <stdio.h>
@@ -186,7 +185,7 @@ static void bench_backend(ie_backend *be, const char *label, bool quick, bool ti
     }
 }
 
-int bench_ops_main(int argc, char **argv) {
+int main(int argc, char **argv) {
     const char *which = "all";
     int device = -1, reps = 3;
     bool quick = false, tiny = false, f16 = false;
@@ -198,7 +197,7 @@ int bench_ops_main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--tiny")) tiny = true;
         else if (!strcmp(argv[i], "--f16")) f16 = true;
         else {
-            printf("usage: bench ops [--backend cpu|vulkan|all] [--device N] [--reps N] [--quick] [--tiny] [--f16]\n"
+            printf("usage: bench-ops [--backend cpu|vulkan|all] [--device N] [--reps N] [--quick] [--tiny] [--f16]\n"
                    "Times SD 1.5 conv/GEMM/attention shapes per backend; OpenBLAS sgemm is the ceiling.\n");
             return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
         }

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "sd.h"
+#include "model/sd.h"
 
 /* splitmix64; uniform in [-1, 1); N(0, 1) (Box-Muller) */
 uint64_t bench_rng_next(uint64_t *s);

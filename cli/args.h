@@ -6,7 +6,7 @@
 
 #include <stdbool.h>
 
-#include "invedit.h"
+#include <invedit.h>
 
 #define CLI_MAX_TARGETS 64
 

@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
+#include "util/atomic_file.h"
 #include "image_io.h"
 
 static double now(void) {

@@ -15,13 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
-#include "bdia.h"
-#include "image.h"
+#include "util/atomic_file.h"
+#include "inversion/bdia.h"
+#include "edit/image.h"
 #include "image_io.h"
 #include "manifest.h"
-#include "npy.h"
-#include "pipeline.h"
+#include "model/npy.h"
+#include "edit/pipeline.h"
 
 /* --- options ------------------------------------------------------------------ */
 

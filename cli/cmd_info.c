@@ -11,10 +11,10 @@
 #include <string.h>
 
 #include "commands.h"
-#include "config.h"
-#include "lora.h"
-#include "names.h"
-#include "tokenizer.h"
+#include "model/config.h"
+#include "model/lora.h"
+#include "model/names.h"
+#include "model/tokenizer.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: invedit info --model PATH [--vae PATH] [--lora FILE[:SCALE]]... [--ema auto|yes|no]\n\n"

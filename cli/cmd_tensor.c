@@ -22,9 +22,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "npy.h"
-#include "rng.h"
-#include "sd.h"
+#include "model/npy.h"
+#include "inversion/rng.h"
+#include "model/sd.h"
 
 /* --- the commands and their options ----------------------------------------------- */
 

@@ -4,7 +4,7 @@
 
 #include <stdbool.h>
 
-#include "invedit.h"
+#include <invedit.h>
 
 int cmd_edit(int argc, char **argv, bool reconstruct);
 int cmd_generate(int argc, char **argv);

@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#include "invedit.h"
+#include <invedit.h>
 
 /* The default bound on width x height of an input image (50 megapixels);
  * INVEDIT_MAX_MEGAPIXELS overrides it. */

@@ -3,12 +3,11 @@
  *   invedit edit|reconstruct|generate   the editing harness (cmd_edit.c)
  *   invedit devices               list Vulkan devices and which one is used
  *   invedit selfcheck             run a convolution on every backend, compare
- *   invedit bench ops             time the hot ops (see bench/ops.c)
  *   invedit tensor ...            one network on .npy arrays (cmd_tensor.c)
  *
  * Global options: --device auto|cpu|vulkan|vulkan:N (or INVEDIT_DEVICE).
  */
-#include "ops.h"
+#include "vkcompute/ops.h"
 
 #include <math.h>
 #include <signal.h>
@@ -17,8 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../bench/bench_ops.h"
-#include "atomic_file.h"
+#include "util/atomic_file.h"
 #include "commands.h"
 
 #define EXIT_USAGE 2
@@ -39,7 +37,6 @@ static void usage(FILE *f) {
             "  batch       run the edits of a JSON Lines manifest with one model load (resumable, --shard K/N)\n"
             "  devices     list Vulkan devices, their limits, and which one 'auto' picks\n"
             "  selfcheck   run a convolution on the CPU and Vulkan backends and compare\n"
-            "  bench ops   time conv/GEMM/attention and report GFLOP/s per backend\n"
             "  tensor      run one network (tokenize, text-encode, unet, vae-encode, vae-decode)\n"
             "              on .npy arrays, to compare with another implementation\n"
             "\n"
@@ -234,11 +231,6 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "batch")) return cmd_batch(argc - i, argv + i);
     if (!strcmp(cmd, "tensor")) return cmd_tensor(argc - i, argv + i);
     if (!strcmp(cmd, "info")) return cmd_info(argc - i, argv + i);
-    if (!strcmp(cmd, "bench")) {
-        if (i + 1 < argc && !strcmp(argv[i + 1], "ops")) return bench_ops_main(argc - i - 1, argv + i + 1);
-        fprintf(stderr, "invedit: usage: invedit bench ops [--help]\n");
-        return EXIT_USAGE;
-    }
     fprintf(stderr, "invedit: unknown command '%s' (see --help)\n", cmd);
     return EXIT_USAGE;
 }

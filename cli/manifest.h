@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "invedit.h"
+#include <invedit.h>
 
 #define MANIFEST_MAX_TARGETS 64
 

@@ -1,5 +1,5 @@
 /* Token alignment (Prompt-to-Prompt seq_aligner, InfEdit get_mapper); see align.h. */
-#include "align.h"
+#include "edit/align.h"
 
 #include <math.h>
 #include <stdio.h>

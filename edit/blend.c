@@ -1,5 +1,5 @@
 /* InfEdit local blending; see blend.h. */
-#include "blend.h"
+#include "edit/blend.h"
 
 #include <math.h>
 #include <stdio.h>

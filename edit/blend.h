@@ -38,9 +38,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "align.h"
-#include "infedit.h"
-#include "ops.h"
+#include "edit/align.h"
+#include "inversion/infedit.h"
+#include "vkcompute/ops.h"
 
 #ifdef __cplusplus
 extern "C" {

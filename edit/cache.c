@@ -1,5 +1,5 @@
 /* The inversion cache (cache.h): a memory level and a disk level. */
-#include "cache.h"
+#include "edit/cache.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "atomic_file.h"
+#include "util/atomic_file.h"
 
 static const char magic[8] = {'I', 'E', 'I', 'N', 'V', 'C', '\r', '\n'};
 #define BOM 0x01020304u

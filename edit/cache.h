@@ -39,7 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ef_ddpm.h"
+#include "inversion/ef_ddpm.h"
 
 #define IE_CACHE_VERSION 1u
 #define IE_CACHE_HEADER 96

@@ -1,11 +1,11 @@
 /* Change-only compositing (composite.h has the method). */
-#include "composite.h"
+#include "edit/composite.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "image.h"
+#include "edit/image.h"
 
 static const char *const mode_names[IE_COMPOSITE_COUNT] = {"keep-detail", "replace-region", "off"};
 

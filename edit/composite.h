@@ -45,7 +45,7 @@
 
 #include <stdbool.h>
 
-#include "invedit.h"
+#include <invedit.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,6 +1,6 @@
 /* Attention controllers on the UNet hook: Prompt-to-Prompt (EF-DDPM) and
  * InfEdit's unified attention control. See control.h. */
-#include "control.h"
+#include "edit/control.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -31,10 +31,10 @@
 
 #include <stdbool.h>
 
-#include "align.h"
-#include "blend.h"
-#include "denoiser.h"
-#include "unet.h"
+#include "edit/align.h"
+#include "edit/blend.h"
+#include "inversion/denoiser.h"
+#include "model/unet.h"
 
 typedef struct ie_controller ie_controller;
 

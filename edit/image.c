@@ -4,7 +4,7 @@
  * support widens by the scale factor when shrinking, so downscaling filters
  * out what it cannot represent (as PIL's BICUBIC does). Values are clamped to
  * [0, 1] afterwards. */
-#include "image.h"
+#include "edit/image.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
 #ifndef INVEDIT_IMAGE_H
 #define INVEDIT_IMAGE_H
 
-#include "invedit.h"
+#include <invedit.h>
 
 /* Resizes `in` to width x height (same channels) into a new image *out. */
 ie_status ie_image_resize(const ie_image *in, int width, int height, ie_image *out);

@@ -1,6 +1,6 @@
 /* Edit parameters: defaults per method and the one table that the CLI, the
  * GIMP procedures and the dialog are generated from. */
-#include "invedit.h"
+#include <invedit.h>
 
 #include <errno.h>
 #include <glib.h>

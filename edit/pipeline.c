@@ -11,7 +11,7 @@
  *     -> VAE decode -> resize back and composite with the input at its own
  *        resolution (composite.c); alpha is carried through untouched.
  */
-#include "pipeline.h"
+#include "edit/pipeline.h"
 
 #include <glib.h>
 #include <math.h>
@@ -19,22 +19,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bdia.h"
-#include "blend.h"
-#include "cache.h"
-#include "clip.h"
-#include "composite.h"
-#include "config.h"
-#include "control.h"
-#include "ef_ddpm.h"
-#include "image.h"
-#include "infedit.h"
-#include "lora.h"
-#include "names.h"
-#include "rng.h"
-#include "tokenizer.h"
-#include "unet.h"
-#include "vae.h"
+#include "inversion/bdia.h"
+#include "edit/blend.h"
+#include "edit/cache.h"
+#include "model/clip.h"
+#include "edit/composite.h"
+#include "model/config.h"
+#include "edit/control.h"
+#include "inversion/ef_ddpm.h"
+#include "edit/image.h"
+#include "inversion/infedit.h"
+#include "model/lora.h"
+#include "model/names.h"
+#include "inversion/rng.h"
+#include "model/tokenizer.h"
+#include "model/unet.h"
+#include "model/vae.h"
 
 #define NTOK CLIP_CONTEXT_LENGTH
 

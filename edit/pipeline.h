@@ -4,7 +4,9 @@
 #ifndef INVEDIT_PIPELINE_H
 #define INVEDIT_PIPELINE_H
 
-#include "invedit.h"
+#include <invedit.h>
+
+#include "vkcompute/ops.h"
 
 ie_backend *ie_session_backend(ie_session *s);
 int ie_session_latent_channels(const ie_session *s);

@@ -1,7 +1,7 @@
 /* The context the model sees around a selection (ie_edit_context in
  * invedit.h). Pure arithmetic, shared by the CLI's --mask and the GIMP
  * plug-ins (whose test builds link this file beside a fake library). */
-#include "invedit.h"
+#include <invedit.h>
 
 ie_rect ie_edit_context(ie_rect sel, int width, int height, int work) {
     ie_rect whole = {0, 0, width, height};

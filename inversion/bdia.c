@@ -1,12 +1,12 @@
 /* BDIA-DDIM inversion, regeneration and text-to-image; see bdia.h. */
-#include "bdia.h"
+#include "inversion/bdia.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "rng.h"
-#include "schedule.h"
+#include "inversion/rng.h"
+#include "inversion/schedule.h"
 
 void bdia_params_default(bdia_params *p) {
     memset(p, 0, sizeof *p);

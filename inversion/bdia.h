@@ -50,7 +50,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "denoiser.h"
+#include "inversion/denoiser.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,5 +1,5 @@
 /* Shared plumbing for the methods: run context, progress, denoiser calls. */
-#include "denoiser.h"
+#include "inversion/denoiser.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,13 +1,13 @@
 /* Edit-friendly DDPM inversion and editing; see ef_ddpm.h. */
-#include "ef_ddpm.h"
+#include "inversion/ef_ddpm.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "rng.h"
-#include "schedule.h"
+#include "inversion/rng.h"
+#include "inversion/schedule.h"
 
 void ef_ddpm_params_default(ef_ddpm_params *p) {
     memset(p, 0, sizeof *p);

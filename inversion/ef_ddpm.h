@@ -42,7 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "denoiser.h"
+#include "inversion/denoiser.h"
 
 #ifdef __cplusplus
 extern "C" {

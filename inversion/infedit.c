@@ -1,11 +1,11 @@
 /* InfEdit's DDCM virtual-inversion sampler; see infedit.h. */
-#include "infedit.h"
+#include "inversion/infedit.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "rng.h"
+#include "inversion/rng.h"
 
 void infedit_params_default(infedit_params *p) {
     memset(p, 0, sizeof *p);

@@ -52,8 +52,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "denoiser.h"
-#include "schedule.h"
+#include "inversion/denoiser.h"
+#include "inversion/schedule.h"
 
 #ifdef __cplusplus
 extern "C" {

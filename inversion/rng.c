@@ -1,5 +1,5 @@
 /* xoshiro256** + Marsaglia polar Gaussians; see rng.h. */
-#include "rng.h"
+#include "inversion/rng.h"
 
 #include <math.h>
 

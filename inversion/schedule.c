@@ -1,5 +1,5 @@
 /* Noise schedule and timestep grids; see schedule.h. */
-#include "schedule.h"
+#include "inversion/schedule.h"
 
 #include <math.h>
 

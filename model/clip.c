@@ -1,6 +1,6 @@
 /* The CLIP text encoder on the op API. See clip.h. Comments quote
  * transformers' modeling_clip.py. */
-#include "clip.h"
+#include "model/clip.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -23,9 +23,9 @@
 
 #include <stdint.h>
 
-#include "config.h"
-#include "nn.h"
-#include "weights.h"
+#include "model/config.h"
+#include "model/nn.h"
+#include "model/weights.h"
 
 #ifdef __cplusplus
 extern "C" {

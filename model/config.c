@@ -1,6 +1,6 @@
 /* SD 1.x configs: config.json parsing (json-glib), detection from shapes,
  * expected tensors and the weight check. See config.h. */
-#include "config.h"
+#include "model/config.h"
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "errmsg.h"
+#include "model/errmsg.h"
 
 /* --- defaults ------------------------------------------------------------ */
 

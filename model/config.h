@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "names.h"
+#include "model/names.h"
 
 #ifdef __cplusplus
 extern "C" {

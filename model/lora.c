@@ -1,5 +1,5 @@
 /* LoRA files: key parsing, matching to the model, merging. See lora.h. */
-#include "lora.h"
+#include "model/lora.h"
 
 #include <cblas.h>
 #include <glib.h>
@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "safetensors.h"
+#include "model/safetensors.h"
 
-#include "errmsg.h"
+#include "model/errmsg.h"
 
 /* --- keys ------------------------------------------------------------------------ */
 

@@ -41,8 +41,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "names.h"
-#include "ops.h"
+#include "model/names.h"
+#include "vkcompute/ops.h"
 
 #ifdef __cplusplus
 extern "C" {

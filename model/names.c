@@ -3,14 +3,14 @@
  * scripts/convert_diffusers_to_original_stable_diffusion.py (sd-architecture.md
  * §1.2), written as data: component prefixes, block rules with index
  * formulas, and per-block field renames. Both directions use the same rows. */
-#include "names.h"
+#include "model/names.h"
 
 #include <glib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "errmsg.h"
+#include "model/errmsg.h"
 
 const char *sd_component_name(sd_component c) {
     switch (c) {

@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "safetensors.h"
+#include "model/safetensors.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,6 +1,6 @@
 /* Shared neural-net pieces: slabs, the forward context, op wrappers, the
  * ResNet block. See nn.h. */
-#include "nn.h"
+#include "model/nn.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ops.h"
+#include "vkcompute/ops.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,5 +1,5 @@
 /* NumPy .npy reader/writer. See npy.h. */
-#include "npy.h"
+#include "model/npy.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atomic_file.h"
+#include "util/atomic_file.h"
 
 static ie_status npy_fail(ie_status s, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

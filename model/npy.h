@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "ops.h" /* ie_status */
+#include "vkcompute/ops.h" /* ie_status */
 
 #ifdef __cplusplus
 extern "C" {

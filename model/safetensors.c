@@ -1,5 +1,5 @@
 /* safetensors reader: see safetensors.h for the format and the checks. */
-#include "safetensors.h"
+#include "model/safetensors.h"
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "errmsg.h"
+#include "model/errmsg.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c assumes a little-endian host"

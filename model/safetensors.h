@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ops.h" /* ie_status */
+#include "vkcompute/ops.h" /* ie_status */
 
 #ifdef __cplusplus
 extern "C" {

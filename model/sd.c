@@ -1,5 +1,5 @@
 /* Loading the whole SD 1.x model. See sd.h. */
-#include "sd.h"
+#include "model/sd.h"
 
 #include <stdio.h>
 #include <stdlib.h>

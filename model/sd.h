@@ -22,16 +22,16 @@
 #ifndef INVEDIT_SD_H
 #define INVEDIT_SD_H
 
-#include "clip.h"
-#include "config.h"
-#include "lora.h"
-#include "names.h"
-#include "nn.h"
-#include "taesd.h"
-#include "tokenizer.h"
-#include "unet.h"
-#include "vae.h"
-#include "weights.h"
+#include "model/clip.h"
+#include "model/config.h"
+#include "model/lora.h"
+#include "model/names.h"
+#include "model/nn.h"
+#include "model/taesd.h"
+#include "model/tokenizer.h"
+#include "model/unet.h"
+#include "model/vae.h"
+#include "model/weights.h"
 
 #ifdef __cplusplus
 extern "C" {

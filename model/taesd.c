@@ -1,5 +1,5 @@
 /* TAESD (diffusers AutoencoderTiny) on the op API. See taesd.h. */
-#include "taesd.h"
+#include "model/taesd.h"
 
 #include <stdio.h>
 #include <stdlib.h>

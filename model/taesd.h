@@ -28,8 +28,8 @@
 #ifndef INVEDIT_TAESD_H
 #define INVEDIT_TAESD_H
 
-#include "nn.h"
-#include "weights.h"
+#include "model/nn.h"
+#include "model/weights.h"
 
 #ifdef __cplusplus
 extern "C" {

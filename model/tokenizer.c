@@ -2,7 +2,7 @@
  *
  * Text is handled as arrays of code points (ustr) through the cleaning steps;
  * pieces are turned back into UTF-8 bytes for the byte-level BPE. */
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer_tables.h"
+#include "model/tokenizer_tables.h"
 
-#include "errmsg.h"
+#include "model/errmsg.h"
 
 /* --- code point strings -------------------------------------------------- */
 

@@ -6,13 +6,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config.h"
-#include "tokenizer.h"
+#include "model/config.h"
+#include "model/tokenizer.h"
 
 extern const unsigned char ie_clip_bpe_gz[];
 extern const size_t ie_clip_bpe_gz_len;
 
-#include "errmsg.h"
+#include "model/errmsg.h"
 
 /* The decompressed BPE file, or NULL (g_free). */
 static char *inflate_bpe(size_t *len, char *err, size_t errlen) {

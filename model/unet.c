@@ -1,6 +1,6 @@
 /* The SD 1.x UNet (diffusers UNet2DConditionModel) on the op API. See unet.h.
  * Comments quote the diffusers lines each call implements. */
-#include "unet.h"
+#include "model/unet.h"
 
 #include <math.h>
 #include <stdio.h>

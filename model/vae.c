@@ -1,6 +1,6 @@
 /* The SD VAE (diffusers AutoencoderKL) on the op API. See vae.h. Comments
  * quote diffusers' vae.py / autoencoder_kl.py. */
-#include "vae.h"
+#include "model/vae.h"
 
 #include <math.h>
 #include <stdio.h>

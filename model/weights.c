@@ -1,7 +1,7 @@
 /* Binding checkpoint tensors to ie_tensors. See weights.h. */
-#include "weights.h"
+#include "model/weights.h"
 
-#include "lora.h"
+#include "model/lora.h"
 
 #include <stdarg.h>
 #include <stdio.h>

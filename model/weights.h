@@ -29,10 +29,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "names.h"
-#include "nn.h"
-#include "ops.h"
-#include "safetensors.h"
+#include "model/names.h"
+#include "model/nn.h"
+#include "vkcompute/ops.h"
+#include "model/safetensors.h"
 
 #ifdef __cplusplus
 extern "C" {

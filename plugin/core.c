@@ -1,6 +1,6 @@
 /* Host-independent plug-in logic: settings, last-used values, edit region,
  * compositing. No libgimp here (see core.h). */
-#include "core.h"
+#include "plugin/core.h"
 
 #include <math.h>
 #include <signal.h>

@@ -1,5 +1,5 @@
 /* The host-independent part of the GIMP plug-ins: everything both hosts
- * (plugin/gimp3.c for GIMP 3, plugin/gimp2.c for GIMP 2.10) share and that
+ * (plugin/gimp3/ for GIMP 3, plugin/gimp2/ for GIMP 2.10) share and that
  * needs no libgimp: the settings (the library's ie_edit_params plus the
  * plug-in's own two arguments), generic access to a parameter through its
  * table entry, the last-used-values key file, the edit region, and the edit of
@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "invedit.h"
+#include <invedit.h>
 
 #ifdef __cplusplus
 extern "C" {

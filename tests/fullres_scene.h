@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "invedit.h"
+#include <invedit.h>
 
 #define FR_CX 0.28
 #define FR_CY 0.5

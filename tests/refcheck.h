@@ -4,10 +4,10 @@
 #ifndef INVEDIT_REFCHECK_H
 #define INVEDIT_REFCHECK_H
 
-#include "config.h"
-#include "names.h"
-#include "nn.h"
-#include "npy.h"
+#include "model/config.h"
+#include "model/names.h"
+#include "model/nn.h"
+#include "model/npy.h"
 #include "testutil.h"
 
 #include <dirent.h>

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "align.h"
+#include "edit/align.h"
 #include "testutil.h"
 
 enum {

@@ -4,7 +4,7 @@
  * files (/dev/null, a FIFO) are written directly; permissions are kept;
  * ie_afile_remove_pending removes pending temporaries; ie_afile_check_writable
  * reports a missing folder and a directory target. */
-#include "atomic_file.h"
+#include "util/atomic_file.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -15,8 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cache.h"
-#include "invedit.h"
+#include "edit/cache.h"
+#include <invedit.h>
 
 static const char *SRC = "a red circle on the left on a blue background";
 static const char *TGT_A = "a yellow circle on the left on a blue background";

@@ -19,11 +19,11 @@
 #include <json-glib/json-glib.h>
 #include <string.h>
 
-#include "config.h"
-#include "lora.h"
-#include "names.h"
+#include "model/config.h"
+#include "model/lora.h"
+#include "model/names.h"
 #include "testutil.h"
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 /* --- the built-in vocabulary ------------------------------------------------------- */
 

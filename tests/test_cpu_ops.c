@@ -7,7 +7,7 @@
  * run on a second backend with a 4 KiB scratch limit, which forces the chunked
  * im2col and query-block paths at these small sizes.
  */
-#include "backend.h"
+#include "vkcompute/backend.h"
 #include "naive.h"
 #include "testutil.h"
 

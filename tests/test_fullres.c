@@ -32,8 +32,8 @@
 #include "testutil.h"
 
 #include "fullres_scene.h"
-#include "image.h"
-#include "pipeline.h"
+#include "edit/image.h"
+#include "edit/pipeline.h"
 
 static const char *model_path(void) {
     const char *p = getenv("INVEDIT_TEST_MODEL");

@@ -18,13 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "align.h"
-#include "bdia.h"
-#include "blend.h"
-#include "ef_ddpm.h"
-#include "infedit.h"
-#include "rng.h"
-#include "schedule.h"
+#include "edit/align.h"
+#include "inversion/bdia.h"
+#include "edit/blend.h"
+#include "inversion/ef_ddpm.h"
+#include "inversion/infedit.h"
+#include "inversion/rng.h"
+#include "inversion/schedule.h"
 #include "testutil.h"
 
 #define C_ 4

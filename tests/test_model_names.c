@@ -4,9 +4,9 @@
  * out under the same canonical names), and bad folders / wrong shapes.
  * All model files are generated into a temporary folder; the SD 1.5-sized
  * checkpoint is a sparse file (no data written). */
-#include "config.h"
-#include "names.h"
-#include "safetensors.h"
+#include "model/config.h"
+#include "model/names.h"
+#include "model/safetensors.h"
 
 #include <glib.h>
 #include <glib/gstdio.h>

@@ -10,7 +10,7 @@
  * INVEDIT_TEST_BACKENDS=cpu (or vulkan) restricts the backends.
  */
 #include "refcheck.h"
-#include "sd.h"
+#include "model/sd.h"
 
 /* --- UNet ---------------------------------------------------------------------------- */
 

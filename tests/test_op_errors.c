@@ -1,7 +1,7 @@
 /* Bad arguments at the op API: every shape mismatch returns IE_ERR_SHAPE with
  * a message naming the op and the shapes; impossible allocations return
  * IE_ERR_NOMEM with a message; nothing aborts. Runs on every backend. */
-#include "ops.h"
+#include "vkcompute/ops.h"
 #include "testutil.h"
 
 #include <string.h>

@@ -15,8 +15,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "image.h"
-#include "pipeline.h"
+#include "edit/image.h"
+#include "edit/pipeline.h"
 
 static const char *model_path(void) {
     const char *p = getenv("INVEDIT_TEST_MODEL");

@@ -1,7 +1,7 @@
 /* safetensors reader: valid files, dtype conversion, and every kind of bad
  * file (each must fail with a message naming the file and what is wrong).
  * Files are generated into a temporary folder. */
-#include "safetensors.h"
+#include "model/safetensors.h"
 
 #include <glib.h>
 #include <glib/gstdio.h>

@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rng.h"
-#include "schedule.h"
+#include "inversion/rng.h"
+#include "inversion/schedule.h"
 #include "testutil.h"
 
 static void check_printed(const char *what, double got, double printed, double half_unit) {

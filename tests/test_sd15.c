@@ -10,10 +10,10 @@
  * is skipped when it is absent). INVEDIT_TEST_BACKENDS: "cpu" (default),
  * "vulkan" or "cpu,vulkan".
  */
-#include "clip.h"
+#include "model/clip.h"
 #include "refcheck.h"
-#include "unet.h"
-#include "vae.h"
+#include "model/unet.h"
+#include "model/vae.h"
 
 static void run_unet(ie_backend *be, const sd_model_config *cfg, sd_weights *w) {
     char err[4096], dir[1300];

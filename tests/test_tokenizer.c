@@ -6,7 +6,7 @@
  * Extra arguments: more case files written by
  *   tools/clip_tokenizer_ref.py random VOCAB MERGES OUT N
  * (differential testing against the reference on random text). */
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 #include <glib.h>
 #include <glib/gstdio.h>

@@ -12,7 +12,7 @@
  * the 4096-token self-attention for determinism); INVEDIT_TEST_QUICK=1 skips
  * the big shapes.
  */
-#include "ops.h"
+#include "vkcompute/ops.h"
 #include "testutil.h"
 
 #include <time.h>

@@ -8,8 +8,8 @@
  * and [1,640,64,64], geglu [4096, 2x2560], layer_norm [2,4096,320]).
  * Determinism: the same input twice on Vulkan gives identical bits.
  */
-#include "backend.h" /* ie_fp32_to_fp16 */
-#include "ops.h"
+#include "vkcompute/backend.h" /* ie_fp32_to_fp16 */
+#include "vkcompute/ops.h"
 #include "testutil.h"
 
 #include <time.h>

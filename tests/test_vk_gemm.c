@@ -6,7 +6,7 @@
  * largest SD 1.5 shapes of a 64x64 latent. Determinism: the same input twice on
  * Vulkan gives identical bits.
  */
-#include "ops.h"
+#include "vkcompute/ops.h"
 #include "testutil.h"
 
 #include <time.h>

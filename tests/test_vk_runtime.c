@@ -1,7 +1,7 @@
 /* The Vulkan runtime: device choice, sub-allocation, tensors larger than
  * lavapipe's 128 MiB maxStorageBufferRange, barriers between dependent
  * dispatches, views, timestamps, and backend selection with fallback. */
-#include "ops.h"
+#include "vkcompute/ops.h"
 #include "testutil.h"
 
 #include <stdlib.h>

@@ -9,8 +9,8 @@
  * does nothing wrong must exit 0. Skips when there is no Vulkan device or no
  * validation layer. */
 #include "testutil.h"
-#include "vk_runtime.h"
-#include "vk_validation.h"
+#include "vkcompute/vk_runtime.h"
+#include "vkcompute/vk_validation.h"
 
 #include <dlfcn.h>
 #include <glib.h>

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ops.h"
+#include "vkcompute/ops.h"
 
 static int tu_failures = 0;
 static int tu_checks = 0;

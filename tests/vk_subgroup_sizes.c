@@ -4,7 +4,7 @@
  * INVEDIT_VK_SUBGROUP_SIZE set to it. Prints nothing when the device offers
  * no choice (its one size is what every test already runs at); exit 77 when
  * there is no Vulkan device. Used by tests/vk-checks.sh subgroups. */
-#include "vk_runtime.h"
+#include "vkcompute/vk_runtime.h"
 
 #include <stdio.h>
 #include <stdlib.h>

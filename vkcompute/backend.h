@@ -8,7 +8,7 @@
 #ifndef INVEDIT_BACKEND_H
 #define INVEDIT_BACKEND_H
 
-#include "ops.h"
+#include "vkcompute/ops.h"
 
 #include <stdarg.h>
 

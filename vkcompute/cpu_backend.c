@@ -25,7 +25,7 @@
  * 8-lane vector exp (cpu_exp8, within 1 ulp; AVX2 where the CPU has it, the
  * same bits either way); lane sums in softmax are combined in a fixed order.
  */
-#include "backend.h"
+#include "vkcompute/backend.h"
 
 #include <assert.h>
 #include <cblas.h>

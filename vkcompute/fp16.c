@@ -1,6 +1,6 @@
 /* IEEE half <-> single conversion, round to nearest even; handles
  * subnormals, infinities and NaN. Shared by both backends and the tests. */
-#include "backend.h"
+#include "vkcompute/backend.h"
 
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /* The op API of ops.h: tensors, backend selection, and argument/shape checks.
  * Each op checks everything here, then calls the backend's function table, so
  * both backends see only valid arguments and report errors the same way. */
-#include "backend.h"
+#include "vkcompute/backend.h"
 
 #include <stdio.h>
 #include <stdlib.h>

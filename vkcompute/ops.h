@@ -31,25 +31,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <invedit_status.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef enum ie_status {
-    IE_OK = 0,
-    IE_ERR_SHAPE = 1,     /* tensor shapes or dtypes do not fit the op */
-    IE_ERR_ARG = 2,       /* an argument is out of range */
-    IE_ERR_NOMEM = 3,     /* host or device memory exhausted */
-    IE_ERR_DEVICE = 4,    /* the Vulkan device failed (lost, unsupported, ...) */
-    IE_ERR_NODEVICE = 5,  /* no Vulkan loader or no usable device */
-    IE_ERR_IO = 6,        /* a file could not be read or written */
-    IE_ERR_FORMAT = 7,    /* a file is malformed */
-    IE_ERR_CANCELLED = 8, /* the caller cancelled */
-    IE_ERR_UNSUPPORTED = 9,
-    IE_ERR_NONFINITE = 10, /* a computation produced NaN or Inf (bad weights, fp16 overflow) */
-} ie_status;
+/* ie_status and ie_status_name() are part of the public API (include/invedit_status.h). */
 
-const char *ie_status_name(ie_status s);
 
 typedef enum ie_dtype {
     IE_F32 = 0,

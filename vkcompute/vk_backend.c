@@ -1,6 +1,6 @@
 /* The Vulkan backend: tensors live in device memory (vk_mem), ops record
  * dispatches through the runtime; errors land in the backend's message. */
-#include "vk_ops.h"
+#include "vkcompute/vk_ops.h"
 
 #include <stdio.h>
 #include <stdlib.h>

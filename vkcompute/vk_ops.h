@@ -8,7 +8,7 @@
 #ifndef INVEDIT_VK_OPS_H
 #define INVEDIT_VK_OPS_H
 
-#include "vk_runtime.h"
+#include "vkcompute/vk_runtime.h"
 
 /* The runtime behind a Vulkan backend. */
 vk_runtime *vk_backend_runtime(ie_backend *be);

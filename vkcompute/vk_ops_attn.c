@@ -19,7 +19,7 @@
  * INVEDIT_ATTN_SHARED=<bytes> overrides the shared-memory budget and
  * INVEDIT_ATTN_ROWS=<1..8> the query rows per invocation (tuning).
  */
-#include "vk_ops.h"
+#include "vkcompute/vk_ops.h"
 
 #include <stdlib.h>
 

@@ -14,7 +14,7 @@
  *
  * LayerNorm: one 128-invocation workgroup per row, two passes in shared memory.
  */
-#include "vk_ops.h"
+#include "vkcompute/vk_ops.h"
 
 #include <math.h>
 #include <string.h>

@@ -15,7 +15,7 @@
  * Every output element is reduced by one invocation in a fixed K order: results
  * are bit-identical from run to run (no atomics, no split-K).
  */
-#include "vk_ops.h"
+#include "vkcompute/vk_ops.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,8 +5,8 @@
  * libvulkan or without any Vulkan driver.
  */
 #define VK_NO_PROTOTYPES
-#include "vk_runtime.h"
-#include "vk_validation.h"
+#include "vkcompute/vk_runtime.h"
+#include "vkcompute/vk_validation.h"
 
 #include <dlfcn.h>
 #include <glib.h>

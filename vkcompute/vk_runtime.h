@@ -17,7 +17,7 @@
 #ifndef INVEDIT_VK_RUNTIME_H
 #define INVEDIT_VK_RUNTIME_H
 
-#include "backend.h"
+#include "vkcompute/backend.h"
 
 #include <vulkan/vulkan.h>
 

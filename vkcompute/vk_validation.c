@@ -11,7 +11,7 @@
  * otherwise passed fails: `meson test --setup vkvalidation` relies on that.
  */
 #define VK_NO_PROTOTYPES
-#include "vk_validation.h"
+#include "vkcompute/vk_validation.h"
 
 #include <stdatomic.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
 #include <glib.h>
 #include <string.h>
 
-#include "config.h"
+#include "model/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

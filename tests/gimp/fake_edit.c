@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "invedit.h"
+#include <invedit.h>
 
 struct ie_session {
     char note[160];

@@ -5,7 +5,7 @@
  * type: int, double, bool, string, method (default written as its name). */
 #include <stdio.h>
 
-#include "core.h"
+#include "plugin/core.h"
 
 int main(void) {
     static const char *const types[] = {"int", "double", "bool", "string", "method"};

@@ -10,7 +10,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
-#include "core.h"
+#include "plugin/core.h"
 
 static int failures;
 

@@ -8,7 +8,7 @@
 
 #include <gtk/gtk.h>
 
-#include "core.h"
+#include "plugin/core.h"
 
 /* Shows the dialog for s; on OK copies the values into s and returns TRUE.
  * in_gimp: the plug-in runs inside GIMP (help button, transient window);

@@ -8,8 +8,8 @@
 #include <libgimp/gimp.h>
 #include <libgimp/gimpui.h>
 
-#include "core.h"
-#include "dialog2.h"
+#include "plugin/core.h"
+#include "plugin/gimp2/dialog.h"
 
 /* Positional PDB arguments: run-mode, image, drawable, model-path, the
  * table's entries in table order, output. */

@@ -1,5 +1,5 @@
-/* The GIMP 2.10 dialog, generated from ie_edit_param_table() (see dialog2.h). */
-#include "dialog2.h"
+/* The GIMP 2.10 dialog, generated from ie_edit_param_table() (see dialog.h). */
+#include "plugin/gimp2/dialog.h"
 
 #include <math.h>
 #include <string.h>

@@ -10,8 +10,8 @@
 #include <libgimp/gimp.h>
 #include <libgimp/gimpui.h>
 
-#include "core.h"
-#include "dialog3.h"
+#include "plugin/core.h"
+#include "plugin/gimp3/dialog.h"
 
 typedef struct _Invedit {
     GimpPlugIn parent_instance;

@@ -1,9 +1,9 @@
-/* The GIMP 3 dialog, generated from the procedure's arguments (dialog3.h). */
-#include "dialog3.h"
+/* The GIMP 3 dialog, generated from the procedure's arguments (dialog.h). */
+#include "plugin/gimp3/dialog.h"
 
 #include <string.h>
 
-#include "core.h"
+#include "plugin/core.h"
 
 typedef struct dialog_state {
     GimpProcedure *procedure;

@@ -1,5 +1,5 @@
 /* The GIMP 3 dialog: a GimpProcedureDialog generated from the procedure's
- * own arguments (which plugin/gimp3.c generates from the library's parameter
+ * own arguments (which plugin/gimp3/plugin.c generates from the library's parameter
  * table), so the PDB, batch scripts and the dialog cannot disagree. The
  * basic arguments come first, the advanced ones are folded into an
  * expander; the model path gets a folder chooser beside its entry; the

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ops.h" /* ie_status */
+#include <invedit_status.h>
 
 #ifdef __cplusplus
 extern "C" {
