@@ -77,9 +77,9 @@ void ie_edit_params_init(ie_edit_params *p, ie_method m) {
 }
 
 #define OFF(f) offsetof(ie_edit_params, f)
-#define EF IE_FOR(IE_METHOD_EF_DDPM)
-#define BD IE_FOR(IE_METHOD_BDIA)
-#define IF IE_FOR(IE_METHOD_INFEDIT)
+#define FOR_EF IE_FOR(IE_METHOD_EF_DDPM)
+#define FOR_BDIA IE_FOR(IE_METHOD_BDIA)
+#define FOR_INFEDIT IE_FOR(IE_METHOD_INFEDIT)
 
 static const ie_param_desc table[] = {
     {"method", "Method", "ef-ddpm (edit-friendly DDPM), bdia (exact inversion) or infedit (few steps)",
@@ -101,29 +101,29 @@ static const ie_param_desc table[] = {
     {"seed", "Seed", "Noise seed: the same seed and inputs give the same result", IE_PARAM_INT,
      OFF(seed), 0, 2147483647.0, IE_FOR_ALL, false},
     {"gamma", "Gamma", "BDIA's gamma (0.92-1 for editing; 1 is the symmetric leapfrog)",
-     IE_PARAM_DOUBLE, OFF(gamma), 0.05, 1.0, BD, true},
+     IE_PARAM_DOUBLE, OFF(gamma), 0.05, 1.0, FOR_BDIA, true},
     {"eta", "Eta", "Noise level of the stochastic steps (EF-DDPM, InfEdit's DDCM)", IE_PARAM_DOUBLE,
-     OFF(eta), 0.0, 1.0, EF | IF, true},
+     OFF(eta), 0.0, 1.0, FOR_EF | FOR_INFEDIT, true},
     {"keep-z1", "Keep last noise map", "EF-DDPM: keep z1 for an exact reconstruction (the authors zero it)",
-     IE_PARAM_BOOL, OFF(keep_z1), 0, 1, EF, true},
+     IE_PARAM_BOOL, OFF(keep_z1), 0, 1, FOR_EF, true},
     {"prompt-to-prompt", "Prompt-to-Prompt", "EF-DDPM, BDIA: add Prompt-to-Prompt attention control",
-     IE_PARAM_BOOL, OFF(prompt_to_prompt), 0, 1, EF | BD, true},
+     IE_PARAM_BOOL, OFF(prompt_to_prompt), 0, 1, FOR_EF | FOR_BDIA, true},
     {"shift-x", "Shift right", "EF-DDPM: move the content right through the noise maps (fraction of the width; the model fills the gap)",
-     IE_PARAM_DOUBLE, OFF(shift_x), -0.5, 0.5, EF, true},
+     IE_PARAM_DOUBLE, OFF(shift_x), -0.5, 0.5, FOR_EF, true},
     {"shift-y", "Shift down", "EF-DDPM: move the content down through the noise maps (fraction of the height)",
-     IE_PARAM_DOUBLE, OFF(shift_y), -0.5, 0.5, EF, true},
+     IE_PARAM_DOUBLE, OFF(shift_y), -0.5, 0.5, FOR_EF, true},
     {"cross-replace", "Cross-attention steps", "Fraction of steps with cross-attention control",
-     IE_PARAM_DOUBLE, OFF(cross_replace), 0.0, 1.0, EF | BD | IF, true},
+     IE_PARAM_DOUBLE, OFF(cross_replace), 0.0, 1.0, FOR_EF | FOR_BDIA | FOR_INFEDIT, true},
     {"self-replace", "Self-attention steps", "Fraction of steps with self-attention control",
-     IE_PARAM_DOUBLE, OFF(self_replace), 0.0, 1.0, EF | BD | IF, true},
+     IE_PARAM_DOUBLE, OFF(self_replace), 0.0, 1.0, FOR_EF | FOR_BDIA | FOR_INFEDIT, true},
     {"blend-words", "Edit words", "InfEdit: target words whose region may change (local blend)",
-     IE_PARAM_STRING, OFF(blend_words), 0, 0, IF, false},
+     IE_PARAM_STRING, OFF(blend_words), 0, 0, FOR_INFEDIT, false},
     {"keep-words", "Keep words", "InfEdit: source words whose region must stay as it is",
-     IE_PARAM_STRING, OFF(keep_words), 0, 0, IF, true},
+     IE_PARAM_STRING, OFF(keep_words), 0, 0, FOR_INFEDIT, true},
     {"blend-threshold", "Edit threshold", "InfEdit: attention threshold of the edit region",
-     IE_PARAM_DOUBLE, OFF(blend_threshold), 0.0, 1.0, IF, true},
+     IE_PARAM_DOUBLE, OFF(blend_threshold), 0.0, 1.0, FOR_INFEDIT, true},
     {"keep-threshold", "Keep threshold", "InfEdit: attention threshold of the kept region",
-     IE_PARAM_DOUBLE, OFF(keep_threshold), 0.0, 1.0, IF, true},
+     IE_PARAM_DOUBLE, OFF(keep_threshold), 0.0, 1.0, FOR_INFEDIT, true},
     {"device", "Device", "auto, cpu, vulkan or vulkan:N", IE_PARAM_STRING, OFF(device), 0, 0,
      IE_FOR_ALL, true},
     {"vae", "VAE", "A separate VAE (.safetensors or a diffusers vae folder) instead of the model's",
