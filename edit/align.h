@@ -1,5 +1,5 @@
-/* Token alignment between a source and a target prompt (spec algorithms.md
- * §0.6, §0.7, §3.5.1): Prompt-to-Prompt's seq_aligner as used by
+/* Token alignment between a source and a target prompt (docs/methods.md,
+ * "Attention control"): Prompt-to-Prompt's seq_aligner as used by
  * DDPM_inversion's p2pinv and by InfEdit, replicated from the code.
  *
  * Inputs are plain arrays so this file does not depend on the tokenizer:
@@ -25,7 +25,7 @@ extern "C" {
 
 #define IE_MAX_TOKENS 77
 
-/* --- §0.7 refinement mapper (get_refinement_mapper / get_mapper) -----------
+/* --- refinement mapper (get_refinement_mapper / get_mapper) ---------------
  * Needleman-Wunsch global alignment of the two id sequences with gap 0,
  * match +1, mismatch -1; F[i][0] = F[0][j] = 0; traceback from (|x|, |y|)
  * with the code's tie-break: left, then up, then diag (first equal wins);
@@ -44,7 +44,7 @@ typedef struct ie_refine_map {
 ie_status ie_align_refine(const int32_t *src_ids, int n_src, const int32_t *tgt_ids, int n_tgt,
                           ie_refine_map *out, char *err, size_t errlen);
 
-/* --- §0.6 get_word_inds ---------------------------------------------------
+/* --- get_word_inds ------------------------------------------------------
  * text is split on single spaces (consecutive spaces give empty words, as
  * Python's str.split(" ")); tokens are walked accumulating the length (in
  * characters, i.e. UTF-8 code points) of their decoded text; token i (1-based
@@ -61,7 +61,7 @@ int ie_word_places(const char *text, const char *word, int *out, int max_out);
 /* Number of words of text split on single spaces. */
 int ie_word_count(const char *text);
 
-/* --- §0.7 replacement mapper (get_replacement_mapper_) ---------------------
+/* --- replacement mapper (get_replacement_mapper_) -------------------------
  * For prompts with the same number of space-separated words: M is
  * 77 x 77 (row = source position, column = target position). Words that
  * differ at the same word index are mapped token k -> token k (1.0) when both
@@ -76,7 +76,7 @@ ie_status ie_align_replace(const char *src_text, const char *const *src_tok, int
                            const char *tgt_text, const char *const *tgt_tok, int n_tgt_tok,
                            bool fix_tail, float *M, char *err, size_t errlen);
 
-/* --- §3.5.1 InfEdit's get_mapper ----------------------------------------- */
+/* --- InfEdit's get_mapper ----------------------------------------------- */
 
 typedef enum ie_sim_mode {
     IE_SIM_CROSSED = 0, /* the code: cos(src_emb[target pos], tgt_emb[source pos]) */

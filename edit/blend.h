@@ -1,4 +1,4 @@
-/* InfEdit's local blending (spec algorithms.md §3.6; LocalBlend in
+/* InfEdit's local blending (docs/methods.md, "Local blend"; LocalBlend in
  * app_infedit.py).
  *
  * Input maps. The attention controller accumulates, at every UNet call, the

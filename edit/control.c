@@ -1,4 +1,4 @@
-/* Attention controllers on the UNet hook: Prompt-to-Prompt (EF-DDPM) and
+/* Attention controllers on the UNet hook: Prompt-to-Prompt (EF-DDPM, BDIA) and
  * InfEdit's unified attention control. See control.h. */
 #include "edit/control.h"
 

@@ -3,7 +3,7 @@
  * Two controllers, both written with engine ops only (so they run on the
  * Vulkan and CPU backends alike, and tensors never leave the device):
  *
- * Prompt-to-Prompt for edit-friendly DDPM inversion (algorithms.md §1.5),
+ * Prompt-to-Prompt for edit-friendly DDPM inversion (its p2pinv mode) and BDIA,
  * batch [uncond src, uncond tgt, cond src, cond tgt]; on the conditional rows
  * only (LOW_RESOURCE):
  *   cross-attention, steps < int(cross · (N + 1)): the target row's
@@ -12,7 +12,7 @@
  *   self-attention, steps < int(self · N), layers with ≤ 256 keys: the
  *     target row's probabilities become the source row's.
  *
- * InfEdit's unified attention control (§3.4–3.6), batch
+ * InfEdit's unified attention control (docs/methods.md), batch
  * [s, t, m uncond, s, t, m cond]:
  *   self-attention, every layer, both halves: early phase t ← (Q_s, K_s, V_t),
  *     m ← (Q_s, K_s, V_s); late phase m ← (Q_t, K_s, V_s) (rows substituted

@@ -75,7 +75,7 @@ typedef struct ie_edit_params {
     bool no_cache;               /* neither use nor fill the inversion cache (see ie_session_set_cache) */
 } ie_edit_params;
 
-/* Fills p with the defaults of method m (spec: EF-DDPM N=100, skip 36,
+/* Fills p with the defaults of method m (docs/methods.md: EF-DDPM N=100, skip 36,
  * cfg 3.5/15; BDIA N=50, strength 0.8, cfg 3, gamma 0.94; InfEdit N=15,
  * g_s 1, g_t 2, cross 0.7, self 0.3, thresholds 0.6). */
 void ie_edit_params_init(ie_edit_params *p, ie_method m);

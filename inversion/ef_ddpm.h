@@ -1,7 +1,7 @@
 /* Edit-friendly DDPM inversion (Huberman-Spiegelglas, Kulikov, Michaeli,
- * CVPR 2024; inbarhub/DDPM_inversion) — spec algorithms.md §1.
+ * CVPR 2024; inbarhub/DDPM_inversion) — docs/methods.md explains it.
  *
- * Inversion (§1.3): for levels k = 1..N (timestep tau_k = grid[N-k], tau_1 = 1,
+ * Inversion ("forward process"): for levels k = 1..N (timestep tau_k = grid[N-k], tau_1 = 1,
  * tau_N = 991 at N = 100) draw independent noisy copies
  *     xt_k = sqrt(ab[tau_k]) x0 + sqrt(1 - ab[tau_k]) n_k        (k = 1 first)
  * then for k = N..1 extract the noise map that makes one DDPM step land on
@@ -13,9 +13,9 @@
  * and finally z_1 := 0 (the code's choice; keep_z1 keeps it, which makes the
  * reconstruction exact: issue #13).
  *
- * Editing (§1.4): from xt_K, K = N - skip, for k = K..1
+ * Editing ("reverse process"): from xt_K, K = N - skip, for k = K..1
  *     xhat_{k-1} = mu(xhat_k, CFG(eps(xhat_k, tau_k), cfg_tar)) + eta sigma z_k
- * with the target prompt; P2P mode ("p2pinv", §1.5) runs two prompt rows
+ * with the target prompt; P2P mode ("p2pinv") runs two prompt rows
  * [source, target] with per-row CFG scales, both starting from xt_K and sharing
  * every z_k; the attention controller (UNet hook, step_begin) does the rest.
  *
@@ -29,8 +29,8 @@
  * rounding of mu + eta sigma z_1 (7e-9 max |err| with the toy denoiser of
  * tests/test_methods.c on N(0,1) latents).
  *
- * Noise-map manipulations (paper §4, not in the public code) are functions
- * over the stored maps: ef_ddpm_maps_shift (spatial shift of xt and all z)
+ * Noise-map manipulations (shown in the paper, not in the public code) are
+ * functions over the stored maps: ef_ddpm_maps_shift (spatial shift of xt and all z)
  * and ef_ddpm_maps_color (per-channel offset/scale of z over a region); plus
  * the authors' colour recipe from issue #3 as an editing-time guide
  * (ef_color_guide). See each function for what exactly it does.
@@ -127,7 +127,7 @@ void ef_ddpm_edit_params_default_p2p(ef_ddpm_edit_params *p);
 ie_status ef_ddpm_edit(ie_run *run, const ef_ddpm_maps *maps, const ef_ddpm_edit_params *p,
                        float *out);
 
-/* --- noise-map manipulations (paper §4) -------------------------------------
+/* --- noise-map manipulations (shown in the paper) ---------------------------
  *
  * Shift: translates every stored latent xt_0..xt_N and every noise map
  * z_1..z_N by (dx, dy) latent pixels (+dx right, +dy down; one latent pixel =
@@ -139,8 +139,9 @@ ie_status ef_ddpm_edit(ie_run *run, const ef_ddpm_maps *maps, const ef_ddpm_edit
  *                   opposite border (statistics preserved, content wraps);
  *   EF_SHIFT_EDGE   replicate the last row/column (smears the border);
  *   EF_SHIFT_NOISE  fresh noise: z ~ N(0, 1) and xt_k a new forward sample of
- *                   the edge-replicated xt_0 at level k (the construction of
- *                   §1.3), so the model invents plausible content there.
+ *                   the edge-replicated xt_0 at level k (drawn as the
+ *                   inversion draws its copies), so the model invents
+ *                   plausible content there.
  * |dx| < W and |dy| < H. */
 typedef enum ef_shift_edge { EF_SHIFT_WRAP = 0, EF_SHIFT_EDGE = 1, EF_SHIFT_NOISE = 2 } ef_shift_edge;
 ie_status ef_ddpm_maps_shift(ef_ddpm_maps *m, int dx, int dy, ef_shift_edge edge, uint64_t seed,

@@ -1,6 +1,6 @@
 /* InfEdit: inversion-free editing with the denoising diffusion consistent
  * model sampler ("virtual inversion") — Xu et al., CVPR 2024,
- * sled-group/InfEdit; spec algorithms.md §3, checked against pipeline_ead.py
+ * sled-group/InfEdit; docs/methods.md; checked against pipeline_ead.py
  * and app_infedit.py.
  *
  * Three latent branches, all starting from the same tensor (pure noise

@@ -14,7 +14,7 @@
  * state, so the sequence does not depend on how draws are split into calls.
  *
  * This is not torch.randn: results are comparable with the Python references
- * only statistically (spec §1.8), unless the noise is imported.
+ * only statistically, unless the noise is imported.
  */
 #ifndef INVEDIT_RNG_H
 #define INVEDIT_RNG_H

@@ -1,4 +1,4 @@
-/* Noise schedule and timestep grids (spec algorithms.md §0.1, §0.2).
+/* Noise schedule and timestep grids (docs/methods.md, "Shared pieces").
  *
  * Everything here is double precision and pure (no allocation, no state).
  *

@@ -5,7 +5,7 @@
  *     int32_t ids[2 * 77];                             // clip_tokenizer output, 2 prompts
  *     clip_text_model_forward(te, ctx, ids, 2, 77, 1); // ctx [2, 77, 768]
  *
- * Forward (sd-architecture.md §3.6), B prompts of L tokens, width D:
+ * Forward (transformers' CLIPTextTransformer), B prompts of L tokens, width D:
  *   x = token_embedding[ids] + position_embedding[0..L-1]      [B, L, D]
  *   per layer (pre-LN, causal self-attention, heads of D/heads):
  *     x = x + out_proj(attention(q_proj, k_proj, v_proj of layer_norm1(x)))

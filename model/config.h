@@ -2,7 +2,7 @@
  * shapes, and the list of tensors a configuration needs.
  *
  * The structs hold the diffusers config.json fields invedit uses
- * (sd-architecture.md §3.1). A diffusers folder's unet/, vae/ and
+ * (docs/formats.md, "The configuration"). A diffusers folder's unet/, vae/ and
  * text_encoder/config.json are parsed with json-glib; fields that are absent
  * take diffusers' defaults (the *_default functions, which are SD 1.5). Where
  * config.json is absent (a single-file checkpoint, or a folder without it)

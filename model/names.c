@@ -1,7 +1,7 @@
 /* SD 1.x weight names: the LDM <-> diffusers table and the model source.
  * See names.h. The table follows diffusers'
- * scripts/convert_diffusers_to_original_stable_diffusion.py (sd-architecture.md
- * §1.2), written as data: component prefixes, block rules with index
+ * scripts/convert_diffusers_to_original_stable_diffusion.py (tables in
+ * docs/formats.md), written as data: component prefixes, block rules with index
  * formulas, and per-block field renames. Both directions use the same rows. */
 #include "model/names.h"
 
@@ -72,7 +72,7 @@ typedef struct block_rule {
 } block_rule;
 
 static const block_rule BLOCKS[] = {
-    /* UNet (sd-architecture.md §1.2) */
+    /* UNet (the index formulas: index_rule above) */
     {SD_UNET, "time_embed.0.", "time_embedding.linear_1.", IX_NONE, FS_NONE, 0},
     {SD_UNET, "time_embed.2.", "time_embedding.linear_2.", IX_NONE, FS_NONE, 0},
     {SD_UNET, "input_blocks.0.0.", "conv_in.", IX_NONE, FS_NONE, 0},
@@ -134,7 +134,7 @@ static const struct {
     {"proj_attn.", "to_out.0."},
 };
 
-/* Non-weight tensors of checkpoints (§3.8). */
+/* Top-level non-weight tensors of LDM checkpoints: noise-schedule and training buffers. */
 static const char *const IGNORED_TOP_LEVEL_PREFIXES[] = {
     "betas", "alphas_cumprod", "posterior_", "log_one_minus_", "sqrt_", "logvar", "num_updates",
     "lvlb_weights",

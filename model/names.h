@@ -6,7 +6,7 @@
  *     vae.decoder.up_blocks.0.resnets.0.conv1.weight
  *     text_encoder.text_model.encoder.layers.0.mlp.fc1.weight
  *
- * Two layouts are read (sd-architecture.md §1.2):
+ * Two layouts are read (docs/formats.md):
  *   - a diffusers folder: unet/diffusion_pytorch_model[.fp16].safetensors,
  *     vae/diffusion_pytorch_model[.fp16].safetensors,
  *     text_encoder/model[.fp16].safetensors (+ config.json files, tokenizer/);
@@ -18,7 +18,7 @@
  * mid-attention stores q/k/v/proj_out as 1x1 convs [C, C, 1, 1]; they are
  * presented as the canonical Linear [C, C] (same bytes, flagged `reshaped`).
  *
- * Non-weight tensors of checkpoints (§3.8: position_ids, model_ema.*, the
+ * Non-weight tensors of checkpoints (position_ids, model_ema.*, the
  * noise-schedule buffers betas/alphas_cumprod/...) are ignored.
  */
 #ifndef INVEDIT_NAMES_H
@@ -61,7 +61,7 @@ sd_ldm_layout sd_ldm_layout_default(void);
 
 typedef enum sd_name_kind {
     SD_NAME_WEIGHT = 0,  /* mapped to a canonical name */
-    SD_NAME_IGNORED = 1, /* a known non-weight tensor (§3.8) */
+    SD_NAME_IGNORED = 1, /* a known non-weight tensor (see the top of this file) */
     SD_NAME_UNKNOWN = 2, /* not an SD 1.x UNet/VAE/CLIP name; out = the name unchanged */
 } sd_name_kind;
 
@@ -80,7 +80,7 @@ sd_name_kind sd_name_from_diffusers(sd_component c, const char *name, char *out,
  * messages and tests. Returns false when the name has no LDM form. */
 bool sd_name_to_ldm(const char *canonical, const sd_ldm_layout *lay, char *out, size_t n);
 
-/* True for the non-weight tensors of §3.8 (file names, either layout). */
+/* True for the non-weight tensors listed at the top (file names, either layout). */
 bool sd_name_is_ignored(const char *name);
 
 /* --- the model source ---------------------------------------------------- */
@@ -166,7 +166,7 @@ const sd_weight *sd_weights_get(const sd_weights *w, const char *canonical);
 int sd_weights_count(const sd_weights *w);
 const sd_weight *sd_weights_at(const sd_weights *w, int i);
 
-/* File tensors that are not weights: ignored (§3.8), unknown names, and
+/* File tensors that are not weights: known non-weights, unknown names, and
  * names that map onto a canonical name another tensor already provides. */
 int sd_weights_unmapped_count(const sd_weights *w);
 /* "cond_stage_model.model.ln_final.weight: unknown name" etc. */

@@ -47,7 +47,7 @@ enum {
 };
 
 typedef struct sd_load_options {
-    sd_wtype wtype;      /* SD_WTYPE_AUTO: fp16 on Vulkan, fp32 on the CPU backend */
+    sd_wtype wtype;      /* SD_WTYPE_AUTO: fp16 on both backends */
     int parts;           /* SD_PART_*; 0 = SD_PART_ALL */
     const char *taesd;   /* optional TAESD folder or file (taesd.h), else NULL */
     const char *vae;     /* optional separate VAE (names.h sd_source_options), else NULL */

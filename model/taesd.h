@@ -9,7 +9,7 @@
  * VAE) use: internally TAESD works on [0, 1]. Latents are UNet-space
  * (scaling_factor 1: no division by 0.18215).
  *
- * Decoder (sd-architecture.md §3.7):
+ * Decoder (madebyollin's taesd.py):
  *   x = tanh(z / 3) · 3; conv_in (4 -> C) + ReLU;
  *   per level: n Blocks, then nearest x2 + conv (no bias), or conv_out (C -> 3) at the end;
  *   image = x · 2 - 1.

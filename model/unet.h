@@ -13,7 +13,7 @@
  * 2^(levels-1)), C_i = block_out_channels[i], T = 4·C_0 (time embedding),
  * Lc x D = context (77 x cross_attention_dim).
  *
- * Forward (sd-architecture.md §3.2):
+ * Forward (diffusers' UNet2DConditionModel.forward; docs/engine.md):
  *   emb  = linear_2(silu(linear_1(sinusoid(t) [+ cond_proj(guidance(w))])))
  *   h    = conv_in(x); skips = [h]
  *   down: per level, layers_per_block x (ResNet [+ Transformer2D]), push each;

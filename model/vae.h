@@ -6,7 +6,7 @@
  *                                           //   -> latent [B, 4, 64, 64] = mean · scaling_factor
  *     vae_decode(v, image, latent);         // latent (UNet space) -> image in ~[-1, 1]
  *
- * Encoder (sd-architecture.md §3.5): conv_in; per level, layers_per_block
+ * Encoder (diffusers' vae.Encoder): conv_in; per level, layers_per_block
  * ResNets, then (but the last level) pad (0, 1, 0, 1) and a 3x3 stride-2
  * conv; mid (ResNet, single-head attention over the h·w tokens, ResNet);
  * GroupNorm + SiLU + conv_out -> 2·Cl channels; quant_conv (1x1).

@@ -20,7 +20,8 @@
  *
  * Weight dtype: matrices and kernels (ndim >= 2) take the binder's dtype;
  * 1-D tensors (biases, norm parameters) are always fp32 (tiny, and exact).
- * SD_WTYPE_AUTO is fp16 on Vulkan and fp32 on the CPU backend.
+ * SD_WTYPE_AUTO is fp16 on both backends (the CPU backend widens fp16
+ * weights to fp32 inside each op; docs/memory.md).
  */
 #ifndef INVEDIT_WEIGHTS_H
 #define INVEDIT_WEIGHTS_H
@@ -39,7 +40,7 @@ extern "C" {
 #endif
 
 typedef enum sd_wtype {
-    SD_WTYPE_AUTO = 0, /* fp16 on Vulkan, fp32 on the CPU backend */
+    SD_WTYPE_AUTO = 0, /* fp16 on both backends */
     SD_WTYPE_F32 = 1,
     SD_WTYPE_F16 = 2,
 } sd_wtype;

@@ -1,4 +1,5 @@
-/* Token alignment against hand-worked examples (spec §0.6, §0.7, §3.5.1).
+/* Token alignment against hand-worked examples (word indices, refinement and
+ * replacement mappers, InfEdit's mapper; edit/align.h).
  *
  * Token ids come from a made-up vocabulary (one id per word piece, BOS 49406,
  * EOS 49407); the alignment only compares ids, so the real CLIP ids would give

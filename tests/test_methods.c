@@ -9,7 +9,7 @@
  *          check that shifting the edit-friendly noise maps shifts the output.
  * With `same_prompt` the target condition (2) uses the source's vector (1).
  *
- * Validation targets (spec §7): EF-DDPM reconstruction (z_1 kept / zeroed),
+ * Validation targets (docs/methods.md, "Exactness"): EF-DDPM reconstruction (z_1 kept / zeroed),
  * BDIA round trip at gamma 1 / 0.94 / 0.5, InfEdit x_t == x_s with target =
  * source, UNet-evaluation counts, cancellation, noise-map manipulations,
  * local-blend masks. */

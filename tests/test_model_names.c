@@ -174,7 +174,7 @@ static void test_expected(void) {
     int nu = sd_expected_tensors(&cfg, SD_UNET, &u);
     int nv = sd_expected_tensors(&cfg, SD_VAE, &v);
     int nc = sd_expected_tensors(&cfg, SD_TEXT_ENCODER, &c);
-    /* sd-architecture.md §3.9 / §4.1 */
+    /* SD 1.5's published tensor and parameter counts */
     TU_CHECK(nu == 686 && params(u, nu) == 859520964, "UNet: %d tensors, %" G_GINT64_FORMAT " parameters (686, 859,520,964)", nu, params(u, nu));
     TU_CHECK(nv == 248 && params(v, nv) == 83653863, "VAE: %d tensors, %" G_GINT64_FORMAT " parameters (248, 83,653,863)", nv, params(v, nv));
     TU_CHECK(nc == 196 && params(c, nc) == 123060480, "CLIP: %d tensors, %" G_GINT64_FORMAT " parameters (196, 123,060,480)", nc, params(c, nc));

@@ -49,7 +49,7 @@ int main(void) {
     const int st[] = {991, 631, 331, 101, 11, 1};
     const double sv[] = {0.334, 0.247, 0.171, 0.110, 0.0378, 0.0207};
     /* t=1: the exact value is 0.020648 (float64 and float32 tables agree to 1e-6); the
-     * spec's "0.0207" is a double rounding of 0.02065, so it gets one more half unit */
+     * published "0.0207" is a double rounding of 0.02065, so it gets one more half unit */
     const double sh[] = {0.5e-3, 0.5e-3, 0.5e-3, 0.5e-3, 0.5e-4, 1.0e-4};
     for (int i = 0; i < 6; i++) {
         char name[64];

@@ -1,4 +1,4 @@
-"""SD "scaled_linear" schedule and a DDIM (eta=0) text-to-image sampler with CFG (spec algorithms.md §0.1/0.2)."""
+"""SD "scaled_linear" schedule and a DDIM (eta=0) text-to-image sampler with CFG (docs/methods.md, "Shared pieces")."""
 import numpy as np
 import torch
 

@@ -1,4 +1,4 @@
-"""Self-checks of sdref against published SD-1.5 facts (spec sd-architecture.md §3).
+"""Self-checks of sdref against published SD-1.5 facts (parameter counts, schedule values).
 
     /usr/bin/python3 tools/sdref/selftest.py [models/demo]
 

@@ -204,7 +204,7 @@ class TinyBlock(nn.Module):
 
 
 class AutoencoderTiny(nn.Module):
-    """TAESD with diffusers names encoder.layers.N / decoder.layers.N (spec §3.7). Definition only.
+    """TAESD with diffusers names encoder.layers.N / decoder.layers.N (madebyollin/taesd). Definition only.
     encode(x in [0,1]) -> UNet-space latents; decode(latents) -> image approx in [0,1].
     (diffusers' AutoencoderTiny.encode/decode wrap these with (x+1)/2 and y*2-1.)"""
 
@@ -228,7 +228,7 @@ class AutoencoderTiny(nn.Module):
         self.encoder.layers = nn.Sequential(*layers)
 
         # diffusers DecoderTiny: layers = [conv_in, relu, (blocks, upsample, conv)*, ..., conv_out]; the clamp
-        # is applied in forward, so layer indices match §3.7 (0 = conv_in).
+        # is applied in forward, so layer indices match diffusers' files (0 = conv_in).
         layers = [nn.Conv2d(cfg["latent_channels"], dc[0], 3, padding=1), nn.ReLU()]
         nblk = cfg["num_decoder_blocks"]
         for i, nb in enumerate(nblk):
