@@ -65,8 +65,6 @@ void clip_text_model_free(clip_text_model *m) {
     free(m);
 }
 
-uint64_t clip_text_model_weight_bytes(const clip_text_model *m) { return m->mem.bytes; }
-
 static void clip_run(clip_text_model *m, nn_ctx *c, ie_tensor *out, const int32_t *ids, int64_t B,
                      int64_t L, int n_run) {
     const sd_clip_text_config *p = &m->config;

@@ -68,7 +68,6 @@ ie_status sd_model_load(ie_backend *be, const char *path, const sd_load_options 
         int vp = (parts & SD_PART_VAE_ENCODER ? VAE_ENCODER : 0) | (parts & SD_PART_VAE_DECODER ? VAE_DECODER : 0);
         s = vae_load(be, w, &m->config.vae, vp, wt, &m->vae, msg, sizeof msg);
     }
-    if (!s && opt && opt->taesd) s = taesd_load(be, opt->taesd, wt, &m->taesd, msg, sizeof msg);
     sd_weights_close(w); /* every weight now lives on the backend */
     sd_lora_set_free(lora);
     if (s) {
@@ -86,6 +85,5 @@ void sd_model_free(sd_model *m) {
     clip_text_model_free(m->text);
     unet_free(m->unet);
     vae_free(m->vae);
-    taesd_free(m->taesd);
     free(m);
 }

@@ -1,5 +1,5 @@
 /* The SD 1.x model in one include: tokenizer, CLIP text encoder, UNet, VAE
- * (and TAESD), loaded from a diffusers folder or a single checkpoint.
+ * loaded from a diffusers folder or a single checkpoint.
  *
  *     sd_model *m;
  *     sd_load_options opt = {.wtype = SD_WTYPE_AUTO, .parts = SD_PART_ALL};
@@ -16,7 +16,7 @@
  * missing or misshapen tensor by name; then each network uploads its
  * weights once (weights.h). The mapped files are closed afterwards.
  *
- * Per-network headers: clip.h, unet.h (attention hook), vae.h, taesd.h; the
+ * Per-network headers: clip.h, unet.h (attention hook), vae.h; the
  * shared machinery (activation slabs, taps) is nn.h.
  */
 #ifndef INVEDIT_SD_H
@@ -27,7 +27,6 @@
 #include "model/lora.h"
 #include "model/names.h"
 #include "model/nn.h"
-#include "model/taesd.h"
 #include "model/tokenizer.h"
 #include "model/unet.h"
 #include "model/vae.h"
@@ -49,7 +48,6 @@ enum {
 typedef struct sd_load_options {
     sd_wtype wtype;      /* SD_WTYPE_AUTO: fp16 on Vulkan, fp32 on the CPU backend */
     int parts;           /* SD_PART_*; 0 = SD_PART_ALL */
-    const char *taesd;   /* optional TAESD folder or file (taesd.h), else NULL */
     const char *vae;     /* optional separate VAE (names.h sd_source_options), else NULL */
     const char *lora;    /* optional LoRAs merged at load, "FILE[:SCALE];..." (lora.h), else NULL */
     sd_ema_mode ema;     /* a checkpoint's EMA copy (names.h) */
@@ -61,7 +59,6 @@ typedef struct sd_model {
     clip_text_model *text;
     unet *unet;
     vae *vae;                   /* encoder and/or decoder, as asked */
-    taesd *taesd;               /* when opt->taesd was given */
     char notes[1024];           /* the configuration's notes (config.h) */
     char tokenizer_source[512]; /* "folder ..." or the built-in vocabulary (config.h sd_tokenizer_open) */
 } sd_model;

@@ -58,16 +58,6 @@ void sd_binder_init(sd_binder *b, ie_backend *be, sd_wtype wt, const sd_weights 
     snprintf(b->prefix, sizeof b->prefix, "%s.", sd_component_name(comp));
 }
 
-void sd_binder_init_file(sd_binder *b, ie_backend *be, sd_wtype wt, const st_file *file,
-                         const char *prefix, sd_tensor_list *owner) {
-    memset(b, 0, sizeof *b);
-    b->be = be;
-    b->dtype = sd_wtype_resolve(wt, be);
-    b->file = file;
-    b->owner = owner;
-    snprintf(b->prefix, sizeof b->prefix, "%s", prefix ? prefix : "");
-}
-
 static void problem(sd_binder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void problem(sd_binder *b, const char *fmt, ...) {
     char line[512];
@@ -89,18 +79,11 @@ static void problem(sd_binder *b, const char *fmt, ...) {
 /* Finds `name` (with the prefix already applied); the canonical shape goes to
  * ndim/shape. */
 static const st_tensor *lookup(const sd_binder *b, const char *name, int *ndim, int64_t *shape) {
-    if (b->src) {
-        const sd_weight *w = sd_weights_get(b->src, name);
-        if (!w) return NULL;
-        *ndim = w->ndim;
-        for (int i = 0; i < ST_MAX_DIMS; i++) shape[i] = w->shape[i];
-        return w->t;
-    }
-    const st_tensor *t = st_get(b->file, name);
-    if (!t) return NULL;
-    *ndim = t->ndim;
-    for (int i = 0; i < ST_MAX_DIMS; i++) shape[i] = t->shape[i];
-    return t;
+    const sd_weight *w = sd_weights_get(b->src, name);
+    if (!w) return NULL;
+    *ndim = w->ndim;
+    for (int i = 0; i < ST_MAX_DIMS; i++) shape[i] = w->shape[i];
+    return w->t;
 }
 
 static ie_tensor *bind_name(sd_binder *b, int ndim, const int64_t *shape, const char *name) {
@@ -185,18 +168,6 @@ ie_tensor *sd_bind(sd_binder *b, int ndim, const int64_t *shape, const char *fmt
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
     return bind_name(b, ndim, shape, name);
-}
-
-bool sd_binder_has(const sd_binder *b, const char *fmt, ...) {
-    char name[200], full[280];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "%s%s", b->prefix, name);
-    int nd;
-    int64_t sh[ST_MAX_DIMS];
-    return lookup(b, full, &nd, sh) != NULL;
 }
 
 #define FORMAT_NAME(buf, fmt)                 \

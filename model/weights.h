@@ -7,8 +7,8 @@
  *     sd_bind_conv(b, &r->conv1, cout, cin, 3, true, "%s.resnets.%d.conv1", blk, j);
  *
  * The binder finds the tensor (canonical diffusers names through the
- * loader's sd_weights, or raw names in a plain safetensors file, after a
- * prefix such as "unet." or "decoder.layers."), checks its shape, creates an
+ * loader's sd_weights, after the component's prefix such as "unet."),
+ * checks its shape, creates an
  * ie_tensor of the weight dtype on the backend, converts the file data (F32,
  * F16, BF16, F64) and uploads it once. Missing or misshapen tensors do not
  * stop the walk: every problem is collected, and sd_binder_finish() reports
@@ -60,7 +60,6 @@ typedef struct sd_binder {
     ie_backend *be;
     ie_dtype dtype;          /* for tensors with ndim >= 2 */
     const sd_weights *src;   /* canonical names: prefix + name (e.g. "unet." + ...) */
-    const st_file *file;     /* or a plain file: prefix + name as stored */
     char prefix[64];
     sd_tensor_list *owner;   /* bound tensors are appended here */
     /* results */
@@ -74,16 +73,11 @@ typedef struct sd_binder {
  * ("unet." etc.). */
 void sd_binder_init(sd_binder *b, ie_backend *be, sd_wtype wt, const sd_weights *src,
                     sd_component comp, sd_tensor_list *owner);
-/* From a plain safetensors file (TAESD); prefix may be "". */
-void sd_binder_init_file(sd_binder *b, ie_backend *be, sd_wtype wt, const st_file *file,
-                         const char *prefix, sd_tensor_list *owner);
 
 /* The tensor prefix + name, checked against shape[ndim]; NULL when missing
  * or misshapen (recorded). */
 ie_tensor *sd_bind(sd_binder *b, int ndim, const int64_t *shape, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* Whether prefix + name exists (for optional tensors). */
-bool sd_binder_has(const sd_binder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* "<name>.weight" [Cout, Cin, k, k] and, when bias, "<name>.bias" [Cout]. */
 void sd_bind_conv(sd_binder *b, nn_conv *c, int cout, int cin, int k, bool bias, const char *fmt, ...)
