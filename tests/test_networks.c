@@ -12,6 +12,8 @@
 #include "refcheck.h"
 #include "model/sd.h"
 
+#include <glib.h>
+
 /* --- UNet ---------------------------------------------------------------------------- */
 
 /* The attention-control hook of the "hook" case (see make_refs.py): up-block
@@ -244,8 +246,27 @@ static void test_sd_model(ie_backend *be) {
     sd_model *m = NULL;
     sd_load_options opt = {.wtype = SD_WTYPE_F32, .parts = SD_PART_UNET};
     ie_status s = sd_model_load(be, path, &opt, &m, err, sizeof err);
-    TU_CHECK(s == IE_OK && m->unet && !m->text && !m->vae, "%s sd_model_load(unet only) %s", BE_NAME, err);
+    TU_CHECK(s == IE_OK && m->unet && !m->text && !m->vae && !m->weights, "%s sd_model_load(unet only) %s",
+             BE_NAME, err);
+    if (m) {
+        /* the check's expected tensors and the loader's bound tensors come from one walk (tensors.h) */
+        sd_tensor_spec *spec = NULL;
+        int n = sd_expected_tensors(&m->config, SD_UNET, &spec);
+        TU_CHECK(n > 0 && n == m->unet->mem.n, "%s unet: %d expected tensors, %d bound", BE_NAME, n, m->unet->mem.n);
+        g_free(spec);
+    }
     sd_model_free(m);
+    opt.keep_weights = true;
+    s = sd_model_load(be, path, &opt, &m, err, sizeof err);
+    unet *again = NULL;
+    if (!s && !m->weights) snprintf(err, sizeof err, "no weights kept");
+    if (!s && m->weights) s = unet_load(be, m->weights, &m->config.unet, SD_WTYPE_F32, &again, err, sizeof err);
+    TU_CHECK(s == IE_OK && again, "%s keep_weights: the UNet loads again from the kept weights %s", BE_NAME, err);
+    unet_free(again);
+    sd_model_free(m);
+    opt.keep_weights = false;
+    s = sd_model_load(be, "", &opt, &m, err, sizeof err);
+    TU_CHECK(s == IE_ERR_ARG && !m && strstr(err, "no model given"), "%s sd_model_load(\"\"): %s", BE_NAME, err);
     opt.parts = SD_PART_ALL;
     s = sd_model_load(be, path, &opt, &m, err, sizeof err);
     TU_CHECK(s != IE_OK && !m && strstr(err, "text_encoder"), "%s sd_model_load(all) names what is absent: %s",
