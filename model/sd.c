@@ -60,7 +60,6 @@ ie_status sd_model_load(ie_backend *be, const char *path, const sd_load_options 
         s = IE_ERR_UNSUPPORTED;
     }
     if (!s) {
-        snprintf(m->notes, sizeof m->notes, "%s", m->config.notes);
         bool want[SD_COMPONENT_COUNT] = {false};
         want[SD_TEXT_ENCODER] = parts & SD_PART_TEXT;
         want[SD_UNET] = parts & SD_PART_UNET;

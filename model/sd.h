@@ -67,7 +67,6 @@ typedef struct sd_model {
     clip_text_model *text;
     unet *unet;
     vae *vae;                   /* encoder and/or decoder, as asked */
-    char notes[1024];           /* the configuration's notes (config.h) */
     char tokenizer_source[512]; /* "folder ..." or the built-in vocabulary (config.h sd_tokenizer_open) */
     sd_weights *weights;        /* with keep_weights: the mapped files, the LoRAs set on them; else NULL */
     sd_lora_set *lora;          /* with keep_weights: the LoRAs (NULL when none) */
