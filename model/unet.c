@@ -10,6 +10,8 @@
 /* ----------------------------------------------------------------------------
  * Loading: the UNet's walk (tensors.c) with a binder. */
 
+/* proj_in / proj_out are kept as an nn_conv (tensors.c); with
+ * use_linear_projection its w is a Linear [C, C]. */
 static nn_lin as_linear(const nn_conv *pr) {
     nn_lin l = {pr->w, pr->b};
     return l;
