@@ -31,6 +31,7 @@
 #include "inversion/infedit.h"
 #include "model/lora.h"
 #include "model/names.h"
+#include "model/sd.h"
 #include "inversion/rng.h"
 #include "model/tokenizer.h"
 #include "model/unet.h"
@@ -115,13 +116,10 @@ ie_status ie_session_open_with(const char *model_path, const ie_session_options 
                                char *err, size_t errlen) {
     *out = NULL;
     ie_session_options o = opt ? *opt : (ie_session_options){0};
-    if (!model_path || !*model_path) {
-        snprintf(err, errlen, "no model given: pass a diffusers folder or an SD 1.x .safetensors file");
-        return IE_ERR_ARG;
-    }
     if (o.device && *o.device && !ie_device_request_valid(o.device, err, errlen)) return IE_ERR_ARG;
-    sd_source_options so = {.vae = o.vae};
-    if (!sd_ema_mode_from_name(o.ema, &so.ema)) {
+    sd_load_options lo = {.wtype = SD_WTYPE_AUTO, .parts = SD_PART_ALL, .vae = o.vae, .lora = o.lora,
+                          .keep_weights = true};
+    if (!sd_ema_mode_from_name(o.ema, &lo.ema)) {
         snprintf(err, errlen, "ema: '%s' is not auto, yes or no", o.ema);
         return IE_ERR_ARG;
     }
@@ -130,60 +128,48 @@ ie_status ie_session_open_with(const char *model_path, const ie_session_options 
         snprintf(err, errlen, "out of memory");
         return IE_ERR_NOMEM;
     }
-    const char *with[5] = {model_path, opt_or(o.device, "auto"), opt_or(o.vae, ""), opt_or(o.lora, ""),
+    const char *with[5] = {opt_or(model_path, ""), opt_or(o.device, "auto"), opt_or(o.vae, ""), opt_or(o.lora, ""),
                            opt_or(o.ema, "auto")};
     for (int i = 0; i < 5; i++) s->opened_with[i] = g_strdup(with[i]);
-    sd_lora_set *lora = NULL;
-    char tok_source[512] = "";
-    ie_status st = sd_weights_open_with(model_path, &so, &s->w, err, errlen);
-    if (!st) st = sd_model_config_load(s->w, &s->cfg, err, errlen);
-    if (!st && s->cfg.variant != SD_VARIANT_SD1) {
-        snprintf(err, errlen, "%s: a %s model; invedit edits with SD 1.x text-to-image models", model_path,
-                 sd_variant_name(s->cfg.variant));
-        st = IE_ERR_UNSUPPORTED;
+    s->be = ie_backend_open(o.device, s->note, sizeof s->note);
+    if (!s->be) {
+        snprintf(err, errlen, "no compute backend could be opened");
+        ie_session_close(s);
+        return IE_ERR_NODEVICE;
     }
-    if (!st) {
-        const char *missing = NULL;
-        for (int c = 0; c < SD_COMPONENT_COUNT && !missing; c++)
-            if ((c == SD_UNET || c == SD_VAE || c == SD_TEXT_ENCODER) && !sd_weights_has(s->w, (sd_component)c))
-                missing = sd_component_name((sd_component)c);
-        if (missing) {
-            snprintf(err, errlen, "%s: no %s weights found", model_path, missing);
-            st = IE_ERR_FORMAT;
-        }
-    }
-    if (!st) st = sd_tokenizer_open(s->w, &s->cfg, &s->tok, tok_source, sizeof tok_source, err, errlen);
-    if (!st && o.lora && *o.lora) {
-        lora = sd_lora_set_new();
-        st = sd_lora_set_add_list(lora, s->w, o.lora, err, errlen);
-        if (!st) sd_weights_set_lora(s->w, lora);
-    }
-    if (!st) s->be = ie_backend_open(o.device, s->note, sizeof s->note);
-    s->wtype = SD_WTYPE_AUTO;
-    if (!st) st = clip_text_model_load(s->be, s->w, &s->cfg.text, s->wtype, &s->clip, err, errlen);
-    if (!st) st = unet_load(s->be, s->w, &s->cfg.unet, s->wtype, &s->unet, err, errlen);
-    if (!st) st = vae_load(s->be, s->w, &s->cfg.vae, VAE_ENCODER | VAE_DECODER, s->wtype, &s->vae, err, errlen);
-    if (!st) {
-        GString *g = g_string_new(NULL);
-        g_string_append_printf(g, "tokenizer: %s\n", tok_source);
-        for (int c = 0; c < SD_COMPONENT_COUNT; c++)
-            g_string_append_printf(g, "%s: %s (%s names)\n", sd_component_name((sd_component)c),
-                                   sd_weights_file(s->w, (sd_component)c), sd_weights_naming(s->w, (sd_component)c));
-        if (*sd_weights_ema_note(s->w)) g_string_append_printf(g, "ema: %s\n", sd_weights_ema_note(s->w));
-        if (lora) g_string_append_printf(g, "lora: %s\n", sd_lora_set_summary(lora));
-        if (sd_weights_unmapped_count(s->w))
-            g_string_append_printf(g, "skipped %d extra tensors (e.g. %s)\n", sd_weights_unmapped_count(s->w),
-                                   sd_weights_unmapped_at(s->w, 0));
-        s->describe = g_string_free(g, FALSE);
-    }
-    /* The LoRAs stay set on the weights: the text encoder is loaded again for
-     * every edit and an fp32 edit reloads the UNet and VAE (issue 10), each
-     * merge reading them. Freed with the session. */
-    s->lora = lora;
+    /* the one model loader (model/sd.h): its checks, codes and messages; the
+     * weights stay mapped for the reloads below (issue 10) */
+    s->wtype = lo.wtype;
+    sd_model *m = NULL;
+    ie_status st = sd_model_load(s->be, model_path, &lo, &m, err, errlen);
     if (st) {
         ie_session_close(s);
         return st;
     }
+    s->cfg = m->config;
+    s->w = m->weights;
+    s->tok = m->tokenizer;
+    s->clip = m->text;
+    s->unet = m->unet;
+    s->vae = m->vae;
+    /* The LoRAs stay set on the weights: the text encoder is loaded again for
+     * every edit and an fp32 edit reloads the UNet and VAE (issue 10), each
+     * merge reading them. Freed with the session. */
+    s->lora = m->lora;
+    GString *g = g_string_new(NULL);
+    g_string_append_printf(g, "tokenizer: %s\n", m->tokenizer_source);
+    for (int c = 0; c < SD_COMPONENT_COUNT; c++)
+        g_string_append_printf(g, "%s: %s (%s names)\n", sd_component_name((sd_component)c),
+                               sd_weights_file(s->w, (sd_component)c), sd_weights_naming(s->w, (sd_component)c));
+    if (*sd_weights_ema_note(s->w)) g_string_append_printf(g, "ema: %s\n", sd_weights_ema_note(s->w));
+    if (s->lora) g_string_append_printf(g, "lora: %s\n", sd_lora_set_summary(s->lora));
+    if (sd_weights_unmapped_count(s->w))
+        g_string_append_printf(g, "skipped %d extra tensors (e.g. %s)\n", sd_weights_unmapped_count(s->w),
+                               sd_weights_unmapped_at(s->w, 0));
+    s->describe = g_string_free(g, FALSE);
+    /* everything the model held is the session's now */
+    memset(m, 0, sizeof *m);
+    sd_model_free(m);
     /* issue 10: the text encoder was loaded to check the model; it is loaded
      * again only while an edit encodes its prompts */
     clip_text_model_free(s->clip);

@@ -27,27 +27,9 @@ ie_status clip_text_model_load(ie_backend *be, const sd_weights *w, const sd_cli
         return IE_ERR_NOMEM;
     }
     m->state.ids.dtype = IE_I32;
-    clip_weights *W = &m->weights;
-
     sd_binder b;
     sd_binder_init(&b, be, wt, w, SD_TEXT_ENCODER, &m->mem);
-    int64_t tok[2] = {cfg->vocab_size, D}, pos[2] = {cfg->max_position_embeddings, D};
-    W->token_embedding = sd_bind(&b, 2, tok, "text_model.embeddings.token_embedding.weight");
-    W->position_embedding = sd_bind(&b, 2, pos, "text_model.embeddings.position_embedding.weight");
-    for (int l = 0; l < NL; l++) {
-        clip_layer *L = &W->layers[l];
-#define LAYER "text_model.encoder.layers.%d."
-        sd_bind_norm(&b, &L->layer_norm1, D, LAYER "layer_norm1", l);
-        sd_bind_linear(&b, &L->q_proj, D, D, true, LAYER "self_attn.q_proj", l);
-        sd_bind_linear(&b, &L->k_proj, D, D, true, LAYER "self_attn.k_proj", l);
-        sd_bind_linear(&b, &L->v_proj, D, D, true, LAYER "self_attn.v_proj", l);
-        sd_bind_linear(&b, &L->out_proj, D, D, true, LAYER "self_attn.out_proj", l);
-        sd_bind_norm(&b, &L->layer_norm2, D, LAYER "layer_norm2", l);
-        sd_bind_linear(&b, &L->fc1, I, D, true, LAYER "mlp.fc1", l);
-        sd_bind_linear(&b, &L->fc2, D, I, true, LAYER "mlp.fc2", l);
-#undef LAYER
-    }
-    sd_bind_norm(&b, &W->final_layer_norm, D, "text_model.final_layer_norm");
+    sd_clip_text_walk(&b.walk, cfg, &m->weights);
     ie_status s = sd_binder_finish(&b, "text_encoder", err, errlen);
     if (s) {
         clip_text_model_free(m);
@@ -64,8 +46,6 @@ void clip_text_model_free(clip_text_model *m) {
     free(m->weights.layers);
     free(m);
 }
-
-uint64_t clip_text_model_weight_bytes(const clip_text_model *m) { return m->mem.bytes; }
 
 static void clip_run(clip_text_model *m, nn_ctx *c, ie_tensor *out, const int32_t *ids, int64_t B,
                      int64_t L, int n_run) {

@@ -80,8 +80,6 @@ void clip_text_model_free(clip_text_model *m);
 ie_status clip_text_model_forward(clip_text_model *m, ie_tensor *out, const int32_t *ids, int B,
                                   int L, int clip_skip);
 
-uint64_t clip_text_model_weight_bytes(const clip_text_model *m);
-
 #ifdef __cplusplus
 }
 #endif

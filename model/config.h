@@ -141,8 +141,9 @@ typedef struct sd_tensor_spec {
     int64_t shape[4];
 } sd_tensor_spec;
 
-/* Every tensor the component needs under this configuration, in module order.
- * Returns the count; *out is g_malloc'ed (g_free it). */
+/* Every tensor the component needs under this configuration, in module order:
+ * the network's walk (tensors.h) that the loader binds with, here only
+ * recording names and shapes. Returns the count; *out is g_malloc'ed (g_free it). */
 int sd_expected_tensors(const sd_model_config *cfg, sd_component comp, sd_tensor_spec **out);
 
 typedef struct sd_check_report {

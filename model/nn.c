@@ -271,9 +271,6 @@ void nn_upsample(nn_ctx *c, ie_tensor *out, const ie_tensor *x) {
 void nn_transpose(nn_ctx *c, ie_tensor *out, const ie_tensor *x) {
     NN_RUN("transpose", ie_transpose(c->be, out, x));
 }
-void nn_copy(nn_ctx *c, ie_tensor *out, const ie_tensor *x) {
-    NN_RUN("copy", ie_copy(c->be, out, x));
-}
 void nn_timestep_embedding(nn_ctx *c, ie_tensor *out, const ie_tensor *t, int dim, bool flip_sin_to_cos,
                            float shift) {
     NN_RUN("timestep_embedding", ie_timestep_embedding(c->be, out, t, dim, flip_sin_to_cos, shift, 10000.0f));

@@ -1,4 +1,4 @@
-/* Neural-net pieces shared by the SD networks (clip.c, unet.c, vae.c, taesd.c).
+/* Neural-net pieces shared by the SD networks (clip.c, unet.c, vae.c).
  *
  * Weights. A layer's weights are plain structs of ie_tensor pointers
  * (nn_lin, nn_conv, nn_norm); a NULL bias means "no bias".
@@ -167,7 +167,6 @@ void nn_add(nn_ctx *c, ie_tensor *out, const ie_tensor *a, const ie_tensor *b);
 void nn_concat(nn_ctx *c, ie_tensor *out, const ie_tensor *a, const ie_tensor *b);
 void nn_upsample(nn_ctx *c, ie_tensor *out, const ie_tensor *x);
 void nn_transpose(nn_ctx *c, ie_tensor *out, const ie_tensor *x);
-void nn_copy(nn_ctx *c, ie_tensor *out, const ie_tensor *x);
 void nn_timestep_embedding(nn_ctx *c, ie_tensor *out, const ie_tensor *t, int dim, bool flip_sin_to_cos,
                            float shift);
 void nn_upload(nn_ctx *c, ie_tensor *t, const void *src);

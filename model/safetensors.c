@@ -521,7 +521,6 @@ ie_status st_open(const char *path, st_file **out, char *err, size_t errlen) {
 /* --- access ------------------------------------------------------------- */
 
 const char *st_path(const st_file *f) { return f->path; }
-uint64_t st_file_size(const st_file *f) { return f->size; }
 int st_count(const st_file *f) { return f->count; }
 
 const st_tensor *st_at(const st_file *f, int i) {

@@ -99,8 +99,6 @@ void st_release_pages(const st_tensor *t);
 
 /* The path (or label) given to st_open / st_open_memory. */
 const char *st_path(const st_file *f);
-/* Size of the whole file in bytes. */
-uint64_t st_file_size(const st_file *f);
 
 /* Tensors, sorted by name: st_at(f, 0 .. st_count(f) - 1). */
 int st_count(const st_file *f);

@@ -36,18 +36,30 @@ static ie_status check_parts(const sd_weights *w, const sd_model_config *cfg, co
 ie_status sd_model_load(ie_backend *be, const char *path, const sd_load_options *opt, sd_model **out,
                         char *err, size_t errlen) {
     *out = NULL;
+    if (!path || !*path) {
+        if (err && errlen)
+            snprintf(err, errlen, "no model given: pass a diffusers folder or an SD 1.x .safetensors file");
+        return IE_ERR_ARG;
+    }
     int parts = opt && opt->parts ? opt->parts : SD_PART_ALL;
     sd_wtype wt = opt ? opt->wtype : SD_WTYPE_AUTO;
     sd_model *m = calloc(1, sizeof *m);
-    if (!m) return IE_ERR_NOMEM;
+    if (!m) {
+        if (err && errlen) snprintf(err, errlen, "out of memory");
+        return IE_ERR_NOMEM;
+    }
     char msg[2048] = "";
     sd_weights *w = NULL;
     sd_source_options so = {.vae = opt ? opt->vae : NULL, .ema = opt ? opt->ema : SD_EMA_AUTO};
     sd_lora_set *lora = NULL;
     ie_status s = sd_weights_open_with(path, &so, &w, msg, sizeof msg);
     if (!s) s = sd_model_config_load(w, &m->config, msg, sizeof msg);
+    if (!s && m->config.variant != SD_VARIANT_SD1) {
+        snprintf(msg, sizeof msg, "%s: a %s model; invedit edits with SD 1.x text-to-image models", path,
+                 sd_variant_name(m->config.variant));
+        s = IE_ERR_UNSUPPORTED;
+    }
     if (!s) {
-        snprintf(m->notes, sizeof m->notes, "%s", m->config.notes);
         bool want[SD_COMPONENT_COUNT] = {false};
         want[SD_TEXT_ENCODER] = parts & SD_PART_TEXT;
         want[SD_UNET] = parts & SD_PART_UNET;
@@ -68,9 +80,13 @@ ie_status sd_model_load(ie_backend *be, const char *path, const sd_load_options 
         int vp = (parts & SD_PART_VAE_ENCODER ? VAE_ENCODER : 0) | (parts & SD_PART_VAE_DECODER ? VAE_DECODER : 0);
         s = vae_load(be, w, &m->config.vae, vp, wt, &m->vae, msg, sizeof msg);
     }
-    if (!s && opt && opt->taesd) s = taesd_load(be, opt->taesd, wt, &m->taesd, msg, sizeof msg);
-    sd_weights_close(w); /* every weight now lives on the backend */
-    sd_lora_set_free(lora);
+    if (!s && opt && opt->keep_weights) {
+        m->weights = w;
+        m->lora = lora;
+    } else {
+        sd_weights_close(w); /* every weight now lives on the backend */
+        sd_lora_set_free(lora);
+    }
     if (s) {
         if (err && errlen) snprintf(err, errlen, "%s", msg);
         sd_model_free(m);
@@ -86,6 +102,7 @@ void sd_model_free(sd_model *m) {
     clip_text_model_free(m->text);
     unet_free(m->unet);
     vae_free(m->vae);
-    taesd_free(m->taesd);
+    sd_weights_close(m->weights);
+    sd_lora_set_free(m->lora);
     free(m);
 }

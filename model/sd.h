@@ -1,5 +1,5 @@
 /* The SD 1.x model in one include: tokenizer, CLIP text encoder, UNet, VAE
- * (and TAESD), loaded from a diffusers folder or a single checkpoint.
+ * loaded from a diffusers folder or a single checkpoint.
  *
  *     sd_model *m;
  *     sd_load_options opt = {.wtype = SD_WTYPE_AUTO, .parts = SD_PART_ALL};
@@ -14,9 +14,16 @@
  * diffusers names; sd_model_config_load (config.h) reads config.json or
  * detects the configuration from shapes; sd_weights_check lists every
  * missing or misshapen tensor by name; then each network uploads its
- * weights once (weights.h). The mapped files are closed afterwards.
+ * weights once (weights.h). The mapped files are closed afterwards, unless
+ * keep_weights asks to keep them for loading networks again (the editing
+ * session, edit/pipeline.c, does: it reloads the text encoder per edit).
  *
- * Per-network headers: clip.h, unet.h (attention hook), vae.h, taesd.h; the
+ * This is the one way a model is loaded: the CLI's tensor commands and the
+ * editing session both come here, so both refuse the same models with the
+ * same codes and messages (a model that is not SD 1.x text-to-image is
+ * IE_ERR_UNSUPPORTED; missing or misshapen tensors IE_ERR_FORMAT, by name).
+ *
+ * Per-network headers: clip.h, unet.h (attention hook), vae.h; the
  * shared machinery (activation slabs, taps) is nn.h.
  */
 #ifndef INVEDIT_SD_H
@@ -27,7 +34,6 @@
 #include "model/lora.h"
 #include "model/names.h"
 #include "model/nn.h"
-#include "model/taesd.h"
 #include "model/tokenizer.h"
 #include "model/unet.h"
 #include "model/vae.h"
@@ -49,10 +55,10 @@ enum {
 typedef struct sd_load_options {
     sd_wtype wtype;      /* SD_WTYPE_AUTO: fp16 on both backends */
     int parts;           /* SD_PART_*; 0 = SD_PART_ALL */
-    const char *taesd;   /* optional TAESD folder or file (taesd.h), else NULL */
     const char *vae;     /* optional separate VAE (names.h sd_source_options), else NULL */
     const char *lora;    /* optional LoRAs merged at load, "FILE[:SCALE];..." (lora.h), else NULL */
     sd_ema_mode ema;     /* a checkpoint's EMA copy (names.h) */
+    bool keep_weights;   /* keep the mapped weights (sd_model.weights) after loading */
 } sd_load_options;
 
 typedef struct sd_model {
@@ -61,13 +67,14 @@ typedef struct sd_model {
     clip_text_model *text;
     unet *unet;
     vae *vae;                   /* encoder and/or decoder, as asked */
-    taesd *taesd;               /* when opt->taesd was given */
-    char notes[1024];           /* the configuration's notes (config.h) */
     char tokenizer_source[512]; /* "folder ..." or the built-in vocabulary (config.h sd_tokenizer_open) */
+    sd_weights *weights;        /* with keep_weights: the mapped files, the LoRAs set on them; else NULL */
+    sd_lora_set *lora;          /* with keep_weights: the LoRAs (NULL when none) */
 } sd_model;
 
 /* Loads the asked parts; every one must be present. On failure nothing is
- * kept and err says what was missing or wrong (tensors named). */
+ * kept and err says what was missing or wrong (tensors named). sd_model_free
+ * frees everything the model holds, the kept weights included. */
 ie_status sd_model_load(ie_backend *be, const char *path, const sd_load_options *opt, sd_model **out,
                         char *err, size_t errlen);
 void sd_model_free(sd_model *m);

@@ -8,48 +8,13 @@
 #include <string.h>
 
 /* ----------------------------------------------------------------------------
- * Loading: walk the configuration in module order, bind every tensor. */
+ * Loading: the UNet's walk (tensors.c) with a binder. */
 
-/* proj_in / proj_out: a 1x1 conv [C, C, 1, 1], or with use_linear_projection a
- * Linear [C, C] (kept in the same struct: w is then 2-D). */
-static void bind_proj(sd_binder *b, nn_conv *pr, int C, bool linear, const char *name, const char *which) {
-    if (linear) {
-        nn_lin l;
-        sd_bind_linear(b, &l, C, C, true, "%s.%s", name, which);
-        pr->w = l.w;
-        pr->b = l.b;
-    } else {
-        sd_bind_conv(b, pr, C, C, 1, true, "%s.%s", name, which);
-    }
-}
-
+/* proj_in / proj_out are kept as an nn_conv (tensors.c); with
+ * use_linear_projection its w is a Linear [C, C]. */
 static nn_lin as_linear(const nn_conv *pr) {
     nn_lin l = {pr->w, pr->b};
     return l;
-}
-
-static void bind_transformer(sd_binder *b, unet_transformer *tf, int C, int heads, int D, bool linear,
-                             const char *name) {
-    tf->channels = C;
-    tf->heads = heads;
-    sd_bind_norm(b, &tf->norm, C, "%s.norm", name);
-    bind_proj(b, &tf->proj_in, C, linear, name, "proj_in");
-    char blk[160];
-    snprintf(blk, sizeof blk, "%s.transformer_blocks.0", name);
-    sd_bind_norm(b, &tf->norm1, C, "%s.norm1", blk);
-    sd_bind_linear(b, &tf->attn1_q, C, C, false, "%s.attn1.to_q", blk);
-    sd_bind_linear(b, &tf->attn1_k, C, C, false, "%s.attn1.to_k", blk);
-    sd_bind_linear(b, &tf->attn1_v, C, C, false, "%s.attn1.to_v", blk);
-    sd_bind_linear(b, &tf->attn1_out, C, C, true, "%s.attn1.to_out.0", blk);
-    sd_bind_norm(b, &tf->norm2, C, "%s.norm2", blk);
-    sd_bind_linear(b, &tf->attn2_q, C, C, false, "%s.attn2.to_q", blk);
-    sd_bind_linear(b, &tf->attn2_k, C, D, false, "%s.attn2.to_k", blk);
-    sd_bind_linear(b, &tf->attn2_v, C, D, false, "%s.attn2.to_v", blk);
-    sd_bind_linear(b, &tf->attn2_out, C, C, true, "%s.attn2.to_out.0", blk);
-    sd_bind_norm(b, &tf->norm3, C, "%s.norm3", blk);
-    sd_bind_linear(b, &tf->ff_proj, 8 * C, C, true, "%s.ff.net.0.proj", blk);
-    sd_bind_linear(b, &tf->ff_out, C, 4 * C, true, "%s.ff.net.2", blk);
-    bind_proj(b, &tf->proj_out, C, linear, name, "proj_out");
 }
 
 static ie_status check_config(const sd_unet_config *p, char *err, size_t errlen) {
@@ -85,61 +50,9 @@ ie_status unet_load(ie_backend *be, const sd_weights *w, const sd_unet_config *c
     if (!u) return IE_ERR_NOMEM;
     u->config = *cfg;
     u->be = be;
-    const sd_unet_config *p = &u->config;
-    unet_weights *W = &u->weights;
-    int n = p->n_levels, lpb = p->layers_per_block, C0 = p->block_out_channels[0], T = 4 * C0;
-    int D = p->cross_attention_dim;
-    bool lin = p->use_linear_projection;
-    char name[128];
-
     sd_binder b;
     sd_binder_init(&b, be, wt, w, SD_UNET, &u->mem);
-    sd_bind_conv(&b, &W->conv_in, C0, p->in_channels, 3, true, "conv_in");
-    if (p->time_cond_proj_dim > 0)
-        sd_bind_linear(&b, &W->time_cond_proj, C0, p->time_cond_proj_dim, false, "time_embedding.cond_proj");
-    sd_bind_linear(&b, &W->time_linear_1, T, C0, true, "time_embedding.linear_1");
-    sd_bind_linear(&b, &W->time_linear_2, T, T, true, "time_embedding.linear_2");
-
-    int cin = C0;
-    for (int i = 0; i < n; i++) {
-        int C = p->block_out_channels[i];
-        for (int j = 0; j < lpb; j++) {
-            sd_bind_resnet(&b, &W->down[i].resnets[j], j == 0 ? cin : C, C, T, "down_blocks.%d.resnets.%d", i, j);
-            if (p->down_cross_attn[i]) {
-                snprintf(name, sizeof name, "down_blocks.%d.attentions.%d", i, j);
-                bind_transformer(&b, &W->down[i].attentions[j], C, p->heads[i], D, lin, name);
-                u->n_attn_layers++;
-            }
-        }
-        if (i < n - 1) sd_bind_conv(&b, &W->down[i].downsampler, C, C, 3, true, "down_blocks.%d.downsamplers.0.conv", i);
-        cin = C;
-    }
-
-    int Cl = p->block_out_channels[n - 1];
-    sd_bind_resnet(&b, &W->mid_resnets[0], Cl, Cl, T, "mid_block.resnets.0");
-    bind_transformer(&b, &W->mid_attention, Cl, p->heads[n - 1], D, lin, "mid_block.attentions.0");
-    sd_bind_resnet(&b, &W->mid_resnets[1], Cl, Cl, T, "mid_block.resnets.1");
-    u->n_attn_layers++;
-
-    int prev = Cl;
-    for (int i = 0; i < n; i++) {
-        int lvl = n - 1 - i, C = p->block_out_channels[lvl];
-        int skip_in = p->block_out_channels[lvl > 0 ? lvl - 1 : 0]; /* the level's input channels */
-        for (int j = 0; j <= lpb; j++) {
-            int res_in = j == 0 ? prev : C, skip_ch = j == lpb ? skip_in : C;
-            sd_bind_resnet(&b, &W->up[i].resnets[j], res_in + skip_ch, C, T, "up_blocks.%d.resnets.%d", i, j);
-            if (p->up_cross_attn[i]) {
-                snprintf(name, sizeof name, "up_blocks.%d.attentions.%d", i, j);
-                bind_transformer(&b, &W->up[i].attentions[j], C, p->heads[lvl], D, lin, name);
-                u->n_attn_layers++;
-            }
-        }
-        if (i < n - 1) sd_bind_conv(&b, &W->up[i].upsampler, C, C, 3, true, "up_blocks.%d.upsamplers.0.conv", i);
-        prev = C;
-    }
-    sd_bind_norm(&b, &W->conv_norm_out, C0, "conv_norm_out");
-    sd_bind_conv(&b, &W->conv_out, p->out_channels, C0, 3, true, "conv_out");
-
+    u->n_attn_layers = sd_unet_walk(&b.walk, &u->config, &u->weights);
     s = sd_binder_finish(&b, "unet", err, errlen);
     if (s) {
         unet_free(u);

@@ -10,20 +10,7 @@
 #define VAE_EPS 1e-6f
 
 /* ----------------------------------------------------------------------------
- * Loading. */
-
-static void bind_mid(sd_binder *b, vae_mid *m, int C, bool attn, const char *part) {
-    sd_bind_resnet(b, &m->resnets[0], C, C, 0, "%s.mid_block.resnets.0", part);
-    m->has_attention = attn;
-    if (attn) {
-        sd_bind_norm(b, &m->group_norm, C, "%s.mid_block.attentions.0.group_norm", part);
-        sd_bind_linear(b, &m->to_q, C, C, true, "%s.mid_block.attentions.0.to_q", part);
-        sd_bind_linear(b, &m->to_k, C, C, true, "%s.mid_block.attentions.0.to_k", part);
-        sd_bind_linear(b, &m->to_v, C, C, true, "%s.mid_block.attentions.0.to_v", part);
-        sd_bind_linear(b, &m->to_out, C, C, true, "%s.mid_block.attentions.0.to_out.0", part);
-    }
-    sd_bind_resnet(b, &m->resnets[1], C, C, 0, "%s.mid_block.resnets.1", part);
-}
+ * Loading: the VAE's walk (tensors.c) with a binder. */
 
 ie_status vae_load(ie_backend *be, const sd_weights *w, const sd_vae_config *cfg, int parts,
                    sd_wtype wt, vae **out, char *err, size_t errlen) {
@@ -41,46 +28,9 @@ ie_status vae_load(ie_backend *be, const sd_weights *w, const sd_vae_config *cfg
     m->config = *cfg;
     m->parts = parts;
     m->be = be;
-    const int *ch = cfg->block_out_channels;
-    int Cl = cfg->latent_channels, Clast = ch[n - 1];
-
     sd_binder b;
     sd_binder_init(&b, be, wt, w, SD_VAE, &m->mem);
-    if (parts & VAE_ENCODER) {
-        vae_encoder *E = &m->enc;
-        sd_bind_conv(&b, &E->conv_in, ch[0], cfg->in_channels, 3, true, "encoder.conv_in");
-        int cin = ch[0];
-        for (int i = 0; i < n; i++) {
-            for (int j = 0; j < lpb; j++)
-                sd_bind_resnet(&b, &E->down[i][j], j == 0 ? cin : ch[i], ch[i], 0,
-                               "encoder.down_blocks.%d.resnets.%d", i, j);
-            if (i < n - 1)
-                sd_bind_conv(&b, &E->downsamplers[i], ch[i], ch[i], 3, true,
-                             "encoder.down_blocks.%d.downsamplers.0.conv", i);
-            cin = ch[i];
-        }
-        bind_mid(&b, &E->mid, Clast, cfg->mid_block_add_attention, "encoder");
-        sd_bind_norm(&b, &E->conv_norm_out, Clast, "encoder.conv_norm_out");
-        sd_bind_conv(&b, &E->conv_out, 2 * Cl, Clast, 3, true, "encoder.conv_out");
-        if (cfg->use_quant_conv) sd_bind_conv(&b, &E->quant_conv, 2 * Cl, 2 * Cl, 1, true, "quant_conv");
-    }
-    if (parts & VAE_DECODER) {
-        vae_decoder *Dd = &m->dec;
-        if (cfg->use_post_quant_conv) sd_bind_conv(&b, &Dd->post_quant_conv, Cl, Cl, 1, true, "post_quant_conv");
-        sd_bind_conv(&b, &Dd->conv_in, Clast, Cl, 3, true, "decoder.conv_in");
-        bind_mid(&b, &Dd->mid, Clast, cfg->mid_block_add_attention, "decoder");
-        int prev = Clast;
-        for (int i = 0; i < n; i++) {
-            int C = ch[n - 1 - i];
-            for (int j = 0; j <= lpb; j++)
-                sd_bind_resnet(&b, &Dd->up[i][j], j == 0 ? prev : C, C, 0, "decoder.up_blocks.%d.resnets.%d", i, j);
-            if (i < n - 1)
-                sd_bind_conv(&b, &Dd->upsamplers[i], C, C, 3, true, "decoder.up_blocks.%d.upsamplers.0.conv", i);
-            prev = C;
-        }
-        sd_bind_norm(&b, &Dd->conv_norm_out, ch[0], "decoder.conv_norm_out");
-        sd_bind_conv(&b, &Dd->conv_out, cfg->out_channels, ch[0], 3, true, "decoder.conv_out");
-    }
+    sd_vae_walk(&b.walk, cfg, parts & VAE_ENCODER ? &m->enc : NULL, parts & VAE_DECODER ? &m->dec : NULL);
     ie_status s = sd_binder_finish(&b, "vae", err, errlen);
     if (s) {
         vae_free(m);

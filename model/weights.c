@@ -48,24 +48,17 @@ static bool list_push(sd_tensor_list *l, ie_tensor *t) {
 
 /* --- the binder ---------------------------------------------------------------------- */
 
+static ie_tensor *bind_tensor(sd_walk *w, int ndim, const int64_t *shape, const char *name);
+
 void sd_binder_init(sd_binder *b, ie_backend *be, sd_wtype wt, const sd_weights *src,
                     sd_component comp, sd_tensor_list *owner) {
     memset(b, 0, sizeof *b);
+    b->walk.tensor = bind_tensor;
     b->be = be;
     b->dtype = sd_wtype_resolve(wt, be);
     b->src = src;
     b->owner = owner;
     snprintf(b->prefix, sizeof b->prefix, "%s.", sd_component_name(comp));
-}
-
-void sd_binder_init_file(sd_binder *b, ie_backend *be, sd_wtype wt, const st_file *file,
-                         const char *prefix, sd_tensor_list *owner) {
-    memset(b, 0, sizeof *b);
-    b->be = be;
-    b->dtype = sd_wtype_resolve(wt, be);
-    b->file = file;
-    b->owner = owner;
-    snprintf(b->prefix, sizeof b->prefix, "%s", prefix ? prefix : "");
 }
 
 static void problem(sd_binder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -89,21 +82,17 @@ static void problem(sd_binder *b, const char *fmt, ...) {
 /* Finds `name` (with the prefix already applied); the canonical shape goes to
  * ndim/shape. */
 static const st_tensor *lookup(const sd_binder *b, const char *name, int *ndim, int64_t *shape) {
-    if (b->src) {
-        const sd_weight *w = sd_weights_get(b->src, name);
-        if (!w) return NULL;
-        *ndim = w->ndim;
-        for (int i = 0; i < ST_MAX_DIMS; i++) shape[i] = w->shape[i];
-        return w->t;
-    }
-    const st_tensor *t = st_get(b->file, name);
-    if (!t) return NULL;
-    *ndim = t->ndim;
-    for (int i = 0; i < ST_MAX_DIMS; i++) shape[i] = t->shape[i];
-    return t;
+    const sd_weight *w = sd_weights_get(b->src, name);
+    if (!w) return NULL;
+    *ndim = w->ndim;
+    for (int i = 0; i < ST_MAX_DIMS; i++) shape[i] = w->shape[i];
+    return w->t;
 }
 
-static ie_tensor *bind_name(sd_binder *b, int ndim, const int64_t *shape, const char *name) {
+/* The walk's callback (tensors.h): prefix + name, checked against shape[ndim];
+ * NULL when missing or misshapen (recorded). */
+static ie_tensor *bind_tensor(sd_walk *w, int ndim, const int64_t *shape, const char *name) {
+    sd_binder *b = (sd_binder *)(void *)w;
     char full[280], want[96], got[96];
     snprintf(full, sizeof full, "%s%s", b->prefix, name);
     st_shape_str(shape, ndim, want, sizeof want);
@@ -176,70 +165,6 @@ static ie_tensor *bind_name(sd_binder *b, int ndim, const int64_t *shape, const 
     }
     b->n_bound++;
     return x;
-}
-
-ie_tensor *sd_bind(sd_binder *b, int ndim, const int64_t *shape, const char *fmt, ...) {
-    char name[200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    return bind_name(b, ndim, shape, name);
-}
-
-bool sd_binder_has(const sd_binder *b, const char *fmt, ...) {
-    char name[200], full[280];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "%s%s", b->prefix, name);
-    int nd;
-    int64_t sh[ST_MAX_DIMS];
-    return lookup(b, full, &nd, sh) != NULL;
-}
-
-#define FORMAT_NAME(buf, fmt)                 \
-    char buf[200];                            \
-    do {                                      \
-        va_list ap_;                          \
-        va_start(ap_, fmt);                   \
-        vsnprintf(buf, sizeof buf, fmt, ap_); \
-        va_end(ap_);                          \
-    } while (0)
-
-void sd_bind_conv(sd_binder *b, nn_conv *c, int cout, int cin, int k, bool bias, const char *fmt, ...) {
-    FORMAT_NAME(name, fmt);
-    int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
-    c->w = sd_bind(b, 4, ws, "%s.weight", name);
-    c->b = bias ? sd_bind(b, 1, bs, "%s.bias", name) : NULL;
-}
-
-void sd_bind_linear(sd_binder *b, nn_lin *l, int n, int k, bool bias, const char *fmt, ...) {
-    FORMAT_NAME(name, fmt);
-    int64_t ws[2] = {n, k}, bs[1] = {n};
-    l->w = sd_bind(b, 2, ws, "%s.weight", name);
-    l->b = bias ? sd_bind(b, 1, bs, "%s.bias", name) : NULL;
-}
-
-void sd_bind_norm(sd_binder *b, nn_norm *nm, int c, const char *fmt, ...) {
-    FORMAT_NAME(name, fmt);
-    int64_t s[1] = {c};
-    nm->w = sd_bind(b, 1, s, "%s.weight", name);
-    nm->b = sd_bind(b, 1, s, "%s.bias", name);
-}
-
-void sd_bind_resnet(sd_binder *b, nn_resnet *r, int cin, int cout, int temb, const char *fmt, ...) {
-    FORMAT_NAME(name, fmt);
-    memset(r, 0, sizeof *r);
-    r->cin = cin;
-    r->cout = cout;
-    sd_bind_norm(b, &r->norm1, cin, "%s.norm1", name);
-    sd_bind_conv(b, &r->conv1, cout, cin, 3, true, "%s.conv1", name);
-    if (temb > 0) sd_bind_linear(b, &r->time_emb_proj, cout, temb, true, "%s.time_emb_proj", name);
-    sd_bind_norm(b, &r->norm2, cout, "%s.norm2", name);
-    sd_bind_conv(b, &r->conv2, cout, cout, 3, true, "%s.conv2", name);
-    if (cin != cout) sd_bind_conv(b, &r->conv_shortcut, cout, cin, 1, true, "%s.conv_shortcut", name);
 }
 
 ie_status sd_binder_finish(sd_binder *b, const char *what, char *err, size_t errlen) {

@@ -1,15 +1,18 @@
 /* Binding checkpoint tensors to ie_tensors on a backend.
  *
- * A network's loader (unet_load, vae_load, ...) walks its configuration in
- * module order and asks a binder for each tensor by name with the shape the
- * configuration implies:
+ * A network's loader (unet_load, vae_load, ...) runs the network's walk
+ * (tensors.h) with a binder, which is asked for each tensor by name with the
+ * shape the configuration implies:
  *
- *     sd_bind_conv(b, &r->conv1, cout, cin, 3, true, "%s.resnets.%d.conv1", blk, j);
+ *     sd_binder b;
+ *     sd_binder_init(&b, be, wt, w, SD_UNET, &u->mem);
+ *     sd_unet_walk(&b.walk, cfg, &u->weights);
+ *     s = sd_binder_finish(&b, "unet", err, errlen);
  *
  * The binder finds the tensor (canonical diffusers names through the
- * loader's sd_weights, or raw names in a plain safetensors file, after a
- * prefix such as "unet." or "decoder.layers."), checks its shape, creates an
- * ie_tensor of the weight dtype on the backend, converts the file data (F32,
+ * loader's sd_weights, after the component's prefix such as "unet."), checks
+ * its shape, creates an ie_tensor of the weight dtype on the backend,
+ * converts the file data (F32,
  * F16, BF16, F64) and uploads it once. Missing or misshapen tensors do not
  * stop the walk: every problem is collected, and sd_binder_finish() reports
  * them by name with expected vs found shapes:
@@ -34,6 +37,7 @@
 #include "model/nn.h"
 #include "vkcompute/ops.h"
 #include "model/safetensors.h"
+#include "model/tensors.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -58,10 +62,10 @@ typedef struct sd_tensor_list {
 void sd_tensor_list_free(sd_tensor_list *l);
 
 typedef struct sd_binder {
+    sd_walk walk;            /* first: the walks call back through it */
     ie_backend *be;
     ie_dtype dtype;          /* for tensors with ndim >= 2 */
     const sd_weights *src;   /* canonical names: prefix + name (e.g. "unet." + ...) */
-    const st_file *file;     /* or a plain file: prefix + name as stored */
     char prefix[64];
     sd_tensor_list *owner;   /* bound tensors are appended here */
     /* results */
@@ -75,30 +79,6 @@ typedef struct sd_binder {
  * ("unet." etc.). */
 void sd_binder_init(sd_binder *b, ie_backend *be, sd_wtype wt, const sd_weights *src,
                     sd_component comp, sd_tensor_list *owner);
-/* From a plain safetensors file (TAESD); prefix may be "". */
-void sd_binder_init_file(sd_binder *b, ie_backend *be, sd_wtype wt, const st_file *file,
-                         const char *prefix, sd_tensor_list *owner);
-
-/* The tensor prefix + name, checked against shape[ndim]; NULL when missing
- * or misshapen (recorded). */
-ie_tensor *sd_bind(sd_binder *b, int ndim, const int64_t *shape, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* Whether prefix + name exists (for optional tensors). */
-bool sd_binder_has(const sd_binder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* "<name>.weight" [Cout, Cin, k, k] and, when bias, "<name>.bias" [Cout]. */
-void sd_bind_conv(sd_binder *b, nn_conv *c, int cout, int cin, int k, bool bias, const char *fmt, ...)
-    __attribute__((format(printf, 7, 8)));
-/* "<name>.weight" [n, k] and, when bias, "<name>.bias" [n]. */
-void sd_bind_linear(sd_binder *b, nn_lin *l, int n, int k, bool bias, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
-/* "<name>.weight" and "<name>.bias", both [c]. */
-void sd_bind_norm(sd_binder *b, nn_norm *nm, int c, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* A diffusers ResnetBlock2D "<name>.{norm1,conv1,time_emb_proj,norm2,conv2,conv_shortcut}"
- * (time_emb_proj only when temb > 0; conv_shortcut only when cin != cout). */
-void sd_bind_resnet(sd_binder *b, nn_resnet *r, int cin, int cout, int temb, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
 
 /* IE_OK when every tensor was bound; else IE_ERR_FORMAT (or the hard error)
  * with "<what>: N missing, M misshapen:\n<first problems>" in err. Frees the

@@ -8,8 +8,8 @@
 # default 450 s, so it finishes in under 8 minutes on an H100):
 #   1. the device: invedit devices (+ vulkaninfo --summary, nvidia-smi)
 #   2. the Vulkan test suite (meson test --suite vulkan, full shapes)
-#   3. the network parity tests on Vulkan (test_networks: CLIP, UNet, VAE,
-#      TAESD vs the PyTorch dumps)
+#   3. the network parity tests on Vulkan (test_networks: CLIP, UNet, VAE
+#      vs the PyTorch dumps)
 #   4. bench-ops --backend vulkan
 #   5. bench-networks --backends vulkan --sizes 512 (SD 1.5 UNet, batch 2)
 #   6. bench-methods --models sd15 --backends vulkan --steps 15: the three

@@ -1,4 +1,4 @@
-/* The SD networks (model/clip, unet, vae, taesd) against PyTorch.
+/* The SD networks (model/clip, unet, vae) against PyTorch.
  *
  * tests/data/ref holds small random models in the diffusers layout and, per
  * case, the inputs and the expected output of every block, dumped by
@@ -11,6 +11,8 @@
  */
 #include "refcheck.h"
 #include "model/sd.h"
+
+#include <glib.h>
 
 /* --- UNet ---------------------------------------------------------------------------- */
 
@@ -236,48 +238,6 @@ static void test_vae(ie_backend *be, sd_wtype wt) {
     sd_weights_close(w);
 }
 
-/* --- TAESD ----------------------------------------------------------------------------- */
-
-static void test_taesd(ie_backend *be, sd_wtype wt, const char *model) {
-    char path[1200], err[2048], dir[1300], label[64];
-    snprintf(path, sizeof path, "%s/%s", REF, model);
-    taesd *t = NULL;
-    ie_status s = taesd_load(be, path, wt, &t, err, sizeof err);
-    TU_CHECK(s == IE_OK && t->has_encoder && t->has_decoder, "%s %s: taesd_load %s", BE_NAME, model, s ? err : "");
-    if (s) return;
-    /* both copies are checked against the diffusers-file dumps */
-    snprintf(dir, sizeof dir, "%s/taesd/ref/decode", REF);
-    snprintf(label, sizeof label, "%s/decode", model);
-    ie_tensor *lat = upload_npy(be, dir, "latent");
-    int f = 1 << (t->dec.n_levels - 1);
-    ie_tensor *img = new_tensor(be, lat->shape[0], 3, lat->shape[2] * f, lat->shape[3] * f);
-    ref_tap r = {label, dir, 0};
-    t->tap = (sd_tap){tap_compare, &r};
-    s = taesd_decode(t, img, lat);
-    TU_CHECK(s == IE_OK, "%s %s: taesd_decode %s", BE_NAME, label, t->err);
-    check_tensor(label, dir, "image", img);
-    static const char *dec_inputs[] = {"latent", NULL};
-    expect_all_matched(label, &r, dec_inputs, 1);
-    ie_tensor_free(lat);
-    ie_tensor_free(img);
-
-    snprintf(dir, sizeof dir, "%s/taesd/ref/encode", REF);
-    snprintf(label, sizeof label, "%s/encode", model);
-    img = upload_npy(be, dir, "image");
-    lat = new_tensor(be, img->shape[0], 4, img->shape[2] / f, img->shape[3] / f);
-    ref_tap re = {label, dir, 0};
-    t->tap = (sd_tap){tap_compare, &re};
-    s = taesd_encode(t, lat, img);
-    TU_CHECK(s == IE_OK, "%s %s: taesd_encode %s", BE_NAME, label, t->err);
-    check_tensor(label, dir, "latent", lat);
-    static const char *enc_inputs[] = {"image", NULL};
-    expect_all_matched(label, &re, enc_inputs, 1);
-    t->tap = (sd_tap){0};
-    ie_tensor_free(lat);
-    ie_tensor_free(img);
-    taesd_free(t);
-}
-
 /* --- the whole model (sd.h) ---------------------------------------------------------------- */
 
 static void test_sd_model(ie_backend *be) {
@@ -286,8 +246,27 @@ static void test_sd_model(ie_backend *be) {
     sd_model *m = NULL;
     sd_load_options opt = {.wtype = SD_WTYPE_F32, .parts = SD_PART_UNET};
     ie_status s = sd_model_load(be, path, &opt, &m, err, sizeof err);
-    TU_CHECK(s == IE_OK && m->unet && !m->text && !m->vae, "%s sd_model_load(unet only) %s", BE_NAME, err);
+    TU_CHECK(s == IE_OK && m->unet && !m->text && !m->vae && !m->weights, "%s sd_model_load(unet only) %s",
+             BE_NAME, err);
+    if (m) {
+        /* the check's expected tensors and the loader's bound tensors come from one walk (tensors.h) */
+        sd_tensor_spec *spec = NULL;
+        int n = sd_expected_tensors(&m->config, SD_UNET, &spec);
+        TU_CHECK(n > 0 && n == m->unet->mem.n, "%s unet: %d expected tensors, %d bound", BE_NAME, n, m->unet->mem.n);
+        g_free(spec);
+    }
     sd_model_free(m);
+    opt.keep_weights = true;
+    s = sd_model_load(be, path, &opt, &m, err, sizeof err);
+    unet *again = NULL;
+    if (!s && !m->weights) snprintf(err, sizeof err, "no weights kept");
+    if (!s && m->weights) s = unet_load(be, m->weights, &m->config.unet, SD_WTYPE_F32, &again, err, sizeof err);
+    TU_CHECK(s == IE_OK && again, "%s keep_weights: the UNet loads again from the kept weights %s", BE_NAME, err);
+    unet_free(again);
+    sd_model_free(m);
+    opt.keep_weights = false;
+    s = sd_model_load(be, "", &opt, &m, err, sizeof err);
+    TU_CHECK(s == IE_ERR_ARG && !m && strstr(err, "no model given"), "%s sd_model_load(\"\"): %s", BE_NAME, err);
     opt.parts = SD_PART_ALL;
     s = sd_model_load(be, path, &opt, &m, err, sizeof err);
     TU_CHECK(s != IE_OK && !m && strstr(err, "text_encoder"), "%s sd_model_load(all) names what is absent: %s",
@@ -311,8 +290,6 @@ static void test_backend(ie_backend *be, const char *name) {
     test_sd_model(be);
     test_clip(be, SD_WTYPE_F32);
     test_vae(be, SD_WTYPE_F32);
-    test_taesd(be, SD_WTYPE_F32, "taesd");
-    test_taesd(be, SD_WTYPE_F32, "taesd_mbo");
     /* fp16 weights (Vulkan's default): the models whose files store fp16 convert
      * losslessly, so the same tolerance applies (the ops accumulate in fp32). */
     snprintf(label, sizeof label, "%s/f16", name);
@@ -322,7 +299,6 @@ static void test_backend(ie_backend *be, const char *name) {
     test_unet(be, SD_WTYPE_F16, "unet_lcm", cases_lcm); /* issue 10: fp16 is the CPU default too */
     test_clip(be, SD_WTYPE_F16);
     test_vae(be, SD_WTYPE_F16);
-    test_taesd(be, SD_WTYPE_F16, "taesd");
     printf("== %s: %.1f s\n", name, now() - t0);
 }
 

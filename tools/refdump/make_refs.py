@@ -4,7 +4,7 @@
 
 Builds small random models of every network kind with tools/sdref (PyTorch, fp32, fixed seeds), saves
 each in the diffusers layout, runs fixed inputs through it and dumps, as .npy, the inputs, the outputs
-and the output of every block (the names are the C taps' names: model/unet.h, vae.h, clip.h, taesd.h),
+and the output of every block (the names are the C taps' names: model/unet.h, vae.h, clip.h),
 so that a mismatch can be located.
 
     <out>/<model>/<component>/config.json + *.safetensors     the model, loaded by the C test through
@@ -27,9 +27,6 @@ Models (chosen to cover the architecture's options while staying tiny):
               skip2 (clip_skip 2: hidden state -2 through final_layer_norm)
     vae       [16, 32, 32], layers_per_block 2, groups 8, scaling_factor 0.5, fp16; cases: encode
               (batch 2, 16x24 image: moments, mean, logvar, latent, sampled latent), decode
-    taesd     AutoencoderTiny with 8 channels, blocks [1,3,3,3] / [3,3,3,1], fp16; diffusers file;
-              cases: decode, encode (images in [-1, 1] as diffusers' AutoencoderTiny)
-    taesd_mbo the same weights as madebyollin's taesd_encoder/decoder.safetensors (decoder indices +1)
 """
 import argparse
 import json
@@ -46,7 +43,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from sdref import UNet2DConditionModel, AutoencoderKL, AutoencoderTiny, CLIPTextModel  # noqa: E402
+from sdref import UNet2DConditionModel, AutoencoderKL, CLIPTextModel  # noqa: E402
 from sdref import save_safetensors, get_timestep_embedding  # noqa: E402,F401
 from sdref.unet import Transformer2DModel  # noqa: E402
 
@@ -348,55 +345,6 @@ def make_vae(out, seed):
     return stats
 
 
-# ------------------------------------------------------------------------------------- TAESD
-
-def make_taesd(out, seed):
-    cfg = dict(_class_name="AutoencoderTiny", _diffusers_version="0.25.0", in_channels=3, out_channels=3,
-               encoder_block_out_channels=[8, 8, 8, 8], decoder_block_out_channels=[8, 8, 8, 8],
-               num_encoder_blocks=[1, 3, 3, 3], num_decoder_blocks=[3, 3, 3, 1], act_fn="relu",
-               latent_channels=4, upsampling_scaling_factor=2, latent_magnitude=3, latent_shift=0.5,
-               scaling_factor=1.0, force_upcast=False, upsample_fn="nearest")
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    t = AutoencoderTiny(cfg).eval()
-    round_to_fp16(t)
-    folder = os.path.join(out, "taesd")
-    save_component(folder, None, "diffusion_pytorch_model.safetensors", t, cfg, torch.float16)
-    # madebyollin's files: decoder indices + 1 (index 0 is its Clamp), no prefixes
-    mbo = os.path.join(out, "taesd_mbo")
-    os.makedirs(mbo, exist_ok=True)
-    sd = t.state_dict()
-    dec = {"%d.%s" % (int(k.split(".")[2]) + 1, ".".join(k.split(".")[3:])): v.half()
-           for k, v in sd.items() if k.startswith("decoder.layers.")}
-    enc = {k[len("encoder.layers."):]: v.half() for k, v in sd.items() if k.startswith("encoder.layers.")}
-    save_safetensors(dec, os.path.join(mbo, "taesd_decoder.safetensors"))
-    save_safetensors(enc, os.path.join(mbo, "taesd_encoder.safetensors"))
-    stats = []
-    with torch.no_grad():
-        dump = Dumper(os.path.join(folder, "ref", "decode"))
-        lat = torch.randn(2, 4, 2, 3, generator=gen) * 2.0  # |z| > 3 exercises the tanh clamp
-        dump("latent", lat)
-        layers = t.decoder.layers
-        hooks = [hook_output(l, "decoder.layers.%d" % i, dump) for i, l in enumerate(layers)
-                 if not isinstance(l, nn.Upsample) and not (isinstance(l, nn.ReLU) and i != 1)]
-        img01 = t.decode(lat)
-        for h in hooks:
-            h.remove()
-        dump("image", img01 * 2 - 1)
-        stats.append(dump)
-
-        dump = Dumper(os.path.join(folder, "ref", "encode"))
-        img = torch.rand(2, 3, 16, 24, generator=gen) * 2 - 1
-        dump("image", img)
-        hooks = [hook_output(l, "encoder.layers.%d" % i, dump) for i, l in enumerate(t.encoder.layers)]
-        lat = t.encode((img + 1) / 2)
-        for h in hooks:
-            h.remove()
-        dump("latent", lat)
-        stats.append(dump)
-    return stats
-
-
 # ------------------------------------------------------------------------------------- main
 
 def main():
@@ -406,7 +354,7 @@ def main():
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     out = args.out
-    for d in ("unet_a", "unet_b", "unet_lcm", "clip", "vae", "taesd", "taesd_mbo"):
+    for d in ("unet_a", "unet_b", "unet_lcm", "clip", "vae"):
         shutil.rmtree(os.path.join(out, d), ignore_errors=True)
     os.makedirs(out, exist_ok=True)
 
@@ -426,7 +374,6 @@ def main():
         "lcm": (2, 8, 8, [999.0, 259.0], [7.5, 3.0])}, linear_proj=True)
     stats += make_clip(out, 4)
     stats += make_vae(out, 5)
-    stats += make_taesd(out, 6)
 
     total = 0
     for root, _, files in os.walk(out):

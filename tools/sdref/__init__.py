@@ -1,7 +1,7 @@
 """sdref — PyTorch reference implementation of the SD 1.x networks with diffusers/transformers tensor names.
 
 API (put tools/ on sys.path, then):
-    from sdref import (UNet2DConditionModel, AutoencoderKL, AutoencoderTiny, CLIPTextModel, CLIPTokenizer,
+    from sdref import (UNet2DConditionModel, AutoencoderKL, CLIPTextModel, CLIPTokenizer,
                        save_diffusers, load_diffusers, save_safetensors, load_safetensors,
                        alphas_cumprod, ddim_timesteps, ddim_sample, get_timestep_embedding)
 
@@ -17,7 +17,7 @@ Attention probabilities can be intercepted via `module.probs_hook = fn(probs, is
 sdref.unet.Attention (attn1/attn2) for attention-control experiments.
 """
 from .unet import UNet2DConditionModel, get_timestep_embedding
-from .vae import AutoencoderKL, AutoencoderTiny
+from .vae import AutoencoderKL
 from .clip import CLIPTextModel, CLIPTokenizer, bytes_to_unicode, base_vocab, clean_text, pretokenize
 from .storage import save_safetensors, load_safetensors, save_diffusers, load_diffusers, Pipeline, SCHEDULER_CONFIG
 from .schedule import alphas_cumprod, ddim_timesteps, ddim_sample

@@ -2,7 +2,7 @@
 
     /usr/bin/python3 tools/sdref/selftest.py [models/demo]
 
-Checks: SD-1.5 parameter/tensor counts of UNet, VAE, CLIP, TAESD decoder; schedule constants; timestep
+Checks: SD-1.5 parameter/tensor counts of UNet, VAE, CLIP; schedule constants; timestep
 embedding layout; DDIM grid; tokenizer behaviour; safetensors round trip; (optional) a demo folder loads
 and runs one UNet/VAE/CLIP forward.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from sdref import (UNet2DConditionModel, AutoencoderKL, AutoencoderTiny, CLIPTextModel, CLIPTokenizer,  # noqa
+from sdref import (UNet2DConditionModel, AutoencoderKL, CLIPTextModel, CLIPTokenizer,  # noqa
                    alphas_cumprod, ddim_timesteps, get_timestep_embedding, save_safetensors, load_safetensors,
                    load_diffusers, pretokenize)
 
@@ -40,8 +40,6 @@ def main():
     c = CLIPTextModel()
     ok &= check("CLIP-L text 123060480 params / 196 tensors", npar(c) == 123060480 and len(c.state_dict()) == 196)
     del c
-    t = AutoencoderTiny()
-    ok &= check("TAESD decoder 1222531 params", npar(t.decoder) == 1222531)
     lcm = UNet2DConditionModel(time_cond_proj_dim=256)
     ok &= check("LCM cond_proj [320,256] no bias", tuple(lcm.state_dict()["time_embedding.cond_proj.weight"].shape) == (320, 256)
                 and "time_embedding.cond_proj.bias" not in lcm.state_dict())

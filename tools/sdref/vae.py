@@ -1,4 +1,4 @@
-"""SD 1.x AutoencoderKL and AutoencoderTiny (TAESD), diffusers tensor names and forward.
+"""SD 1.x AutoencoderKL, diffusers tensor names and forward.
 
 AutoencoderKL: every GroupNorm uses eps 1e-6; the mid-block attention is single-head with Linear
 group_norm/to_q/to_k/to_v/to_out.0 (all with bias). encode() returns (mean, logvar) of the posterior
@@ -176,74 +176,3 @@ class AutoencoderKL(nn.Module):
             z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator, device=mean.device)
         return self.decode(z), mean, logvar
 
-
-# ---------------------------------------------------------------- TAESD (AutoencoderTiny)
-
-TAESD_DEFAULTS = dict(
-    _class_name="AutoencoderTiny", in_channels=3, out_channels=3,
-    encoder_block_out_channels=[64, 64, 64, 64], decoder_block_out_channels=[64, 64, 64, 64],
-    num_encoder_blocks=[1, 3, 3, 3], num_decoder_blocks=[3, 3, 3, 1], act_fn="relu", latent_channels=4,
-    upsampling_scaling_factor=2, latent_magnitude=3, latent_shift=0.5, scaling_factor=1.0,
-    force_upcast=False, upsample_fn="nearest",
-)
-
-
-class TinyBlock(nn.Module):
-    """conv.{0,2,4}: conv-relu-conv-relu-conv, out = relu(y + skip(x)); skip = Identity if n_in == n_out."""
-
-    def __init__(self, n_in, n_out):
-        super().__init__()
-        self.conv = nn.Sequential(nn.Conv2d(n_in, n_out, 3, padding=1), nn.ReLU(),
-                                  nn.Conv2d(n_out, n_out, 3, padding=1), nn.ReLU(),
-                                  nn.Conv2d(n_out, n_out, 3, padding=1))
-        self.skip = nn.Conv2d(n_in, n_out, 1, bias=False) if n_in != n_out else nn.Identity()
-        self.fuse = nn.ReLU()
-
-    def forward(self, x):
-        return self.fuse(self.conv(x) + self.skip(x))
-
-
-class AutoencoderTiny(nn.Module):
-    """TAESD with diffusers names encoder.layers.N / decoder.layers.N (madebyollin/taesd). Definition only.
-    encode(x in [0,1]) -> UNet-space latents; decode(latents) -> image approx in [0,1].
-    (diffusers' AutoencoderTiny.encode/decode wrap these with (x+1)/2 and y*2-1.)"""
-
-    def __init__(self, config=None, **kw):
-        super().__init__()
-        cfg = dict(TAESD_DEFAULTS)
-        cfg.update(config or {})
-        cfg.update(kw)
-        self.config = cfg
-        ec, dc = cfg["encoder_block_out_channels"], cfg["decoder_block_out_channels"]
-        layers = []
-        for i, nb in enumerate(cfg["num_encoder_blocks"]):
-            if i == 0:
-                layers.append(nn.Conv2d(cfg["in_channels"], ec[0], 3, padding=1))
-            else:
-                layers.append(nn.Conv2d(ec[i - 1], ec[i], 3, padding=1, stride=2, bias=False))
-            for _ in range(nb):
-                layers.append(TinyBlock(ec[i], ec[i]))
-        layers.append(nn.Conv2d(ec[-1], cfg["latent_channels"], 3, padding=1))
-        self.encoder = nn.Module()
-        self.encoder.layers = nn.Sequential(*layers)
-
-        # diffusers DecoderTiny: layers = [conv_in, relu, (blocks, upsample, conv)*, ..., conv_out]; the clamp
-        # is applied in forward, so layer indices match diffusers' files (0 = conv_in).
-        layers = [nn.Conv2d(cfg["latent_channels"], dc[0], 3, padding=1), nn.ReLU()]
-        nblk = cfg["num_decoder_blocks"]
-        for i, nb in enumerate(nblk):
-            is_final = i == len(nblk) - 1
-            for _ in range(nb):
-                layers.append(TinyBlock(dc[i], dc[i]))
-            if not is_final:
-                layers.append(nn.Upsample(scale_factor=cfg["upsampling_scaling_factor"], mode="nearest"))
-            conv_out = dc[i] if not is_final else cfg["out_channels"]
-            layers.append(nn.Conv2d(dc[i], conv_out, 3, padding=1, bias=is_final))
-        self.decoder = nn.Module()
-        self.decoder.layers = nn.Sequential(*layers)
-
-    def encode(self, x01):
-        return self.encoder.layers(x01)
-
-    def decode(self, z):
-        return self.decoder.layers(torch.tanh(z / 3) * 3)
