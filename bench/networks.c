@@ -800,10 +800,11 @@ static int run(bench *bp, ie_backend *cpu) {
             /* the device used: --device, else the preferred one (a GPU when there is one) */
             ie_device_info devs[16];
             int nd = ie_vulkan_list_devices(devs, 16, err, sizeof err);
-            bool cpu_device = true;
-            for (int i = 0; i < nd && i < 16; i++)
-                if (o->device >= 0 ? devs[i].index == o->device : devs[i].usable)
-                    cpu_device = cpu_device && devs[i].type == IE_DEVICE_CPU;
+            if (nd > 16) nd = 16;
+            int used = o->device >= 0 ? o->device : ie_vulkan_preferred_device(devs, nd, false);
+            bool cpu_device = false;
+            for (int i = 0; i < nd; i++)
+                if (devs[i].index == used) cpu_device = devs[i].type == IE_DEVICE_CPU;
             /* lavapipe runs the shaders ~100x slower than the CPU backend: by default only the
              * smallest size, its one (warm-up) evaluation */
             if (cpu_device && !o->sizes_given)

@@ -207,15 +207,14 @@ ie_backend *ie_backend_vulkan_new(int device_index, char *err, size_t errlen) {
     return ie_vk_backend_create(device_index, err, errlen);
 }
 
-/* The Vulkan device "auto" would use: the first discrete GPU, else the first
- * integrated, virtual or other GPU. A CPU implementation (lavapipe) is not
- * chosen automatically: the OpenBLAS backend is faster on the same CPU. */
-static int preferred_gpu(const ie_device_info *d, int n) {
-    static const ie_device_type order[] = {IE_DEVICE_DISCRETE, IE_DEVICE_INTEGRATED,
-                                           IE_DEVICE_VIRTUAL, IE_DEVICE_OTHER};
-    for (size_t o = 0; o < sizeof order / sizeof order[0]; o++)
+int ie_vulkan_preferred_device(const ie_device_info *devs, int n, bool for_auto) {
+    static const ie_device_type order[] = {IE_DEVICE_DISCRETE, IE_DEVICE_INTEGRATED, IE_DEVICE_VIRTUAL,
+                                           IE_DEVICE_OTHER, IE_DEVICE_CPU};
+    for (size_t o = 0; o < sizeof order / sizeof order[0]; o++) {
+        if (for_auto && order[o] == IE_DEVICE_CPU) continue;
         for (int i = 0; i < n; i++)
-            if (d[i].usable && d[i].type == order[o]) return d[i].index;
+            if (devs[i].usable && devs[i].type == order[o]) return devs[i].index;
+    }
     return -1;
 }
 
@@ -263,7 +262,7 @@ ie_backend *ie_backend_open(const char *request, char *note, size_t notelen) {
         return ie_backend_cpu_new(0);
     }
     if (n > 16) n = 16;
-    int index = preferred_gpu(devs, n);
+    int index = ie_vulkan_preferred_device(devs, n, true);
     if (index < 0) {
         if (note)
             snprintf(note, notelen, "no Vulkan GPU found%s; using the CPU backend",

@@ -112,22 +112,32 @@ const char *ie_device_type_name(ie_device_type t);
  * message in err when there is no loader/instance. */
 int ie_vulkan_list_devices(ie_device_info *out, int max, char *err, size_t errlen);
 
+/* The device preference, decided here only: among devs[0..n-1], the first
+ * usable device of the first type in the order discrete GPU, integrated GPU,
+ * virtual GPU, other, CPU implementation (lavapipe, llvmpipe, SwiftShader).
+ * With for_auto, CPU implementations are left out: on the same CPU the
+ * OpenBLAS backend is faster, so "auto" takes the CPU backend instead.
+ * Returns the device's index (ie_device_info.index), or -1 when none fits. */
+int ie_vulkan_preferred_device(const ie_device_info *devs, int n, bool for_auto);
+
 /* CPU backend on OpenBLAS; n_threads <= 0 means OpenBLAS's default
  * (OPENBLAS_NUM_THREADS, else the cores). The backend runs its own thread
  * pool of that size and sets OpenBLAS itself to one thread (process-wide). */
 ie_backend *ie_backend_cpu_new(int n_threads);
 
 /* Vulkan backend on one device (index from ie_vulkan_list_devices, or -1 for
- * the preferred one: discrete, then integrated, then CPU). NULL on failure with
- * the reason in err. */
+ * the preferred one, CPU implementations included: ie_vulkan_preferred_device
+ * with for_auto false). NULL on failure with the reason in err. */
 ie_backend *ie_backend_vulkan_new(int device_index, char *err, size_t errlen);
 
 /* True when request is auto, cpu, vulkan or vulkan:N (N decimal digits);
  * otherwise false with a message listing the valid forms. */
 bool ie_device_request_valid(const char *request, char *err, size_t errlen);
-/* Chooses a backend from a request string: "cpu", "vulkan", "vulkan:N", or
- * "auto"/NULL (the INVEDIT_DEVICE environment variable when set, else the
- * preferred Vulkan device, else the CPU with a message in note). Never NULL. */
+/* Chooses a backend from a request string: "cpu", "vulkan" (the preferred
+ * Vulkan device, a CPU implementation such as lavapipe included), "vulkan:N",
+ * or "auto"/NULL (the INVEDIT_DEVICE environment variable when set, else the
+ * preferred Vulkan GPU, else the CPU backend with a message in note). A Vulkan
+ * request that fails also falls back to the CPU with a message. Never NULL. */
 ie_backend *ie_backend_open(const char *request, char *note, size_t notelen);
 
 void ie_backend_free(ie_backend *be);

@@ -24,7 +24,8 @@
 typedef struct vk_runtime vk_runtime;
 typedef struct vk_kernel vk_kernel;
 
-/* Creates the runtime on physical device `index` (-1 = preferred). */
+/* Creates the runtime on physical device `index` (-1: the preferred one,
+ * ie_vulkan_preferred_device with CPU implementations included). */
 vk_runtime *vk_runtime_create(int index, ie_device_info *info_out, char *err, size_t errlen);
 void vk_runtime_destroy(vk_runtime *rt);
 const ie_device_info *vk_runtime_info(const vk_runtime *rt);
