@@ -70,6 +70,9 @@ typedef struct ie_backend_ops {
     /* Frees grow-only working memory (the CPU backend's scratch); NULL when
      * there is none. Issue 10: between the phases of an edit. */
     void (*trim)(ie_backend *be);
+    /* Starts the backend's own high-water mark again at what is in use; NULL
+     * when mem_peak below is the only count (the CPU backend). */
+    void (*reset_peak)(ie_backend *be);
 } ie_backend_ops;
 
 struct ie_backend {

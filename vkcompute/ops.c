@@ -289,7 +289,12 @@ void ie_backend_memory(const ie_backend *be, uint64_t *in_use, uint64_t *peak) {
     if (peak) *peak = be->mem_peak;
 }
 
-void ie_backend_reset_peak(ie_backend *be) { be->mem_peak = be->mem_in_use; }
+/* The Vulkan backend copies its runtime's high-water mark into mem_peak at
+ * every allocation, so the runtime's own mark is reset too. */
+void ie_backend_reset_peak(ie_backend *be) {
+    if (be->ops->reset_peak) be->ops->reset_peak(be);
+    be->mem_peak = be->mem_in_use;
+}
 void ie_backend_trim(ie_backend *be) {
     if (be && be->ops->trim) be->ops->trim(be);
 }

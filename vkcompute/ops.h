@@ -149,6 +149,7 @@ const char *ie_backend_errmsg(const ie_backend *be);
 ie_status ie_backend_sync(ie_backend *be);
 /* Device memory currently allocated and its high-water mark (bytes). */
 void ie_backend_memory(const ie_backend *be, uint64_t *in_use, uint64_t *peak);
+/* Starts the high-water mark again at what is in use now (per-phase peaks). */
 void ie_backend_reset_peak(ie_backend *be);
 /* Frees the backend's grow-only working memory (the CPU backend's scratch for
  * widened fp16 weights and im2col columns); the next op allocates what it
