@@ -82,6 +82,8 @@ struct ie_backend {
     char errmsg[1024];
     uint64_t mem_in_use, mem_peak;
     void *impl; /* backend-private state */
+    bool profiling; /* ie_backend_profile_begin: ops.c times every op into profile */
+    ie_op_stats profile[IE_OP_KINDS];
 };
 
 /* Formats the backend's error message; returns `code` for tail calls. */

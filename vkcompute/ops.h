@@ -161,6 +161,29 @@ void ie_backend_trim(ie_backend *be);
 void ie_backend_timer_begin(ie_backend *be);
 double ie_backend_timer_end(ie_backend *be);
 
+/* Per-op profile: calls, seconds and counted FLOPs per kind of op. */
+typedef struct ie_op_stats {
+    const char *name; /* "conv2d 1x1", "conv2d kxk", "matmul", "linear", "attention", ... */
+    long calls;
+    double seconds;   /* wall clock from the op's call to its completion */
+    double flops;     /* 2 x multiply-adds of conv2d, matmul, linear and the attention
+                       * products; 0 for the other ops (norms, elementwise, copies) */
+} ie_op_stats;
+
+/* The number of op kinds a profile reports (the size of its table). */
+#define IE_OP_KINDS 20
+
+/* Turns per-op timing on, with every count at zero. Until
+ * ie_backend_profile_end, each op that passes its checks is timed and counted.
+ * On Vulkan each timed op waits for its own device work (a sync per op), so a
+ * profiled run is slower than a plain one; on the CPU ops are synchronous and
+ * nothing changes. Meant for benchmarks (bench-networks --profile). */
+void ie_backend_profile_begin(ie_backend *be);
+/* Turns per-op timing off and copies the table into out (IE_OP_KINDS entries,
+ * in a fixed order; kinds that did not run have calls == 0). Returns the number
+ * of entries written: min(max, IE_OP_KINDS), 0 when profiling was not on. */
+int ie_backend_profile_end(ie_backend *be, ie_op_stats *out, int max);
+
 /* --- tensors ------------------------------------------------------------- */
 
 /* New uninitialised tensor; NULL on failure (message in the backend). */
