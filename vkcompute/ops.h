@@ -5,7 +5,8 @@
  *               Vulkan shader is tested against.
  *   - "vulkan": one GLSL compute shader per op (shaders/), SPIR-V embedded in the
  *               binary. Runs on any Vulkan 1.2 device with bufferDeviceAddress
- *               (NVIDIA, AMD, Intel, Mesa lavapipe on a CPU).
+ *               (NVIDIA, AMD, Intel, Mesa lavapipe on a CPU). Not compiled in
+ *               a -Dvulkan=disabled build (docs/vulkan.md).
  *
  * Conventions
  *   - Shapes are in PyTorch order, outermost first: an image batch is
@@ -109,7 +110,8 @@ typedef struct ie_device_info {
 const char *ie_device_type_name(ie_device_type t);
 
 /* Lists Vulkan devices. Returns the number found (may exceed max), or -1 with a
- * message in err when there is no loader/instance. */
+ * message in err when there is no loader/instance (or the Vulkan backend is not
+ * compiled in: -Dvulkan=disabled). */
 int ie_vulkan_list_devices(ie_device_info *out, int max, char *err, size_t errlen);
 
 /* The device preference, decided here only: among devs[0..n-1], the first
