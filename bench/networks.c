@@ -32,8 +32,8 @@
  * FLOPs are counted from the configuration (count_unet below): every conv
  * (2·Cout·Cin·k²·OH·OW per image), every linear (2·N·K per token), and the
  * attention matmuls (q·kᵀ and p·v: 4·Lq·Lk·C per image); norms, softmax and
- * elementwise ops are not counted. SD 1.5 at 512², batch 1 = 803 GFLOP
- * (sd-architecture.md §4.2); GFLOP/s = counted FLOPs / seconds.
+ * elementwise ops are not counted. SD 1.5 at 512², batch 1 = 803 GFLOP;
+ * GFLOP/s = counted FLOPs / seconds.
  *
  * PyTorch: bench/torch_unet.py (tools/sdref's UNet, fp32, torch.no_grad,
  * torch.set_num_threads = the CPU backend's thread count, one warm-up, best
@@ -611,7 +611,7 @@ static int run(bench *bp, ie_backend *cpu) {
     printf("\nmodel: %s; batch %d, context %d x %d\n", model_label, o->batch, CONTEXT_LEN, b.cfg.cross_attention_dim);
     flops f512 = count_unet(&b.cfg, 1, 64, 64, CONTEXT_LEN);
     printf("FLOPs counted from the configuration: 512x512 batch 1 = %.1f GFLOP (conv %.1f, linear %.1f, "
-           "attention %.1f; sd-architecture.md section 4.2: 803)\n",
+           "attention %.1f; SD 1.5: 803)\n",
            flops_total(&f512) * 1e-9, f512.conv * 1e-9, f512.linear * 1e-9, f512.attn * 1e-9);
     for (int i = 0; i < o->nsizes; i++) {
         int l = o->sizes[i] / 8;
