@@ -42,12 +42,12 @@
  * printed is cpu seconds / torch seconds (< 1: the CPU backend is faster).
  *
  * --profile (CPU backend): one more evaluation per size with every op timed
- * (the backend's op table is wrapped; private header backend.h), printed as
- * seconds and GFLOP/s per op kind.
+ * (the engine's per-op profile, ie_backend_profile_begin/end in
+ * vkcompute/ops.h), printed as seconds and GFLOP/s per op kind.
  *
  * The machine may be shared: run it with nice and read best-of-N numbers.
  */
-#include "vkcompute/backend.h" /* private: the op table, wrapped by --profile */
+#include "vkcompute/ops.h"
 #include "random_model.h"
 #include "model/npy.h"
 #include "model/sd.h"
@@ -206,181 +206,25 @@ static bool write_config_json(const char *path, const sd_unet_config *p) {
 
 /* --- per-op profile (CPU backend) ------------------------------------------------------------- */
 
-enum {
-    P_CONV3, P_CONV1, P_MATMUL, P_ATTN, P_ATTN_PROBS, P_ATTN_APPLY, P_GROUP_NORM, P_LAYER_NORM, P_UNARY,
-    P_SCALE, P_GEGLU, P_BINARY, P_CONCAT, P_UPSAMPLE, P_TRANSPOSE, P_COPY, P_TEMB, P_COUNT
-};
-static const char *prof_names[P_COUNT] = {
-    "conv2d 3x3", "conv2d 1x1", "matmul/linear", "attention", "attention_probs", "attention_apply",
-    "group_norm", "layer_norm", "unary", "scale", "geglu", "add/mul", "concat_channels", "upsample",
-    "transpose", "copy", "timestep_embedding",
-};
-static double prof_secs[P_COUNT], prof_flops[P_COUNT];
-static long prof_calls[P_COUNT];
-static const ie_backend_ops *prof_orig;
-static ie_backend_ops prof_ops;
-
-#define PROF_BEGIN double prof_t0 = now()
-#define PROF_END(k, fl)                   \
-    do {                                  \
-        prof_secs[k] += now() - prof_t0;  \
-        prof_flops[k] += (fl);            \
-        prof_calls[k]++;                  \
-    } while (0)
-
-static ie_status prof_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w,
-                             const ie_tensor *b, const ie_conv2d_params *p) {
-    PROF_BEGIN;
-    ie_status s = prof_orig->conv2d(be, out, x, w, b, p);
-    double fl = 2.0 * (double)ie_tensor_numel(out) * (double)(w->shape[1] * w->shape[2] * w->shape[3]);
-    PROF_END(w->shape[2] == 1 && w->shape[3] == 1 ? P_CONV1 : P_CONV3, fl);
-    return s;
-}
-static ie_status prof_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b,
-                             const ie_tensor *bias, bool ta, bool tb, int64_t B, int64_t M, int64_t N, int64_t K,
-                             bool ab, bool bb) {
-    PROF_BEGIN;
-    ie_status s = prof_orig->matmul(be, out, a, b, bias, ta, tb, B, M, N, K, ab, bb);
-    PROF_END(P_MATMUL, 2.0 * (double)B * M * N * K);
-    return s;
-}
-static ie_status prof_group_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, int g, float eps,
-                                 const ie_tensor *gm, const ie_tensor *bt, bool silu, int64_t N, int64_t C, int64_t S) {
-    PROF_BEGIN;
-    ie_status s = prof_orig->group_norm(be, out, x, g, eps, gm, bt, silu, N, C, S);
-    PROF_END(P_GROUP_NORM, 0);
-    return s;
-}
-static ie_status prof_layer_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, float eps, const ie_tensor *gm,
-                                 const ie_tensor *bt, int64_t rows, int64_t C) {
-    PROF_BEGIN;
-    ie_status s = prof_orig->layer_norm(be, out, x, eps, gm, bt, rows, C);
-    PROF_END(P_LAYER_NORM, 0);
-    return s;
-}
-static ie_status prof_attention(ie_backend *be, ie_tensor *out, const ie_tensor *q, const ie_tensor *k,
-                                const ie_tensor *v, int heads, float scale, bool causal) {
-    PROF_BEGIN;
-    ie_status s = prof_orig->attention(be, out, q, k, v, heads, scale, causal);
-    PROF_END(P_ATTN, 2.0 * (double)q->shape[0] * q->shape[1] * k->shape[1] * (q->shape[2] + v->shape[2]));
-    return s;
-}
-static ie_status prof_attention_probs(ie_backend *be, ie_tensor *probs, const ie_tensor *q, const ie_tensor *k,
-                                      int heads, float scale, bool causal) {
-    PROF_BEGIN;
-    ie_status s = prof_orig->attention_probs(be, probs, q, k, heads, scale, causal);
-    PROF_END(P_ATTN_PROBS, 2.0 * (double)q->shape[0] * q->shape[1] * k->shape[1] * q->shape[2]);
-    return s;
-}
-static ie_status prof_attention_apply(ie_backend *be, ie_tensor *out, const ie_tensor *probs, const ie_tensor *v) {
-    PROF_BEGIN;
-    ie_status s = prof_orig->attention_apply(be, out, probs, v);
-    PROF_END(P_ATTN_APPLY, 2.0 * (double)ie_tensor_numel(probs) * (double)(v->shape[2] / probs->shape[1]));
-    return s;
-}
-static ie_status prof_unary(ie_backend *be, ie_tensor *out, const ie_tensor *x, ie_unary_op op) {
-    PROF_BEGIN;
-    ie_status s = prof_orig->unary(be, out, x, op);
-    PROF_END(P_UNARY, 0);
-    return s;
-}
-static ie_status prof_scale(ie_backend *be, ie_tensor *out, const ie_tensor *x, float sc, float bias) {
-    PROF_BEGIN;
-    ie_status s = prof_orig->scale(be, out, x, sc, bias);
-    PROF_END(P_SCALE, 0);
-    return s;
-}
-static ie_status prof_geglu(ie_backend *be, ie_tensor *out, const ie_tensor *x, int64_t rows, int64_t D) {
-    PROF_BEGIN;
-    ie_status s = prof_orig->geglu(be, out, x, rows, D);
-    PROF_END(P_GEGLU, 0);
-    return s;
-}
-static ie_status prof_binary(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b, int op,
-                             const int64_t as[4], const int64_t bs[4]) {
-    PROF_BEGIN;
-    ie_status s = prof_orig->binary(be, out, a, b, op, as, bs);
-    PROF_END(P_BINARY, 0);
-    return s;
-}
-static ie_status prof_concat(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b, int64_t N,
-                             int64_t Ca, int64_t Cb, int64_t S) {
-    PROF_BEGIN;
-    ie_status s = prof_orig->concat_channels(be, out, a, b, N, Ca, Cb, S);
-    PROF_END(P_CONCAT, 0);
-    return s;
-}
-static ie_status prof_upsample(ie_backend *be, ie_tensor *out, const ie_tensor *x) {
-    PROF_BEGIN;
-    ie_status s = prof_orig->upsample_nearest2x(be, out, x);
-    PROF_END(P_UPSAMPLE, 0);
-    return s;
-}
-static ie_status prof_transpose(ie_backend *be, ie_tensor *out, const ie_tensor *x, int64_t B, int64_t R, int64_t C) {
-    PROF_BEGIN;
-    ie_status s = prof_orig->transpose(be, out, x, B, R, C);
-    PROF_END(P_TRANSPOSE, 0);
-    return s;
-}
-static ie_status prof_copy(ie_backend *be, ie_tensor *out, const ie_tensor *x) {
-    PROF_BEGIN;
-    ie_status s = prof_orig->copy(be, out, x);
-    PROF_END(P_COPY, 0);
-    return s;
-}
-static ie_status prof_temb(ie_backend *be, ie_tensor *out, const ie_tensor *t, int dim, bool flip, float shift,
-                           float max_period) {
-    PROF_BEGIN;
-    ie_status s = prof_orig->timestep_embedding(be, out, t, dim, flip, shift, max_period);
-    PROF_END(P_TEMB, 0);
-    return s;
-}
-
-/* Routes be's ops through the timers (CPU backend: ops are synchronous). */
-static void profile_attach(ie_backend *be) {
-    prof_orig = be->ops;
-    prof_ops = *be->ops;
-    prof_ops.conv2d = prof_conv2d;
-    prof_ops.matmul = prof_matmul;
-    prof_ops.group_norm = prof_group_norm;
-    prof_ops.layer_norm = prof_layer_norm;
-    prof_ops.attention = prof_attention;
-    prof_ops.attention_probs = prof_attention_probs;
-    prof_ops.attention_apply = prof_attention_apply;
-    prof_ops.unary = prof_unary;
-    prof_ops.scale = prof_scale;
-    prof_ops.geglu = prof_geglu;
-    prof_ops.binary = prof_binary;
-    prof_ops.concat_channels = prof_concat;
-    prof_ops.upsample_nearest2x = prof_upsample;
-    prof_ops.transpose = prof_transpose;
-    prof_ops.copy = prof_copy;
-    prof_ops.timestep_embedding = prof_temb;
-    be->ops = &prof_ops;
-    memset(prof_secs, 0, sizeof prof_secs);
-    memset(prof_flops, 0, sizeof prof_flops);
-    memset(prof_calls, 0, sizeof prof_calls);
-}
-
-static void profile_detach(ie_backend *be) { be->ops = prof_orig; }
-
-static void profile_print(int size, double total) {
-    int order[P_COUNT];
-    for (int i = 0; i < P_COUNT; i++) order[i] = i;
-    for (int i = 0; i < P_COUNT; i++) /* by time, descending */
-        for (int j = i + 1; j < P_COUNT; j++)
-            if (prof_secs[order[j]] > prof_secs[order[i]]) {
+/* The engine's per-op table (ie_backend_profile_begin/end), by time, descending. */
+static void profile_print(const ie_op_stats *st, int n, int size, double total) {
+    int order[IE_OP_KINDS];
+    if (n > IE_OP_KINDS) n = IE_OP_KINDS;
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (st[order[j]].seconds > st[order[i]].seconds) {
                 int t = order[i];
                 order[i] = order[j];
                 order[j] = t;
             }
     printf("\nprofile, cpu, %dx%d: %.2f s in one evaluation\n", size, size, total);
     printf("  %-20s %6s %9s %6s %10s\n", "op", "calls", "seconds", "share", "GFLOP/s");
-    for (int i = 0; i < P_COUNT; i++) {
-        int k = order[i];
-        if (!prof_calls[k]) continue;
-        printf("  %-20s %6ld %9.3f %5.1f%%", prof_names[k], prof_calls[k], prof_secs[k], 100.0 * prof_secs[k] / total);
-        if (prof_flops[k] > 0) printf(" %10.1f", prof_flops[k] / prof_secs[k] * 1e-9);
+    for (int i = 0; i < n; i++) {
+        const ie_op_stats *e = &st[order[i]];
+        if (!e->calls) continue;
+        printf("  %-20s %6ld %9.3f %5.1f%%", e->name, e->calls, e->seconds, 100.0 * e->seconds / total);
+        if (e->flops > 0) printf(" %10.1f", e->flops / e->seconds * 1e-9);
         printf("\n");
     }
 }
@@ -534,12 +378,13 @@ static bool run_backend(bench *b, ie_backend *be, backend_run *br, int reps) {
             if (oh && !ie_tensor_download_f32(out, oh)) npy_write_f32(path, oh, 4, os, err, sizeof err);
             free(oh);
             if (o->profile && ie_backend_kind_of(be) == IE_BACKEND_CPU) {
-                profile_attach(be);
+                ie_op_stats prof[IE_OP_KINDS];
+                ie_backend_profile_begin(be);
                 t1 = now();
                 st = unet_forward(u, out, x, t, ctx, NULL);
                 double total = now() - t1;
-                profile_detach(be);
-                if (!st) profile_print(size, total);
+                int np = ie_backend_profile_end(be, prof, IE_OP_KINDS);
+                if (!st) profile_print(prof, np, size, total);
             }
         }
         fflush(stdout);
@@ -800,10 +645,11 @@ static int run(bench *bp, ie_backend *cpu) {
             /* the device used: --device, else the preferred one (a GPU when there is one) */
             ie_device_info devs[16];
             int nd = ie_vulkan_list_devices(devs, 16, err, sizeof err);
-            bool cpu_device = true;
-            for (int i = 0; i < nd && i < 16; i++)
-                if (o->device >= 0 ? devs[i].index == o->device : devs[i].usable)
-                    cpu_device = cpu_device && devs[i].type == IE_DEVICE_CPU;
+            if (nd > 16) nd = 16;
+            int used = o->device >= 0 ? o->device : ie_vulkan_preferred_device(devs, nd, false);
+            bool cpu_device = false;
+            for (int i = 0; i < nd; i++)
+                if (devs[i].index == used) cpu_device = devs[i].type == IE_DEVICE_CPU;
             /* lavapipe runs the shaders ~100x slower than the CPU backend: by default only the
              * smallest size, its one (warm-up) evaluation */
             if (cpu_device && !o->sizes_given)

@@ -70,6 +70,9 @@ typedef struct ie_backend_ops {
     /* Frees grow-only working memory (the CPU backend's scratch); NULL when
      * there is none. Issue 10: between the phases of an edit. */
     void (*trim)(ie_backend *be);
+    /* Starts the backend's own high-water mark again at what is in use; NULL
+     * when mem_peak below is the only count (the CPU backend). */
+    void (*reset_peak)(ie_backend *be);
 } ie_backend_ops;
 
 struct ie_backend {
@@ -79,6 +82,8 @@ struct ie_backend {
     char errmsg[1024];
     uint64_t mem_in_use, mem_peak;
     void *impl; /* backend-private state */
+    bool profiling; /* ie_backend_profile_begin: ops.c times every op into profile */
+    ie_op_stats profile[IE_OP_KINDS];
 };
 
 /* Formats the backend's error message; returns `code` for tail calls. */

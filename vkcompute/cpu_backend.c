@@ -762,8 +762,8 @@ static ie_status cpu_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, 
 
 /* out [B, M, N] = op(a) · op(b) + bias.
  * a [B|1, M, K] ([B|1, K, M] with trans_a) f32; b [B|1, K, N] ([B|1, N, K] with
- * trans_b) f32|f16; bias [N] or NULL. One sgemm per batch; when only a is
- * batched (a Linear layer over tokens) the batches fold into one [B*M, K] sgemm. */
+ * trans_b) f32|f16; bias [N] or NULL. One sgemm per batch, also when only a is
+ * batched (a Linear layer over tokens): see the loop below for why. */
 static ie_status cpu_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b,
                             const ie_tensor *bias, bool trans_a, bool trans_b, int64_t B, int64_t M,
                             int64_t N, int64_t K, bool a_batched, bool b_batched) {
@@ -1366,8 +1366,9 @@ static const ie_backend_ops cpu_ops = {
     .embedding = cpu_embedding,
 };
 
-/* n_threads > 0 sets OpenBLAS's thread count (process-wide); else OpenBLAS's
- * default (OPENBLAS_NUM_THREADS or the core count). */
+/* n_threads > 0 sizes the backend's thread pool; else OpenBLAS's default
+ * does (OPENBLAS_NUM_THREADS or the core count). OpenBLAS itself is set to one
+ * thread (process-wide): the pool runs its calls (cpu_sgemm). */
 ie_backend *ie_cpu_backend_create(int n_threads) {
     ie_backend *be = calloc(1, sizeof *be);
     cpu_impl *c = calloc(1, sizeof *c);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* --- status, dtypes -------------------------------------------------------- */
 
@@ -207,15 +208,14 @@ ie_backend *ie_backend_vulkan_new(int device_index, char *err, size_t errlen) {
     return ie_vk_backend_create(device_index, err, errlen);
 }
 
-/* The Vulkan device "auto" would use: the first discrete GPU, else the first
- * integrated, virtual or other GPU. A CPU implementation (lavapipe) is not
- * chosen automatically: the OpenBLAS backend is faster on the same CPU. */
-static int preferred_gpu(const ie_device_info *d, int n) {
-    static const ie_device_type order[] = {IE_DEVICE_DISCRETE, IE_DEVICE_INTEGRATED,
-                                           IE_DEVICE_VIRTUAL, IE_DEVICE_OTHER};
-    for (size_t o = 0; o < sizeof order / sizeof order[0]; o++)
+int ie_vulkan_preferred_device(const ie_device_info *devs, int n, bool for_auto) {
+    static const ie_device_type order[] = {IE_DEVICE_DISCRETE, IE_DEVICE_INTEGRATED, IE_DEVICE_VIRTUAL,
+                                           IE_DEVICE_OTHER, IE_DEVICE_CPU};
+    for (size_t o = 0; o < sizeof order / sizeof order[0]; o++) {
+        if (for_auto && order[o] == IE_DEVICE_CPU) continue;
         for (int i = 0; i < n; i++)
-            if (d[i].usable && d[i].type == order[o]) return d[i].index;
+            if (devs[i].usable && devs[i].type == order[o]) return devs[i].index;
+    }
     return -1;
 }
 
@@ -263,7 +263,7 @@ ie_backend *ie_backend_open(const char *request, char *note, size_t notelen) {
         return ie_backend_cpu_new(0);
     }
     if (n > 16) n = 16;
-    int index = preferred_gpu(devs, n);
+    int index = ie_vulkan_preferred_device(devs, n, true);
     if (index < 0) {
         if (note)
             snprintf(note, notelen, "no Vulkan GPU found%s; using the CPU backend",
@@ -290,12 +290,72 @@ void ie_backend_memory(const ie_backend *be, uint64_t *in_use, uint64_t *peak) {
     if (peak) *peak = be->mem_peak;
 }
 
-void ie_backend_reset_peak(ie_backend *be) { be->mem_peak = be->mem_in_use; }
+/* The Vulkan backend copies its runtime's high-water mark into mem_peak at
+ * every allocation, so the runtime's own mark is reset too. */
+void ie_backend_reset_peak(ie_backend *be) {
+    if (be->ops->reset_peak) be->ops->reset_peak(be);
+    be->mem_peak = be->mem_in_use;
+}
 void ie_backend_trim(ie_backend *be) {
     if (be && be->ops->trim) be->ops->trim(be);
 }
 void ie_backend_timer_begin(ie_backend *be) { be->ops->timer_begin(be); }
 double ie_backend_timer_end(ie_backend *be) { return be->ops->timer_end(be); }
+
+/* --- per-op profile ------------------------------------------------------------ */
+
+/* The op kinds of a profile, in the order of its table. */
+enum {
+    OP_CONV2D_1X1, OP_CONV2D_KXK, OP_MATMUL, OP_LINEAR, OP_GROUP_NORM, OP_LAYER_NORM, OP_ATTENTION,
+    OP_ATTENTION_PROBS, OP_ATTENTION_APPLY, OP_UNARY, OP_SCALE, OP_GEGLU, OP_ADD, OP_MUL, OP_CONCAT,
+    OP_UPSAMPLE, OP_TRANSPOSE, OP_COPY, OP_TIMESTEP_EMBEDDING, OP_EMBEDDING, OP_COUNT
+};
+_Static_assert(OP_COUNT == IE_OP_KINDS, "IE_OP_KINDS in ops.h must count the op kinds");
+
+static const char *const op_kind_names[OP_COUNT] = {
+    "conv2d 1x1", "conv2d kxk", "matmul", "linear", "group_norm", "layer_norm", "attention",
+    "attention_probs", "attention_apply", "unary", "scale", "geglu", "add", "mul", "concat_channels",
+    "upsample_nearest2x", "transpose", "copy", "timestep_embedding", "embedding",
+};
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void ie_backend_profile_begin(ie_backend *be) {
+    memset(be->profile, 0, sizeof be->profile);
+    for (int i = 0; i < OP_COUNT; i++) be->profile[i].name = op_kind_names[i];
+    be->profiling = true;
+}
+
+int ie_backend_profile_end(ie_backend *be, ie_op_stats *out, int max) {
+    if (!be->profiling) return 0;
+    be->profiling = false;
+    int n = max < OP_COUNT ? max : OP_COUNT;
+    for (int i = 0; i < n; i++) out[i] = be->profile[i];
+    return n > 0 ? n : 0;
+}
+
+/* Calls the backend (`call`, an expression) and returns its status. With
+ * profiling on, the call is timed up to the end of its work (Vulkan records
+ * asynchronously: a sync waits for it) and counted under op_kind with
+ * op_flops (evaluated only then). */
+#define DISPATCH(op_kind, op_flops, call)                                                     \
+    do {                                                                                   \
+        if (!be->profiling) return (call);                                                 \
+        double t0_ = now_seconds();                                                        \
+        ie_status s_ = (call);                                                             \
+        if (s_ == IE_OK) s_ = be->ops->sync(be);                                           \
+        if (s_ == IE_OK) {                                                                 \
+            ie_op_stats *st_ = &be->profile[op_kind];                                      \
+            st_->calls++;                                                                  \
+            st_->seconds += now_seconds() - t0_;                                           \
+            st_->flops += (op_flops);                                                         \
+        }                                                                                  \
+        return s_;                                                                         \
+    } while (0)
 
 /* --- argument checks -------------------------------------------------------- */
 
@@ -389,7 +449,9 @@ ie_status ie_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie
                  (long long)Cout, (long long)OH, (long long)OW);
         SHAPE_ERR("conv2d", what, out, x, w, b);
     }
-    return be->ops->conv2d(be, out, x, w, b, p);
+    DISPATCH(w->shape[2] == 1 && w->shape[3] == 1 ? OP_CONV2D_1X1 : OP_CONV2D_KXK,
+             2.0 * (double)ie_tensor_numel(out) * (double)(w->shape[1] * w->shape[2] * w->shape[3]),
+             be->ops->conv2d(be, out, x, w, b, p));
 }
 
 ie_status ie_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b,
@@ -413,7 +475,8 @@ ie_status ie_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie
     if (os[0] != M || os[1] != N) SHAPE_ERR("matmul", "out must be [B, M, N]", out, a, b, bias);
     if (bias && (ie_tensor_numel(bias) != N || !is_weight_type(bias)))
         SHAPE_ERR("matmul", "bias must have N elements", out, a, b, bias);
-    return be->ops->matmul(be, out, a, b, bias, trans_a, trans_b, B, M, N, K, Ba > 1, Bb > 1);
+    DISPATCH(OP_MATMUL, 2.0 * (double)B * (double)M * (double)N * (double)K,
+             be->ops->matmul(be, out, a, b, bias, trans_a, trans_b, B, M, N, K, Ba > 1, Bb > 1));
 }
 
 ie_status ie_linear(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w,
@@ -437,7 +500,8 @@ ie_status ie_linear(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie
      * the batch or on the batch size (exact inversion relies on it; BLAS
      * kernels treat tail rows differently). A 2-D x [B, K] is B rows. */
     int64_t B = x->ndim >= 2 ? x->shape[0] : 1, rows = ie_tensor_numel(x) / K / B;
-    return be->ops->matmul(be, out, x, w, b, false, true, B, rows, N, K, B > 1, false);
+    DISPATCH(OP_LINEAR, 2.0 * (double)B * (double)rows * (double)N * (double)K,
+             be->ops->matmul(be, out, x, w, b, false, true, B, rows, N, K, B > 1, false));
 }
 
 static ie_status check_affine(ie_backend *be, const char *op, const ie_tensor *out,
@@ -464,7 +528,7 @@ ie_status ie_group_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, int 
     if (!(eps >= 0)) return ie_backend_set_error(be, IE_ERR_ARG, "group_norm: eps must be >= 0");
     ie_status s = check_affine(be, "group_norm", out, x, gamma, beta, C);
     if (s) return s;
-    return be->ops->group_norm(be, out, x, groups, eps, gamma, beta, silu, N, C, S);
+    DISPATCH(OP_GROUP_NORM, 0, be->ops->group_norm(be, out, x, groups, eps, gamma, beta, silu, N, C, S));
 }
 
 ie_status ie_layer_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, float eps,
@@ -474,7 +538,7 @@ ie_status ie_layer_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, floa
     if (!(eps >= 0)) return ie_backend_set_error(be, IE_ERR_ARG, "layer_norm: eps must be >= 0");
     ie_status s = check_affine(be, "layer_norm", out, x, gamma, beta, C);
     if (s) return s;
-    return be->ops->layer_norm(be, out, x, eps, gamma, beta, ie_tensor_numel(x) / C, C);
+    DISPATCH(OP_LAYER_NORM, 0, be->ops->layer_norm(be, out, x, eps, gamma, beta, ie_tensor_numel(x) / C, C));
 }
 
 static ie_status check_qk(ie_backend *be, const char *op, const ie_tensor *q, const ie_tensor *k,
@@ -501,7 +565,10 @@ ie_status ie_attention(ie_backend *be, ie_tensor *out, const ie_tensor *q, const
     if (out->ndim != 3 || !is_f32(out) || out->shape[0] != q->shape[0] ||
         out->shape[1] != q->shape[1] || out->shape[2] != v->shape[2])
         SHAPE_ERR("attention", "out must be [B, Lq, H*Dv]", out, q, k, v);
-    return be->ops->attention(be, out, q, k, v, heads, scale, causal);
+    DISPATCH(OP_ATTENTION,
+             2.0 * (double)q->shape[0] * (double)q->shape[1] * (double)k->shape[1] *
+                 (double)(q->shape[2] + v->shape[2]),
+             be->ops->attention(be, out, q, k, v, heads, scale, causal));
 }
 
 ie_status ie_attention_probs(ie_backend *be, ie_tensor *probs, const ie_tensor *q,
@@ -514,7 +581,9 @@ ie_status ie_attention_probs(ie_backend *be, ie_tensor *probs, const ie_tensor *
     if (probs->ndim != 4 || !is_f32(probs) || probs->shape[0] != q->shape[0] ||
         probs->shape[1] != heads || probs->shape[2] != q->shape[1] || probs->shape[3] != k->shape[1])
         SHAPE_ERR("attention_probs", "probs must be [B, H, Lq, Lk]", probs, q, k);
-    return be->ops->attention_probs(be, probs, q, k, heads, scale, causal);
+    DISPATCH(OP_ATTENTION_PROBS,
+             2.0 * (double)q->shape[0] * (double)q->shape[1] * (double)k->shape[1] * (double)q->shape[2],
+             be->ops->attention_probs(be, probs, q, k, heads, scale, causal));
 }
 
 ie_status ie_attention_apply(ie_backend *be, ie_tensor *out, const ie_tensor *probs,
@@ -530,7 +599,8 @@ ie_status ie_attention_apply(ie_backend *be, ie_tensor *out, const ie_tensor *pr
         SHAPE_ERR("attention_apply", "v must be [B, Lk, H*Dv]", out, probs, v);
     if (out->shape[0] != B || out->shape[1] != Lq || out->shape[2] != v->shape[2])
         SHAPE_ERR("attention_apply", "out must be [B, Lq, H*Dv]", out, probs, v);
-    return be->ops->attention_apply(be, out, probs, v);
+    DISPATCH(OP_ATTENTION_APPLY, 2.0 * (double)ie_tensor_numel(probs) * (double)(v->shape[2] / H),
+             be->ops->attention_apply(be, out, probs, v));
 }
 
 static ie_status check_same(ie_backend *be, const char *op, const ie_tensor *out, const ie_tensor *x) {
@@ -544,13 +614,15 @@ ie_status ie_unary(ie_backend *be, ie_tensor *out, const ie_tensor *x, ie_unary_
     CHECK_BACKEND("unary", out, x);
     if ((unsigned)op > IE_UNARY_TANH) return ie_backend_set_error(be, IE_ERR_ARG, "unary: unknown op %d", (int)op);
     ie_status s = check_same(be, "unary", out, x);
-    return s ? s : be->ops->unary(be, out, x, op);
+    if (s) return s;
+    DISPATCH(OP_UNARY, 0, be->ops->unary(be, out, x, op));
 }
 
 ie_status ie_scale(ie_backend *be, ie_tensor *out, const ie_tensor *x, float scale, float bias) {
     CHECK_BACKEND("scale", out, x);
     ie_status s = check_same(be, "scale", out, x);
-    return s ? s : be->ops->scale(be, out, x, scale, bias);
+    if (s) return s;
+    DISPATCH(OP_SCALE, 0, be->ops->scale(be, out, x, scale, bias));
 }
 
 ie_status ie_geglu(ie_backend *be, ie_tensor *out, const ie_tensor *x) {
@@ -561,7 +633,7 @@ ie_status ie_geglu(ie_backend *be, ie_tensor *out, const ie_tensor *x) {
     if (!is_f32(x) || !is_f32(out) || C2 % 2 || out->ndim != x->ndim ||
         out->shape[out->ndim - 1] != C2 / 2 || ie_tensor_numel(out) * 2 != ie_tensor_numel(x))
         SHAPE_ERR("geglu", "out must be x's shape with half the last dim", out, x);
-    return be->ops->geglu(be, out, x, ie_tensor_numel(x) / C2, C2 / 2);
+    DISPATCH(OP_GEGLU, 0, be->ops->geglu(be, out, x, ie_tensor_numel(x) / C2, C2 / 2));
 }
 
 static ie_status binary(ie_backend *be, const char *op, int code, ie_tensor *out,
@@ -575,7 +647,7 @@ static ie_status binary(ie_backend *be, const char *op, int code, ie_tensor *out
     for (int i = 0; i < b->ndim; i++) bs[4 - b->ndim + i] = b->shape[i];
     for (int i = 0; i < 4; i++)
         if (bs[i] != as[i] && bs[i] != 1) SHAPE_ERR(op, "b is not broadcastable to a", out, a, b);
-    return be->ops->binary(be, out, a, b, code, as, bs);
+    DISPATCH(code ? OP_MUL : OP_ADD, 0, be->ops->binary(be, out, a, b, code, as, bs));
 }
 
 ie_status ie_add(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b) {
@@ -601,7 +673,7 @@ ie_status ie_concat_channels(ie_backend *be, ie_tensor *out, const ie_tensor *a,
     if (out->shape[1] != a->shape[1] + b->shape[1])
         SHAPE_ERR("concat_channels", "out channels must be Ca + Cb", out, a, b);
     int64_t N = a->shape[0], S = ie_tensor_numel(a) / (N * a->shape[1]);
-    return be->ops->concat_channels(be, out, a, b, N, a->shape[1], b->shape[1], S);
+    DISPATCH(OP_CONCAT, 0, be->ops->concat_channels(be, out, a, b, N, a->shape[1], b->shape[1], S));
 }
 
 ie_status ie_upsample_nearest2x(ie_backend *be, ie_tensor *out, const ie_tensor *x) {
@@ -612,7 +684,7 @@ ie_status ie_upsample_nearest2x(ie_backend *be, ie_tensor *out, const ie_tensor 
         out->shape[1] != x->shape[1] || out->shape[2] != 2 * x->shape[2] ||
         out->shape[3] != 2 * x->shape[3])
         SHAPE_ERR("upsample_nearest2x", "out must be [N, C, 2H, 2W]", out, x);
-    return be->ops->upsample_nearest2x(be, out, x);
+    DISPATCH(OP_UPSAMPLE, 0, be->ops->upsample_nearest2x(be, out, x));
 }
 
 ie_status ie_transpose(ie_backend *be, ie_tensor *out, const ie_tensor *x) {
@@ -627,7 +699,7 @@ ie_status ie_transpose(ie_backend *be, ie_tensor *out, const ie_tensor *x) {
     if (out->shape[n - 2] != x->shape[n - 1] || out->shape[n - 1] != x->shape[n - 2])
         SHAPE_ERR("transpose", "out's last two dims must be x's swapped", out, x);
     int64_t R = x->shape[n - 2], C = x->shape[n - 1];
-    return be->ops->transpose(be, out, x, ie_tensor_numel(x) / (R * C), R, C);
+    DISPATCH(OP_TRANSPOSE, 0, be->ops->transpose(be, out, x, ie_tensor_numel(x) / (R * C), R, C));
 }
 
 ie_status ie_copy(ie_backend *be, ie_tensor *out, const ie_tensor *x) {
@@ -636,7 +708,7 @@ ie_status ie_copy(ie_backend *be, ie_tensor *out, const ie_tensor *x) {
     if (ie_tensor_numel(out) != ie_tensor_numel(x) ||
         ((out->dtype == IE_I32) != (x->dtype == IE_I32)))
         SHAPE_ERR("copy", "same number of elements and compatible dtypes needed", out, x);
-    return be->ops->copy(be, out, x);
+    DISPATCH(OP_COPY, 0, be->ops->copy(be, out, x));
 }
 
 ie_status ie_timestep_embedding(ie_backend *be, ie_tensor *out, const ie_tensor *t, int dim,
@@ -649,7 +721,8 @@ ie_status ie_timestep_embedding(ie_backend *be, ie_tensor *out, const ie_tensor 
     if (t->ndim != 1 || !is_f32(t) || out->ndim != 2 || !is_f32(out) || out->shape[0] != t->shape[0] ||
         out->shape[1] != dim)
         SHAPE_ERR("timestep_embedding", "t must be [B] f32 and out [B, dim]", out, t);
-    return be->ops->timestep_embedding(be, out, t, dim, flip_sin_to_cos, shift, max_period);
+    DISPATCH(OP_TIMESTEP_EMBEDDING, 0,
+             be->ops->timestep_embedding(be, out, t, dim, flip_sin_to_cos, shift, max_period));
 }
 
 ie_status ie_embedding(ie_backend *be, ie_tensor *out, const ie_tensor *ids, const ie_tensor *table) {
@@ -660,5 +733,5 @@ ie_status ie_embedding(ie_backend *be, ie_tensor *out, const ie_tensor *ids, con
         out->ndim != ids->ndim + 1 || out->shape[out->ndim - 1] != table->shape[1] ||
         ie_tensor_numel(out) != ie_tensor_numel(ids) * table->shape[1])
         SHAPE_ERR("embedding", "expected ids i32 [B, L], table [V, D], out [B, L, D]", out, ids, table);
-    return be->ops->embedding(be, out, ids, table);
+    DISPATCH(OP_EMBEDDING, 0, be->ops->embedding(be, out, ids, table));
 }

@@ -5,7 +5,8 @@
  *               Vulkan shader is tested against.
  *   - "vulkan": one GLSL compute shader per op (shaders/), SPIR-V embedded in the
  *               binary. Runs on any Vulkan 1.2 device with bufferDeviceAddress
- *               (NVIDIA, AMD, Intel, Mesa lavapipe on a CPU).
+ *               (NVIDIA, AMD, Intel, Mesa lavapipe on a CPU). Not compiled in
+ *               a -Dvulkan=disabled build (docs/vulkan.md).
  *
  * Conventions
  *   - Shapes are in PyTorch order, outermost first: an image batch is
@@ -109,8 +110,17 @@ typedef struct ie_device_info {
 const char *ie_device_type_name(ie_device_type t);
 
 /* Lists Vulkan devices. Returns the number found (may exceed max), or -1 with a
- * message in err when there is no loader/instance. */
+ * message in err when there is no loader/instance (or the Vulkan backend is not
+ * compiled in: -Dvulkan=disabled). */
 int ie_vulkan_list_devices(ie_device_info *out, int max, char *err, size_t errlen);
+
+/* The device preference, decided here only: among devs[0..n-1], the first
+ * usable device of the first type in the order discrete GPU, integrated GPU,
+ * virtual GPU, other, CPU implementation (lavapipe, llvmpipe, SwiftShader).
+ * With for_auto, CPU implementations are left out: on the same CPU the
+ * OpenBLAS backend is faster, so "auto" takes the CPU backend instead.
+ * Returns the device's index (ie_device_info.index), or -1 when none fits. */
+int ie_vulkan_preferred_device(const ie_device_info *devs, int n, bool for_auto);
 
 /* CPU backend on OpenBLAS; n_threads <= 0 means OpenBLAS's default
  * (OPENBLAS_NUM_THREADS, else the cores). The backend runs its own thread
@@ -118,16 +128,18 @@ int ie_vulkan_list_devices(ie_device_info *out, int max, char *err, size_t errle
 ie_backend *ie_backend_cpu_new(int n_threads);
 
 /* Vulkan backend on one device (index from ie_vulkan_list_devices, or -1 for
- * the preferred one: discrete, then integrated, then CPU). NULL on failure with
- * the reason in err. */
+ * the preferred one, CPU implementations included: ie_vulkan_preferred_device
+ * with for_auto false). NULL on failure with the reason in err. */
 ie_backend *ie_backend_vulkan_new(int device_index, char *err, size_t errlen);
 
 /* True when request is auto, cpu, vulkan or vulkan:N (N decimal digits);
  * otherwise false with a message listing the valid forms. */
 bool ie_device_request_valid(const char *request, char *err, size_t errlen);
-/* Chooses a backend from a request string: "cpu", "vulkan", "vulkan:N", or
- * "auto"/NULL (the INVEDIT_DEVICE environment variable when set, else the
- * preferred Vulkan device, else the CPU with a message in note). Never NULL. */
+/* Chooses a backend from a request string: "cpu", "vulkan" (the preferred
+ * Vulkan device, a CPU implementation such as lavapipe included), "vulkan:N",
+ * or "auto"/NULL (the INVEDIT_DEVICE environment variable when set, else the
+ * preferred Vulkan GPU, else the CPU backend with a message in note). A Vulkan
+ * request that fails also falls back to the CPU with a message. Never NULL. */
 ie_backend *ie_backend_open(const char *request, char *note, size_t notelen);
 
 void ie_backend_free(ie_backend *be);
@@ -139,6 +151,7 @@ const char *ie_backend_errmsg(const ie_backend *be);
 ie_status ie_backend_sync(ie_backend *be);
 /* Device memory currently allocated and its high-water mark (bytes). */
 void ie_backend_memory(const ie_backend *be, uint64_t *in_use, uint64_t *peak);
+/* Starts the high-water mark again at what is in use now (per-phase peaks). */
 void ie_backend_reset_peak(ie_backend *be);
 /* Frees the backend's grow-only working memory (the CPU backend's scratch for
  * widened fp16 weights and im2col columns); the next op allocates what it
@@ -149,6 +162,29 @@ void ie_backend_trim(ie_backend *be);
  * and end, ops are timed; end returns elapsed device seconds. */
 void ie_backend_timer_begin(ie_backend *be);
 double ie_backend_timer_end(ie_backend *be);
+
+/* Per-op profile: calls, seconds and counted FLOPs per kind of op. */
+typedef struct ie_op_stats {
+    const char *name; /* "conv2d 1x1", "conv2d kxk", "matmul", "linear", "attention", ... */
+    long calls;
+    double seconds;   /* wall clock from the op's call to its completion */
+    double flops;     /* 2 x multiply-adds of conv2d, matmul, linear and the attention
+                       * products; 0 for the other ops (norms, elementwise, copies) */
+} ie_op_stats;
+
+/* The number of op kinds a profile reports (the size of its table). */
+#define IE_OP_KINDS 20
+
+/* Turns per-op timing on, with every count at zero. Until
+ * ie_backend_profile_end, each op that passes its checks is timed and counted.
+ * On Vulkan each timed op waits for its own device work (a sync per op), so a
+ * profiled run is slower than a plain one; on the CPU ops are synchronous and
+ * nothing changes. Meant for benchmarks (bench-networks --profile). */
+void ie_backend_profile_begin(ie_backend *be);
+/* Turns per-op timing off and copies the table into out (IE_OP_KINDS entries,
+ * in a fixed order; kinds that did not run have calls == 0). Returns the number
+ * of entries written: min(max, IE_OP_KINDS), 0 when profiling was not on. */
+int ie_backend_profile_end(ie_backend *be, ie_op_stats *out, int max);
 
 /* --- tensors ------------------------------------------------------------- */
 

@@ -96,6 +96,11 @@ static ie_status vkb_download(ie_backend *be, ie_tensor *t, void *dst, size_t nb
     return s ? ie_backend_set_error(be, s, "download: %s", err) : IE_OK;
 }
 
+static void vkb_reset_peak(ie_backend *be) {
+    vk_runtime_reset_peak(vk_backend_runtime(be));
+    vk_runtime_memory(vk_backend_runtime(be), &be->mem_in_use, &be->mem_peak);
+}
+
 static void vkb_timer_begin(ie_backend *be) { vk_runtime_timer_begin(vk_backend_runtime(be)); }
 static double vkb_timer_end(ie_backend *be) { return vk_runtime_timer_end(vk_backend_runtime(be)); }
 
@@ -107,6 +112,7 @@ static const ie_backend_ops vk_backend_ops = {
     .release = vkb_release,
     .upload = vkb_upload,
     .download = vkb_download,
+    .reset_peak = vkb_reset_peak,
     .timer_begin = vkb_timer_begin,
     .timer_end = vkb_timer_end,
     .conv2d = vk_op_conv2d,

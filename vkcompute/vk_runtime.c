@@ -467,9 +467,15 @@ static VkResult make_buffer(vk_runtime *rt, uint64_t size, uint32_t mem_type, bo
     return VK_SUCCESS;
 }
 
-static ie_status runtime_init(vk_runtime *rt, int index, char *err, size_t errlen) {
-    ie_status s = instance_create(&rt->vi, err, errlen);
-    if (s) return s;
+/* --- runtime setup ----------------------------------------------------------------
+ * runtime_init runs these steps in order; each fills its part of the runtime
+ * or returns an error with a message, and vk_runtime_destroy releases
+ * whatever the steps before a failure created. */
+
+/* Physical device `index`, or the preferred one when index < 0 (a CPU
+ * implementation such as lavapipe included: whoever asks the runtime for a
+ * device wants Vulkan); fills rt->pd, rt->caps and rt->info. */
+static ie_status pick_device(vk_runtime *rt, int index, char *err, size_t errlen) {
     vk_fns *f = &rt->vi.fn;
     uint32_t n = 0;
     f->vkEnumeratePhysicalDevices(rt->vi.instance, &n, NULL);
@@ -480,17 +486,14 @@ static ie_status runtime_init(vk_runtime *rt, int index, char *err, size_t errle
     VkPhysicalDevice pds[32];
     if (n > 32) n = 32;
     f->vkEnumeratePhysicalDevices(rt->vi.instance, &n, pds);
-    if (index < 0) { /* discrete, integrated, virtual, CPU, other */
-        static const ie_device_type order[] = {IE_DEVICE_DISCRETE, IE_DEVICE_INTEGRATED,
-                                               IE_DEVICE_VIRTUAL, IE_DEVICE_CPU, IE_DEVICE_OTHER};
-        for (size_t o = 0; o < 5 && index < 0; o++)
-            for (uint32_t i = 0; i < n && index < 0; i++) {
-                device_caps c;
-                ie_device_info d;
-                query_caps(&rt->vi, pds[i], &c);
-                fill_info(&c, (int)i, &d);
-                if (d.usable && d.type == order[o]) index = (int)i;
-            }
+    if (index < 0) {
+        ie_device_info infos[32];
+        for (uint32_t i = 0; i < n; i++) {
+            device_caps c;
+            query_caps(&rt->vi, pds[i], &c);
+            fill_info(&c, (int)i, &infos[i]);
+        }
+        index = ie_vulkan_preferred_device(infos, (int)n, false);
         if (index < 0) {
             SET_ERR("none of the %u Vulkan devices has what invedit needs (Vulkan 1.2, "
                     "bufferDeviceAddress, 16-bit storage)", n);
@@ -508,8 +511,13 @@ static ie_status runtime_init(vk_runtime *rt, int index, char *err, size_t errle
         SET_ERR("Vulkan device %d (%s) is not usable: %s", index, rt->info.name, rt->info.why_unusable);
         return IE_ERR_NODEVICE;
     }
+    return IE_OK;
+}
 
-    /* queue: the first family with compute */
+/* The queue: the first family with compute. *timestamps: whether that family
+ * can time work (vk_runtime_timer_begin/end). */
+static ie_status pick_queue_family(vk_runtime *rt, bool *timestamps, char *err, size_t errlen) {
+    vk_fns *f = &rt->vi.fn;
     uint32_t nq = 0;
     f->vkGetPhysicalDeviceQueueFamilyProperties(rt->pd, &nq, NULL);
     VkQueueFamilyProperties qf[16];
@@ -525,39 +533,47 @@ static ie_status runtime_init(vk_runtime *rt, int index, char *err, size_t errle
         SET_ERR("Vulkan device %s has no compute queue", rt->info.name);
         return IE_ERR_NODEVICE;
     }
-    bool timestamps = qf[rt->queue_family].timestampValidBits > 0 &&
-                      rt->caps.props.limits.timestampComputeAndGraphics;
+    *timestamps = qf[rt->queue_family].timestampValidBits > 0 &&
+                  rt->caps.props.limits.timestampComputeAndGraphics;
+    return IE_OK;
+}
 
-    /* INVEDIT_VK_SUBGROUP_SIZE=N: every pipeline is built with subgroup size N
-     * (VK_EXT_subgroup_size_control), to test the shaders at each size the
-     * driver offers. */
+/* INVEDIT_VK_SUBGROUP_SIZE=N: every pipeline is built with subgroup size N
+ * (VK_EXT_subgroup_size_control), to test the shaders at each size the
+ * driver offers. Sets rt->required_subgroup and the sizes in rt->info. */
+static ie_status apply_subgroup_override(vk_runtime *rt, char *err, size_t errlen) {
     const char *sg_env = getenv("INVEDIT_VK_SUBGROUP_SIZE");
-    if (sg_env && *sg_env) {
-        char *end;
-        unsigned long v = strtoul(sg_env, &end, 10);
-        const ie_device_info *d = &rt->info;
-        if (*end || v == 0 || (v & (v - 1)) || !d->subgroup_size_control || v < d->min_subgroup_size ||
-            v > d->max_subgroup_size) {
-            SET_ERR("INVEDIT_VK_SUBGROUP_SIZE=%s: %s offers %s subgroup sizes %u..%u", sg_env, d->name,
-                    d->subgroup_size_control ? "required" : "no required", d->min_subgroup_size,
-                    d->max_subgroup_size);
-            return IE_ERR_NODEVICE;
-        }
-        if (256 > (uint64_t)v * d->max_workgroup_subgroups) { /* the 256-wide shaders */
-            SET_ERR("INVEDIT_VK_SUBGROUP_SIZE=%s: a 256-invocation workgroup would need %lu subgroups, over "
-                    "%s's maxComputeWorkgroupSubgroups (%u)", sg_env, 256 / v, d->name,
-                    d->max_workgroup_subgroups);
-            return IE_ERR_NODEVICE;
-        }
-        rt->required_subgroup = (uint32_t)v;
-        rt->info.subgroup_size = rt->info.min_subgroup_size = rt->info.max_subgroup_size = (uint32_t)v;
+    if (!sg_env || !*sg_env) return IE_OK;
+    char *end;
+    unsigned long v = strtoul(sg_env, &end, 10);
+    const ie_device_info *d = &rt->info;
+    if (*end || v == 0 || (v & (v - 1)) || !d->subgroup_size_control || v < d->min_subgroup_size ||
+        v > d->max_subgroup_size) {
+        SET_ERR("INVEDIT_VK_SUBGROUP_SIZE=%s: %s offers %s subgroup sizes %u..%u", sg_env, d->name,
+                d->subgroup_size_control ? "required" : "no required", d->min_subgroup_size,
+                d->max_subgroup_size);
+        return IE_ERR_NODEVICE;
     }
+    if (256 > (uint64_t)v * d->max_workgroup_subgroups) { /* the 256-wide shaders */
+        SET_ERR("INVEDIT_VK_SUBGROUP_SIZE=%s: a 256-invocation workgroup would need %lu subgroups, over "
+                "%s's maxComputeWorkgroupSubgroups (%u)", sg_env, 256 / v, d->name,
+                d->max_workgroup_subgroups);
+        return IE_ERR_NODEVICE;
+    }
+    rt->required_subgroup = (uint32_t)v;
+    rt->info.subgroup_size = rt->info.min_subgroup_size = rt->info.max_subgroup_size = (uint32_t)v;
+    return IE_OK;
+}
+
+/* The logical device with the features the shaders use (fill_info checked
+ * that they are there), its function table, and its one queue. */
+static ie_status create_device(vk_runtime *rt, char *err, size_t errlen) {
+    vk_fns *f = &rt->vi.fn;
     VkPhysicalDeviceSubgroupSizeControlFeaturesEXT fssc = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT,
         .subgroupSizeControl = VK_TRUE,
     };
     const char *dev_ext[] = {VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME};
-
     VkPhysicalDeviceVulkan12Features f12 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
         .pNext = rt->required_subgroup ? &fssc : NULL,
@@ -594,9 +610,14 @@ static ie_status runtime_init(vk_runtime *rt, int index, char *err, size_t errle
     VK_DEVICE_FUNCS(LOAD_DEVICE)
 #undef LOAD_DEVICE
     f->vkGetDeviceQueue(rt->device, rt->queue_family, 0, &rt->queue);
+    return IE_OK;
+}
 
-    /* memory type: a host-visible coherent device-local type on UMA/CPU devices
-     * (direct mapping), else device-local with a staging buffer */
+/* The memory type for tensors: a host-visible coherent device-local type on
+ * UMA/CPU devices (direct mapping), else device-local with a staging buffer;
+ * and the sizes of the blocks the allocator takes from it. */
+static ie_status choose_memory_type(vk_runtime *rt, char *err, size_t errlen) {
+    vk_fns *f = &rt->vi.fn;
     VkBuffer probe;
     VkBufferCreateInfo bci = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
                               .size = 4096,
@@ -635,23 +656,34 @@ static ie_status runtime_init(vk_runtime *rt, int index, char *err, size_t errle
     rt->block_limit = limit < ((uint64_t)1 << 30) ? limit : ((uint64_t)1 << 30);
     rt->next_block_size = (uint64_t)64 << 20;
     if (rt->next_block_size > rt->block_limit) rt->next_block_size = rt->block_limit;
+    return IE_OK;
+}
 
+/* The pipeline layout every kernel shares (128 bytes of push constants, no
+ * descriptor sets) and the caches vk_kernel_get fills. */
+static ie_status create_pipeline_layout(vk_runtime *rt, char *err, size_t errlen) {
     VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0, .size = 128};
     VkPipelineLayoutCreateInfo plci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
                                        .pushConstantRangeCount = 1,
                                        .pPushConstantRanges = &pcr};
-    r = f->vkCreatePipelineLayout(rt->device, &plci, NULL, &rt->layout);
+    VkResult r = rt->vi.fn.vkCreatePipelineLayout(rt->device, &plci, NULL, &rt->layout);
     if (r != VK_SUCCESS) {
         SET_ERR("vkCreatePipelineLayout failed: %s", vk_result_str(r));
         return status_of(r);
     }
     rt->modules = g_hash_table_new(g_str_hash, g_str_equal);
     rt->kernels = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    return IE_OK;
+}
 
+/* The command pool, the RING command buffers with their fences, and the
+ * timestamp query pool when the queue can time work. */
+static ie_status create_command_ring(vk_runtime *rt, bool timestamps, char *err, size_t errlen) {
+    vk_fns *f = &rt->vi.fn;
     VkCommandPoolCreateInfo cpci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                     .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
                                     .queueFamilyIndex = rt->queue_family};
-    r = f->vkCreateCommandPool(rt->device, &cpci, NULL, &rt->pool);
+    VkResult r = f->vkCreateCommandPool(rt->device, &cpci, NULL, &rt->pool);
     if (r != VK_SUCCESS) {
         SET_ERR("vkCreateCommandPool failed: %s", vk_result_str(r));
         return status_of(r);
@@ -669,16 +701,27 @@ static ie_status runtime_init(vk_runtime *rt, int index, char *err, size_t errle
             return status_of(r);
         }
     }
-    rt->cur = -1;
     if (timestamps) {
         VkQueryPoolCreateInfo qpci = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
                                       .queryType = VK_QUERY_TYPE_TIMESTAMP,
                                       .queryCount = 2};
         if (f->vkCreateQueryPool(rt->device, &qpci, NULL, &rt->queries) != VK_SUCCESS)
-            rt->queries = VK_NULL_HANDLE;
+            rt->queries = VK_NULL_HANDLE; /* the timer falls back to the wall clock */
     }
-    pthread_mutex_init(&rt->lock, NULL);
     return IE_OK;
+}
+
+static ie_status runtime_init(vk_runtime *rt, int index, char *err, size_t errlen) {
+    bool timestamps = false;
+    ie_status s = instance_create(&rt->vi, err, errlen);
+    if (!s) s = pick_device(rt, index, err, errlen);
+    if (!s) s = pick_queue_family(rt, &timestamps, err, errlen);
+    if (!s) s = apply_subgroup_override(rt, err, errlen);
+    if (!s) s = create_device(rt, err, errlen);
+    if (!s) s = choose_memory_type(rt, err, errlen);
+    if (!s) s = create_pipeline_layout(rt, err, errlen);
+    if (!s) s = create_command_ring(rt, timestamps, err, errlen);
+    return s;
 }
 
 vk_runtime *vk_runtime_create(int index, ie_device_info *info_out, char *err, size_t errlen) {
@@ -687,6 +730,9 @@ vk_runtime *vk_runtime_create(int index, ie_device_info *info_out, char *err, si
         SET_ERR("out of host memory");
         return NULL;
     }
+    /* before any step, so that vk_runtime_destroy can undo a partial setup */
+    rt->cur = -1;
+    pthread_mutex_init(&rt->lock, NULL);
     if (runtime_init(rt, index, err, errlen) != IE_OK) {
         vk_runtime_destroy(rt);
         return NULL;
@@ -751,8 +797,8 @@ void vk_runtime_destroy(vk_runtime *rt) {
             f->vkFreeMemory(rt->device, rt->staging_mem, NULL);
         }
         f->vkDestroyDevice(rt->device, NULL);
-        pthread_mutex_destroy(&rt->lock);
     }
+    pthread_mutex_destroy(&rt->lock);
     instance_destroy(&rt->vi);
     free(rt);
 }

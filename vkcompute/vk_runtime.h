@@ -1,5 +1,6 @@
 /* Vulkan runtime: instance, device, memory, pipelines and dispatch.
- * Private to vkcompute/; the Vulkan ops (vk_ops.c) are built on it.
+ * Private to vkcompute/; the Vulkan backend (vk_backend.c) and its ops
+ * (vk_ops_*.c, vk_ops.h) are built on it.
  *
  * Buffers are addressed from shaders through buffer device addresses
  * (GL_EXT_buffer_reference), passed in push constants. That keeps every shader
@@ -24,7 +25,8 @@
 typedef struct vk_runtime vk_runtime;
 typedef struct vk_kernel vk_kernel;
 
-/* Creates the runtime on physical device `index` (-1 = preferred). */
+/* Creates the runtime on physical device `index` (-1: the preferred one,
+ * ie_vulkan_preferred_device with CPU implementations included). */
 vk_runtime *vk_runtime_create(int index, ie_device_info *info_out, char *err, size_t errlen);
 void vk_runtime_destroy(vk_runtime *rt);
 const ie_device_info *vk_runtime_info(const vk_runtime *rt);
@@ -42,7 +44,8 @@ typedef struct vk_mem {
 
 ie_status vk_mem_alloc(vk_runtime *rt, uint64_t size, vk_mem *out, char *err, size_t errlen);
 void vk_mem_free(vk_runtime *rt, vk_mem *m);
-/* Copies host <-> device. Download waits for recorded work first. */
+/* Copies host <-> device. Both wait for recorded work first (it may still
+ * read or write the memory). */
 ie_status vk_mem_write(vk_runtime *rt, const vk_mem *m, uint64_t offset, const void *src, uint64_t n,
                        char *err, size_t errlen);
 ie_status vk_mem_read(vk_runtime *rt, const vk_mem *m, uint64_t offset, void *dst, uint64_t n,
@@ -87,7 +90,8 @@ double vk_runtime_timer_end(vk_runtime *rt);
 void vk_runtime_memory(const vk_runtime *rt, uint64_t *in_use, uint64_t *peak);
 void vk_runtime_reset_peak(vk_runtime *rt);
 
-/* Maximum workgroup count per dimension. */
+/* Maximum workgroup count in x (maxComputeWorkGroupCount[0]); y and z may
+ * allow fewer, and the ops keep those within 65535. */
 uint32_t vk_runtime_max_groups(const vk_runtime *rt);
 
 /* --- embedded SPIR-V (generated at build time) ------------------------------ */
