@@ -26,6 +26,7 @@ packages=(
 if [ "$mode" = test ]; then
   packages+=(clang libclang-rt-14-dev vulkan-validationlayers)
   packages+=(parallel)  # the batch test runs shards with GNU parallel
+  packages+=(python3-torch)  # test_checkpoints: the PyTorch reference converter and LoRA merge
 fi
 
 install_packages() {
