@@ -17,25 +17,25 @@
  * sentence naming what was wrong into a caller's buffer (err, errlen); they
  * never abort. Strings passed in are borrowed for the call. Memory the
  * library hands over is freed with the matching *_free function or ie_free().
- * A session is used by one thread at a time; different sessions are
- * independent.
+ * A session must not be used from two threads at once.
  *
  * Versions and ABI. IE_VERSION_MAJOR/MINOR/PATCH are this header's version
  * (the same as the meson project's: the build checks it), ie_version_string()
  * the loaded library's. The shared library's soname carries the ABI version
  * (libinvedit.so.0). Within one soname:
  *   - functions are not removed and their signatures do not change;
- *   - new functions, new parameters in the parameter table, new enum values
- *     (before the *_COUNT markers, which may grow) and new status codes may
- *     be added: handle unknown status codes as failures;
- *   - the layout of structs the caller allocates (ie_edit_params, ie_image,
- *     ie_session_options, ie_edit_extras, ie_rect, ie_latents,
- *     ie_memory_plan) does not change. ie_edit_params may gain fields at its
- *     end only together with a new soname, since a program compiled against
- *     the older, smaller struct cannot hold them; always fill it with
- *     ie_edit_params_init() (or ie_generate_params_init()) before setting
- *     fields, never with a brace initializer listing every field, so that a
- *     recompile picks up the new fields' defaults.
+ *   - new functions, new enum values (before the *_COUNT markers, which may
+ *     grow) and new status codes may be added: treat an unknown status code
+ *     as a failure;
+ *   - the layout of the structs (ie_edit_params, ie_image, ie_session_options,
+ *     ie_edit_extras, ie_rect, ie_latents, ie_memory_plan, ie_param_desc)
+ *     does not change. A new parameter (an ie_edit_params field and its
+ *     entry in the parameter table) is added at the struct's end, and with a
+ *     new soname: a program compiled against the older, smaller struct cannot
+ *     hold it. Always fill ie_edit_params with ie_edit_params_init() (or
+ *     ie_generate_params_init()) before setting fields, never with a brace
+ *     initializer listing every field, so that a recompile picks up the new
+ *     fields' defaults.
  * ie_session is opaque and may change freely. While the major version is 0,
  * a minor version may change the API; when it changes the ABI the soname's
  * number goes up.
