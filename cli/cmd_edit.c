@@ -16,12 +16,8 @@
 #include <unistd.h>
 
 #include "util/atomic_file.h"
-#include "inversion/bdia.h"
-#include "edit/image.h"
 #include "image_io.h"
 #include "manifest.h"
-#include "model/npy.h"
-#include "edit/pipeline.h"
 
 /* --- options ------------------------------------------------------------------ */
 
@@ -72,7 +68,7 @@ static const char *image_notes =
  * and that every output can be written. 0 or an exit code. */
 static int check_device_param(const char *cmd, const cli_opts *o) {
     char err[256];
-    if (o->p.device && !ie_device_request_valid(o->p.device, err, sizeof err)) {
+    if (o->p.device && !ie_device_valid(o->p.device, err, sizeof err)) {
         fprintf(stderr, "invedit %s: --device: %s\n", cmd, err);
         return 2;
     }
@@ -332,15 +328,7 @@ int cmd_edit(int argc, char **argv, bool reconstruct) {
         (code = check_output(cmd, "--save-input", o.save_input)))
         return code;
     if (!reconstruct && several_targets_check(&o)) return 2;
-    if (reconstruct) {
-        o.p.target_prompt = o.p.source_prompt;
-        o.p.cfg_target = o.p.cfg_source;
-        o.p.keep_z1 = true;
-        o.p.prompt_to_prompt = false;
-        o.p.blend_words = o.p.keep_words = "";
-        if (o.p.method == IE_METHOD_EF_DDPM) o.p.strength = 1.0;
-        if (o.p.method == IE_METHOD_INFEDIT && o.p.cfg_source <= 1.0) o.p.cfg_source = o.p.cfg_target = 2.0;
-    }
+    if (reconstruct) ie_reconstruct_params(&o.p); /* the reconstruction's parameters, checked below */
     char err[1024] = "";
     if (ie_edit_params_validate(&o.p, err, sizeof err)) {
         fprintf(stderr, "invedit %s: %s\n", cmd, err);
@@ -373,8 +361,9 @@ int cmd_edit(int argc, char **argv, bool reconstruct) {
     progress_state ps = {isatty(2), o.quiet, now(), -1};
     ie_image mask = {0};
     ie_edit_extras extras = {NULL, o.save_mask ? &mask : NULL, NULL};
-    st = o.mask ? edit_selection(s, &o, &in, &out, o.save_mask ? &mask : NULL, &ps, err, sizeof err)
-                : ie_edit_ex(s, &o.p, &in, &out, &extras, progress_cb, &ps, err, sizeof err);
+    if (o.mask) st = edit_selection(s, &o, &in, &out, o.save_mask ? &mask : NULL, &ps, err, sizeof err);
+    else if (reconstruct && !o.save_mask) st = ie_reconstruct(s, &o.p, &in, &out, progress_cb, &ps, err, sizeof err);
+    else st = ie_edit_ex(s, &o.p, &in, &out, &extras, progress_cb, &ps, err, sizeof err);
     if (!st && o.save_mask) st = save_mask(o.save_mask, &mask, err, sizeof err);
     ie_image_free(&mask);
     if (st) {
@@ -397,14 +386,8 @@ int cmd_edit(int argc, char **argv, bool reconstruct) {
     }
     if (!st && (reconstruct || o.save_input)) {
         /* the VAE round trip of the input at the working size: the ceiling */
-        int W, H, vf = ie_session_vae_factor(s), C = ie_session_latent_channels(s);
-        ie_working_size(in.width, in.height, ie_session_native_size(s), ie_session_size_multiple(s), &W, &H);
-        ie_image work = {0}, vae = {0}, back = {0};
-        float *lat = malloc(sizeof(float) * (size_t)C * (H / vf) * (W / vf));
-        st = lat ? ie_image_resize(&in, W, H, &work) : IE_ERR_NOMEM;
-        if (!st) st = ie_session_encode(s, &work, false, 0, lat, err, sizeof err);
-        if (!st) st = ie_session_decode(s, lat, H / vf, W / vf, &vae, err, sizeof err);
-        if (!st) st = ie_image_resize(&vae, in.width, in.height, &back);
+        ie_image back = {0};
+        st = ie_vae_roundtrip(s, &in, o.p.work_size, &back, err, sizeof err);
         if (!st && o.save_input) st = image_save(o.save_input, &back, err, sizeof err);
         if (!st && reconstruct)
             printf("reconstruction PSNR %.2f dB (method %s, %d steps); VAE round trip alone %.2f dB\n",
@@ -413,9 +396,6 @@ int cmd_edit(int argc, char **argv, bool reconstruct) {
             fprintf(stderr, "invedit %s: %s\n", cmd, err);
             code = cli_exit_code(st);
         }
-        free(lat);
-        ie_image_free(&work);
-        ie_image_free(&vae);
         ie_image_free(&back);
     }
     ie_image_free(&in);
@@ -476,13 +456,6 @@ int cmd_generate(int argc, char **argv) {
         if (pf) fclose(pf);
         return code;
     }
-    int mult = ie_session_size_multiple(s), native = ie_session_native_size(s);
-    int W = o.width > 0 ? o.width : native, H = o.height > 0 ? o.height : native;
-    W = (W + mult / 2) / mult * mult;
-    H = (H + mult / 2) / mult * mult;
-    if (W < mult) W = mult;
-    if (H < mult) H = mult;
-    int vf = ie_session_vae_factor(s), h = H / vf, w = W / vf, C = ie_session_latent_channels(s);
     ie_edit_params p = o.p;
     p.method = IE_METHOD_BDIA;
     p.target_prompt = o.prompt;
@@ -491,10 +464,9 @@ int cmd_generate(int argc, char **argv) {
     p.cfg_target = cfg_given ? o.p.cfg_target : 5.0;
     p.gamma = gamma_given ? o.p.gamma : 0.0;
     char err[1024] = "";
-    float *lat = malloc(sizeof(float) * (size_t)C * h * w);
     progress_state ps = {isatty(2), o.quiet, now(), -1};
     ie_image img = {0};
-    ie_status st = lat ? IE_OK : IE_ERR_NOMEM;
+    ie_status st = IE_OK;
     char line[1024], path[4096];
     for (int idx = 0; !st; idx++) {
         const char *prompt = o.prompt;
@@ -508,8 +480,7 @@ int cmd_generate(int argc, char **argv) {
         }
         p.target_prompt = prompt;
         warn_long_prompts("generate", s, &p, false);
-        st = ie_generate_latent(s, &p, h, w, lat, progress_cb, &ps, err, sizeof err);
-        if (!st) st = ie_session_decode(s, lat, h, w, &img, err, sizeof err);
+        st = ie_generate(s, &p, o.width, o.height, &img, progress_cb, &ps, err, sizeof err);
         if (!st) st = image_save(path, &img, err, sizeof err);
         ie_image_free(&img);
         if (!pf) break;
@@ -520,7 +491,6 @@ int cmd_generate(int argc, char **argv) {
         code = cli_exit_code(st);
     }
     ie_image_free(&img);
-    free(lat);
     ie_session_close(s);
     return code;
 }
@@ -558,7 +528,7 @@ int cmd_invert(int argc, char **argv) {
         }
     }
     char err[1024] = "";
-    ie_image in = {0}, work = {0};
+    ie_image in = {0};
     ie_status st = image_load(o.image, &in, err, sizeof err);
     if (st) {
         fprintf(stderr, "invedit invert: %s\n", err);
@@ -569,28 +539,17 @@ int cmd_invert(int argc, char **argv) {
         ie_image_free(&in);
         return code;
     }
-    int W, H, vf = ie_session_vae_factor(s), C = ie_session_latent_channels(s);
-    ie_working_size(in.width, in.height, ie_session_native_size(s), ie_session_size_multiple(s), &W, &H);
-    int h = H / vf, w = W / vf;
-    float *x0 = malloc(sizeof(float) * (size_t)C * h * w), *lat = NULL;
-    int n = 0;
-    st = x0 ? ie_image_resize(&in, W, H, &work) : IE_ERR_NOMEM;
-    if (!st) st = ie_session_encode(s, &work, o.p.method != IE_METHOD_EF_DDPM, (uint64_t)o.p.seed, x0, err, sizeof err);
-    if (!st) st = ie_invert_latent(s, &o.p, x0, h, w, &lat, &n, err, sizeof err);
-    if (!st) {
-        int64_t shape[4] = {n, C, h, w};
-        st = npy_write_f32(o.output, lat, 4, shape, err, sizeof err);
-    }
+    ie_latents lat = {0};
+    st = ie_invert(s, &o.p, &in, &lat, err, sizeof err);
+    if (!st) st = ie_latents_save_npy(&lat, o.output, err, sizeof err);
     if (st) {
         fprintf(stderr, "invedit invert: %s\n", err[0] ? err : ie_status_name(st));
         code = cli_exit_code(st);
     } else if (!o.quiet) {
-        fprintf(stderr, "wrote %s: [%d, %d, %d, %d]\n", o.output, n, C, h, w);
+        fprintf(stderr, "wrote %s: [%d, %d, %d, %d]\n", o.output, lat.n, lat.channels, lat.height, lat.width);
     }
-    free(x0);
-    free(lat);
+    ie_latents_free(&lat);
     ie_image_free(&in);
-    ie_image_free(&work);
     ie_session_close(s);
     return code;
 }

@@ -9,7 +9,6 @@
 int cmd_edit(int argc, char **argv, bool reconstruct);
 int cmd_generate(int argc, char **argv);
 int cmd_invert(int argc, char **argv);
-int cmd_tensor(int argc, char **argv);
 int cmd_info(int argc, char **argv); /* cmd_info.c */
 int cli_exit_code(ie_status s);
 

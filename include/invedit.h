@@ -1,14 +1,44 @@
-/* invedit's public editing API: one parameter struct, shared by the CLI and
- * the GIMP plug-ins, and a table that describes every parameter (name, type,
- * range, default, which methods use it) so that the CLI's options, the GIMP
- * procedures' arguments and the generated dialog all come from one place.
+/* invedit: the public C API of libinvedit (pkg-config: invedit).
  *
- * Typical use:
+ * Edits images with Stable Diffusion inversion methods (EF-DDPM, BDIA,
+ * InfEdit). One parameter struct is shared by the CLI and the GIMP plug-ins,
+ * with a table that describes every parameter (name, type, range, default,
+ * which methods use it) so that the CLI's options, the GIMP procedures'
+ * arguments and the generated dialog all come from one place.
+ *
+ * Typical use (examples/edit_png.c is a complete program):
  *   ie_edit_params p;
  *   ie_edit_params_init(&p, IE_METHOD_INFEDIT);
  *   p.source_prompt = "a red circle ..."; p.target_prompt = "a blue circle ...";
  *   ie_session *s; ie_session_open("models/demo", "auto", &s, err, sizeof err);
  *   ie_edit(s, &p, &input, &output, progress_cb, user, err, sizeof err);
+ *
+ * Conventions: functions return an ie_status (invedit_status.h) and write a
+ * sentence naming what was wrong into a caller's buffer (err, errlen); they
+ * never abort. Strings passed in are borrowed for the call. Memory the
+ * library hands over is freed with the matching *_free function or ie_free().
+ * A session must not be used from two threads at once.
+ *
+ * Versions and ABI. IE_VERSION_MAJOR/MINOR/PATCH are this header's version
+ * (the same as the meson project's: the build checks it), ie_version_string()
+ * the loaded library's. The shared library's soname carries the ABI version
+ * (libinvedit.so.0). Within one soname:
+ *   - functions are not removed and their signatures do not change;
+ *   - new functions, new enum values (before the *_COUNT markers, which may
+ *     grow) and new status codes may be added: treat an unknown status code
+ *     as a failure;
+ *   - the layout of the structs (ie_edit_params, ie_image, ie_session_options,
+ *     ie_edit_extras, ie_rect, ie_latents, ie_memory_plan, ie_param_desc)
+ *     does not change. A new parameter (an ie_edit_params field and its
+ *     entry in the parameter table) is added at the struct's end, and with a
+ *     new soname: a program compiled against the older, smaller struct cannot
+ *     hold it. Always fill ie_edit_params with ie_edit_params_init() (or
+ *     ie_generate_params_init()) before setting fields, never with a brace
+ *     initializer listing every field, so that a recompile picks up the new
+ *     fields' defaults.
+ * ie_session is opaque and may change freely. While the major version is 0,
+ * a minor version may change the API; when it changes the ABI the soname's
+ * number goes up.
  */
 #ifndef INVEDIT_H
 #define INVEDIT_H
@@ -30,8 +60,8 @@ typedef enum ie_method {
     IE_METHOD_COUNT
 } ie_method;
 
-const char *ie_method_name(ie_method m);          /* "ef-ddpm", "bdia", "infedit" */
-bool ie_method_from_name(const char *s, ie_method *out);
+IE_API const char *ie_method_name(ie_method m);          /* "ef-ddpm", "bdia", "infedit" */
+IE_API bool ie_method_from_name(const char *s, ie_method *out);
 
 /* Everything an edit needs besides the image and the model. Strings are
  * borrowed (the caller keeps them alive during the call). 0 / NULL fields
@@ -78,7 +108,7 @@ typedef struct ie_edit_params {
 /* Fills p with the defaults of method m (docs/methods.md: EF-DDPM N=100, skip 36,
  * cfg 3.5/15; BDIA N=50, strength 0.8, cfg 3, gamma 0.94; InfEdit N=15,
  * g_s 1, g_t 2, cross 0.7, self 0.3, thresholds 0.6). */
-void ie_edit_params_init(ie_edit_params *p, ie_method m);
+IE_API void ie_edit_params_init(ie_edit_params *p, ie_method m);
 
 /* --- parameter descriptions ------------------------------------------------ */
 
@@ -110,28 +140,28 @@ typedef struct ie_param_desc {
 } ie_param_desc;
 
 /* One line that says what method m does, for dialogs and help. */
-const char *ie_method_description(ie_method m);
+IE_API const char *ie_method_description(ie_method m);
 /* Whether d matters for method m (d->methods), given whether Prompt-to-Prompt
  * is on (EF-DDPM's and BDIA's attention-control fractions apply only with it):
  * dialogs grey out the rest. */
-bool ie_edit_param_applies(const ie_param_desc *d, ie_method m, bool prompt_to_prompt);
+IE_API bool ie_edit_param_applies(const ie_param_desc *d, ie_method m, bool prompt_to_prompt);
 
 /* The table of every parameter, in dialog order; *count receives its length. */
-const ie_param_desc *ie_edit_param_table(size_t *count);
-const ie_param_desc *ie_edit_param_find(const char *name);
+IE_API const ie_param_desc *ie_edit_param_table(size_t *count);
+IE_API const ie_param_desc *ie_edit_param_find(const char *name);
 /* The method-independent default of a parameter (for GIMP's argument
  * registration); for per-method defaults use ie_edit_params_init. */
-double ie_edit_param_default_number(const ie_param_desc *d);
-const char *ie_edit_param_default_string(const ie_param_desc *d);
+IE_API double ie_edit_param_default_number(const ie_param_desc *d);
+IE_API const char *ie_edit_param_default_string(const ie_param_desc *d);
 
 /* Sets one parameter from text ("0.8", "yes", "infedit"), checking type and
  * range; on error returns IE_ERR_ARG and explains in err. Strings are
  * borrowed, not copied. */
-ie_status ie_edit_param_set(ie_edit_params *p, const ie_param_desc *d, const char *value, char *err,
-                            size_t errlen);
+IE_API ie_status ie_edit_param_set(ie_edit_params *p, const ie_param_desc *d, const char *value, char *err,
+                                   size_t errlen);
 /* Checks a whole parameter set (ranges, prompts present); IE_ERR_ARG with a
  * message naming the parameter. */
-ie_status ie_edit_params_validate(const ie_edit_params *p, char *err, size_t errlen);
+IE_API ie_status ie_edit_params_validate(const ie_edit_params *p, char *err, size_t errlen);
 
 
 /* --- images and edits ---------------------------------------------------------- */
@@ -146,8 +176,8 @@ typedef struct ie_image {
 } ie_image;
 
 /* Allocates pixels for w x h x channels; IE_ERR_NOMEM on failure. */
-ie_status ie_image_alloc(ie_image *img, int width, int height, int channels);
-void ie_image_free(ie_image *img);
+IE_API ie_status ie_image_alloc(ie_image *img, int width, int height, int channels);
+IE_API void ie_image_free(ie_image *img);
 
 /* Progress: fraction in [0, 1] and a short text ("inverting 12/100").
  * Return false to cancel: the edit stops with IE_ERR_CANCELLED and writes
@@ -160,8 +190,8 @@ typedef struct ie_session ie_session;
 /* Opens a model: a diffusers folder or a single-file SD 1.x .safetensors.
  * device: "auto", "cpu", "vulkan", "vulkan:N" (NULL = auto). When the device
  * can't be used the CPU backend is used and ie_session_note() says why. */
-ie_status ie_session_open(const char *model_path, const char *device, ie_session **out, char *err,
-                          size_t errlen);
+IE_API ie_status ie_session_open(const char *model_path, const char *device, ie_session **out, char *err,
+                                 size_t errlen);
 
 /* What a session is loaded with besides the model (the loading-time
  * parameters of ie_edit_params: device, vae, lora, ema). NULL fields are
@@ -173,33 +203,33 @@ typedef struct ie_session_options {
     const char *ema;    /* "auto", "yes", "no" */
 } ie_session_options;
 
-ie_session_options ie_session_options_from_params(const ie_edit_params *p);
+IE_API ie_session_options ie_session_options_from_params(const ie_edit_params *p);
 /* ie_session_open with options. LoRAs are merged into the weights as they
  * are loaded; a different set of LoRAs (or VAE) needs a new session:
  * ie_session_matches tells whether s was opened with these options. */
-ie_status ie_session_open_with(const char *model_path, const ie_session_options *opt, ie_session **out,
-                               char *err, size_t errlen);
-bool ie_session_matches(const ie_session *s, const char *model_path, const ie_session_options *opt);
+IE_API ie_status ie_session_open_with(const char *model_path, const ie_session_options *opt, ie_session **out,
+                                      char *err, size_t errlen);
+IE_API bool ie_session_matches(const ie_session *s, const char *model_path, const ie_session_options *opt);
 /* What was loaded, one fact a line: tokenizer source, networks' files and
  * naming, EMA choice, VAE source, LoRAs, skipped tensors. */
-const char *ie_session_describe(const ie_session *s);
-void ie_session_close(ie_session *s);
-const char *ie_session_device(const ie_session *s); /* backend description */
-const char *ie_session_note(const ie_session *s);   /* "" or why the CPU fallback was taken */
+IE_API const char *ie_session_describe(const ie_session *s);
+IE_API void ie_session_close(ie_session *s);
+IE_API const char *ie_session_device(const ie_session *s); /* backend description */
+IE_API const char *ie_session_note(const ie_session *s);   /* "" or why the CPU fallback was taken */
 /* Tokens text takes in a prompt (without the start/end tokens); *max_tokens
  * receives how many the model reads (75 for SD 1.x), the rest is dropped. */
-int ie_session_prompt_tokens(const ie_session *s, const char *text, int *max_tokens);
+IE_API int ie_session_prompt_tokens(const ie_session *s, const char *text, int *max_tokens);
 /* Image sides are processed at multiples of this (pixels): the VAE's 8 times
  * the UNet's downsampling. Other sizes are resized to the nearest multiple
  * (within the model's working resolution) and back. */
-int ie_session_size_multiple(const ie_session *s);
+IE_API int ie_session_size_multiple(const ie_session *s);
 /* The model's native resolution in pixels (e.g. 512 for SD 1.5). */
-int ie_session_native_size(const ie_session *s);
+IE_API int ie_session_native_size(const ie_session *s);
 /* What the last edit, generation or inversion on s cost: UNet forward passes
  * (one per diffusion step and CFG batch) and image-evaluations (the sum of
  * their batch sizes: CFG counts 2, InfEdit's three branches 6). Either
  * pointer may be NULL. */
-void ie_session_last_run(const ie_session *s, int64_t *unet_calls, int64_t *unet_evals);
+IE_API void ie_session_last_run(const ie_session *s, int64_t *unet_calls, int64_t *unet_evals);
 
 /* The inversion cache. What an edit computes from the image and the source
  * side alone (the encoded latent; EF-DDPM's noise maps and x_t; BDIA's latent
@@ -213,12 +243,12 @@ void ie_session_last_run(const ie_session *s, int64_t *unet_calls, int64_t *unet
  * ($INVEDIT_CACHE_MB), least recently used entries evicted first. This call
  * replaces both: dir NULL = no disk level, mem_bytes 0 = no memory level.
  * ie_edit_params.no_cache turns the cache off for one edit. */
-ie_status ie_session_set_cache(ie_session *s, int64_t mem_bytes, const char *dir, int64_t disk_bytes);
+IE_API ie_status ie_session_set_cache(ie_session *s, int64_t mem_bytes, const char *dir, int64_t disk_bytes);
 /* The disk folder in use, or NULL. */
-const char *ie_session_cache_dir(const ie_session *s);
+IE_API const char *ie_session_cache_dir(const ie_session *s);
 /* Whether the last edit on s took its inversion (or, for InfEdit, its encoded
  * latent) from the cache. */
-bool ie_session_last_cached(const ie_session *s);
+IE_API bool ie_session_last_cached(const ie_session *s);
 
 /* Edits `in` according to p, writing a newly allocated image of the same size
  * and channels into *out (free with ie_image_free). The working resolution is
@@ -228,8 +258,8 @@ bool ie_session_last_cached(const ie_session *s);
  * the input's own, bit for bit; changed ones are the resized edit plus the
  * input's fine detail (keep-detail) or the resized edit (replace-region);
  * "off" is the plain resized edit everywhere. */
-ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
-                  ie_edit_progress_fn progress, void *user, char *err, size_t errlen);
+IE_API ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
+                         ie_edit_progress_fn progress, void *user, char *err, size_t errlen);
 
 /* Optional inputs and outputs of ie_edit_ex; any field may be NULL. */
 typedef struct ie_edit_extras {
@@ -256,12 +286,12 @@ typedef struct ie_rect {
  * around the selection's centre with side max(longer side + mean side, work)
  * (padding by half the selection's mean side each way, and at least the
  * working size), moved inside the image and clamped to it. */
-ie_rect ie_edit_context(ie_rect sel, int width, int height, int work);
+IE_API ie_rect ie_edit_context(ie_rect sel, int width, int height, int work);
 
 /* ie_edit with extras (NULL = ie_edit). Outputs are allocated only on success. */
-ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
-                     const ie_edit_extras *extras, ie_edit_progress_fn progress, void *user, char *err,
-                     size_t errlen);
+IE_API ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
+                            const ie_edit_extras *extras, ie_edit_progress_fn progress, void *user, char *err,
+                            size_t errlen);
 
 /* --- memory plan (issue 10) ----------------------------------------------------
  * What an edit of an in_w x in_h image with p will hold at its peak, from a
@@ -286,8 +316,110 @@ typedef struct ie_memory_plan {
     const char *peak_phase;      /* "UNet loop", "VAE decode", ... */
 } ie_memory_plan;
 
-ie_status ie_session_memory_plan(ie_session *s, const ie_edit_params *p, int in_w, int in_h, int in_channels,
-                                 ie_memory_plan *out, char *err, size_t errlen);
+IE_API ie_status ie_session_memory_plan(ie_session *s, const ie_edit_params *p, int in_w, int in_h, int in_channels,
+                                        ie_memory_plan *out, char *err, size_t errlen);
+
+/* --- version ------------------------------------------------------------------ */
+
+#define IE_VERSION_MAJOR 0
+#define IE_VERSION_MINOR 1
+#define IE_VERSION_PATCH 0
+#define IE_VERSION_NUMBER (IE_VERSION_MAJOR * 10000 + IE_VERSION_MINOR * 100 + IE_VERSION_PATCH)
+
+/* The loaded library's version, "MAJOR.MINOR.PATCH" (may be newer than the
+ * header a program was compiled with). */
+IE_API const char *ie_version_string(void);
+/* The same as MAJOR * 10000 + MINOR * 100 + PATCH, to compare with IE_VERSION_NUMBER. */
+IE_API int ie_version_number(void);
+
+/* Frees text and data the library hands over (ie_model_describe,
+ * ie_devices_describe, ie_selfcheck). NULL is accepted. */
+IE_API void ie_free(void *ptr);
+
+/* --- reconstruction, generation, inversion (whole images) ---------------------------- */
+
+/* Turns edit parameters into a reconstruction's: the target prompt and
+ * guidance become the source's, no attention control or local blending,
+ * EF-DDPM keeps z1 and regenerates the whole grid (strength 1), InfEdit uses
+ * guidance 2 when the source's is at most 1 (its reconstruction needs
+ * guidance on both branches). ie_reconstruct applies it itself; call it to
+ * validate the parameters before opening a model. */
+IE_API void ie_reconstruct_params(ie_edit_params *p);
+
+/* Inverts `in` and regenerates it with its own source prompt (the
+ * reconstruction that measures a method's exactness): ie_edit with
+ * ie_reconstruct_params(p) applied to a copy of p. *out as for ie_edit. */
+IE_API ie_status ie_reconstruct(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
+                                ie_edit_progress_fn progress, void *user, char *err, size_t errlen);
+
+/* The model's view of `in`: resized to the working size (longer side
+ * work_size, 0 = the model's native size), through the VAE encoder
+ * (posterior mean) and decoder, and resized back to in's size; RGB (3
+ * channels). The ceiling of any reconstruction's quality. */
+IE_API ie_status ie_vae_roundtrip(ie_session *s, const ie_image *in, int work_size, ie_image *out, char *err,
+                                  size_t errlen);
+
+/* Parameters for text to image: BDIA's defaults with 50 steps, target
+ * guidance 5 and gamma 0 (plain DDIM, eta 0). */
+IE_API void ie_generate_params_init(ie_edit_params *p);
+
+/* Text to image with BDIA-DDIM (gamma 0 = plain DDIM) from noise drawn from
+ * p->seed, using p->target_prompt, p->negative_prompt, p->steps (0 = 50),
+ * p->cfg_target and p->gamma; p->method is ignored. width / height 0 = the
+ * model's native size; other sizes are rounded to the nearest multiple of
+ * ie_session_size_multiple (at least one multiple). *out receives a new RGB
+ * image of the rounded size. */
+IE_API ie_status ie_generate(ie_session *s, const ie_edit_params *p, int width, int height, ie_image *out,
+                             ie_edit_progress_fn progress, void *user, char *err, size_t errlen);
+
+/* Latents in the UNet's space: n arrays [channels, height, width] one after
+ * the other, row-major. */
+typedef struct ie_latents {
+    float *data;
+    int n, channels, height, width;
+} ie_latents;
+
+/* The inversion alone: `in` at its working size, encoded by the VAE (the
+ * posterior mean for EF-DDPM, a sample drawn from p->seed for BDIA) and
+ * inverted. EF-DDPM gives [x_N, z_N, ..., z_1] (the noisiest latent and every
+ * noise map), BDIA [z_K-1, z_K-2] (the pair regeneration starts from).
+ * InfEdit inverts nothing (IE_ERR_ARG). Free with ie_latents_free. */
+IE_API ie_status ie_invert(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_latents *out,
+                           char *err, size_t errlen);
+IE_API void ie_latents_free(ie_latents *l);
+/* Writes l as a NumPy .npy file of float32 [n, channels, height, width],
+ * atomically (a temporary file renamed when complete). */
+IE_API ie_status ie_latents_save_npy(const ie_latents *l, const char *path, char *err, size_t errlen);
+
+/* --- models and devices ---------------------------------------------------------- */
+
+/* What a model path holds, as the loader sees it, without loading any network
+ * onto a device, one fact a line: the tokenizer, each network's file, naming,
+ * tensor count and dtypes, the EMA choice, the VAE source, the LoRAs (opt->lora)
+ * and what they adapt, skipped tensors, and the check of every tensor's shape
+ * (opt may be NULL; its device is not used). When the model cannot be opened
+ * at all, *text is NULL and err says why. Otherwise *text (free with ie_free)
+ * holds the description, and the status is IE_OK when the model can be
+ * edited, else the code of the last problem the text lists (a missing
+ * tokenizer, a bad LoRA, missing or mis-shaped tensors; IE_ERR_UNSUPPORTED
+ * for another model family). */
+IE_API ie_status ie_model_describe(const char *model_path, const ie_session_options *opt, char **text, char *err,
+                                   size_t errlen);
+
+/* The Vulkan devices, their limits and whether they can be used, and which
+ * backend "auto" (or $INVEDIT_DEVICE) selects; several lines. NULL only when
+ * out of memory. Free with ie_free. */
+IE_API char *ie_devices_describe(void);
+
+/* Runs a 3x3 convolution on the CPU backend and on every Vulkan device and
+ * compares them; *text (free with ie_free) is the report. IE_OK when every
+ * backend ran and agreed with the CPU within 1e-4 (relative), else
+ * IE_ERR_DEVICE (or IE_ERR_NOMEM). */
+IE_API ie_status ie_selfcheck(char **text);
+
+/* Whether `device` is a valid device request ("auto", "cpu", "vulkan",
+ * "vulkan:N"); if not, err says why. */
+IE_API bool ie_device_valid(const char *device, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,18 @@
 #ifndef INVEDIT_STATUS_H
 #define INVEDIT_STATUS_H
 
+/* IE_API marks the functions libinvedit exports. The library is compiled
+ * with hidden symbol visibility (-fvisibility=hidden) and IE_BUILDING_LIBRARY
+ * defined, so only what this mark names is visible in libinvedit.so; for
+ * users of the library it expands to nothing. */
+#ifndef IE_API
+#if defined(IE_BUILDING_LIBRARY) && defined(__GNUC__)
+#define IE_API __attribute__((visibility("default")))
+#else
+#define IE_API
+#endif
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -25,7 +37,7 @@ typedef enum ie_status {
     IE_ERR_NONFINITE = 10, /* a computation produced NaN or Inf (bad weights, fp16 overflow) */
 } ie_status;
 
-const char *ie_status_name(ie_status s);
+IE_API const char *ie_status_name(ie_status s);
 
 #ifdef __cplusplus
 }

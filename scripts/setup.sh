@@ -101,7 +101,10 @@ fi
 # test: plain build, then ASan+UBSan; fail on the first failing suite.
 build "$build_dir"
 rm -f "$build_dir"/meson-logs/testlog-*.json "$build_dir"/vk-trixie/testlog-*.json  # .ci/run counts them all
-meson test -C "$build_dir" --print-errorlogs --num-processes 1
+meson test -C "$build_dir" --print-errorlogs --num-processes 1 --no-suite install
+# libinvedit as an outside program uses it: installed into a staging folder,
+# examples/edit_png.c built through pkg-config and run (suite 'install').
+bash scripts/test-installed-example.sh "$build_dir"
 # Vulkan (docs/vulkan.md), plain build only: the suite under the Khronos
 # validation layer (sync + GPU-assisted) with shader coverage, at each
 # subgroup size, and scripts/gpu-check.sh --dry so the GPU check does not rot.

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Checkpoints as users have them (issue: single .safetensors files, a separate VAE, LoRAs).
 #
-#   test_checkpoints.sh path/to/invedit path/to/test_checkpoints
+#   test_checkpoints.sh path/to/invedit path/to/test_checkpoints path/to/invedit-tensor
 #
 # Makes its data in a temporary folder with tools/ (nothing large is committed):
 #   - a Hugging Face tokenizer folder from model/data/bpe_simple_vocab_16e6.txt.gz
@@ -18,8 +18,9 @@
 #     lora), a UNet output vs the PyTorch UNet with merged weights (<= 1e-4), bad LoRA files.
 # CPU backend. Needs /usr/bin/python3 with numpy and torch (skips, 77, without).
 set -u
-INVEDIT=${1:?usage: test_checkpoints.sh INVEDIT TEST_CHECKPOINTS}
-TC=${2:?usage: test_checkpoints.sh INVEDIT TEST_CHECKPOINTS}
+INVEDIT=${1:?usage: test_checkpoints.sh INVEDIT TEST_CHECKPOINTS INVEDIT_TENSOR}
+TC=${2:?usage: test_checkpoints.sh INVEDIT TEST_CHECKPOINTS INVEDIT_TENSOR}
+TENSOR=${3:?usage: test_checkpoints.sh INVEDIT TEST_CHECKPOINTS INVEDIT_TENSOR}
 ROOT=${INVEDIT_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 PY=/usr/bin/python3
 if ! $PY -c 'import numpy, torch' 2>/dev/null; then
@@ -114,10 +115,10 @@ P1="a red circle on the left on a blue background"
 P2="a green square on the right on a textured yellow background"
 for m in folder single; do
     [ $m = folder ] && M=$DEMO || M=$S/demo.safetensors
-    run "$m text-encode" $INVEDIT tensor text-encode -q --model "$M" --text "$P1" -o "$TMP/c_$m.npy"
-    run "$m unet" $INVEDIT tensor unet -q --model "$M" --sample "$TMP/x.npy" --t 601 --context "$TMP/c_folder.npy" -o "$TMP/u_$m.npy"
-    run "$m vae-encode" $INVEDIT tensor vae-encode -q --model "$M" --image "$TMP/img.npy" -o "$TMP/e_$m.npy"
-    run "$m vae-decode" $INVEDIT tensor vae-decode -q --model "$M" --latent "$TMP/z.npy" -o "$TMP/d_$m.npy"
+    run "$m text-encode" $TENSOR text-encode -q --model "$M" --text "$P1" -o "$TMP/c_$m.npy"
+    run "$m unet" $TENSOR unet -q --model "$M" --sample "$TMP/x.npy" --t 601 --context "$TMP/c_folder.npy" -o "$TMP/u_$m.npy"
+    run "$m vae-encode" $TENSOR vae-encode -q --model "$M" --image "$TMP/img.npy" -o "$TMP/e_$m.npy"
+    run "$m vae-decode" $TENSOR vae-decode -q --model "$M" --latent "$TMP/z.npy" -o "$TMP/d_$m.npy"
 done
 compare "$TMP/c_single.npy" "$TMP/c_folder.npy" "single file = folder: text-encode (built-in vocabulary)" 1e-6
 compare "$TMP/u_single.npy" "$TMP/u_folder.npy" "single file = folder: unet" 1e-6
@@ -145,13 +146,13 @@ grep -q "text_encoder: .*(BF16 36)" "$TMP/out.txt" && grep -q "vae: .*(F32 180)"
     grep -q "unet: .*(F16 286)" "$TMP/out.txt" && ok "info: BF16 / F32 / F16 in one file" || { fail "info dtypes"; cat "$TMP/out.txt"; }
 expect 0 "EMA copy used for 286 UNet tensors" "info --ema yes" $INVEDIT info --model "$E/demo.safetensors" --ema yes
 expect 0 "no EMA copy" "info --ema yes on a file without EMA" $INVEDIT info --model "$S/demo.safetensors" --ema yes
-run "ema unet auto" $INVEDIT tensor unet -q --model "$E/demo.safetensors" --sample "$TMP/x.npy" --t 601 --context "$TMP/c_folder.npy" -o "$TMP/u_auto.npy"
-run "ema unet yes" $INVEDIT tensor unet -q --model "$E/demo.safetensors" --ema yes --sample "$TMP/x.npy" --t 601 --context "$TMP/c_folder.npy" -o "$TMP/u_ema.npy"
+run "ema unet auto" $TENSOR unet -q --model "$E/demo.safetensors" --sample "$TMP/x.npy" --t 601 --context "$TMP/c_folder.npy" -o "$TMP/u_auto.npy"
+run "ema unet yes" $TENSOR unet -q --model "$E/demo.safetensors" --ema yes --sample "$TMP/x.npy" --t 601 --context "$TMP/c_folder.npy" -o "$TMP/u_ema.npy"
 compare "$TMP/u_ema.npy" "$TMP/u_folder.npy" "--ema yes takes model_ema.* (= the folder's UNet)" 1e-6
 compare "$TMP/u_auto.npy" "$TMP/u_folder.npy" "ema auto takes model.diffusion_model.* (perturbed here)" 1 1e-3
-run "mixed vae-decode" $INVEDIT tensor vae-decode -q --model "$E/demo.safetensors" --latent "$TMP/z.npy" -o "$TMP/d_mixed.npy"
+run "mixed vae-decode" $TENSOR vae-decode -q --model "$E/demo.safetensors" --latent "$TMP/z.npy" -o "$TMP/d_mixed.npy"
 compare "$TMP/d_mixed.npy" "$TMP/d_folder.npy" "F32 VAE in a mixed file = folder" 1e-6
-run "mixed text-encode" $INVEDIT tensor text-encode -q --model "$E/demo.safetensors" --text "$P1" -o "$TMP/c_mixed.npy"
+run "mixed text-encode" $TENSOR text-encode -q --model "$E/demo.safetensors" --text "$P1" -o "$TMP/c_mixed.npy"
 compare "$TMP/c_mixed.npy" "$TMP/c_folder.npy" "BF16 text encoder (rounded weights) close to the folder's" 3e-2
 expect 2 "auto, yes or no" "--ema bogus" $INVEDIT info --model "$E/demo.safetensors" --ema bogus
 
@@ -160,7 +161,7 @@ for u in unet_a unet_b; do
     mkdir -p "$TMP/$u"
     $CONV "$REF/$u" "$TMP/$u/m.safetensors" --components unet --write-configs >/dev/null || fail "convert $u"
     for m in "$REF/$u" "$TMP/$u/m.safetensors"; do
-        run "$u unet" $INVEDIT tensor unet -q --model "$m" --sample "$REF/$u/ref/cfg/x.npy" --timestep "$REF/$u/ref/cfg/t.npy" \
+        run "$u unet" $TENSOR unet -q --model "$m" --sample "$REF/$u/ref/cfg/x.npy" --timestep "$REF/$u/ref/cfg/t.npy" \
             --context "$REF/$u/ref/cfg/ctx.npy" -o "$TMP/$u/$(basename "$m").npy"
     done
     compare "$TMP/$u/m.safetensors.npy" "$TMP/$u/$u.npy" "$u: single file = folder" 1e-6
@@ -168,15 +169,15 @@ done
 mkdir -p "$TMP/vae"
 $CONV "$REF/vae" "$TMP/vae/m.safetensors" --components vae --bias-c11 --write-configs >/dev/null || fail "convert vae"
 for m in "$REF/vae" "$TMP/vae/m.safetensors"; do
-    run "ref vae-decode" $INVEDIT tensor vae-decode -q --model "$m" --latent "$REF/vae/ref/decode/latent.npy" -o "$TMP/vae/$(basename "$m").d.npy"
-    run "ref vae-encode" $INVEDIT tensor vae-encode -q --model "$m" --image "$REF/vae/ref/encode/image.npy" -o "$TMP/vae/$(basename "$m").e.npy"
+    run "ref vae-decode" $TENSOR vae-decode -q --model "$m" --latent "$REF/vae/ref/decode/latent.npy" -o "$TMP/vae/$(basename "$m").d.npy"
+    run "ref vae-encode" $TENSOR vae-encode -q --model "$m" --image "$REF/vae/ref/encode/image.npy" -o "$TMP/vae/$(basename "$m").e.npy"
 done
 compare "$TMP/vae/m.safetensors.d.npy" "$TMP/vae/vae.d.npy" "ref vae decode: single file = folder" 1e-6
 compare "$TMP/vae/m.safetensors.e.npy" "$TMP/vae/vae.e.npy" "ref vae encode: single file = folder" 1e-6
 mkdir -p "$TMP/clip"
 $CONV "$REF/clip" "$TMP/clip/m.safetensors" --components text_encoder --extra --write-configs >/dev/null || fail "convert clip"
 for m in "$REF/clip" "$TMP/clip/m.safetensors"; do
-    run "ref text-encode" $INVEDIT tensor text-encode -q --model "$m" --ids "$REF/clip/ref/full/ids.npy" -o "$TMP/clip/$(basename "$m").npy"
+    run "ref text-encode" $TENSOR text-encode -q --model "$m" --ids "$REF/clip/ref/full/ids.npy" -o "$TMP/clip/$(basename "$m").npy"
 done
 compare "$TMP/clip/m.safetensors.npy" "$TMP/clip/clip.npy" "ref clip: single file = folder" 1e-6
 
@@ -193,7 +194,7 @@ save_st({k[len("first_stage_model."):]: (dtype_name(v), v) for k, v in t.items()
 PYEOF
 $CONV "$DEMO" "$V/unet.safetensors" --components unet >/dev/null
 for vae in "$V/vae-ldm.safetensors" "$DEMO/vae" "$DEMO"; do
-    run "--vae $vae" $INVEDIT tensor vae-decode -q --model "$DEMO" --vae "$vae" --latent "$TMP/z.npy" -o "$TMP/d_vae.npy" &&
+    run "--vae $vae" $TENSOR vae-decode -q --model "$DEMO" --vae "$vae" --latent "$TMP/z.npy" -o "$TMP/d_vae.npy" &&
         compare "$TMP/d_vae.npy" "$TMP/d_folder.npy" "--vae $(basename "$vae") = the model's own VAE" 1e-6
 done
 expect 0 "separate VAE" "info --vae (LDM names without prefix)" $INVEDIT info --model "$S/demo.safetensors" --vae "$V/vae-ldm.safetensors"
@@ -235,7 +236,7 @@ else
 fi
 $LREF unet "$DEMO" "$TMP/x.npy" 601 "$TMP/c_folder.npy" "$TMP/u_lora_ref.npy" "$L/kohya.safetensors:0.8" "$L/peft.safetensors" ||
     fail "PyTorch UNet with the merged LoRAs"
-run "unet --lora" $INVEDIT tensor unet -q --model "$DEMO" --lora "$L/kohya.safetensors:0.8;$L/peft.safetensors" \
+run "unet --lora" $TENSOR unet -q --model "$DEMO" --lora "$L/kohya.safetensors:0.8;$L/peft.safetensors" \
     --sample "$TMP/x.npy" --t 601 --context "$TMP/c_folder.npy" -o "$TMP/u_lora.npy"
 compare "$TMP/u_lora.npy" "$TMP/u_lora_ref.npy" "UNet output with 2 LoRAs = PyTorch UNet with merged weights" 1e-4
 compare "$TMP/u_folder.npy" "$TMP/u_lora_ref.npy" "... and the LoRAs change it" 1 1e-3

@@ -216,7 +216,7 @@ def cmd_unet(folder, sample, t, context, out, specs):
     with torch.no_grad():
         x = torch.from_numpy(np.load(sample).astype(np.float64))
         c = torch.from_numpy(np.load(context).astype(np.float64))
-        if c.shape[0] == 1 and x.shape[0] > 1:  # one context for every row, as invedit tensor unet
+        if c.shape[0] == 1 and x.shape[0] > 1:  # one context for every row, as invedit-tensor unet (tools/tensor)
             c = c.expand(x.shape[0], *c.shape[1:])
         eps = unet(x, torch.tensor([float(t)] * x.shape[0], dtype=torch.float64), c)
     np.save(out, eps.numpy().astype(np.float32))

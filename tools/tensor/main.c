@@ -1,20 +1,22 @@
-/* invedit tensor: run one network on NumPy arrays, for comparing a checkpoint
- * with another implementation (diffusers, ComfyUI, ...) by hand.
+/* invedit-tensor: run one network on NumPy arrays, for comparing a checkpoint
+ * with another implementation (diffusers, ComfyUI, ...) by hand. A developer
+ * harness on the library's internals (the networks, the .npy reader): built
+ * with the tree, not installed; the shipped CLI uses only the public API.
  *
- *   invedit tensor tokenize    --model M --text T [-o ids.npy]          ids [1, 77] i32 (printed too)
- *   invedit tensor text-encode --model M (--ids ids.npy | --text T) -o h.npy      [B, L, D]
- *   invedit tensor unet        --model M --sample x.npy (--timestep t.npy | --t 981)
+ *   invedit-tensor tokenize    --model M --text T [-o ids.npy]          ids [1, 77] i32 (printed too)
+ *   invedit-tensor text-encode --model M (--ids ids.npy | --text T) -o h.npy      [B, L, D]
+ *   invedit-tensor unet        --model M --sample x.npy (--timestep t.npy | --t 981)
  *                              --context ctx.npy [--timestep-cond w.npy] -o eps.npy
- *   invedit tensor vae-encode  --model M --image img.npy [--sample [--seed N] | --noise n.npy] -o z.npy
- *   invedit tensor vae-decode  --model M --latent z.npy -o img.npy
+ *   invedit-tensor vae-encode  --model M --image img.npy [--sample [--seed N] | --noise n.npy] -o z.npy
+ *   invedit-tensor vae-decode  --model M --latent z.npy -o img.npy
  *
  * Arrays are NCHW / [B, L, C] float32 as diffusers holds them (inputs may be
  * any float or integer .npy; they are converted). Latents are in UNet space
  * (scaled by the VAE's scaling_factor), images in [-1, 1]. Only the asked
  * network is loaded. Every command takes --device and --fp32 and exits with
- * cli_exit_code's codes (0 ok, 2 usage, 3 bad input or model, 4 device).
+ * the CLI's exit codes (0 ok, 2 usage, 3 bad input or model, 4 device).
  */
-#include "commands.h"
+#include <invedit.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,24 @@
 #include "model/npy.h"
 #include "inversion/rng.h"
 #include "model/sd.h"
+
+/* The exit status for a library status, as the CLI's (cli/cmd_edit.c). */
+static int cli_exit_code(ie_status s) {
+    switch (s) {
+    case IE_OK: return 0;
+    case IE_ERR_ARG: return 2;
+    case IE_ERR_IO:
+    case IE_ERR_FORMAT:
+    case IE_ERR_SHAPE:
+    case IE_ERR_UNSUPPORTED: return 3;
+    case IE_ERR_NOMEM:
+    case IE_ERR_DEVICE:
+    case IE_ERR_NODEVICE: return 4;
+    case IE_ERR_CANCELLED: return 130;
+    case IE_ERR_NONFINITE: return 1;
+    }
+    return 1;
+}
 
 /* --- the commands and their options ----------------------------------------------- */
 
@@ -113,7 +133,7 @@ static const char *exit_help =
     "             4 device or memory error\n";
 
 static void cmd_usage(FILE *f, const tensor_cmd *c) {
-    fprintf(f, "usage: invedit tensor %s %s\n\n%s\n\noptions:\n", c->name, c->synopsis, c->what);
+    fprintf(f, "usage: invedit-tensor %s %s\n\n%s\n\noptions:\n", c->name, c->synopsis, c->what);
     for (int i = 0; i < O_COUNT; i++) {
         const tensor_opt *o = &options[i];
         if (!(o->cmds & c->bit)) continue;
@@ -126,12 +146,12 @@ static void cmd_usage(FILE *f, const tensor_cmd *c) {
 }
 
 static void tensor_usage(FILE *f) {
-    fprintf(f, "usage: invedit tensor COMMAND --model PATH [options]\n\n"
+    fprintf(f, "usage: invedit-tensor COMMAND --model PATH [options]\n\n"
                "Runs one network of a model on NumPy .npy arrays, for comparing a checkpoint with another\n"
                "implementation (diffusers, ...). Arrays are float32, NCHW / [B, L, C] as diffusers holds them.\n\n"
                "commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\n'invedit tensor COMMAND --help' lists a command's options.\n\n%s", exit_help);
+    fprintf(f, "\n'invedit-tensor COMMAND --help' lists a command's options.\n\n%s", exit_help);
 }
 
 typedef struct tensor_args {
@@ -155,7 +175,7 @@ static int parse_args(int argc, char **argv, tensor_args *a) {
             }
         }
         if (!hit) {
-            fprintf(stderr, "invedit tensor %s: %s '%s' (see --help)\n", cn,
+            fprintf(stderr, "invedit-tensor %s: %s '%s' (see --help)\n", cn,
                     s[0] == '-' ? "unknown option" : "unexpected argument", s);
             return 2;
         }
@@ -164,14 +184,14 @@ static int parse_args(int argc, char **argv, tensor_args *a) {
             continue;
         }
         if (i + 1 >= argc) {
-            fprintf(stderr, "invedit tensor %s: %s needs a value (%s)\n", cn, s, hit->arg);
+            fprintf(stderr, "invedit-tensor %s: %s needs a value (%s)\n", cn, s, hit->arg);
             return 2;
         }
         a->val[id] = argv[++i];
     }
     if (!a->val[O_MODEL]) a->val[O_MODEL] = getenv("INVEDIT_MODEL");
     if (!a->val[O_MODEL]) {
-        fprintf(stderr, "invedit tensor %s: --model PATH is required (a diffusers folder or an SD 1.x "
+        fprintf(stderr, "invedit-tensor %s: --model PATH is required (a diffusers folder or an SD 1.x "
                         ".safetensors; or set INVEDIT_MODEL)\n", cn);
         return 2;
     }
@@ -213,7 +233,7 @@ static int read_array(const char *cn, const char *what, const char *path, host_a
     npy_array a;
     ie_status s = npy_read(path, &a, err, sizeof err);
     if (s) {
-        fprintf(stderr, "invedit tensor %s: %s: %s\n", cn, what, err);
+        fprintf(stderr, "invedit-tensor %s: %s: %s\n", cn, what, err);
         return cli_exit_code(s);
     }
     h->ndim = a.ndim;
@@ -222,7 +242,7 @@ static int read_array(const char *cn, const char *what, const char *path, host_a
     h->data = npy_to_f32(&a);
     npy_free(&a);
     if (!h->data && h->numel > 0) {
-        fprintf(stderr, "invedit tensor %s: out of memory reading %s\n", cn, path);
+        fprintf(stderr, "invedit-tensor %s: out of memory reading %s\n", cn, path);
         return cli_exit_code(IE_ERR_NOMEM);
     }
     return 0;
@@ -246,7 +266,7 @@ static int want_rank(const char *cn, const char *what, const char *path, host_ar
     if (h->ndim != want_ndim || h->numel == 0) {
         char b[128];
         shape_str(h, b, sizeof b);
-        fprintf(stderr, "invedit tensor %s: %s %s has shape %s; expected %d dimensions%s\n", cn, what, path, b,
+        fprintf(stderr, "invedit-tensor %s: %s %s has shape %s; expected %d dimensions%s\n", cn, what, path, b,
                 want_ndim, h->numel == 0 ? " and some elements" : "");
         return cli_exit_code(IE_ERR_SHAPE);
     }
@@ -259,7 +279,7 @@ static int per_row(const char *cn, const char *what, const char *path, const hos
     if (h->numel != 1 && (h->ndim != 1 || h->numel != B)) {
         char b[128];
         shape_str(h, b, sizeof b);
-        fprintf(stderr, "invedit tensor %s: %s %s has shape %s; expected [%lld], [1] or a scalar\n", cn, what,
+        fprintf(stderr, "invedit-tensor %s: %s %s has shape %s; expected [%lld], [1] or a scalar\n", cn, what,
                 path, b, (long long)B);
         return cli_exit_code(IE_ERR_SHAPE);
     }
@@ -290,14 +310,14 @@ static int write_output(const char *cn, ie_backend *be, ie_tensor *t, const char
     float *h = malloc(n * sizeof *h);
     ie_status s = h ? ie_tensor_download_f32(t, h) : IE_ERR_NOMEM;
     if (s) {
-        fprintf(stderr, "invedit tensor %s: %s\n", cn, s == IE_ERR_NOMEM ? "out of memory" : ie_backend_errmsg(be));
+        fprintf(stderr, "invedit-tensor %s: %s\n", cn, s == IE_ERR_NOMEM ? "out of memory" : ie_backend_errmsg(be));
         free(h);
         return cli_exit_code(s);
     }
     s = npy_write_f32(path, h, t->ndim, t->shape, err, sizeof err);
     free(h);
     if (s) {
-        fprintf(stderr, "invedit tensor %s: %s\n", cn, err);
+        fprintf(stderr, "invedit-tensor %s: %s\n", cn, err);
         return cli_exit_code(s);
     }
     return 0;
@@ -329,7 +349,7 @@ static int load_tokenizer(const char *cn, const char *model, clip_tokenizer **to
         }
     }
     if (s) {
-        fprintf(stderr, "invedit tensor %s: %s\n", cn, err);
+        fprintf(stderr, "invedit-tensor %s: %s\n", cn, err);
         return cli_exit_code(s);
     }
     return 0;
@@ -338,7 +358,7 @@ static int load_tokenizer(const char *cn, const char *model, clip_tokenizer **to
 static int run_tokenize(tensor_args *a) {
     const char *cn = a->cmd->name, *text = a->val[O_TEXT];
     if (!text) {
-        fprintf(stderr, "invedit tensor tokenize: --text is required\n");
+        fprintf(stderr, "invedit-tensor tokenize: --text is required\n");
         return 2;
     }
     clip_tokenizer *tok = NULL;
@@ -358,7 +378,7 @@ static int run_tokenize(tensor_args *a) {
         int64_t shape[2] = {1, CLIP_CONTEXT_LENGTH};
         ie_status s = npy_write_i32(a->val[O_OUTPUT], ids, 2, shape, err, sizeof err);
         if (s) {
-            fprintf(stderr, "invedit tensor tokenize: %s\n", err);
+            fprintf(stderr, "invedit-tensor tokenize: %s\n", err);
             return cli_exit_code(s);
         }
     }
@@ -381,29 +401,29 @@ static int open_model(net_run *r, int parts) {
     char note[512] = "", err[2048] = "";
     double t0 = now();
     if (a->val[O_DEVICE] && !ie_device_request_valid(a->val[O_DEVICE], err, sizeof err)) {
-        fprintf(stderr, "invedit tensor %s: --device: %s\n", r->cn, err);
+        fprintf(stderr, "invedit-tensor %s: --device: %s\n", r->cn, err);
         return 2;
     }
     r->be = ie_backend_open(a->val[O_DEVICE], note, sizeof note);
     if (!r->be) {
-        fprintf(stderr, "invedit tensor %s: no backend\n", r->cn);
+        fprintf(stderr, "invedit-tensor %s: no backend\n", r->cn);
         return cli_exit_code(IE_ERR_NODEVICE);
     }
     const char *req = a->val[O_DEVICE] ? a->val[O_DEVICE] : getenv("INVEDIT_DEVICE");
     if (req && *req && strcmp(req, "auto") && note[0]) {
         /* an explicit request that could not be honoured: no silent fallback here */
-        fprintf(stderr, "invedit tensor %s: device %s: %s\n", r->cn, req, note);
+        fprintf(stderr, "invedit-tensor %s: device %s: %s\n", r->cn, req, note);
         return cli_exit_code(IE_ERR_NODEVICE);
     }
     sd_load_options opt = {.wtype = a->val[O_FP32] ? SD_WTYPE_F32 : SD_WTYPE_AUTO, .parts = parts,
                            .vae = a->val[O_VAE], .lora = a->val[O_LORA]};
     if (a->val[O_EMA] && !sd_ema_mode_from_name(a->val[O_EMA], &opt.ema)) {
-        fprintf(stderr, "invedit tensor %s: --ema: auto, yes or no\n", r->cn);
+        fprintf(stderr, "invedit-tensor %s: --ema: auto, yes or no\n", r->cn);
         return 2;
     }
     ie_status s = sd_model_load(r->be, a->val[O_MODEL], &opt, &r->m, err, sizeof err);
     if (s) {
-        fprintf(stderr, "invedit tensor %s: cannot load %s: %s\n", r->cn, a->val[O_MODEL], err);
+        fprintf(stderr, "invedit-tensor %s: cannot load %s: %s\n", r->cn, a->val[O_MODEL], err);
         return cli_exit_code(s);
     }
     r->t_load = now() - t0;
@@ -420,7 +440,7 @@ static void report(const net_run *r, double secs) {
 static int net_status(const net_run *r, ie_status s, const char *where) {
     if (!s) s = ie_backend_sync(r->be);
     if (!s) return 0;
-    fprintf(stderr, "invedit tensor %s: %s\n", r->cn, where && where[0] ? where : ie_backend_errmsg(r->be));
+    fprintf(stderr, "invedit-tensor %s: %s\n", r->cn, where && where[0] ? where : ie_backend_errmsg(r->be));
     return cli_exit_code(s);
 }
 
@@ -428,16 +448,16 @@ static int run_text_encode(net_run *r) {
     tensor_args *a = r->a;
     const char *cn = r->cn;
     if (!!a->val[O_IDS] == !!a->val[O_TEXT]) {
-        fprintf(stderr, "invedit tensor %s: give one of --ids FILE or --text TEXT\n", cn);
+        fprintf(stderr, "invedit-tensor %s: give one of --ids FILE or --text TEXT\n", cn);
         return 2;
     }
     long long skip = 1;
     if (a->val[O_CLIP_SKIP] && !parse_long(a->val[O_CLIP_SKIP], 1, 64, &skip)) {
-        fprintf(stderr, "invedit tensor %s: --clip-skip must be an integer in [1, 64]\n", cn);
+        fprintf(stderr, "invedit-tensor %s: --clip-skip must be an integer in [1, 64]\n", cn);
         return 2;
     }
     if (!a->val[O_OUTPUT]) {
-        fprintf(stderr, "invedit tensor %s: -o FILE is required\n", cn);
+        fprintf(stderr, "invedit-tensor %s: -o FILE is required\n", cn);
         return 2;
     }
     int32_t *ids = NULL;
@@ -447,12 +467,12 @@ static int run_text_encode(net_run *r) {
         npy_array arr;
         ie_status s = npy_read(a->val[O_IDS], &arr, err, sizeof err);
         if (s) {
-            fprintf(stderr, "invedit tensor %s: --ids: %s\n", cn, err);
+            fprintf(stderr, "invedit-tensor %s: --ids: %s\n", cn, err);
             return cli_exit_code(s);
         }
         if ((arr.ndim != 1 && arr.ndim != 2) || arr.numel == 0) {
             char b[128];
-            fprintf(stderr, "invedit tensor %s: --ids %s has shape %s; expected [B, L] or [L]\n", cn, a->val[O_IDS],
+            fprintf(stderr, "invedit-tensor %s: --ids %s has shape %s; expected [B, L] or [L]\n", cn, a->val[O_IDS],
                     npy_shape_str(&arr, b, sizeof b));
             npy_free(&arr);
             return cli_exit_code(IE_ERR_SHAPE);
@@ -490,11 +510,11 @@ static int run_unet(net_run *r) {
     tensor_args *a = r->a;
     const char *cn = r->cn;
     if (!a->val[O_SAMPLE_NPY] || !a->val[O_CONTEXT] || !a->val[O_OUTPUT]) {
-        fprintf(stderr, "invedit tensor unet: --sample, --context and -o are required (see --help)\n");
+        fprintf(stderr, "invedit-tensor unet: --sample, --context and -o are required (see --help)\n");
         return 2;
     }
     if (!!a->val[O_TIMESTEP] == !!a->val[O_T]) {
-        fprintf(stderr, "invedit tensor unet: give one of --timestep FILE or --t T\n");
+        fprintf(stderr, "invedit-tensor unet: give one of --timestep FILE or --t T\n");
         return 2;
     }
     double tval = 0;
@@ -502,7 +522,7 @@ static int run_unet(net_run *r) {
         char *end;
         tval = strtod(a->val[O_T], &end);
         if (!*a->val[O_T] || *end) {
-            fprintf(stderr, "invedit tensor unet: --t '%s' is not a number\n", a->val[O_T]);
+            fprintf(stderr, "invedit-tensor unet: --t '%s' is not a number\n", a->val[O_T]);
             return 2;
         }
     }
@@ -515,7 +535,7 @@ static int run_unet(net_run *r) {
     if (!code) code = want_rank(cn, "--context", a->val[O_CONTEXT], &ctx, 3);
     const int64_t B = x.shape[0];
     if (!code && ctx.shape[0] != B && ctx.shape[0] != 1) {
-        fprintf(stderr, "invedit tensor unet: --context has batch %lld, --sample %lld\n", (long long)ctx.shape[0],
+        fprintf(stderr, "invedit-tensor unet: --context has batch %lld, --sample %lld\n", (long long)ctx.shape[0],
                 (long long)B);
         code = cli_exit_code(IE_ERR_SHAPE);
     }
@@ -577,20 +597,20 @@ static int run_vae_encode(net_run *r) {
     tensor_args *a = r->a;
     const char *cn = r->cn;
     if (!a->val[O_IMAGE] || !a->val[O_OUTPUT]) {
-        fprintf(stderr, "invedit tensor vae-encode: --image and -o are required (see --help)\n");
+        fprintf(stderr, "invedit-tensor vae-encode: --image and -o are required (see --help)\n");
         return 2;
     }
     long long seed = 0;
     if (a->val[O_SEED] && !parse_long(a->val[O_SEED], 0, INT64_MAX, &seed)) {
-        fprintf(stderr, "invedit tensor vae-encode: --seed must be a non-negative integer\n");
+        fprintf(stderr, "invedit-tensor vae-encode: --seed must be a non-negative integer\n");
         return 2;
     }
     if (a->val[O_SEED] && !a->val[O_SAMPLE]) {
-        fprintf(stderr, "invedit tensor vae-encode: --seed needs --sample\n");
+        fprintf(stderr, "invedit-tensor vae-encode: --seed needs --sample\n");
         return 2;
     }
     if (a->val[O_NOISE] && a->val[O_SEED]) {
-        fprintf(stderr, "invedit tensor vae-encode: give --seed or --noise, not both\n");
+        fprintf(stderr, "invedit-tensor vae-encode: give --seed or --noise, not both\n");
         return 2;
     }
     host_array img = {0}, nz = {0};
@@ -606,7 +626,7 @@ static int run_vae_encode(net_run *r) {
         if (img.shape[1] != v->config.in_channels || img.shape[2] % f || img.shape[3] % f) {
             char b[128];
             shape_str(&img, b, sizeof b);
-            fprintf(stderr, "invedit tensor vae-encode: --image has shape %s; expected [B, %d, H, W] with H and W "
+            fprintf(stderr, "invedit-tensor vae-encode: --image has shape %s; expected [B, %d, H, W] with H and W "
                             "divisible by %lld\n", b, v->config.in_channels, (long long)f);
             code = cli_exit_code(IE_ERR_SHAPE);
         }
@@ -616,7 +636,7 @@ static int run_vae_encode(net_run *r) {
             if (nz.numel != nl) {
                 char b[128];
                 shape_str(&nz, b, sizeof b);
-                fprintf(stderr, "invedit tensor vae-encode: --noise has shape %s; expected [%lld, %lld, %lld, %lld]\n",
+                fprintf(stderr, "invedit-tensor vae-encode: --noise has shape %s; expected [%lld, %lld, %lld, %lld]\n",
                         b, (long long)B, (long long)Cl, (long long)lshape[2], (long long)lshape[3]);
                 code = cli_exit_code(IE_ERR_SHAPE);
             }
@@ -653,7 +673,7 @@ static int run_vae_decode(net_run *r) {
     tensor_args *a = r->a;
     const char *cn = r->cn;
     if (!a->val[O_LATENT] || !a->val[O_OUTPUT]) {
-        fprintf(stderr, "invedit tensor vae-decode: --latent and -o are required (see --help)\n");
+        fprintf(stderr, "invedit-tensor vae-decode: --latent and -o are required (see --help)\n");
         return 2;
     }
     host_array z = {0};
@@ -667,7 +687,7 @@ static int run_vae_decode(net_run *r) {
         if (z.shape[1] != v->config.latent_channels) {
             char b[128];
             shape_str(&z, b, sizeof b);
-            fprintf(stderr, "invedit tensor vae-decode: --latent has shape %s; expected [B, %d, h, w]\n", b,
+            fprintf(stderr, "invedit-tensor vae-decode: --latent has shape %s; expected [B, %d, h, w]\n", b,
                     v->config.latent_channels);
             code = cli_exit_code(IE_ERR_SHAPE);
         }
@@ -690,7 +710,13 @@ static int run_vae_decode(net_run *r) {
     return code;
 }
 
-int cmd_tensor(int argc, char **argv) {
+int main(int argc, char **argv) {
+    const char *env_device = getenv("INVEDIT_DEVICE");
+    char derr[256];
+    if (env_device && *env_device && !ie_device_request_valid(env_device, derr, sizeof derr)) {
+        fprintf(stderr, "invedit-tensor: INVEDIT_DEVICE: %s\n", derr);
+        return 2;
+    }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         tensor_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -700,7 +726,7 @@ int cmd_tensor(int argc, char **argv) {
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name)) a.cmd = &commands[i];
     if (!a.cmd) {
-        fprintf(stderr, "invedit tensor: unknown command '%s' (tokenize, text-encode, unet, vae-encode, "
+        fprintf(stderr, "invedit-tensor: unknown command '%s' (tokenize, text-encode, unet, vae-encode, "
                         "vae-decode; see --help)\n", argv[1]);
         return 2;
     }
