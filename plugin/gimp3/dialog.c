@@ -194,13 +194,16 @@ gboolean ivp_dialog3_run(GimpProcedure *procedure, GimpProcedureConfig *config) 
         }
         const char *title = ivp_ui_section_title((ivp_ui_section)sec);
         if (title && ivp_ui_section_folded((ivp_ui_section)sec)) {
-            gchar *label_id = g_strconcat(box_ids[sec], "-label", NULL);
-            gchar *expander_id = g_strconcat(box_ids[sec], "-expander", NULL);
+            /* interned: the ids outlive this function wherever the dialog keeps them */
+            gchar *id = g_strconcat(box_ids[sec], "-label", NULL);
+            const gchar *label_id = g_intern_string(id);
+            g_free(id);
+            id = g_strconcat(box_ids[sec], "-expander", NULL);
+            const gchar *expander_id = g_intern_string(id);
+            g_free(id);
             gimp_procedure_dialog_get_label(dlg, label_id, title, FALSE, TRUE);
             gimp_procedure_dialog_fill_expander(dlg, expander_id, label_id, FALSE, box_ids[sec]);
-            sections = g_list_append(sections, (gpointer)g_intern_string(expander_id));
-            g_free(label_id);
-            g_free(expander_id);
+            sections = g_list_append(sections, (gpointer)expander_id);
         } else {
             sections = g_list_append(sections, (gpointer)box_ids[sec]);
         }
