@@ -99,7 +99,7 @@ if [ -n "${ui_impl:-}" ]; then
   say "== dialog under Xvfb ($ui_impl library, last-used values from invedit.ini)"
   shot=$OUT/dialog-gimp2.png; rm -f "$shot"
   session "$ui_impl" "-ui" "--ui" -- INVEDIT_UI_TEST="$shot" GTK2_RC_FILES=/usr/share/gimp/2.0/themes/Light/gtkrc \
-    xvfb-run -a -s "-screen 0 1280x1024x24"
+    xvfb-run -a -s "-screen 0 1280x1400x24"
   cp "$W/log2-$ui_impl-ui.txt" "$OUT/log2-gimp2-ui.txt"
   add_results < <(python3 "$T/check.py" --work "$W" --impl "$ui_impl" --results "$W/results2-$ui_impl-ui.json" \
     --log "$W/log2-$ui_impl-ui.txt" --label gimp2-ui --ui "$(wc -l <"$W/table.tsv")" --shot "$shot")

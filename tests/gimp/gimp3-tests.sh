@@ -122,7 +122,7 @@ nargs=$(wc -l <"$W/table.tsv")
 { conf "$ui_impl" '{"interactive": true}' "-ui"; cat "$T/batch3.py"; } >"$W/driver-ui.py"
 t0=$SECONDS
 ui_model=$MODEL; [ "$ui_impl" = fake ] && ui_model=$FAKE_MODEL
-INVEDIT_UI_TEST=$shot INVEDIT_MODEL=$ui_model timeout 300 xvfb-run -a -s "-screen 0 1280x1024x24" \
+INVEDIT_UI_TEST=$shot INVEDIT_MODEL=$ui_model timeout 300 xvfb-run -a -s "-screen 0 1280x1400x24" \
   gimp-console-3.0 -i --quit --batch-interpreter=python-fu-eval -b - <"$W/driver-ui.py" >"$W/log-ui.txt" 2>&1
 rc=$?
 say "dialog session: rc=$rc, $((SECONDS-t0)) s"
