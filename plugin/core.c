@@ -1,5 +1,5 @@
 /* Host-independent plug-in logic: settings, last-used values, edit region,
- * compositing. No libgimp here (see core.h). */
+ * progress and cancel, compositing. GLib only, no libgimp (see core.h). */
 #include "plugin/core.h"
 
 #include <math.h>
@@ -36,7 +36,7 @@ bool ivp_output_from_name(const char *s, ivp_output *out) {
 
 /* --- settings -------------------------------------------------------------------- */
 
-size_t ivp_param_index(const ie_param_desc *d) {
+static size_t param_index(const ie_param_desc *d) {
     size_t n;
     const ie_param_desc *t = ie_edit_param_table(&n);
     return (size_t)(d - t);
@@ -82,7 +82,7 @@ const char *ivp_param_get_string(const ie_edit_params *p, const ie_param_desc *d
 
 void ivp_settings_set_string(ivp_settings *s, const ie_param_desc *d, const char *value) {
     if (d->type != IE_PARAM_STRING) return;
-    size_t i = ivp_param_index(d);
+    size_t i = param_index(d);
     char *copy = g_strdup(value ? value : "");
     g_free(s->owned[i]);
     s->owned[i] = copy;
@@ -115,17 +115,6 @@ void ivp_settings_clear(ivp_settings *s) {
     g_free(s->owned);
     g_free(s->model_path);
     memset(s, 0, sizeof *s);
-}
-
-void ivp_settings_copy(ivp_settings *dst, const ivp_settings *src) {
-    size_t n;
-    const ie_param_desc *t = ie_edit_param_table(&n);
-    for (size_t i = 0; i < n; i++) {
-        if (t[i].type == IE_PARAM_STRING) ivp_settings_set_string(dst, &t[i], ivp_param_get_string(&src->params, &t[i]));
-        else ivp_param_set_number(&dst->params, &t[i], ivp_param_get_number(&src->params, &t[i]));
-    }
-    ivp_settings_set_model_path(dst, src->model_path);
-    dst->output = src->output;
 }
 
 bool ivp_param_check_number(const ie_param_desc *d, double v, char *err, size_t errlen) {
@@ -169,6 +158,13 @@ void ivp_settings_apply_method_defaults(ivp_settings *s, ie_method m) {
     for (size_t i = 0; i < n; i++)
         if (ivp_param_follows_method(&t[i])) ivp_param_set_number(&s->params, &t[i], ivp_param_get_number(&def, &t[i]));
     s->params.method = m;
+}
+
+bool ivp_settings_switch_method(ivp_settings *s, ie_method from, ie_method to) {
+    bool load = to != from && ivp_settings_has_method_defaults(s, from);
+    if (load) ivp_settings_apply_method_defaults(s, to);
+    s->params.method = to;
+    return load;
 }
 
 const char *ivp_settings_model_path(const ivp_settings *s, char *err, size_t errlen) {
@@ -284,7 +280,7 @@ char *ivp_settings_describe(const ivp_settings *s) {
 
 /* --- region ------------------------------------------------------------------------ */
 
-ivp_rect ivp_context_region(ivp_rect sel, int layer_width, int layer_height, int work) {
+static ivp_rect context_region(ivp_rect sel, int layer_width, int layer_height, int work) {
     ie_rect r = ie_edit_context((ie_rect){sel.x, sel.y, sel.width, sel.height}, layer_width, layer_height, work);
     return (ivp_rect){r.x, r.y, r.width, r.height};
 }
@@ -294,7 +290,7 @@ int ivp_work_size(ie_session *session, const ie_edit_params *params) {
 }
 
 void ivp_region_plan(ivp_rect sel, int layer_width, int layer_height, int work, ivp_rect *ctx, ivp_rect *write) {
-    *ctx = ivp_context_region(sel, layer_width, layer_height, work);
+    *ctx = context_region(sel, layer_width, layer_height, work);
     write->x = sel.x - ctx->x;
     write->y = sel.y - ctx->y;
     write->width = sel.width;
@@ -319,11 +315,12 @@ void ivp_install_cancel_handlers(void) {
     sigaction(SIGINT, &sa, NULL);
 }
 
-bool ivp_cancel_requested(void) { return cancel_flag != 0; }
-
-void ivp_progress_init(ivp_progress *pr, bool echo) {
+void ivp_progress_init(ivp_progress *pr, bool echo, void (*set_text)(const char *text), void (*update)(double fraction)) {
     memset(pr, 0, sizeof *pr);
     pr->echo = echo;
+    pr->set_text = set_text;
+    pr->update = update;
+    pr->label = IVP_PROGRESS_LABEL;
     pr->span = 1.0;
     pr->last_echo_decile = -1;
 }
@@ -379,7 +376,7 @@ static float clamp01(float v) {
     return v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f; /* NaN -> 0 */
 }
 
-void ivp_composite(const ivp_region_job *job, const float *edited_rgb, float *out) {
+static void composite(const ivp_region_job *job, const float *edited_rgb, float *out) {
     const int ch = job->channels;
     const ivp_rect w = job->write;
     for (int y = 0; y < w.height; y++) {
@@ -462,15 +459,6 @@ ie_status ivp_edit_region(ie_session *session, const ie_edit_params *params, con
             for (int x = 0; x < w.width; x++)
                 job->change_mask[(size_t)y * w.width + x] = cmask.pixels[(size_t)(w.y + y) * job->width + (w.x + x)];
         ie_image_free(&cmask);
-        if (res.width != job->width || res.height != job->height || res.channels != 3 || !res.pixels) {
-            snprintf(err, errlen, "the library returned a %dx%dx%d image for a %dx%dx3 input", res.width,
-                     res.height, res.channels, job->width, job->height);
-            ie_image_free(&res);
-            return IE_ERR_SHAPE;
-        }
-        ivp_composite(job, res.pixels, out);
-        ie_image_free(&res);
-        return IE_OK;
     }
     if (res.width != job->width || res.height != job->height || res.channels != 3 || !res.pixels) {
         snprintf(err, errlen, "the library returned a %dx%dx%d image for a %dx%dx3 input", res.width, res.height,
@@ -478,7 +466,7 @@ ie_status ivp_edit_region(ie_session *session, const ie_edit_params *params, con
         ie_image_free(&res);
         return IE_ERR_SHAPE;
     }
-    ivp_composite(job, res.pixels, out);
+    composite(job, res.pixels, out);
     ie_image_free(&res);
     return IE_OK;
 }
@@ -501,4 +489,47 @@ char *ivp_error_message(ie_status st, const char *what, const char *detail) {
     const char *d = detail && *detail ? detail : "failed";
     size_t n = strlen(d);
     return g_strdup_printf("%s: %s%s%s", what, d, n && d[n - 1] == '.' ? "" : ".", advice);
+}
+
+/* --- the run, before and after the pixels ------------------------------------------ */
+
+ie_status ivp_settings_check(const ivp_settings *s, const char **model, char **msg) {
+    char err[512] = "";
+    *model = NULL;
+    if (ie_edit_params_validate(&s->params, err, sizeof err) != IE_OK) {
+        *msg = g_strdup(err);
+        return IE_ERR_ARG;
+    }
+    if (!(*model = ivp_settings_model_path(s, err, sizeof err))) {
+        *msg = g_strdup(err);
+        return IE_ERR_IO;
+    }
+    return IE_OK;
+}
+
+ie_status ivp_session_open(const ivp_settings *s, const char *model, bool interactive, ie_session **session,
+                           char **msg, char **note_box) {
+    char err[512] = "";
+    *session = NULL;
+    *note_box = NULL;
+    ie_session_options so = ie_session_options_from_params(&s->params);
+    ie_status st = ie_session_open_with(model, &so, session, err, sizeof err);
+    if (st != IE_OK) {
+        *msg = ivp_error_message(st, "Could not open the model", err);
+        return st;
+    }
+    const char *note = ie_session_note(*session);
+    if (note && *note) {
+        char *m = g_strdup_printf("invedit: %s (%s)", note, ie_session_device(*session));
+        g_printerr("%s\n", m);
+        /* The CPU fallback: a message box only when Vulkan was asked for by name. */
+        if (interactive && g_str_has_prefix(s->params.device, "vulkan")) *note_box = m;
+        else g_free(m);
+    }
+    return IE_OK;
+}
+
+char *ivp_result_layer_name(const ivp_settings *s) {
+    const char *prompt = s->params.target_prompt;
+    return g_strdup_printf("Diffusion edit: %.40s", prompt && *prompt ? prompt : "result");
 }

@@ -1,9 +1,12 @@
 /* The host-independent part of the GIMP plug-ins: everything both hosts
- * (plugin/gimp3/ for GIMP 3, plugin/gimp2/ for GIMP 2.10) share and that
- * needs no libgimp: the settings (the library's ie_edit_params plus the
- * plug-in's own two arguments), generic access to a parameter through its
- * table entry, the last-used-values key file, the edit region, and the edit of
- * one region including the compositing through the selection mask.
+ * (plugin/gimp3/ for GIMP 3, plugin/gimp2/ for GIMP 2.10) share that needs
+ * only GLib: the settings (the library's ie_edit_params plus the plug-in's
+ * own two arguments), generic access to a parameter through its table
+ * entry, the last-used-values key file, the edit region, progress and
+ * cancel, the checks and the session opening before an edit, the edit of one
+ * region including the compositing through the selection mask, and the
+ * messages. What needs GEGL is in plugin/host_common.h, what the dialogs
+ * share in ui/dialog_layout.h.
  *
  * Pixels cross this boundary as the hosts fetch them through babl:
  * "R'G'B'A float" (4 channels) or "Y'A float" (2 channels), row-major, non-
@@ -71,7 +74,6 @@ typedef struct ivp_settings {
 /* InfEdit's defaults (the table's method-independent defaults), model_path "". */
 void ivp_settings_init(ivp_settings *s);
 void ivp_settings_clear(ivp_settings *s);
-void ivp_settings_copy(ivp_settings *dst, const ivp_settings *src); /* dst initialised */
 void ivp_settings_set_model_path(ivp_settings *s, const char *path);
 
 /* Generic access to one parameter of p through its table entry. Numbers
@@ -81,8 +83,6 @@ void ivp_param_set_number(ie_edit_params *p, const ie_param_desc *d, double v);
 const char *ivp_param_get_string(const ie_edit_params *p, const ie_param_desc *d);
 /* Copies value into s (NULL counts as ""). */
 void ivp_settings_set_string(ivp_settings *s, const ie_param_desc *d, const char *value);
-/* Index of d in the table. */
-size_t ivp_param_index(const ie_param_desc *d);
 
 /* Checks a number against d's range (and wholeness for integers); false
  * with "strength: 2 is outside 0.01..1" in err. Locale-independent, unlike
@@ -100,9 +100,14 @@ bool ivp_settings_has_method_defaults(const ivp_settings *s, ie_method m);
 
 /* Resets the numbers and booleans that depend on the method (steps,
  * strength, guidance, ...) to method m's defaults and sets the method;
- * prompts, words, seed and device are kept. The dialogs call it when the
- * user picks another method. */
+ * prompts, words, seed and device are kept. */
 void ivp_settings_apply_method_defaults(ivp_settings *s, ie_method m);
+
+/* What both dialogs do when the user picks method `to` while the values
+ * belong to `from`: the new method's defaults are loaded when s holds
+ * from's defaults (ivp_settings_has_method_defaults), else the user's
+ * values stay. Sets the method either way; true when defaults were loaded. */
+bool ivp_settings_switch_method(ivp_settings *s, ie_method from, ie_method to);
 
 /* The model path to use: s->model_path, or $INVEDIT_MODEL when that is "".
  * Returns NULL (and explains in err) when neither is set. */
@@ -122,17 +127,13 @@ typedef struct ivp_rect {
     int x, y, width, height;
 } ivp_rect;
 
-/* The region the model sees for the selection bounds `sel` (in layer
- * coordinates): the library's ie_edit_context for a working size whose
- * longer side is `work` pixels (the whole layer when it fits the working
- * size well enough, so prompts written for the whole image apply; else a
- * generous square around the selection). */
-ivp_rect ivp_context_region(ivp_rect sel, int layer_width, int layer_height, int work);
-
 /* The plan for one drawable: from the selection bounds `sel` (layer
  * coordinates, as gimp_drawable_mask_intersect gives them) to the context
  * region `ctx` that is fetched and edited, and the part `write` (relative to
- * ctx) that is written back. */
+ * ctx) that is written back. ctx is the library's ie_edit_context for a
+ * working size whose longer side is `work` pixels: the whole layer when it
+ * fits the working size well enough, so prompts written for the whole image
+ * apply; else a generous square around the selection. */
 void ivp_region_plan(ivp_rect sel, int layer_width, int layer_height, int work, ivp_rect *ctx, ivp_rect *write);
 /* The working size's longer side for params on session (work-size or the native size). */
 int ivp_work_size(ie_session *session, const ie_edit_params *params);
@@ -154,11 +155,13 @@ typedef struct ivp_progress {
     char last_text[128];
 } ivp_progress;
 
-void ivp_progress_init(ivp_progress *pr, bool echo);
+/* The whole run (base 0, span 1), labelled IVP_PROGRESS_LABEL, reporting to
+ * the host's set_text and update (gimp_progress_set_text/_update). */
+void ivp_progress_init(ivp_progress *pr, bool echo, void (*set_text)(const char *text), void (*update)(double fraction));
 bool ivp_progress_cb(void *user, double fraction, const char *text);
-/* Makes SIGTERM/SIGINT cancel the running edit (nothing is written). */
+/* Makes SIGTERM/SIGINT cancel the running edit (nothing is written):
+ * ivp_progress_cb answers false from then on. */
 void ivp_install_cancel_handlers(void);
-bool ivp_cancel_requested(void);
 
 /* --- editing one region ----------------------------------------------------------- */
 
@@ -196,15 +199,37 @@ typedef struct ivp_region_job {
 ie_status ivp_edit_region(ie_session *session, const ie_edit_params *params, const ivp_region_job *job,
                           float *out, ie_edit_progress_fn progress, void *user, char *err, size_t errlen);
 
-/* Composites `edited` (RGB, ctx size) into out as described above; exposed
- * for the tests. */
-void ivp_composite(const ivp_region_job *job, const float *edited_rgb, float *out);
+/* --- the run, before and after the pixels ---------------------------------------------- */
+
+/* Checks the settings before an edit: the parameters (ie_edit_params_validate)
+ * and the model path (ivp_settings_model_path). IE_OK with *model set, else
+ * *msg (g_free it) says what is wrong: IE_ERR_ARG for a bad parameter (the
+ * caller's mistake: a calling error), IE_ERR_IO for a missing model path. */
+ie_status ivp_settings_check(const ivp_settings *s, const char **model, char **msg);
+
+/* Opens model with s's session options. On failure *msg (g_free it) has
+ * the message for the user. On success, *note_box is the note (the CPU
+ * fallback) to show in a message box, or NULL: only when the run is
+ * interactive and Vulkan was asked for by name; the note always goes to
+ * stderr. g_free it. */
+ie_status ivp_session_open(const ivp_settings *s, const char *model, bool interactive, ie_session **session,
+                           char **msg, char **note_box);
+
+/* The name of the new layer an edit adds: "Diffusion edit: <target prompt>". g_free() it. */
+char *ivp_result_layer_name(const ivp_settings *s);
 
 /* A user-facing message for a library error: the library's text with advice
  * where there is some (out of memory, no device, bad model). g_free() it. */
 char *ivp_error_message(ie_status st, const char *what, const char *detail);
 
 /* Messages shared by the hosts. */
+#define IVP_PROGRESS_LABEL "Diffusion edit"
+#define IVP_MSG_LOADING IVP_PROGRESS_LABEL ": loading the model"
+#define IVP_MSG_CANCELLED "invedit: cancelled, the image is unchanged"
+#define IVP_MSG_NO_DISPLAY "invedit: no display for the dialog; call it with RUN-NONINTERACTIVE"
+#define IVP_MSG_GROUP "invedit cannot edit a layer group: pick one of its layers"
+#define IVP_MSG_NEEDS_LAYER \
+    "output new-layer and new-layer-mask need a layer (not a mask or channel): use output in-place"
 #define IVP_MSG_INDEXED "invedit needs an RGB or grayscale image; use Image \342\226\270 Mode \342\226\270 RGB"
 #define IVP_MSG_NO_SELECTION                                                                        \
     "The selection does not touch the layer '%s': select a region on it, or use Select \342\226\270 " \

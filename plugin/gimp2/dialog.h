@@ -1,7 +1,8 @@
-/* The GIMP 2.10 dialog (GTK 2 + libgimpwidgets), generated from the library's
- * parameter table: one widget per parameter (spin/scale for numbers, entry
- * for strings, combo for the method, check box for booleans), a model-path
- * entry with a folder chooser, the output choice, and the advanced
+/* The GIMP 2.10 dialog (GTK 2 + libgimpwidgets), built from the layout that
+ * both dialogs share (ui/dialog_layout.h, generated from the library's
+ * parameter table): one widget per item (scale or spin button for numbers,
+ * entry for strings, combo for the method and the output, check box for
+ * booleans), a folder chooser beside the model path, and the advanced
  * parameters folded into an expander. */
 #ifndef INVEDIT_UI_DIALOG2_H
 #define INVEDIT_UI_DIALOG2_H

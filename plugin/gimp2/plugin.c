@@ -10,6 +10,7 @@
 
 #include "plugin/core.h"
 #include "plugin/gimp2/dialog.h"
+#include "plugin/host_common.h"
 
 /* Positional PDB arguments: run-mode, image, drawable, model-path, the
  * table's entries in table order, output. */
@@ -134,99 +135,27 @@ static gboolean read_args(gint nparams, const GimpParam *param, ivp_settings *s,
 
 /* --- the edit ---------------------------------------------------------------------------- */
 
-typedef struct edit_result {
-    ivp_rect sel; /* layer coordinates, the written part */
-    gint channels;
-    gfloat *pixels; /* sel.width * sel.height * channels */
-    gfloat *change_mask; /* output new-layer-mask: the layer mask over sel */
-} edit_result;
-
 static void progress_text(const char *text) { gimp_progress_set_text(text); }
 static void progress_update(double f) { gimp_progress_update(f); }
 
-static const Babl *pixel_format(gint32 drawable, gint *channels) {
-    gboolean gray = gimp_drawable_is_gray(drawable);
-    *channels = gray ? 2 : 4;
-    return babl_format_with_space(gray ? "Y'A float" : "R'G'B'A float", gimp_drawable_get_format(drawable));
-}
-
-/* Fetches the selection mask over sel (layer coordinates of drawable). */
-static gfloat *fetch_mask(gint32 image, gint32 drawable, ivp_rect sel) {
-    if (gimp_selection_is_empty(image)) return NULL;
-    gint ox = 0, oy = 0;
-    gimp_drawable_offsets(drawable, &ox, &oy);
-    gfloat *mask = g_try_new(gfloat, (gsize)sel.width * sel.height);
-    if (!mask) return NULL;
-    GeglBuffer *buf = gimp_drawable_get_buffer(gimp_image_get_selection(image));
-    gegl_buffer_get(buf, GEGL_RECTANGLE(ox + sel.x, oy + sel.y, sel.width, sel.height), 1.0, babl_format("Y float"),
-                    mask, GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
-    g_object_unref(buf);
-    return mask;
-}
-
 /* Edits one drawable into *res without touching the image. */
 static GimpPDBStatusType edit_drawable(gint32 image, gint32 drawable, const ivp_settings *s, ie_session *session,
-                                       ivp_progress *pr, edit_result *res, gchar **msg) {
-    gint x, y, w, h;
-    if (!gimp_drawable_mask_intersect(drawable, &x, &y, &w, &h) || w <= 0 || h <= 0) {
-        gchar *name = gimp_item_get_name(drawable);
-        *msg = g_strdup_printf(IVP_MSG_NO_SELECTION, name);
-        g_free(name);
-        return GIMP_PDB_EXECUTION_ERROR;
-    }
-    ivp_rect sel = {x, y, w, h}, ctx;
-    ivp_region_job job = {0};
-    ivp_region_plan(sel, gimp_drawable_width(drawable), gimp_drawable_height(drawable),
-                    ivp_work_size(session, &s->params), &ctx, &job.write);
-    const Babl *fmt = pixel_format(drawable, &job.channels);
-    job.width = ctx.width;
-    job.height = ctx.height;
-    gfloat *pixels = g_try_new(gfloat, (gsize)ctx.width * ctx.height * job.channels);
-    res->pixels = g_try_new(gfloat, (gsize)w * h * job.channels);
-    if (!pixels || !res->pixels) {
-        g_free(pixels);
-        *msg = ivp_error_message(IE_ERR_NOMEM, "invedit", "no memory for the region");
-        return GIMP_PDB_EXECUTION_ERROR;
-    }
-    GeglBuffer *buf = gimp_drawable_get_buffer(drawable);
-    gegl_buffer_get(buf, GEGL_RECTANGLE(ctx.x, ctx.y, ctx.width, ctx.height), 1.0, fmt, pixels,
-                    GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
-    g_object_unref(buf);
-    job.pixels = pixels;
-    /* The library composites through the selection (full edit inside its 0.5
-     * contour, the outer half of a feather blends); every output writes that
-     * result as it is (write_result). */
-    gfloat *mask = fetch_mask(image, drawable, sel);
-    job.mask = mask;
-    if (s->output == IVP_OUTPUT_NEW_LAYER_MASK && !(job.change_mask = res->change_mask = g_try_new(gfloat, (gsize)w * h))) {
-        g_free(pixels);
-        g_free(mask);
-        *msg = ivp_error_message(IE_ERR_NOMEM, "invedit", "no memory for the change mask");
-        return GIMP_PDB_EXECUTION_ERROR;
-    }
-
-    char err[512] = "";
-    ie_status st = ivp_edit_region(session, &s->params, &job, res->pixels, ivp_progress_cb, pr, err, sizeof err);
-    g_free(pixels);
-    g_free(mask);
-    if (st == IE_ERR_CANCELLED) return GIMP_PDB_CANCEL;
-    if (st != IE_OK) {
-        *msg = ivp_error_message(st, "invedit", err);
-        return GIMP_PDB_EXECUTION_ERROR;
-    }
-    res->sel = sel;
-    res->channels = job.channels;
-    return GIMP_PDB_SUCCESS;
+                                       ivp_progress *pr, ivp_edit_result *res, gchar **msg) {
+    gint x = 0, y = 0, w = 0, h = 0;
+    gimp_drawable_mask_intersect(drawable, &x, &y, &w, &h); /* check_drawable made sure it does */
+    ivp_drawable_io io = {gimp_drawable_get_buffer(drawable), gimp_drawable_get_format(drawable),
+                          gimp_drawable_is_gray(drawable), gimp_drawable_width(drawable),
+                          gimp_drawable_height(drawable), 0, 0, {x, y, w, h},
+                          gimp_selection_is_empty(image) ? NULL : gimp_drawable_get_buffer(gimp_image_get_selection(image))};
+    gimp_drawable_offsets(drawable, &io.offset_x, &io.offset_y);
+    ie_status st = ivp_edit_drawable(&io, s, session, pr, res, msg);
+    g_object_unref(io.buffer);
+    if (io.selection) g_object_unref(io.selection);
+    return st == IE_OK ? GIMP_PDB_SUCCESS : st == IE_ERR_CANCELLED ? GIMP_PDB_CANCEL : GIMP_PDB_EXECUTION_ERROR;
 }
 
-/* Merges the shadow buffer over r as it is. gimp_drawable_merge_shadow blends
- * the shadow through the selection, but the result already went through it
- * (ivp_edit_region), and a second pass would leave a ring of the old colour in
- * a feather's inner half. So, inside the caller's undo group: the selection is
- * saved to a channel, replaced by the hard rectangle r (the mask is exactly 1
- * over everything written, 0 elsewhere), the shadow merged, the selection
- * restored from the channel (an exact copy) and the channel removed, and the
- * active layer or channel set back. */
+/* Merges the shadow buffer over r as it is, the way host_common.h ("Writing
+ * in place") describes, and sets the active layer or channel back. */
 static void merge_shadow_unmasked(gint32 image, gint32 drawable, ivp_rect r) {
     if (gimp_selection_is_empty(image)) {
         gimp_drawable_merge_shadow(drawable, TRUE); /* no selection: nothing to undo twice */
@@ -252,40 +181,29 @@ static void merge_shadow_unmasked(gint32 image, gint32 drawable, ivp_rect r) {
         gimp_image_set_active_layer(image, active_layer);
 }
 
-static void write_result(gint32 image, gint32 drawable, const ivp_settings *s, const edit_result *res) {
+static void write_result(gint32 image, gint32 drawable, const ivp_settings *s, const ivp_edit_result *res) {
     gint channels;
-    const Babl *fmt = pixel_format(drawable, &channels);
+    const Babl *fmt = ivp_pixel_format(gimp_drawable_is_gray(drawable), gimp_drawable_get_format(drawable), &channels);
     const ivp_rect r = res->sel;
     if (s->output == IVP_OUTPUT_IN_PLACE) {
-        GeglBuffer *shadow = gimp_drawable_get_shadow_buffer(drawable);
-        gegl_buffer_set(shadow, GEGL_RECTANGLE(r.x, r.y, r.width, r.height), 0, fmt, res->pixels, GEGL_AUTO_ROWSTRIDE);
-        gegl_buffer_flush(shadow);
-        g_object_unref(shadow);
+        ivp_buffer_write(gimp_drawable_get_shadow_buffer(drawable), r, fmt, res->pixels);
         merge_shadow_unmasked(image, drawable, r);
         gimp_drawable_update(drawable, r.x, r.y, r.width, r.height);
         return;
     }
     /* A copy of the layer above it, with the edited region written in. */
     gint32 layer = gimp_layer_copy(drawable);
-    const gchar *prompt = s->params.target_prompt;
-    gchar *name = g_strdup_printf("Diffusion edit: %.40s", prompt && *prompt ? prompt : "result");
+    gchar *name = ivp_result_layer_name(s);
     gimp_item_set_name(layer, name);
     g_free(name);
     gimp_image_insert_layer(image, layer, gimp_item_get_parent(drawable), gimp_image_get_item_position(image, drawable));
-    GeglBuffer *buf = gimp_drawable_get_buffer(layer);
-    gegl_buffer_set(buf, GEGL_RECTANGLE(r.x, r.y, r.width, r.height), 0, fmt, res->pixels, GEGL_AUTO_ROWSTRIDE);
-    gegl_buffer_flush(buf);
-    g_object_unref(buf);
+    ivp_buffer_write(gimp_drawable_get_buffer(layer), r, fmt, res->pixels);
     if (res->change_mask) {
         /* the change mask as the layer's mask (black elsewhere): the user can paint corrections */
         if (gimp_layer_get_mask(layer) != -1) gimp_layer_remove_mask(layer, GIMP_MASK_DISCARD);
         gint32 lm = gimp_layer_create_mask(layer, GIMP_ADD_MASK_BLACK);
         gimp_layer_add_mask(layer, lm);
-        GeglBuffer *mb = gimp_drawable_get_buffer(lm);
-        gegl_buffer_set(mb, GEGL_RECTANGLE(r.x, r.y, r.width, r.height), 0, babl_format("Y float"), res->change_mask,
-                        GEGL_AUTO_ROWSTRIDE);
-        gegl_buffer_flush(mb);
-        g_object_unref(mb);
+        ivp_buffer_write(gimp_drawable_get_buffer(lm), r, babl_format("Y float"), res->change_mask);
     }
     gimp_drawable_update(layer, 0, 0, gimp_drawable_width(layer), gimp_drawable_height(layer));
 }
@@ -301,11 +219,11 @@ static gboolean check_drawable(gint32 drawable, const ivp_settings *s, gchar **m
         return FALSE;
     }
     if (gimp_item_is_group(drawable)) {
-        *msg = g_strdup("invedit cannot edit a layer group: pick one of its layers");
+        *msg = g_strdup(IVP_MSG_GROUP);
         return FALSE;
     }
     if (ivp_output_is_new_layer(s->output) && !gimp_item_is_layer(drawable)) {
-        *msg = g_strdup("output new-layer and new-layer-mask need a layer (not a mask or channel): use output in-place");
+        *msg = g_strdup(IVP_MSG_NEEDS_LAYER);
         return FALSE;
     }
     gint x, y, w, h;
@@ -320,43 +238,22 @@ static gboolean check_drawable(gint32 drawable, const ivp_settings *s, gchar **m
 
 static GimpPDBStatusType run_edit(gint32 image, gint32 drawable, const ivp_settings *s, GimpRunMode mode,
                                   gchar **msg) {
-    char err[512] = "";
     if (!check_drawable(drawable, s, msg)) return GIMP_PDB_EXECUTION_ERROR;
-    ie_status st = ie_edit_params_validate(&s->params, err, sizeof err);
-    if (st != IE_OK) {
-        *msg = g_strdup(err);
-        return GIMP_PDB_CALLING_ERROR;
-    }
-    const char *model = ivp_settings_model_path(s, err, sizeof err);
-    if (!model) {
-        *msg = g_strdup(err);
-        return GIMP_PDB_EXECUTION_ERROR;
-    }
+    const char *model = NULL;
+    ie_status st = ivp_settings_check(s, &model, msg);
+    if (st != IE_OK) return st == IE_ERR_ARG ? GIMP_PDB_CALLING_ERROR : GIMP_PDB_EXECUTION_ERROR;
 
     gboolean batch = mode == GIMP_RUN_NONINTERACTIVE;
-    gimp_progress_init("Diffusion edit: loading the model");
+    gimp_progress_init(IVP_MSG_LOADING);
     ie_session *session = NULL;
-    ie_session_options so = ie_session_options_from_params(&s->params);
-    st = ie_session_open_with(model, &so, &session, err, sizeof err);
-    if (st != IE_OK) {
-        *msg = ivp_error_message(st, "Could not open the model", err);
-        return GIMP_PDB_EXECUTION_ERROR;
-    }
-    const char *note = ie_session_note(session);
-    if (note && *note) {
-        gchar *m = g_strdup_printf("invedit: %s (%s)", note, ie_session_device(session));
-        /* The CPU fallback: a message box only when Vulkan was asked for by name. */
-        g_printerr("%s\n", m);
-        if (!batch && g_str_has_prefix(s->params.device, "vulkan")) gimp_message(m);
-        g_free(m);
-    }
+    gchar *note = NULL;
+    if (ivp_session_open(s, model, !batch, &session, msg, &note) != IE_OK) return GIMP_PDB_EXECUTION_ERROR;
+    if (note) gimp_message(note);
+    g_free(note);
 
     ivp_progress pr;
-    ivp_progress_init(&pr, batch);
-    pr.set_text = progress_text;
-    pr.update = progress_update;
-    pr.label = "Diffusion edit";
-    edit_result res = {{0, 0, 0, 0}, 0, NULL, NULL};
+    ivp_progress_init(&pr, batch, progress_text, progress_update);
+    ivp_edit_result res = {{0, 0, 0, 0}, 0, NULL, NULL};
     GimpPDBStatusType status = edit_drawable(image, drawable, s, session, &pr, &res, msg);
     ie_session_close(session);
 
@@ -366,8 +263,7 @@ static GimpPDBStatusType run_edit(gint32 image, gint32 drawable, const ivp_setti
         write_result(image, drawable, s, &res);
         gimp_image_undo_group_end(image);
     }
-    g_free(res.pixels);
-    g_free(res.change_mask);
+    ivp_edit_result_clear(&res);
     gimp_progress_end();
     return status;
 }
@@ -402,7 +298,7 @@ static void run(const gchar *name, gint nparams, const GimpParam *param, gint *n
         if (mode == GIMP_RUN_INTERACTIVE) {
             const gchar *display = g_getenv("DISPLAY");
             if (!display || !*display) {
-                msg = g_strdup("invedit: no display for the dialog; call it with RUN-NONINTERACTIVE");
+                msg = g_strdup(IVP_MSG_NO_DISPLAY);
                 status = GIMP_PDB_CALLING_ERROR;
             } else {
                 gimp_ui_init(IVP_BINARY, FALSE);
@@ -423,7 +319,7 @@ static void run(const gchar *name, gint nparams, const GimpParam *param, gint *n
             if (mode != GIMP_RUN_NONINTERACTIVE) gimp_displays_flush();
         }
     }
-    if (status == GIMP_PDB_CANCEL) g_printerr("invedit: cancelled, the image is unchanged\n");
+    if (status == GIMP_PDB_CANCEL) g_printerr("%s\n", IVP_MSG_CANCELLED);
 
     /* 2.10 convention: an error message as a second return value. */
     g_free(message);

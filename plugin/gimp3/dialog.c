@@ -1,9 +1,11 @@
-/* The GIMP 3 dialog, generated from the procedure's arguments (dialog.h). */
+/* The GIMP 3 dialog, built from the shared layout (ui/dialog_layout.h) over
+ * the procedure's arguments (dialog.h). */
 #include "plugin/gimp3/dialog.h"
 
 #include <string.h>
 
 #include "plugin/core.h"
+#include "ui/dialog_layout.h"
 
 typedef struct dialog_state {
     GimpProcedure *procedure;
@@ -34,18 +36,20 @@ static gboolean is_dialog_argument(const GParamSpec *ps) {
 /* Greys out what the method ignores, and says in one line what it does. */
 static void update_sensitivity(dialog_state *st) {
     size_t n;
-    const ie_param_desc *t = ie_edit_param_table(&n);
+    const ivp_ui_item *items = ivp_ui_layout(&n);
     ie_method m = (ie_method)gimp_procedure_config_get_choice_id(st->config, "method");
     gboolean p2p = FALSE;
     g_object_get(st->config, "prompt-to-prompt", &p2p, NULL);
     for (size_t i = 0; i < n; i++) {
-        GtkWidget *w = gimp_procedure_dialog_get_widget(GIMP_PROCEDURE_DIALOG(st->dialog), t[i].name, G_TYPE_NONE);
-        if (w) gtk_widget_set_sensitive(w, ie_edit_param_applies(&t[i], m, p2p));
+        if (!items[i].param) continue;
+        GtkWidget *w = gimp_procedure_dialog_get_widget(GIMP_PROCEDURE_DIALOG(st->dialog), items[i].name, G_TYPE_NONE);
+        if (w) gtk_widget_set_sensitive(w, ivp_ui_item_sensitive(&items[i], m, p2p != FALSE));
     }
     if (st->description) gtk_label_set_text(GTK_LABEL(st->description), ie_method_description(m));
 }
 
-static void p2p_changed(GObject *config, GParamSpec *pspec, dialog_state *st) {
+/* A switch that changes what applies (Prompt-to-Prompt). */
+static void switch_changed(GObject *config, GParamSpec *pspec, dialog_state *st) {
     (void)config, (void)pspec;
     update_sensitivity(st);
 }
@@ -61,8 +65,7 @@ static void method_changed(GObject *config, GParamSpec *pspec, dialog_state *st)
     ivp_settings_init(&s);
     for (size_t i = 0; i < n; i++)
         if (ivp_param_follows_method(&t[i])) ivp_param_set_number(&s.params, &t[i], config_number(st->config, &t[i]));
-    if (m != st->method && ivp_settings_has_method_defaults(&s, st->method)) {
-        ivp_settings_apply_method_defaults(&s, m);
+    if (ivp_settings_switch_method(&s, st->method, m)) {
         for (size_t i = 0; i < n; i++) {
             const ie_param_desc *d = &t[i];
             if (!ivp_param_follows_method(d)) continue;
@@ -138,58 +141,88 @@ gboolean ivp_dialog3_run(GimpProcedure *procedure, GimpProcedureConfig *config) 
     st.dialog = gimp_procedure_dialog_new(procedure, config, IVP_TITLE);
     GimpProcedureDialog *dlg = GIMP_PROCEDURE_DIALOG(st.dialog);
 
+    /* One widget per layout item, of the kind the layout says. */
     size_t n;
-    const ie_param_desc *t = ie_edit_param_table(&n);
-    GList *basic = NULL, *advanced = NULL;
+    const ivp_ui_item *items = ivp_ui_layout(&n);
     for (size_t i = 0; i < n; i++) {
-        const ie_param_desc *d = &t[i];
-        /* Numbers: sliders; a seed's range is too wide for one: a spin button. */
-        if (d->type == IE_PARAM_INT || d->type == IE_PARAM_DOUBLE) {
-            if (d->max - d->min > 10000) gimp_procedure_dialog_get_widget(dlg, d->name, GIMP_TYPE_LABEL_SPIN);
-            else gimp_procedure_dialog_get_spin_scale(dlg, d->name, 1.0);
-        }
-        if (d->advanced) advanced = g_list_append(advanced, (gpointer)d->name);
-        else basic = g_list_append(basic, (gpointer)d->name);
-        if (d->type == IE_PARAM_METHOD) { /* what the method does, under its choice */
-            st.description = gimp_procedure_dialog_get_label(dlg, "method-description", "", FALSE, FALSE);
+        const ivp_ui_item *it = &items[i];
+        GtkWidget *w = NULL;
+        switch (it->kind) {
+        case IVP_UI_SCALE: gimp_procedure_dialog_get_spin_scale(dlg, it->name, 1.0); break;
+        case IVP_UI_SPIN: gimp_procedure_dialog_get_widget(dlg, it->name, GIMP_TYPE_LABEL_SPIN); break;
+        case IVP_UI_CHOICE:
+            /* the output's few values as radio buttons; the method as a combo (its default) */
+            if (!it->param) gimp_procedure_dialog_get_widget(dlg, it->name, GIMP_TYPE_INT_RADIO_FRAME);
+            break;
+        case IVP_UI_ENTRY:
+            w = gimp_procedure_dialog_get_widget(dlg, it->name, G_TYPE_NONE);
+            if (it->width_chars > 0 && GIMP_IS_LABEL_ENTRY(w))
+                gtk_entry_set_width_chars(GTK_ENTRY(gimp_label_entry_get_entry(GIMP_LABEL_ENTRY(w))), it->width_chars);
+            break;
+        case IVP_UI_CHECK: break; /* the default: a check button */
+        case IVP_UI_DESCRIPTION:
+            st.description = gimp_procedure_dialog_get_label(dlg, it->name, "", FALSE, FALSE);
             gtk_label_set_line_wrap(GTK_LABEL(st.description), TRUE);
             gtk_label_set_max_width_chars(GTK_LABEL(st.description), 60);
             gtk_label_set_xalign(GTK_LABEL(st.description), 0.0);
-            basic = g_list_append(basic, (gpointer) "method-description");
+            break;
         }
     }
 
-    /* Prompts and the model path get wide entries. */
-    for (size_t i = 0; i < n + 1; i++) {
-        const char *name = i < n ? t[i].name : IVP_ARG_MODEL_PATH;
-        if (i < n && (t[i].type != IE_PARAM_STRING || !strstr(name, "prompt"))) continue;
-        GtkWidget *w = gimp_procedure_dialog_get_widget(dlg, name, G_TYPE_NONE);
-        if (GIMP_IS_LABEL_ENTRY(w)) gtk_entry_set_width_chars(GTK_ENTRY(gimp_label_entry_get_entry(GIMP_LABEL_ENTRY(w))), 40);
+    /* Each section in a box of its own, top to bottom; a folded one inside
+     * an expander under its title; the model path's box gets the folder
+     * chooser beside the entry. */
+    static const char *const box_ids[IVP_UI_SECTION_COUNT] = {"model-box", "basic-box", "output-box",
+                                                              "advanced-box"};
+    GList *sections = NULL;
+    for (int sec = 0; sec < IVP_UI_SECTION_COUNT; sec++) {
+        size_t count;
+        const ivp_ui_item *first = ivp_ui_section_items((ivp_ui_section)sec, &count);
+        if (!count) continue;
+        GList *names = NULL;
+        for (size_t i = 0; i < count; i++) names = g_list_append(names, (gpointer)first[i].name);
+        GtkWidget *box = gimp_procedure_dialog_fill_box_list(dlg, box_ids[sec], names);
+        g_list_free(names);
+        if (sec == IVP_UI_SECTION_MODEL) {
+            gtk_orientable_set_orientation(GTK_ORIENTABLE(box), GTK_ORIENTATION_HORIZONTAL);
+            GtkWidget *chooser =
+                gtk_file_chooser_button_new(IVP_UI_MODEL_CHOOSER_TITLE, GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER);
+            gtk_widget_set_tooltip_text(chooser, IVP_UI_MODEL_CHOOSER_TOOLTIP);
+            g_signal_connect(chooser, "file-set", G_CALLBACK(model_folder_chosen), &st);
+            gtk_box_pack_end(GTK_BOX(box), chooser, FALSE, FALSE, 0);
+            gtk_widget_show(chooser);
+        }
+        const char *title = ivp_ui_section_title((ivp_ui_section)sec);
+        if (title && ivp_ui_section_folded((ivp_ui_section)sec)) {
+            /* interned: the ids outlive this function wherever the dialog keeps them */
+            gchar *id = g_strconcat(box_ids[sec], "-label", NULL);
+            const gchar *label_id = g_intern_string(id);
+            g_free(id);
+            id = g_strconcat(box_ids[sec], "-expander", NULL);
+            const gchar *expander_id = g_intern_string(id);
+            g_free(id);
+            gimp_procedure_dialog_get_label(dlg, label_id, title, FALSE, TRUE);
+            gimp_procedure_dialog_fill_expander(dlg, expander_id, label_id, FALSE, box_ids[sec]);
+            sections = g_list_append(sections, (gpointer)expander_id);
+        } else {
+            sections = g_list_append(sections, (gpointer)box_ids[sec]);
+        }
     }
-
-    /* Model: the entry and a folder chooser. */
-    GtkWidget *model_box = gimp_procedure_dialog_fill_box(dlg, "model-box", IVP_ARG_MODEL_PATH, NULL);
-    gtk_orientable_set_orientation(GTK_ORIENTABLE(model_box), GTK_ORIENTATION_HORIZONTAL);
-    GtkWidget *chooser = gtk_file_chooser_button_new("Choose the model folder", GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER);
-    gtk_widget_set_tooltip_text(chooser, "Pick a diffusers folder; type a .safetensors path into the entry");
-    g_signal_connect(chooser, "file-set", G_CALLBACK(model_folder_chosen), &st);
-    gtk_box_pack_end(GTK_BOX(model_box), chooser, FALSE, FALSE, 0);
-    gtk_widget_show(chooser);
-
-    gimp_procedure_dialog_fill_box_list(dlg, "basic-box", basic);
-    gimp_procedure_dialog_get_widget(dlg, IVP_ARG_OUTPUT, GIMP_TYPE_INT_RADIO_FRAME);
-
-    gimp_procedure_dialog_fill_box_list(dlg, "advanced-box", advanced);
-    gimp_procedure_dialog_get_label(dlg, "advanced-label", "_Advanced", FALSE, TRUE);
-    gimp_procedure_dialog_fill_expander(dlg, "advanced-expander", "advanced-label", FALSE, "advanced-box");
-
-    gimp_procedure_dialog_fill(dlg, "model-box", "basic-box", IVP_ARG_OUTPUT, "advanced-expander", NULL);
-    g_list_free(basic);
-    g_list_free(advanced);
+    gimp_procedure_dialog_fill_list(dlg, sections);
+    g_list_free(sections);
 
     update_sensitivity(&st);
-    gulong handler = g_signal_connect(config, "notify::method", G_CALLBACK(method_changed), &st);
-    gulong handler_p2p = g_signal_connect(config, "notify::prompt-to-prompt", G_CALLBACK(p2p_changed), &st);
+    /* The items whose value changes what applies: the method (which also
+     * loads its defaults) and Prompt-to-Prompt. */
+    gulong *handlers = g_new0(gulong, n);
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].refreshes_sensitivity) continue;
+        gchar *signal = g_strconcat("notify::", items[i].name, NULL);
+        gboolean is_method = items[i].param && items[i].param->type == IE_PARAM_METHOD;
+        handlers[i] =
+            g_signal_connect(config, signal, is_method ? G_CALLBACK(method_changed) : G_CALLBACK(switch_changed), &st);
+        g_free(signal);
+    }
 
     const gchar *test = g_getenv("INVEDIT_UI_TEST");
     if (test && *test) {
@@ -198,8 +231,9 @@ gboolean ivp_dialog3_run(GimpProcedure *procedure, GimpProcedureConfig *config) 
     }
 
     gboolean ok = gimp_procedure_dialog_run(dlg);
-    g_signal_handler_disconnect(config, handler);
-    g_signal_handler_disconnect(config, handler_p2p);
+    for (size_t i = 0; i < n; i++)
+        if (handlers[i]) g_signal_handler_disconnect(config, handlers[i]);
+    g_free(handlers);
     gtk_widget_destroy(st.dialog);
     return ok;
 }

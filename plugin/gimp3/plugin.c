@@ -12,6 +12,8 @@
 
 #include "plugin/core.h"
 #include "plugin/gimp3/dialog.h"
+#include "plugin/host_common.h"
+#include "ui/dialog_layout.h"
 
 typedef struct _Invedit {
     GimpPlugIn parent_instance;
@@ -59,9 +61,8 @@ static GList *invedit_query_procedures(GimpPlugIn *plug_in) {
 
 static GimpChoice *method_choice(void) {
     GimpChoice *c = gimp_choice_new();
-    static const char *const labels[IE_METHOD_COUNT] = {"EF-DDPM (edit-friendly DDPM inversion)",
-                                                         "BDIA (exact inversion)", "InfEdit (few steps)"};
-    for (int m = 0; m < IE_METHOD_COUNT; m++) gimp_choice_add(c, ie_method_name((ie_method)m), m, labels[m], NULL);
+    for (int m = 0; m < IE_METHOD_COUNT; m++)
+        gimp_choice_add(c, ie_method_name((ie_method)m), m, ivp_ui_method_label((ie_method)m), NULL);
     return c;
 }
 
@@ -173,21 +174,8 @@ static void read_config(GimpProcedureConfig *config, ivp_settings *s) {
 
 /* --- the edit ------------------------------------------------------------------------------ */
 
-typedef struct edit_result {
-    GimpDrawable *drawable;
-    ivp_rect sel; /* layer coordinates, the written part */
-    gfloat *pixels;
-    gfloat *change_mask; /* output new-layer-mask: the layer mask over sel */
-} edit_result;
-
 static void progress_text(const char *text) { gimp_progress_set_text(text); }
 static void progress_update(double f) { gimp_progress_update(f); }
-
-static const Babl *pixel_format(GimpDrawable *d, gint *channels) {
-    gboolean gray = gimp_drawable_is_gray(d);
-    *channels = gray ? 2 : 4;
-    return babl_format_with_space(gray ? "Y'A float" : "R'G'B'A float", gimp_drawable_get_format(d));
-}
 
 static GimpValueArray *fail(GimpProcedure *proc, GimpPDBStatusType status, const gchar *msg) {
     GError *e = g_error_new_literal(GIMP_PLUG_IN_ERROR, 0, msg);
@@ -201,11 +189,11 @@ static gboolean check_drawable(GimpDrawable *d, const ivp_settings *s, gchar **m
         return FALSE;
     }
     if (gimp_item_is_group(GIMP_ITEM(d))) {
-        *msg = g_strdup("invedit cannot edit a layer group: pick one of its layers");
+        *msg = g_strdup(IVP_MSG_GROUP);
         return FALSE;
     }
     if (ivp_output_is_new_layer(s->output) && !GIMP_IS_LAYER(d)) {
-        *msg = g_strdup("output new-layer and new-layer-mask need a layer (not a mask or channel): use output in-place");
+        *msg = g_strdup(IVP_MSG_NEEDS_LAYER);
         return FALSE;
     }
     if (!gimp_drawable_mask_intersect(d, &x, &y, &w, &h) || w <= 0 || h <= 0) {
@@ -215,80 +203,25 @@ static gboolean check_drawable(GimpDrawable *d, const ivp_settings *s, gchar **m
     return TRUE;
 }
 
-static gfloat *fetch_mask(GimpImage *image, GimpDrawable *d, ivp_rect sel) {
-    if (gimp_selection_is_empty(image)) return NULL;
-    gint ox = 0, oy = 0;
-    gimp_drawable_get_offsets(d, &ox, &oy);
-    gfloat *mask = g_try_new(gfloat, (gsize)sel.width * sel.height);
-    if (!mask) return NULL;
-    GeglBuffer *buf = gimp_drawable_get_buffer(GIMP_DRAWABLE(gimp_image_get_selection(image)));
-    gegl_buffer_get(buf, GEGL_RECTANGLE(ox + sel.x, oy + sel.y, sel.width, sel.height), 1.0, babl_format("Y float"),
-                    mask, GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
-    g_object_unref(buf);
-    return mask;
-}
-
 /* Edits one drawable into *res, without touching the image. */
 static GimpPDBStatusType edit_drawable(GimpImage *image, GimpDrawable *d, const ivp_settings *s,
-                                       ie_session *session, ivp_progress *pr, edit_result *res, gchar **msg) {
-    gint x, y, w, h;
-    if (!gimp_drawable_mask_intersect(d, &x, &y, &w, &h) || w <= 0 || h <= 0) {
-        *msg = g_strdup_printf(IVP_MSG_NO_SELECTION, gimp_item_get_name(GIMP_ITEM(d)));
-        return GIMP_PDB_EXECUTION_ERROR;
-    }
-    ivp_rect sel = {x, y, w, h}, ctx;
-    ivp_region_job job = {0};
-    ivp_region_plan(sel, gimp_drawable_get_width(d), gimp_drawable_get_height(d), ivp_work_size(session, &s->params),
-                    &ctx, &job.write);
-    const Babl *fmt = pixel_format(d, &job.channels);
-    job.width = ctx.width;
-    job.height = ctx.height;
-    gfloat *pixels = g_try_new(gfloat, (gsize)ctx.width * ctx.height * job.channels);
-    res->pixels = g_try_new(gfloat, (gsize)w * h * job.channels);
-    if (!pixels || !res->pixels) {
-        g_free(pixels);
-        *msg = ivp_error_message(IE_ERR_NOMEM, "invedit", "no memory for the region");
-        return GIMP_PDB_EXECUTION_ERROR;
-    }
-    GeglBuffer *buf = gimp_drawable_get_buffer(d);
-    gegl_buffer_get(buf, GEGL_RECTANGLE(ctx.x, ctx.y, ctx.width, ctx.height), 1.0, fmt, pixels, GEGL_AUTO_ROWSTRIDE,
-                    GEGL_ABYSS_NONE);
-    g_object_unref(buf);
-    job.pixels = pixels;
-    /* The library composites through the selection (full edit inside its 0.5
-     * contour, the outer half of a feather blends); every output writes that
-     * result as it is (write_result). */
-    gfloat *mask = fetch_mask(image, d, sel);
-    job.mask = mask;
-    if (s->output == IVP_OUTPUT_NEW_LAYER_MASK && !(job.change_mask = res->change_mask = g_try_new(gfloat, (gsize)w * h))) {
-        g_free(pixels);
-        g_free(mask);
-        *msg = ivp_error_message(IE_ERR_NOMEM, "invedit", "no memory for the change mask");
-        return GIMP_PDB_EXECUTION_ERROR;
-    }
-
-    char err[512] = "";
-    ie_status st = ivp_edit_region(session, &s->params, &job, res->pixels, ivp_progress_cb, pr, err, sizeof err);
-    g_free(pixels);
-    g_free(mask);
-    if (st == IE_ERR_CANCELLED) return GIMP_PDB_CANCEL;
-    if (st != IE_OK) {
-        *msg = ivp_error_message(st, "invedit", err);
-        return GIMP_PDB_EXECUTION_ERROR;
-    }
-    res->drawable = d;
-    res->sel = sel;
-    return GIMP_PDB_SUCCESS;
+                                       ie_session *session, ivp_progress *pr, ivp_edit_result *res, gchar **msg) {
+    gint x = 0, y = 0, w = 0, h = 0;
+    gimp_drawable_mask_intersect(d, &x, &y, &w, &h); /* check_drawable made sure it does */
+    ivp_drawable_io io = {gimp_drawable_get_buffer(d), gimp_drawable_get_format(d), gimp_drawable_is_gray(d),
+                          gimp_drawable_get_width(d), gimp_drawable_get_height(d), 0, 0, {x, y, w, h},
+                          gimp_selection_is_empty(image)
+                              ? NULL
+                              : gimp_drawable_get_buffer(GIMP_DRAWABLE(gimp_image_get_selection(image)))};
+    gimp_drawable_get_offsets(d, &io.offset_x, &io.offset_y);
+    ie_status st = ivp_edit_drawable(&io, s, session, pr, res, msg);
+    g_object_unref(io.buffer);
+    if (io.selection) g_object_unref(io.selection);
+    return st == IE_OK ? GIMP_PDB_SUCCESS : st == IE_ERR_CANCELLED ? GIMP_PDB_CANCEL : GIMP_PDB_EXECUTION_ERROR;
 }
 
-/* Merges the shadow buffer over r as it is. gimp_drawable_merge_shadow blends
- * the shadow through the selection, but the result already went through it
- * (ivp_edit_region), and a second pass would leave a ring of the old colour in
- * a feather's inner half. So, inside the caller's undo group: the selection is
- * saved to a channel, replaced by the hard rectangle r (the mask is exactly 1
- * over everything written, 0 elsewhere), the shadow merged, the selection
- * restored from the channel (an exact copy) and the channel removed, and the
- * selected layers or channels set back. */
+/* Merges the shadow buffer over r as it is, the way host_common.h ("Writing
+ * in place") describes, and sets the selected layers or channels back. */
 static void merge_shadow_unmasked(GimpImage *image, GimpDrawable *d, ivp_rect r) {
     if (gimp_selection_is_empty(image)) {
         gimp_drawable_merge_shadow(d, TRUE);
@@ -317,43 +250,31 @@ static void merge_shadow_unmasked(GimpImage *image, GimpDrawable *d, ivp_rect r)
     g_free(channels);
 }
 
-static void write_result(GimpImage *image, const ivp_settings *s, const edit_result *res) {
-    GimpDrawable *d = res->drawable;
+static void write_result(GimpImage *image, GimpDrawable *d, const ivp_settings *s, const ivp_edit_result *res) {
     gint channels;
-    const Babl *fmt = pixel_format(d, &channels);
+    const Babl *fmt = ivp_pixel_format(gimp_drawable_is_gray(d), gimp_drawable_get_format(d), &channels);
     const ivp_rect r = res->sel;
     if (s->output == IVP_OUTPUT_IN_PLACE) {
-        GeglBuffer *shadow = gimp_drawable_get_shadow_buffer(d);
-        gegl_buffer_set(shadow, GEGL_RECTANGLE(r.x, r.y, r.width, r.height), 0, fmt, res->pixels, GEGL_AUTO_ROWSTRIDE);
-        gegl_buffer_flush(shadow);
-        g_object_unref(shadow);
+        ivp_buffer_write(gimp_drawable_get_shadow_buffer(d), r, fmt, res->pixels);
         merge_shadow_unmasked(image, d, r);
         gimp_drawable_update(d, r.x, r.y, r.width, r.height);
         return;
     }
     /* A copy of the layer above it, with the edited region written in. */
     GimpLayer *layer = gimp_layer_copy(GIMP_LAYER(d));
-    const gchar *prompt = s->params.target_prompt;
-    gchar *name = g_strdup_printf("Diffusion edit: %.40s", prompt && *prompt ? prompt : "result");
+    gchar *name = ivp_result_layer_name(s);
     gimp_item_set_name(GIMP_ITEM(layer), name);
     g_free(name);
     GimpItem *parent = gimp_item_get_parent(GIMP_ITEM(d));
     gimp_image_insert_layer(image, layer, parent ? GIMP_LAYER(parent) : NULL,
                             gimp_image_get_item_position(image, GIMP_ITEM(d)));
-    GeglBuffer *buf = gimp_drawable_get_buffer(GIMP_DRAWABLE(layer));
-    gegl_buffer_set(buf, GEGL_RECTANGLE(r.x, r.y, r.width, r.height), 0, fmt, res->pixels, GEGL_AUTO_ROWSTRIDE);
-    gegl_buffer_flush(buf);
-    g_object_unref(buf);
+    ivp_buffer_write(gimp_drawable_get_buffer(GIMP_DRAWABLE(layer)), r, fmt, res->pixels);
     if (res->change_mask) {
         /* the change mask as the layer's mask (black elsewhere): the user can paint corrections */
         if (gimp_layer_get_mask(layer)) gimp_layer_remove_mask(layer, GIMP_MASK_DISCARD);
         GimpLayerMask *lm = gimp_layer_create_mask(layer, GIMP_ADD_MASK_BLACK);
         gimp_layer_add_mask(layer, lm);
-        GeglBuffer *mb = gimp_drawable_get_buffer(GIMP_DRAWABLE(lm));
-        gegl_buffer_set(mb, GEGL_RECTANGLE(r.x, r.y, r.width, r.height), 0, babl_format("Y float"), res->change_mask,
-                        GEGL_AUTO_ROWSTRIDE);
-        gegl_buffer_flush(mb);
-        g_object_unref(mb);
+        ivp_buffer_write(gimp_drawable_get_buffer(GIMP_DRAWABLE(lm)), r, babl_format("Y float"), res->change_mask);
     }
     gimp_drawable_update(GIMP_DRAWABLE(layer), 0, 0, gimp_drawable_get_width(GIMP_DRAWABLE(layer)),
                          gimp_drawable_get_height(GIMP_DRAWABLE(layer)));
@@ -375,8 +296,7 @@ static GimpValueArray *invedit_run(GimpProcedure *procedure, GimpRunMode run_mod
 
     if (run_mode == GIMP_RUN_INTERACTIVE) {
         if (!have_display())
-            return fail(procedure, GIMP_PDB_CALLING_ERROR,
-                        "invedit: no display for the dialog; call it with RUN-NONINTERACTIVE");
+            return fail(procedure, GIMP_PDB_CALLING_ERROR, IVP_MSG_NO_DISPLAY);
         gimp_ui_init(IVP_BINARY);
         if (!ivp_dialog3_run(procedure, config)) return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, NULL);
     }
@@ -390,49 +310,30 @@ static GimpValueArray *invedit_run(GimpProcedure *procedure, GimpRunMode run_mod
 
     GimpPDBStatusType status = GIMP_PDB_SUCCESS;
     gchar *msg = NULL;
-    char err[512] = "";
     for (gint i = 0; i < n_drawables && status == GIMP_PDB_SUCCESS; i++)
         if (!check_drawable(drawables[i], &s, &msg)) status = GIMP_PDB_EXECUTION_ERROR;
-    if (status == GIMP_PDB_SUCCESS && ie_edit_params_validate(&s.params, err, sizeof err) != IE_OK) {
-        msg = g_strdup(err);
-        status = GIMP_PDB_CALLING_ERROR;
-    }
     const char *model = NULL;
-    if (status == GIMP_PDB_SUCCESS && !(model = ivp_settings_model_path(&s, err, sizeof err))) {
-        msg = g_strdup(err);
-        status = GIMP_PDB_EXECUTION_ERROR;
+    if (status == GIMP_PDB_SUCCESS) {
+        ie_status st = ivp_settings_check(&s, &model, &msg);
+        if (st != IE_OK) status = st == IE_ERR_ARG ? GIMP_PDB_CALLING_ERROR : GIMP_PDB_EXECUTION_ERROR;
     }
 
     ie_session *session = NULL;
     gboolean batch = run_mode == GIMP_RUN_NONINTERACTIVE;
     if (status == GIMP_PDB_SUCCESS) {
-        gimp_progress_init("Diffusion edit: loading the model");
-        ie_session_options so = ie_session_options_from_params(&s.params);
-        ie_status st = ie_session_open_with(model, &so, &session, err, sizeof err);
-        if (st != IE_OK) {
-            msg = ivp_error_message(st, "Could not open the model", err);
-            status = GIMP_PDB_EXECUTION_ERROR;
-        } else {
-            const char *note = ie_session_note(session);
-            if (note && *note) {
-                gchar *m = g_strdup_printf("invedit: %s (%s)", note, ie_session_device(session));
-                /* The CPU fallback: a message box only when Vulkan was asked for by name. */
-                g_printerr("%s\n", m);
-                if (!batch && g_str_has_prefix(s.params.device, "vulkan")) gimp_message(m);
-                g_free(m);
-            }
-        }
+        gimp_progress_init(IVP_MSG_LOADING);
+        gchar *note = NULL;
+        if (ivp_session_open(&s, model, !batch, &session, &msg, &note) != IE_OK) status = GIMP_PDB_EXECUTION_ERROR;
+        if (note) gimp_message(note);
+        g_free(note);
     }
 
     /* Edit every drawable first; write only when all succeeded, so a cancel
      * or an error never leaves a half-edited image. */
-    edit_result *results = g_new0(edit_result, n_drawables);
+    ivp_edit_result *results = g_new0(ivp_edit_result, n_drawables);
     for (gint i = 0; i < n_drawables && status == GIMP_PDB_SUCCESS; i++) {
         ivp_progress pr;
-        ivp_progress_init(&pr, batch);
-        pr.set_text = progress_text;
-        pr.update = progress_update;
-        pr.label = "Diffusion edit";
+        ivp_progress_init(&pr, batch, progress_text, progress_update);
         pr.base = (double)i / n_drawables;
         pr.span = 1.0 / n_drawables;
         status = edit_drawable(image, drawables[i], &s, session, &pr, &results[i], &msg);
@@ -441,20 +342,17 @@ static GimpValueArray *invedit_run(GimpProcedure *procedure, GimpRunMode run_mod
 
     if (status == GIMP_PDB_SUCCESS) {
         gimp_image_undo_group_start(image);
-        for (gint i = 0; i < n_drawables; i++) write_result(image, &s, &results[i]);
+        for (gint i = 0; i < n_drawables; i++) write_result(image, drawables[i], &s, &results[i]);
         gimp_image_undo_group_end(image);
         if (run_mode != GIMP_RUN_NONINTERACTIVE) gimp_displays_flush();
     }
-    for (gint i = 0; i < n_drawables; i++) {
-        g_free(results[i].pixels);
-        g_free(results[i].change_mask);
-    }
+    for (gint i = 0; i < n_drawables; i++) ivp_edit_result_clear(&results[i]);
     g_free(results);
     gimp_progress_end();
     ivp_settings_clear(&s);
 
     if (status == GIMP_PDB_CANCEL) {
-        g_printerr("invedit: cancelled, the image is unchanged\n");
+        g_printerr("%s\n", IVP_MSG_CANCELLED);
         return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, NULL);
     }
     if (status != GIMP_PDB_SUCCESS) {

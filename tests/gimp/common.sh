@@ -18,9 +18,9 @@ build_plugins() {
   if [ ! -f "$B/build.ninja" ]; then
     nice meson setup "$B" "$SRC" >"$W/meson-setup.log" 2>&1 || tail -30 "$W/meson-setup.log"
   fi
-  nice ninja -C "$B" "plugin/$HOST/invedit-fake" plugin/invedit-param-table >"$W/build-fake.log" 2>&1
+  nice ninja -C "$B" "tests/gimp/invedit-fake-$HOST" tests/gimp/invedit-param-table >"$W/build-fake.log" 2>&1
   count "build (plug-in with the test-only fake library)" $? "$(tail -20 "$W/build-fake.log")"
-  "$B/plugin/invedit-param-table" >"$W/table.tsv"
+  "$B/tests/gimp/invedit-param-table" >"$W/table.tsv"
   impls=()
   case "$IMPL" in fake) impls=(fake) ;; real) impls=(real) ;; *) impls=(fake real) ;; esac
   if [[ " ${impls[*]} " == *" real "* ]]; then

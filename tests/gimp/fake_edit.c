@@ -1,8 +1,8 @@
 /* TEST-ONLY stand-in for the invedit library's session and edit entry points
- * (edit/invedit.h), linked into `invedit-fake` plug-ins that the GIMP batch
+ * (include/invedit.h), linked into the invedit-fake-gimp2/-gimp3 plug-ins that the GIMP batch
  * tests install to check the plug-in's plumbing without a model: regions,
  * selection masks, alpha, grayscale, 16-bit, progress, cancel and errors.
- * It is never part of the shipped plug-in (plugin/meson.build builds it only
+ * It is never part of the shipped plug-in (tests/gimp/meson.build builds it only
  * as a non-installed test target).
  *
  * The "edit" is exact: out = 1 - in on every channel but alpha, weighted by

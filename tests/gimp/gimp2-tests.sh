@@ -61,7 +61,7 @@ session() { # impl suffix gen-flags -- env...: one gimp-console-2.10 run of the 
 
 for impl in "${impls[@]}"; do
   [ -n "$impl" ] || continue
-  bin=$B/plugin/gimp2/invedit; [ "$impl" = fake ] && bin=$B/plugin/gimp2/invedit-fake
+  bin=$B/plugin/gimp2/invedit; [ "$impl" = fake ] && bin=$B/tests/gimp/invedit-fake-gimp2
   if [ "$impl" = real ]; then  # meson install, staged: the plug-in lands in the user's 2.10 plug-in folder
     rm -rf "$W/stage"
     DESTDIR=$W/stage meson install -C "$B" --no-rebuild --tags gimp-plugin >"$W/install.log" 2>&1
@@ -99,7 +99,7 @@ if [ -n "${ui_impl:-}" ]; then
   say "== dialog under Xvfb ($ui_impl library, last-used values from invedit.ini)"
   shot=$OUT/dialog-gimp2.png; rm -f "$shot"
   session "$ui_impl" "-ui" "--ui" -- INVEDIT_UI_TEST="$shot" GTK2_RC_FILES=/usr/share/gimp/2.0/themes/Light/gtkrc \
-    xvfb-run -a -s "-screen 0 1280x1024x24"
+    xvfb-run -a -s "-screen 0 1280x1400x24"
   cp "$W/log2-$ui_impl-ui.txt" "$OUT/log2-gimp2-ui.txt"
   add_results < <(python3 "$T/check.py" --work "$W" --impl "$ui_impl" --results "$W/results2-$ui_impl-ui.json" \
     --log "$W/log2-$ui_impl-ui.txt" --label gimp2-ui --ui "$(wc -l <"$W/table.tsv")" --shot "$shot")
@@ -115,7 +115,7 @@ fi
 # so what must hold is that nothing was written: the image equals the input.
 if command -v xdotool >/dev/null && command -v gimp-2.10 >/dev/null; then
   say "== GIMP 2.10 GUI: Cancel in the Progress window"
-  fresh_profile "$B/plugin/gimp2/invedit-fake"
+  fresh_profile "$B/tests/gimp/invedit-fake-gimp2"
   in=$W/rgb.png; out=$W/out-fake/gui-cancel.png
   export DISPLAY=:$((90 + RANDOM % 100))
   Xvfb "$DISPLAY" -screen 0 1280x1024x24 -nolisten tcp >"$W/xvfb.log" 2>&1 & xpid=$!

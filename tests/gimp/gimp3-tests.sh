@@ -68,7 +68,7 @@ for impl in "${impls[@]}"; do
     [ -x "$PLUGDIR/invedit" ]; count "meson install puts the plug-in in ~/.config/GIMP/3.0/plug-ins/invedit/" $? \
       "$(tail -5 "$W/install.log")"
   fi
-  bin=$B/plugin/gimp3/invedit; [ "$impl" = fake ] && bin=$B/plugin/gimp3/invedit-fake
+  bin=$B/plugin/gimp3/invedit; [ "$impl" = fake ] && bin=$B/tests/gimp/invedit-fake-gimp3
   install_plugin "$bin"
   say "== $impl library: batch cases"
   session "$impl" "" '{}' -- INVEDIT_FAKE_STEP_MS=5
@@ -89,7 +89,7 @@ done
 # --- the batch examples in plugin/examples (fake library: exact results) -----------------------
 if [[ " ${impls[*]} " == *" fake "* ]]; then
   say "== plugin/examples: edit-folder.scm and edit_folder.py"
-  install_plugin "$B/plugin/gimp3/invedit-fake"
+  install_plugin "$B/tests/gimp/invedit-fake-gimp3"
   mkdir -p "$W/ex/in" "$W/ex/scm" "$W/ex/py"; cp "$W/rgb.png" "$W/ex/in/a.png"; cp "$W/gray.png" "$W/ex/in/b.png"
   timeout 300 gimp-console-3.0 -i --quit --batch-interpreter=plug-in-script-fu-eval -b "(begin
     (load \"$SRC/plugin/examples/edit-folder.scm\")
@@ -115,14 +115,14 @@ fi
 # --- UI: the real dialog under Xvfb ----------------------------------------------------------
 ui_impl=fake; for i in "${impls[@]}"; do [ "$i" = real ] && ui_impl=real; done
 say "== dialog under Xvfb ($ui_impl library)"
-bin=$B/plugin/gimp3/invedit; [ "$ui_impl" = fake ] && bin=$B/plugin/gimp3/invedit-fake
+bin=$B/plugin/gimp3/invedit; [ "$ui_impl" = fake ] && bin=$B/tests/gimp/invedit-fake-gimp3
 install_plugin "$bin"
 shot=$OUT/dialog-gimp3.png; rm -f "$shot"
 nargs=$(wc -l <"$W/table.tsv")
 { conf "$ui_impl" '{"interactive": true}' "-ui"; cat "$T/batch3.py"; } >"$W/driver-ui.py"
 t0=$SECONDS
 ui_model=$MODEL; [ "$ui_impl" = fake ] && ui_model=$FAKE_MODEL
-INVEDIT_UI_TEST=$shot INVEDIT_MODEL=$ui_model timeout 300 xvfb-run -a -s "-screen 0 1280x1024x24" \
+INVEDIT_UI_TEST=$shot INVEDIT_MODEL=$ui_model timeout 300 xvfb-run -a -s "-screen 0 1280x1400x24" \
   gimp-console-3.0 -i --quit --batch-interpreter=python-fu-eval -b - <"$W/driver-ui.py" >"$W/log-ui.txt" 2>&1
 rc=$?
 say "dialog session: rc=$rc, $((SECONDS-t0)) s"

@@ -178,12 +178,42 @@ static void test_settings(void) {
     ivp_settings_set_model_path(&e, "/arg/model");
     CHECK(!g_strcmp0(ivp_settings_model_path(&e, err, sizeof err), "/arg/model"), "model from the argument");
 
-    ivp_settings_copy(&b, &a);
-    da = ivp_settings_describe(&a);
-    db = ivp_settings_describe(&b);
-    CHECK(!strcmp(da, db), "copy");
-    g_free(da);
-    g_free(db);
+    /* before the edit: the model path and the parameters are checked */
+    const char *model = NULL;
+    char *why = NULL;
+    CHECK(ivp_settings_check(&e, &model, &why) == IE_OK && !g_strcmp0(model, "/arg/model") && !why,
+          "check: %s", why ? why : "");
+    e.params.strength = 5.0;
+    CHECK(ivp_settings_check(&e, &model, &why) == IE_ERR_ARG && why && strstr(why, "strength") && !model,
+          "a bad parameter is the caller's error: %s", why ? why : "(no message)");
+    g_free(why);
+    why = NULL;
+    e.params.strength = 1.0;
+    ivp_settings_set_model_path(&e, "");
+    g_unsetenv(IVP_MODEL_ENV);
+    CHECK(ivp_settings_check(&e, &model, &why) == IE_ERR_IO && why && strstr(why, "No model set"), "no model: %s",
+          why ? why : "(no message)");
+    g_free(why);
+
+    /* a method change in a dialog: the new method's defaults while the
+     * values are the old method's, the user's values otherwise */
+    ivp_settings f;
+    ivp_settings_init(&f);
+    ie_edit_params ef;
+    ie_edit_params_init(&ef, IE_METHOD_EF_DDPM);
+    CHECK(ivp_settings_switch_method(&f, IE_METHOD_INFEDIT, IE_METHOD_EF_DDPM) &&
+              f.params.method == IE_METHOD_EF_DDPM && f.params.steps == ef.steps && f.params.eta == ef.eta,
+          "switch to EF-DDPM: steps %d (want %d)", f.params.steps, ef.steps);
+    f.params.steps = 33;
+    CHECK(!ivp_settings_switch_method(&f, IE_METHOD_EF_DDPM, IE_METHOD_BDIA) && f.params.method == IE_METHOD_BDIA &&
+              f.params.steps == 33,
+          "a changed value stays: steps %d, method %d", f.params.steps, (int)f.params.method);
+
+    ivp_settings_set_string(&f, ie_edit_param_find("target-prompt"), "a dog");
+    char *lname = ivp_result_layer_name(&f);
+    CHECK(!strcmp(lname, "Diffusion edit: a dog"), "layer name '%s'", lname);
+    g_free(lname);
+    ivp_settings_clear(&f);
 
     char *msg = ivp_error_message(IE_ERR_NOMEM, "invedit", "no memory for 4096x4096.");
     CHECK(strstr(msg, "Out of memory") && !strstr(msg, ".."), "message: %s", msg);
