@@ -6,11 +6,12 @@
 
 #include <invedit.h>
 
+#include "exit_code.h"
+
 int cmd_edit(int argc, char **argv, bool reconstruct);
 int cmd_generate(int argc, char **argv);
 int cmd_invert(int argc, char **argv);
 int cmd_info(int argc, char **argv); /* cmd_info.c */
-int cli_exit_code(ie_status s);
 
 /* invedit batch (cmd_batch.c), and the loop it shares with a several-targets edit. */
 int cmd_batch(int argc, char **argv);

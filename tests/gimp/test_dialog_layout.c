@@ -11,17 +11,7 @@
 #include "plugin/core.h"
 #include "ui/dialog_layout.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                         \
-    do {                                                         \
-        if (!(cond)) {                                           \
-            failures++;                                          \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                        \
-            fprintf(stderr, "\n");                               \
-        }                                                        \
-    } while (0)
+#include "tests/gimp/check.h"
 
 static size_t count_named(const ivp_ui_item *items, size_t n, const char *name) {
     size_t c = 0;
