@@ -724,6 +724,7 @@ static void cpu_sgemm(ie_backend *be, bool ta, bool tb, int64_t M, int64_t N, in
  * Panels are CPU_WPANEL_FLOATS per thread; the K panels are a fixed
  * function of the shape and the thread count, so the bits are too. */
 #define CPU_WPANEL_FLOATS ((int64_t)64 << 10) /* 256 KiB: half a Zen 3 L2 */
+#define CPU_WPANEL_MIN_K 256
 
 typedef struct cpu_wplan {
     bool split_m, fused;
@@ -737,6 +738,10 @@ static cpu_wplan cpu_wgemm_plan(const cpu_impl *ci, bool ta, bool tb, int64_t M,
     cpu_gemm_split(ci, M, N, K, &p.split_m, &p.block);
     p.fused = K > 0 && ((a16 && !ta && p.split_m) || (b16 && tb && !p.split_m));
     if (p.fused) {
+        /* at most CPU_WPANEL_FLOATS / CPU_WPANEL_MIN_K lines per block, so that a panel is at
+         * least CPU_WPANEL_MIN_K deep (with one thread cpu_gemm_split makes one block of all
+         * 1280 lines, which left 48-deep panels: short sgemms that reload C each time) */
+        p.block = cpu_max(16, cpu_min(p.block, CPU_WPANEL_FLOATS / CPU_WPANEL_MIN_K / 16 * 16));
         int64_t kc = cpu_max(16, CPU_WPANEL_FLOATS / p.block / 16 * 16);
         const int64_t panels = (K + kc - 1) / kc;
         p.kc = cpu_min(K, ((K + panels - 1) / panels + 15) / 16 * 16); /* evened out */
