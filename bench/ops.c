@@ -7,13 +7,14 @@
  * Shapes (batch 1 unless noted; SD 1.5 at 512x512 = a 64x64 latent):
  *   conv 3x3: [1,320,64,64]->320, [1,640,32,32]->640, [1,1280,16,16]->1280,
  *             [1,2560,8,8]->1280 (up_blocks.0 concat)
- *   GEMM 4096x1280x1280 (M x N x K)
+ *   GEMM 4096x1280x1280 (M x N x K), 256x10240x1280 (GEGLU's projection at a
+ *        16x16 latent: few tokens, a large weight)
  *   attention: 4096 tokens, 8 heads, head dim 40 (down_blocks.0 self-attention)
  * --f16: weights (conv kernels, biases, the GEMM matrix) stored as fp16, as
  * the networks load them by default (the CPU backend widens them per op).
  * --only: that group of shapes only (to compare one op quickly).
- * --quick: the first conv only. --tiny: every shape 16x smaller (conv 4x4
- * less spatial, GEMM M 256, attention 256 tokens), a smoke run for slow
+ * --quick: the first conv and GEMM only. --tiny: every shape 16x smaller (conv 4x4
+ * less spatial, GEMM M / 16, attention 256 tokens), a smoke run for slow
  * devices (scripts/gpu-check.sh --dry on lavapipe).
  * Time = the best of --reps runs after one warm-up run.
  */
@@ -178,15 +179,17 @@ static void bench_backend(ie_backend *be, const char *label, bool quick, bool ti
         ie_tensor_free(c.w);
         ie_tensor_free(c.b);
     }
-    if (!only || !strcmp(only, "gemm")) {
-        int64_t M = tiny ? 256 : 4096, N = 1280, K = 1280;
+    static const int gemms[][3] = {{4096, 1280, 1280}, {256, 10240, 1280}}; /* M, N, K */
+    for (int g = 0; g < ((!only || !strcmp(only, "gemm")) ? (quick ? 1 : 2) : 0); g++) {
+        int64_t M = gemms[g][0] / (tiny ? 16 : 1), N = gemms[g][1], K = gemms[g][2];
         int64_t as[3] = {1, M, K}, ws[2] = {N, K}, os[3] = {1, M, N};
         mm_ctx c = {ie_tensor_new(be, IE_F32, 3, os), random_tensor(be, IE_F32, 3, as, 6),
                     random_tensor(be, wt, 2, ws, 7)};
         double t = c.out && c.a && c.w ? time_op(be, run_linear, &c, reps) : -1;
         if (t < 0) fprintf(stderr, "  (%s)\n", ie_backend_errmsg(be));
         char what[96];
-        snprintf(what, sizeof what, "GEMM %lldx1280x1280 (linear)%s", (long long)M, f16 ? " f16w" : "");
+        snprintf(what, sizeof what, "GEMM %lldx%lldx%lld (linear)%s", (long long)M, (long long)N, (long long)K,
+                 f16 ? " f16w" : "");
         report(label, what, 2.0 * M * N * K, t, ceiling);
         ie_tensor_free(c.out);
         ie_tensor_free(c.a);
