@@ -2,14 +2,19 @@
  * backend, against OpenBLAS sgemm on the same machine as the ceiling.
  *
  *   bench-ops [--backend cpu|vulkan|all] [--device N] [--reps N] [--quick] [--tiny] [--f16]
+ *             [--only conv|gemm|attention]
  *
  * Shapes (batch 1 unless noted; SD 1.5 at 512x512 = a 64x64 latent):
  *   conv 3x3: [1,320,64,64]->320, [1,640,32,32]->640, [1,1280,16,16]->1280,
  *             [1,2560,8,8]->1280 (up_blocks.0 concat)
- *   GEMM 4096x1280x1280 (M x N x K)
+ *   GEMM 4096x1280x1280 (M x N x K), 256x10240x1280 (GEGLU's projection at a
+ *        16x16 latent: few tokens, a large weight)
  *   attention: 4096 tokens, 8 heads, head dim 40 (down_blocks.0 self-attention)
- * --quick: the first conv only. --tiny: every shape 16x smaller (conv 4x4
- * less spatial, GEMM M 256, attention 256 tokens), a smoke run for slow
+ * --f16: weights (conv kernels, biases, the GEMM matrix) stored as fp16, as
+ * the networks load them by default (the CPU backend widens them per op).
+ * --only: that group of shapes only (to compare one op quickly).
+ * --quick: the first conv and GEMM only. --tiny: every shape 16x smaller (conv 4x4
+ * less spatial, GEMM M / 16, attention 256 tokens), a smoke run for slow
  * devices (scripts/gpu-check.sh --dry on lavapipe).
  * Time = the best of --reps runs after one warm-up run.
  */
@@ -27,6 +32,15 @@ static double now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
+
+/* CPU seconds of the whole process (all threads): on a shared machine this
+ * does not count the time the threads spent waiting for a core. */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+static double g_cpu_secs; /* best CPU seconds of the last time_op / sgemm_ceiling */
 
 static void fill(float *x, size_t n, uint32_t seed) {
     for (size_t i = 0; i < n; i++) {
@@ -60,11 +74,14 @@ typedef ie_status (*op_fn)(ie_backend *be, void *ctx);
 static double time_op(ie_backend *be, op_fn fn, void *ctx, int reps) {
     if (fn(be, ctx) || ie_backend_sync(be)) return -1;
     double best = 1e30;
+    g_cpu_secs = 1e30;
     for (int r = 0; r < reps; r++) {
+        double c0 = cpu_now();
         ie_backend_timer_begin(be);
         if (fn(be, ctx)) return -1;
         double t = ie_backend_timer_end(be);
         if (t < best) best = t;
+        if (cpu_now() - c0 < g_cpu_secs) g_cpu_secs = cpu_now() - c0;
     }
     return best;
 }
@@ -107,17 +124,22 @@ static double sgemm_ceiling(int M, int N, int K, int reps) {
     fill(b, (size_t)K * N, 2);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.f, a, K, b, K, 0.f, c, N);
     double best = 1e30;
+    g_cpu_secs = 1e30;
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = now(), c0 = cpu_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.f, a, K, b, K, 0.f, c, N);
         double t = now() - t0;
         if (t < best) best = t;
+        if (cpu_now() - c0 < g_cpu_secs) g_cpu_secs = cpu_now() - c0;
     }
     free(a);
     free(b);
     free(c);
     return 2.0 * M * N * K / best * 1e-9;
 }
+
+/* ceiling_cpu: sgemm's GFLOP per CPU second (0: none) */
+static double g_ceiling_cpu;
 
 static void report(const char *backend, const char *what, double flops, double secs, double ceiling) {
     if (secs < 0) {
@@ -127,15 +149,19 @@ static void report(const char *backend, const char *what, double flops, double s
     double gf = flops / secs * 1e-9;
     printf("%-28s %-44s %9.2f ms %9.1f GFLOP/s", backend, what, secs * 1e3, gf);
     if (ceiling > 0) printf("  (%3.0f%% of sgemm)", 100.0 * gf / ceiling);
+    if (!strcmp(backend, "cpu") && g_ceiling_cpu > 0) {
+        double gfc = flops / g_cpu_secs * 1e-9;
+        printf("  [%.1f GFLOP per CPU s, %3.0f%% of sgemm's]", gfc, 100.0 * gfc / g_ceiling_cpu);
+    }
     printf("\n");
     fflush(stdout);
 }
 
 static void bench_backend(ie_backend *be, const char *label, bool quick, bool tiny, bool f16, int reps,
-                          double ceiling) {
+                          double ceiling, const char *only) {
     ie_dtype wt = f16 ? IE_F16 : IE_F32;
     static const int convs[][3] = {{320, 64, 64}, {640, 32, 32}, {1280, 16, 16}, {2560, 8, 8}};
-    int nconv = quick ? 1 : 4;
+    int nconv = only && strcmp(only, "conv") ? 0 : quick ? 1 : 4;
     for (int i = 0; i < nconv; i++) {
         int64_t C = convs[i][0], H = convs[i][1] / (tiny ? 4 : 1), W = convs[i][2] / (tiny ? 4 : 1);
         int64_t Co = C > 1280 ? 1280 : C;
@@ -153,21 +179,23 @@ static void bench_backend(ie_backend *be, const char *label, bool quick, bool ti
         ie_tensor_free(c.w);
         ie_tensor_free(c.b);
     }
-    {
-        int64_t M = tiny ? 256 : 4096, N = 1280, K = 1280;
+    static const int gemms[][3] = {{4096, 1280, 1280}, {256, 10240, 1280}}; /* M, N, K */
+    for (int g = 0; g < ((!only || !strcmp(only, "gemm")) ? (quick ? 1 : 2) : 0); g++) {
+        int64_t M = gemms[g][0] / (tiny ? 16 : 1), N = gemms[g][1], K = gemms[g][2];
         int64_t as[3] = {1, M, K}, ws[2] = {N, K}, os[3] = {1, M, N};
         mm_ctx c = {ie_tensor_new(be, IE_F32, 3, os), random_tensor(be, IE_F32, 3, as, 6),
                     random_tensor(be, wt, 2, ws, 7)};
         double t = c.out && c.a && c.w ? time_op(be, run_linear, &c, reps) : -1;
         if (t < 0) fprintf(stderr, "  (%s)\n", ie_backend_errmsg(be));
         char what[96];
-        snprintf(what, sizeof what, "GEMM %lldx1280x1280 (linear)%s", (long long)M, f16 ? " f16w" : "");
+        snprintf(what, sizeof what, "GEMM %lldx%lldx%lld (linear)%s", (long long)M, (long long)N, (long long)K,
+                 f16 ? " f16w" : "");
         report(label, what, 2.0 * M * N * K, t, ceiling);
         ie_tensor_free(c.out);
         ie_tensor_free(c.a);
         ie_tensor_free(c.w);
     }
-    {
+    if (!only || !strcmp(only, "attention")) {
         int64_t L = tiny ? 256 : 4096, H = 8, D = 40;
         int64_t s[3] = {1, L, H * D};
         attn_ctx c = {ie_tensor_new(be, IE_F32, 3, s), random_tensor(be, IE_F32, 3, s, 8),
@@ -186,29 +214,34 @@ static void bench_backend(ie_backend *be, const char *label, bool quick, bool ti
 }
 
 int main(int argc, char **argv) {
-    const char *which = "all";
+    const char *which = "all", *only = NULL;
     int device = -1, reps = 3;
     bool quick = false, tiny = false, f16 = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--backend") && i + 1 < argc) which = argv[++i];
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) device = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--tiny")) tiny = true;
         else if (!strcmp(argv[i], "--f16")) f16 = true;
         else {
             printf("usage: bench-ops [--backend cpu|vulkan|all] [--device N] [--reps N] [--quick] [--tiny] [--f16]\n"
+                   "                 [--only conv|gemm|attention]\n"
                    "Times SD 1.5 conv/GEMM/attention shapes per backend; OpenBLAS sgemm is the ceiling.\n");
             return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
         }
     }
     if (reps < 1) reps = 1;
     double ceiling = sgemm_ceiling(4096, 1280, 1280, reps);
-    printf("OpenBLAS sgemm 4096x1280x1280 on this machine: %.1f GFLOP/s (%d threads) = the ceiling\n\n",
-           ceiling, openblas_get_num_threads());
+    g_ceiling_cpu = 2.0 * 4096 * 1280 * 1280 / g_cpu_secs * 1e-9;
+    printf("OpenBLAS sgemm 4096x1280x1280 on this machine: %.1f GFLOP/s (%d threads) = the ceiling\n"
+           "  (%.1f GFLOP per CPU second, the ceiling for the CPU backend's [per CPU s] figures, which\n"
+           "  do not count time spent waiting for a core on a shared machine)\n\n",
+           ceiling, openblas_get_num_threads(), g_ceiling_cpu);
     if (!strcmp(which, "cpu") || !strcmp(which, "all")) {
         ie_backend *cpu = ie_backend_cpu_new(0);
-        bench_backend(cpu, "cpu", quick, tiny, false, reps, ceiling);
+        bench_backend(cpu, "cpu", quick, tiny, f16, reps, ceiling, only);
         ie_backend_free(cpu);
     }
     if (!strcmp(which, "vulkan") || !strcmp(which, "all")) {
@@ -219,7 +252,7 @@ int main(int argc, char **argv) {
         } else {
             char label[64];
             snprintf(label, sizeof label, "%.27s", ie_backend_description(vk));
-            bench_backend(vk, label, quick, tiny, f16, reps, ceiling);
+            bench_backend(vk, label, quick, tiny, f16, reps, ceiling, only);
             ie_backend_free(vk);
         }
     }

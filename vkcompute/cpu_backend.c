@@ -9,7 +9,7 @@
  * small parameter vectors (bias, gamma, beta) may be fp16 and are converted
  * into fp32 scratch before use. Every reduction runs in a fixed order, so the
  * same input gives the same bits (sgemm is split over row or column blocks
- * of C, never over K).
+ * of C; over K only in fixed panels accumulated in order, see cpu_wgemm).
  *
  * Scratch: one grow-only buffer per backend, carved up by each op. The parts
  * that scale with the activations (im2col columns, attention scores) are kept
@@ -103,8 +103,10 @@ CPU_INLINE cpu_v8 cpu_exp8(cpu_v8 x) {
 /* Softmax of one score row s[0..n) in place, over keys [0, nvalid); keys
  * [nvalid, n) (the causal mask) get probability 0. Max-subtracted, fp32; the
  * exponentials summed in 8 lane sums (the tail padded with e^-inf = 0),
- * combined pairwise in a fixed order. */
-CPU_INLINE void cpu_softmax_body(float *s, int64_t n, int64_t nvalid) {
+ * combined pairwise in a fixed order. Returns 1/sum; with normalise false
+ * the row is left as the exponentials (the caller scales later: attention
+ * scales its output rows, Dv values, instead of the Lk probabilities). */
+CPU_INLINE float cpu_softmax_body(float *s, int64_t n, int64_t nvalid, bool normalise) {
     int64_t j = 0;
     cpu_v8 m8 = cpu_splat8(s[0]);
     for (; j + 8 <= nvalid; j += 8) {
@@ -130,9 +132,13 @@ CPU_INLINE void cpu_softmax_body(float *s, int64_t n, int64_t nvalid) {
     }
     const float sum = ((sum8[0] + sum8[4]) + (sum8[1] + sum8[5])) + ((sum8[2] + sum8[6]) + (sum8[3] + sum8[7]));
     const float inv = 1.0f / sum;
-    for (j = 0; j + 8 <= nvalid; j += 8) cpu_store8(s + j, cpu_load8(s + j) * inv);
-    for (; j < nvalid; j++) s[j] *= inv;
+    j = 0;
+    if (normalise) {
+        for (; j + 8 <= nvalid; j += 8) cpu_store8(s + j, cpu_load8(s + j) * inv);
+        for (; j < nvalid; j++) s[j] *= inv;
+    }
     for (j = nvalid; j < n; j++) s[j] = 0.0f;
+    return inv;
 }
 
 /* GELU, 0.5·x·erfc(-x/√2), with erfc from Numerical Recipes' erfcc
@@ -192,20 +198,96 @@ CPU_INLINE void cpu_act_body(float *o, const float *x, int64_t n, cpu_act act, c
     }
 }
 
+/* Attention scores of a block of queries against packed keys:
+ * S [nq, nk] (row stride nk) = scale · Q [nq, D] (row stride ldq) · Kᵀ, the
+ * keys packed by cpu_qk_pack as [ceil(nk/16)][D][16]. Tiles of 6 queries x
+ * 16 keys stay in registers for the whole sum (OpenBLAS, at D = 40..160,
+ * spends more time on clearing, reloading and storing its output and
+ * packing than on the products). Each score is the sum over d ascending of
+ * q·k, one multiply and one add per term (no fused multiply-add), then
+ * times scale: the vector and the baseline builds give the same bits. */
+#define CPU_QK_ROWS 6
+CPU_INLINE void cpu_qk_tile(const int rows, float *S, int64_t lds, const float *q, int64_t ldq,
+                            const float *kb, int64_t D, float scale, int64_t ncols) {
+    cpu_v8 acc[CPU_QK_ROWS][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = cpu_splat8(0.0f);
+    for (int64_t d = 0; d < D; d++) {
+        const cpu_v8 k0 = cpu_load8(kb + d * 16), k1 = cpu_load8(kb + d * 16 + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < rows; r++) {
+            const float qv = q[r * ldq + d];
+            acc[r][0] += k0 * qv;
+            acc[r][1] += k1 * qv;
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < rows; r++) {
+        const cpu_v8 v0 = acc[r][0] * scale, v1 = acc[r][1] * scale;
+        float *o = S + r * lds;
+        if (ncols == 16) {
+            cpu_store8(o, v0);
+            cpu_store8(o + 8, v1);
+        } else {
+            float t[16];
+            cpu_store8(t, v0);
+            cpu_store8(t + 8, v1);
+            memcpy(o, t, (size_t)ncols * sizeof(float));
+        }
+    }
+}
+
+CPU_INLINE void cpu_qk_body(float *S, const float *q, int64_t ldq, const float *kp, int64_t nq, int64_t nk,
+                            int64_t D, float scale) {
+    for (int64_t jb = 0; jb * 16 < nk; jb++) {
+        const float *kb = kp + jb * D * 16;
+        const int64_t ncols = nk - jb * 16 < 16 ? nk - jb * 16 : 16;
+        int64_t i = 0;
+        for (; i + CPU_QK_ROWS <= nq; i += CPU_QK_ROWS)
+            cpu_qk_tile(CPU_QK_ROWS, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols);
+        switch (nq - i) {
+        case 5: cpu_qk_tile(5, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
+        case 4: cpu_qk_tile(4, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
+        case 3: cpu_qk_tile(3, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
+        case 2: cpu_qk_tile(2, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
+        case 1: cpu_qk_tile(1, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
+        default: break;
+        }
+    }
+}
+
 typedef struct cpu_kernels {
+    void (*qk_block)(float *S, const float *q, int64_t ldq, const float *kp, int64_t nq, int64_t nk, int64_t D,
+                     float scale);
     void (*softmax_row)(float *s, int64_t n, int64_t nvalid);
+    float (*softmax_exp_row)(float *s, int64_t n, int64_t nvalid); /* unnormalised; returns 1/sum */
     void (*act_row)(float *o, const float *x, int64_t n, cpu_act act, const float *aff, const float *mul);
     const char *isa; /* for the description */
 } cpu_kernels;
 
-static void cpu_softmax_row_base(float *s, int64_t n, int64_t nvalid) { cpu_softmax_body(s, n, nvalid); }
+static void cpu_qk_block_base(float *S, const float *q, int64_t ldq, const float *kp, int64_t nq, int64_t nk,
+                              int64_t D, float scale) {
+    cpu_qk_body(S, q, ldq, kp, nq, nk, D, scale);
+}
+static void cpu_softmax_row_base(float *s, int64_t n, int64_t nvalid) { cpu_softmax_body(s, n, nvalid, true); }
+static float cpu_softmax_exp_row_base(float *s, int64_t n, int64_t nvalid) {
+    return cpu_softmax_body(s, n, nvalid, false);
+}
 static void cpu_act_row_base(float *o, const float *x, int64_t n, cpu_act act, const float *aff,
                              const float *mul) {
     cpu_act_body(o, x, n, act, aff, mul);
 }
 #ifdef CPU_AVX2_CLONES
+__attribute__((target("avx2"))) static void cpu_qk_block_avx2(float *S, const float *q, int64_t ldq,
+                                                              const float *kp, int64_t nq, int64_t nk,
+                                                              int64_t D, float scale) {
+    cpu_qk_body(S, q, ldq, kp, nq, nk, D, scale);
+}
 __attribute__((target("avx2"))) static void cpu_softmax_row_avx2(float *s, int64_t n, int64_t nvalid) {
-    cpu_softmax_body(s, n, nvalid);
+    cpu_softmax_body(s, n, nvalid, true);
+}
+__attribute__((target("avx2"))) static float cpu_softmax_exp_row_avx2(float *s, int64_t n, int64_t nvalid) {
+    return cpu_softmax_body(s, n, nvalid, false);
 }
 __attribute__((target("avx2"))) static void cpu_act_row_avx2(float *o, const float *x, int64_t n, cpu_act act,
                                                              const float *aff, const float *mul) {
@@ -216,12 +298,14 @@ __attribute__((target("avx2"))) static void cpu_act_row_avx2(float *o, const flo
 /* The variant for this CPU (INVEDIT_CPU_NO_AVX2=1 forces the baseline one,
  * for comparing the two). */
 static cpu_kernels cpu_kernels_pick(void) {
-    cpu_kernels k = {cpu_softmax_row_base, cpu_act_row_base, ""};
+    cpu_kernels k = {cpu_qk_block_base, cpu_softmax_row_base, cpu_softmax_exp_row_base, cpu_act_row_base, ""};
 #ifdef CPU_AVX2_CLONES
     const char *off = getenv("INVEDIT_CPU_NO_AVX2");
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && !(off && atoi(off))) {
+        k.qk_block = cpu_qk_block_avx2;
         k.softmax_row = cpu_softmax_row_avx2;
+        k.softmax_exp_row = cpu_softmax_exp_row_avx2;
         k.act_row = cpu_act_row_avx2;
         k.isa = ", AVX2";
     }
@@ -468,6 +552,40 @@ static void cpu_parallel(ie_backend *be, int64_t n, int64_t per_item, cpu_range_
     pthread_mutex_unlock(&p->mu);
 }
 
+/* --- per-thread scratch slots ------------------------------------------------
+ * Jobs whose items each need a buffer of their own (attention's score
+ * block, the fused fp16 weight panels) carve one slot per thread from the
+ * scratch; an item takes a free slot for its whole range and gives it back.
+ * At most one slot per thread is ever held and there are as many slots as
+ * threads, so a free one always exists. */
+typedef struct cpu_slots {
+    char *base;        /* n slots, `bytes` apart */
+    size_t bytes;
+    int64_t n;
+    atomic_bool *busy; /* busy[i]: slot i in use */
+} cpu_slots;
+
+/* Bytes of scratch for n slots of `bytes` each. */
+static size_t cpu_slots_bytes(int64_t n, size_t bytes) {
+    return (size_t)n * cpu_round_up(bytes) + cpu_round_up((size_t)n * sizeof(atomic_bool));
+}
+
+static cpu_slots cpu_slots_carve(char **cursor, int64_t n, size_t bytes) {
+    cpu_slots s = {NULL, cpu_round_up(bytes), n, NULL};
+    s.base = cpu_carve(cursor, (size_t)n * s.bytes);
+    s.busy = cpu_carve(cursor, (size_t)n * sizeof(atomic_bool));
+    for (int64_t i = 0; i < n; i++) atomic_init(&s.busy[i], false);
+    return s;
+}
+
+static int64_t cpu_slot_take(cpu_slots *s) {
+    for (;;)
+        for (int64_t i = 0; i < s->n; i++)
+            if (!atomic_exchange(&s->busy[i], true)) return i;
+}
+
+static void cpu_slot_give(cpu_slots *s, int64_t i) { atomic_store(&s->busy[i], false); }
+
 /* --- sgemm on the pool -----------------------------------------------------
  * OpenBLAS runs single-threaded (set at backend creation) and every sgemm is
  * cut into column blocks of C that the pool's threads claim: OpenBLAS's own
@@ -492,13 +610,55 @@ typedef struct cpu_gemm_job {
     float alpha, beta;
     const float *a, *b;
     float *c;
+    /* fused widening (cpu_wgemm): the split side's operand as fp16 lines
+     * [len, K] (A's rows, or B's rows when tb), widened kc columns at a time
+     * into a slot; NULL for a plain sgemm */
+    const uint16_t *w16;
+    int64_t ldw, kc;
+    const cpu_impl *impl;
+    cpu_slots *slots;
 } cpu_gemm_job;
+
+/* Lines [i0, i1) of the split side: for each panel of kc columns of K, the
+ * fp16 lines are widened into this thread's slot (block x kc floats, which
+ * stays in cache) and multiplied at once, accumulating into C (beta 1 after
+ * the first panel). The full fp32 weight matrix is never written out. */
+static void cpu_gemm_fused(const cpu_gemm_job *j, int64_t i0, int64_t i1) {
+    const int64_t slot = cpu_slot_take(j->slots);
+    float *buf = (float *)(j->slots->base + (size_t)slot * j->slots->bytes);
+    const int64_t n = i1 - i0;
+    for (int64_t k0 = 0; k0 < j->K; k0 += j->kc) {
+        const int64_t kn = cpu_min(j->kc, j->K - k0);
+        for (int64_t r = 0; r < n; r++)
+            j->impl->f16_row(j->impl->f16_to_f32, buf + r * kn, j->w16 + (i0 + r) * j->ldw + k0, kn);
+        const float beta = k0 == 0 ? j->beta : 1.0f;
+        if (j->split_m) { /* C[i0:i1, :] += W[i0:i1, k0:k0+kn] · op(B)[k0:k0+kn, :] */
+            const float *b = j->b + (j->tb ? k0 : k0 * j->ldb);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans, cpu_blas_int(n),
+                        cpu_blas_int(j->N), cpu_blas_int(kn), j->alpha, buf, cpu_blas_int(kn), b,
+                        cpu_blas_int(j->ldb), beta, j->c + i0 * j->ldc, cpu_blas_int(j->ldc));
+        } else { /* C[:, i0:i1] += op(A)[:, k0:k0+kn] · W[i0:i1, k0:k0+kn]ᵀ */
+            const float *a = j->a + (j->ta ? k0 * j->lda : k0);
+            cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, CblasTrans, cpu_blas_int(j->M),
+                        cpu_blas_int(n), cpu_blas_int(kn), j->alpha, a, cpu_blas_int(j->lda), buf,
+                        cpu_blas_int(kn), beta, j->c + i0, cpu_blas_int(j->ldc));
+        }
+    }
+    cpu_slot_give(j->slots, slot);
+}
 
 static void cpu_gemm_blocks(void *ctx, int64_t begin, int64_t end) {
     const cpu_gemm_job *j = ctx;
     const int64_t len = j->split_m ? j->M : j->N;
     const int64_t i0 = begin * j->block, i1 = cpu_min(len, end * j->block);
     if (i1 <= i0) return;
+    if (j->w16) {
+        for (int64_t b = begin; b < end; b++) {
+            const int64_t l0 = b * j->block, l1 = cpu_min(len, l0 + j->block);
+            if (l1 > l0) cpu_gemm_fused(j, l0, l1);
+        }
+        return;
+    }
     const float *a = j->a, *b = j->b;
     float *c = j->c;
     int64_t m = j->M, n = j->N;
@@ -516,13 +676,12 @@ static void cpu_gemm_blocks(void *ctx, int64_t begin, int64_t end) {
                 cpu_blas_int(j->ldb), j->beta, c, cpu_blas_int(j->ldc));
 }
 
-/* Row-major C [M, N] = alpha op(A) op(B) + beta C, as cblas_sgemm. The longer
- * side of C is cut (each block repacks the other operand: A for column
- * blocks, B for row blocks, so the shorter side keeps that cheap). */
-static void cpu_sgemm(ie_backend *be, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
-                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-                      int64_t ldc) {
-    const int threads = cpu_impl_of(be)->pool.n_workers + 1;
+/* How C [M, N] is cut into blocks for the pool: along its longer side (each
+ * block repacks the other operand: A for column blocks, B for row blocks, so
+ * the shorter side keeps that cheap). */
+static void cpu_gemm_split(const cpu_impl *ci, int64_t M, int64_t N, int64_t K, bool *split_m_out,
+                           int64_t *block_out) {
+    const int threads = ci->pool.n_workers + 1;
     const bool split_m = M > N;
     const int64_t len = split_m ? M : N, other = split_m ? N : M;
     const double line_flops = 2.0 * (double)other * (double)K; /* per row or column of C */
@@ -534,8 +693,95 @@ static void cpu_sgemm(ie_backend *be, bool ta, bool tb, int64_t M, int64_t N, in
         block = cpu_max(want, min_lines);
         block = cpu_min(len, (block + 15) / 16 * 16);
     }
-    cpu_gemm_job j = {ta, tb, split_m, M, N, K, lda, ldb, ldc, block, alpha, beta, a, b, c};
+    *split_m_out = split_m;
+    *block_out = block;
+}
+
+/* Row-major C [M, N] = alpha op(A) op(B) + beta C, as cblas_sgemm, in the
+ * blocks of cpu_gemm_split. */
+static void cpu_sgemm(ie_backend *be, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                      int64_t ldc) {
+    bool split_m;
+    int64_t block;
+    cpu_gemm_split(cpu_impl_of(be), M, N, K, &split_m, &block);
+    const int64_t len = split_m ? M : N;
+    cpu_gemm_job j = {ta, tb, split_m, M, N, K, lda, ldb, ldc, block, alpha, beta, a, b, c, NULL, 0, 0, NULL, NULL};
     const int64_t items = (len + block - 1) / block;
+    if (items <= 1) cpu_gemm_blocks(&j, 0, 1);
+    else cpu_parallel(be, items, cpu_max(1, cpu_impl_of(be)->par_min), cpu_gemm_blocks, &j);
+}
+
+/* --- sgemm with an fp16 weight operand ----------------------------------------
+ * C = op(A) op(B) + beta C where one operand (the weights) is fp16: A as
+ * [M, K] rows, or B as [N, K] rows (tb). When cpu_sgemm would cut C along
+ * that operand's lines (rows of C for A, columns for B), which is the case
+ * when the weights are the larger side (the low-resolution layers, where a
+ * weight matrix is up to 118 MB as fp32 and the product is short), each
+ * block widens its own lines panel by panel (cpu_gemm_fused): the fp32 copy
+ * is never written to memory and read back. Otherwise the whole operand is
+ * widened into the scratch first (it is then small next to the product).
+ * Panels are CPU_WPANEL_FLOATS per thread; the K panels are a fixed
+ * function of the shape and the thread count, so the bits are too. */
+#define CPU_WPANEL_FLOATS ((int64_t)64 << 10) /* 256 KiB: half a Zen 3 L2 */
+#define CPU_WPANEL_MIN_K 256
+
+typedef struct cpu_wplan {
+    bool split_m, fused;
+    int64_t block, kc;
+    size_t bytes; /* scratch: the slots when fused, else the widened operand */
+} cpu_wplan;
+
+static cpu_wplan cpu_wgemm_plan(const cpu_impl *ci, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                                bool a16, bool b16) {
+    cpu_wplan p = {0};
+    cpu_gemm_split(ci, M, N, K, &p.split_m, &p.block);
+    p.fused = K > 0 && ((a16 && !ta && p.split_m) || (b16 && tb && !p.split_m));
+    if (p.fused) {
+        /* at most CPU_WPANEL_FLOATS / CPU_WPANEL_MIN_K lines per block, so that a panel is at
+         * least CPU_WPANEL_MIN_K deep (with one thread cpu_gemm_split makes one block of all
+         * 1280 lines, which left 48-deep panels: short sgemms that reload C each time) */
+        p.block = cpu_max(16, cpu_min(p.block, CPU_WPANEL_FLOATS / CPU_WPANEL_MIN_K / 16 * 16));
+        int64_t kc = cpu_max(16, CPU_WPANEL_FLOATS / p.block / 16 * 16);
+        const int64_t panels = (K + kc - 1) / kc;
+        p.kc = cpu_min(K, ((K + panels - 1) / panels + 15) / 16 * 16); /* evened out */
+        p.bytes = cpu_slots_bytes(ci->pool.n_workers + 1, (size_t)(p.block * p.kc) * sizeof(float));
+    } else if (a16 || b16) {
+        p.bytes = cpu_round_up((size_t)((a16 ? M : N) * K) * sizeof(float));
+    }
+    return p;
+}
+
+/* As cpu_sgemm, with a16 (A's data as fp16, a unused) or b16 (B's) set,
+ * along the plan from cpu_wgemm_plan; its scratch comes from *cursor. */
+static void cpu_wgemm(ie_backend *be, const cpu_wplan *p, char **cursor, bool ta, bool tb, int64_t M,
+                      int64_t N, int64_t K, float alpha, const float *a, const uint16_t *a16, int64_t lda,
+                      const float *b, const uint16_t *b16, int64_t ldb, float beta, float *c, int64_t ldc) {
+    if (!a16 && !b16) {
+        cpu_sgemm(be, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    if (!p->fused) { /* widen the whole operand, then a plain sgemm */
+        float *wf = cpu_carve(cursor, p->bytes);
+        const int64_t rows = a16 ? (ta ? K : M) : (tb ? N : K), cols = a16 ? (ta ? M : K) : (tb ? K : N);
+        const int64_t ld = a16 ? lda : ldb;
+        const uint16_t *src = a16 ? a16 : b16;
+        if (ld == cols) {
+            cpu_f16_to_f32_par(be, wf, src, rows * cols);
+        } else {
+            for (int64_t r = 0; r < rows; r++) cpu_f16_row_to_f32(cpu_impl_of(be), wf + r * cols, src + r * ld, cols);
+        }
+        if (a16) cpu_sgemm(be, ta, tb, M, N, K, alpha, wf, cols, b, ldb, beta, c, ldc);
+        else cpu_sgemm(be, ta, tb, M, N, K, alpha, a, lda, wf, cols, beta, c, ldc);
+        return;
+    }
+    cpu_slots slots = cpu_slots_carve(cursor, cpu_impl_of(be)->pool.n_workers + 1,
+                                      (size_t)(p->block * p->kc) * sizeof(float));
+    const int64_t len = p->split_m ? M : N;
+    cpu_gemm_job j = {ta,   tb,    p->split_m, M, N, K,        lda,         ldb,   ldc,
+                      p->block, alpha, beta,   a, b, c,        a16 ? a16 : b16, a16 ? lda : ldb,
+                      p->kc, cpu_impl_of(be), &slots};
+    const int64_t items = (len + p->block - 1) / p->block;
     if (items <= 1) cpu_gemm_blocks(&j, 0, 1);
     else cpu_parallel(be, items, cpu_max(1, cpu_impl_of(be)->par_min), cpu_gemm_blocks, &j);
 }
@@ -719,11 +965,24 @@ static ie_status cpu_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, 
         rows = (OH + nchunks - 1) / nchunks;
     }
     size_t col_bytes = direct ? 0 : cpu_round_up((size_t)(K * rows * OW) * sizeof(float));
-    size_t need = cpu_f32_scratch_bytes(w) + cpu_f32_scratch_bytes(b) + col_bytes;
+    /* fp16 weights: widened panel by panel inside the sgemm when it cuts C
+     * by rows (cpu_wgemm; the low-resolution layers), else once up front */
+    const cpu_impl *ci = cpu_impl_of(be);
+    const bool w16 = w->dtype == IE_F16;
+    const int64_t last_cols = (OH - (OH - 1) / rows * rows) * OW;
+    const cpu_wplan plan_full = cpu_wgemm_plan(ci, false, false, Cout, rows * OW, K, w16, false);
+    const cpu_wplan plan_last = cpu_wgemm_plan(ci, false, false, Cout, last_cols, K, w16, false);
+    const bool fuse = w16 && plan_full.fused;
+    size_t w_bytes = fuse ? (plan_full.bytes > plan_last.bytes ? plan_full.bytes : plan_last.bytes)
+                          : cpu_f32_scratch_bytes(w);
+    size_t need = w_bytes + cpu_f32_scratch_bytes(b) + col_bytes;
     char *cur = need ? cpu_scratch(be, need) : NULL;
     if (need && !cur) return IE_ERR_NOMEM;
 
-    const float *wf = cpu_as_f32(be, w, &cur); /* [Cout, K] */
+    const float *wf = fuse ? NULL : cpu_as_f32(be, w, &cur); /* [Cout, K] */
+    const uint16_t *wh = fuse ? (const uint16_t *)w->host : NULL;
+    char *wcur = cur; /* the panels' slots (fuse) */
+    if (fuse) cur += w_bytes;
     const float *bf = cpu_as_f32(be, b, &cur); /* [Cout] */
     float *col = direct ? NULL : cpu_carve(&cur, col_bytes); /* [K, rows*OW] */
     const float beta = bf ? 1.0f : 0.0f;
@@ -752,7 +1011,14 @@ static ie_status cpu_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, 
                         memset(o + co * P, 0, (size_t)ncols * sizeof(float));
                 continue;
             }
-            cpu_sgemm(be, false, false, Cout, ncols, K, 1.0f, wf, K, rhs, ldb, beta, o, P);
+            if (fuse) {
+                const cpu_wplan plan = cpu_wgemm_plan(ci, false, false, Cout, ncols, K, true, false);
+                char *wc = wcur;
+                cpu_wgemm(be, &plan, &wc, false, false, Cout, ncols, K, 1.0f, NULL, wh, K, rhs, NULL, ldb,
+                          beta, o, P);
+            } else {
+                cpu_sgemm(be, false, false, Cout, ncols, K, 1.0f, wf, K, rhs, ldb, beta, o, P);
+            }
         }
     }
     return IE_OK;
@@ -774,12 +1040,19 @@ static ie_status cpu_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, 
     assert(!bias || ie_tensor_numel(bias) == N);
     if (B == 0 || M == 0 || N == 0) return IE_OK;
 
-    /* f16 b is converted one batch at a time into scratch */
-    size_t b_bytes = b->dtype == IE_F32 ? 0 : cpu_round_up((size_t)(K * N) * sizeof(float));
-    size_t need = b_bytes + cpu_f32_scratch_bytes(bias);
+    /* f16 b is widened panel by panel inside the sgemm when that cuts C by
+     * columns (cpu_wgemm: few rows, large weights), else converted one batch
+     * at a time into scratch */
+    const cpu_wplan plan = cpu_wgemm_plan(cpu_impl_of(be), trans_a, trans_b, M, N, K, false,
+                                          b->dtype == IE_F16);
+    const bool fuse = b->dtype == IE_F16 && plan.fused;
+    size_t b_bytes = b->dtype == IE_F32 || fuse ? 0 : cpu_round_up((size_t)(K * N) * sizeof(float));
+    size_t need = b_bytes + (fuse ? plan.bytes : 0) + cpu_f32_scratch_bytes(bias);
     char *cur = need ? cpu_scratch(be, need) : NULL;
     if (need && !cur) return IE_ERR_NOMEM;
     float *bconv = b_bytes ? cpu_carve(&cur, b_bytes) : NULL;
+    char *wcur = cur; /* the panels' slots (fuse) */
+    if (fuse) cur += plan.bytes;
     const float *biasf = cpu_as_f32(be, bias, &cur);
 
     const float *ap = (const float *)a->host;
@@ -794,8 +1067,10 @@ static ie_status cpu_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, 
     for (int64_t i = 0; i < nbatch; i++) {
         const float *a1 = ap + (a_batched ? i * M * K : 0);
         float *o1 = op + i * M * N; /* [rows, N] */
-        const float *b1;
-        if (b->dtype == IE_F32) {
+        const float *b1 = NULL;
+        if (fuse) {
+            /* widened inside cpu_wgemm below */
+        } else if (b->dtype == IE_F32) {
             b1 = (const float *)b->host + (b_batched ? i * K * N : 0);
         } else {
             if (i == 0 || b_batched)
@@ -810,7 +1085,13 @@ static ie_status cpu_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, 
             if (!biasf) memset(o1, 0, (size_t)(rows * N) * sizeof(float));
             continue;
         }
-        cpu_sgemm(be, trans_a, trans_b, rows, N, K, 1.0f, a1, lda, b1, ldb, biasf ? 1.0f : 0.0f, o1, N);
+        if (fuse) {
+            char *wc = wcur;
+            cpu_wgemm(be, &plan, &wc, trans_a, trans_b, rows, N, K, 1.0f, a1, NULL, lda, NULL,
+                      (const uint16_t *)b->host + (b_batched ? i * K * N : 0), ldb, biasf ? 1.0f : 0.0f, o1, N);
+        } else {
+            cpu_sgemm(be, trans_a, trans_b, rows, N, K, 1.0f, a1, lda, b1, ldb, biasf ? 1.0f : 0.0f, o1, N);
+        }
     }
     return IE_OK;
 }
@@ -942,13 +1223,89 @@ static void cpu_softmax_rows(void *ctx, int64_t r0, int64_t r1) {
 }
 
 /* q [B, Lq, H*D], k [B, Lk, H*D], v [B, Lk, H*Dv] -> out [B, Lq, H*Dv].
- * Per (batch, head), blocks of query rows:
- *   S [nq, Lk] = scale · Q_blk [nq, D] · Kᵀ   (sgemm on strided head slices)
- *   row softmax (causal: key j > query i masked)
- *   O_blk [nq, Dv] = S · V [Lk, Dv], written straight into out.
- * Scratch is one score block, at most max(scratch_limit, Lk floats).
- * With the causal mask, keys past the block's last query are skipped.
- * The sgemms use OpenBLAS's threads, the softmax rows the backend's. */
+ * The work items are (batch, head, block of query rows); each runs on one
+ * thread from start to end:
+ *   S [nq, nk] = scale · Q_blk [nq, D] · Kᵀ   (cpu_qk_block on the head's keys,
+ *                packed once per head and thread; strided head slices)
+ *   row softmax's exponentials (causal: key j > query i masked; keys past
+ *                the block's last query are not computed at all)
+ *   O_blk [nq, Dv] = S · V [nk, Dv] (OpenBLAS), written straight into out,
+ *                then each row scaled by 1/sum (Dv products instead of Lk).
+ * Each thread has its own score block (a slot of the scratch) and the
+ * threads never wait for each other inside a head, which splitting every
+ * product over the pool (the former scheme) did 3 times per block. Blocks
+ * of CPU_ATTN_QBLOCK rows: smaller ones would keep the scores in L2 but
+ * make OpenBLAS repack V and S more often, which cost more (bench-ops'
+ * attention shape on a 2-core Zen: 64-row blocks were 15% slower than 256).
+ * The blocks depend only on Lk, the scratch limit and the thread count (only
+ * when the limit binds), and no sum crosses items, so the bits do not depend
+ * on which thread ran what; cpu_qk_block and the softmax give the same bits
+ * in their vector and baseline builds. */
+
+typedef struct cpu_attn_job {
+    const cpu_kernels *kern;
+    const float *q, *k, *v;
+    float *out;
+    int64_t Lq, Lk, H, D, Dv, qblock, nqb;
+    float scale;
+    bool causal;
+    cpu_slots *slots; /* per thread: a score block [qblock, Lk], qblock row scales, packed keys */
+} cpu_attn_job;
+
+/* Keys [nk, D] (row stride ld) -> kp [ceil(nk/16)][D][16], missing keys 0. */
+static void cpu_qk_pack(float *kp, const float *k, int64_t ld, int64_t nk, int64_t D) {
+    for (int64_t jb = 0; jb * 16 < nk; jb++) {
+        float *dst = kp + jb * D * 16;
+        for (int64_t t = 0; t < 16; t++) {
+            const int64_t key = jb * 16 + t;
+            if (key < nk)
+                for (int64_t d = 0; d < D; d++) dst[d * 16 + t] = k[key * ld + d];
+            else
+                for (int64_t d = 0; d < D; d++) dst[d * 16 + t] = 0.0f;
+        }
+    }
+}
+
+static void cpu_attn_items(void *ctx, int64_t i0, int64_t i1) {
+    const cpu_attn_job *j = ctx;
+    const int64_t slot = cpu_slot_take(j->slots);
+    float *S = (float *)(j->slots->base + (size_t)slot * j->slots->bytes);
+    float *inv = S + j->qblock * j->Lk; /* 1/sum per row */
+    float *kp = inv + j->qblock;        /* the current head's keys, packed */
+    int64_t packed = -1;                /* (b * H + h) * (Lk + 1) + nk of what kp holds */
+    const int64_t H = j->H, D = j->D, Dv = j->Dv, HD = H * D, HDv = H * Dv, Lq = j->Lq, Lk = j->Lk;
+    for (int64_t i = i0; i < i1; i++) { /* i = (b * H + h) * nqb + block */
+        const int64_t qb = i % j->nqb, h = i / j->nqb % H, b = i / (j->nqb * H);
+        const int64_t q0 = qb * j->qblock, nq = cpu_min(j->qblock, Lq - q0);
+        const int64_t nk = j->causal ? cpu_min(Lk, q0 + nq) : Lk; /* keys any row of the block sees */
+        const float *qh = j->q + (b * Lq + q0) * HD + h * D;
+        const float *kh = j->k + b * Lk * HD + h * D;   /* [Lk, D], ld HD */
+        const float *vh = j->v + b * Lk * HDv + h * Dv; /* [Lk, Dv], ld HDv */
+        float *oh = j->out + (b * Lq + q0) * HDv + h * Dv;
+        if (D > 0) {
+            const int64_t key = (b * H + h) * (Lk + 1) + nk;
+            if (packed != key) {
+                cpu_qk_pack(kp, kh, HD, nk, D);
+                packed = key;
+            }
+            j->kern->qk_block(S, qh, HD, kp, nq, nk, D, j->scale);
+        } else {
+            memset(S, 0, (size_t)(nq * nk) * sizeof(float));
+        }
+        /* exponentials only; the rows of O are scaled by 1/sum afterwards */
+        for (int64_t r = 0; r < nq; r++)
+            inv[r] = j->kern->softmax_exp_row(S + r * nk, nk, j->causal ? cpu_min(nk, q0 + r + 1) : nk);
+        if (Dv > 0) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cpu_blas_int(nq), cpu_blas_int(Dv),
+                        cpu_blas_int(nk), 1.0f, S, cpu_blas_int(nk), vh, cpu_blas_int(HDv), 0.0f, oh,
+                        cpu_blas_int(HDv));
+            for (int64_t r = 0; r < nq; r++)
+                for (int64_t d = 0; d < Dv; d++) oh[r * HDv + d] *= inv[r];
+        }
+    }
+    cpu_slot_give(j->slots, slot);
+}
+
 static ie_status cpu_attention(ie_backend *be, ie_tensor *out, const ie_tensor *q,
                                const ie_tensor *k, const ie_tensor *v, int heads, float scale,
                                bool causal) {
@@ -962,29 +1319,19 @@ static ie_status cpu_attention(ie_backend *be, ie_tensor *out, const ie_tensor *
     const int64_t H = heads, D = HD / H, Dv = HDv / H;
     if (B == 0 || Lq == 0 || Lk == 0) return IE_OK;
 
-    int64_t qblock = cpu_min(Lq, CPU_ATTN_QBLOCK);
-    const int64_t limit = (int64_t)(cpu_impl_of(be)->scratch_limit / sizeof(float));
-    qblock = cpu_min(qblock, cpu_max(1, limit / Lk));
-    float *S = cpu_scratch(be, (size_t)(qblock * Lk) * sizeof(float)); /* [qblock, Lk] */
-    if (!S) return IE_ERR_NOMEM;
+    cpu_impl *c = cpu_impl_of(be);
+    const int64_t nslots = c->pool.n_workers + 1;
+    const int64_t limit = (int64_t)(c->scratch_limit / sizeof(float));
+    const int64_t qblock = cpu_min(cpu_min(CPU_ATTN_QBLOCK, Lq), cpu_max(1, limit / (nslots * Lk)));
+    const size_t slot_bytes = (size_t)(qblock * (Lk + 1) + (Lk + 15) / 16 * 16 * D) * sizeof(float);
+    char *cur = cpu_scratch(be, cpu_slots_bytes(nslots, slot_bytes));
+    if (!cur) return IE_ERR_NOMEM;
+    cpu_slots slots = cpu_slots_carve(&cur, nslots, slot_bytes);
 
-    for (int64_t b = 0; b < B; b++) {
-        for (int64_t h = 0; h < H; h++) {
-            const float *kh = (const float *)k->host + b * Lk * HD + h * D;   /* [Lk, D], ld HD */
-            const float *vh = (const float *)v->host + b * Lk * HDv + h * Dv; /* [Lk, Dv], ld HDv */
-            for (int64_t q0 = 0; q0 < Lq; q0 += qblock) {
-                const int64_t nq = cpu_min(qblock, Lq - q0);
-                /* keys any row of this block can see */
-                const int64_t nk = causal ? cpu_min(Lk, q0 + nq) : Lk;
-                const float *qh = (const float *)q->host + (b * Lq + q0) * HD + h * D;
-                float *oh = (float *)out->host + (b * Lq + q0) * HDv + h * Dv;
-                cpu_sgemm(be, false, true, nq, nk, D, scale, qh, HD, kh, HD, 0.0f, S, nk);
-                cpu_softmax_job sj = {&cpu_impl_of(be)->kern, S, nk, nk, q0, causal};
-                cpu_parallel(be, nq, nk, cpu_softmax_rows, &sj);
-                cpu_sgemm(be, false, false, nq, Dv, nk, 1.0f, S, nk, vh, HDv, 0.0f, oh, HDv);
-            }
-        }
-    }
+    cpu_attn_job j = {&c->kern, (const float *)q->host, (const float *)k->host, (const float *)v->host,
+                      (float *)out->host, Lq, Lk, H, D, Dv, qblock, (Lq + qblock - 1) / qblock, scale,
+                      causal, &slots};
+    cpu_parallel(be, B * H * j.nqb, qblock * Lk * (D + Dv + 8), cpu_attn_items, &j);
     return IE_OK;
 }
 
