@@ -220,6 +220,9 @@ static void test_conv2d(void) {
         {"3x3 s1 p1 tiny [1,3,2,3]->4",       1, 3,  2, 3, 4,   3, 3,  1, 1, 1, 1, 1, true},
         /* a weight of 138240 values: fp16 widened in 64 Ki blocks on the pool (3 blocks, one partial) */
         {"3x3 s1 p1 [2,96,12,12]->160",       2, 96, 12, 12, 160, 3, 3, 1, 1, 1, 1, 1, true},
+        /* weights the larger side (an 8x8 layer): fp16 weights are widened per thread in panels
+         * of K inside the sgemm (K = 4608 in several panels), summed in a fixed order */
+        {"3x3 s1 p1 [1,512,8,8]->640",        1, 512, 8, 8, 640, 3, 3, 1, 1, 1, 1, 1, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         run_conv(&cases[i], IE_F32, 100 + i);
@@ -289,6 +292,8 @@ static void test_matmul(void) {
         {2, 1,  7,  1,   false, false, true,  true,  true,  IE_F32, IE_F32}, /* degenerate */
         /* a Linear weight of 147456 fp16 values (widened in blocks on the pool) */
         {2, 37, 384, 384, false, true, true,  false, true,  IE_F16, IE_F32},
+        /* few rows, a large fp16 weight (as GEGLU at 16x16): widened in panels of K per thread */
+        {1, 16, 1280, 2048, false, true, false, false, true, IE_F16, IE_F32},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_matmul(&cases[i], 300 + i);
 
