@@ -27,6 +27,7 @@ if [ "$mode" = test ]; then
   packages+=(clang libclang-rt-14-dev vulkan-validationlayers)
   packages+=(parallel)  # the batch test runs shards with GNU parallel
   packages+=(python3-torch)  # test_checkpoints: the PyTorch reference converter and LoRA merge
+  packages+=(clang-format)   # scripts/check-format.sh
 fi
 
 install_packages() {
@@ -98,7 +99,8 @@ if [ "$mode" = demo ]; then
   exit 0
 fi
 
-# test: plain build, then ASan+UBSan; fail on the first failing suite.
+# test: the code style, plain build, then ASan+UBSan; fail on the first failing suite.
+bash scripts/check-format.sh
 build "$build_dir"
 rm -f "$build_dir"/meson-logs/testlog-*.json "$build_dir"/vk-trixie/testlog-*.json  # .ci/run counts them all
 meson test -C "$build_dir" --print-errorlogs --num-processes 1 --no-suite install
