@@ -46,7 +46,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("%dx%d scene, %s, %d reps (minimum); a shared machine: times are noisy\n", N, N, ie_session_device(s), reps);
-    printf("| method | far PSNR (dB) | unchanged pixels | detail corr | edit ok | s keep-detail | s off | overhead |\n");
+    printf(
+        "| method | far PSNR (dB) | unchanged pixels | detail corr | edit ok | s keep-detail | s off | overhead |\n");
     printf("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
     const ie_method methods[3] = {IE_METHOD_INFEDIT, IE_METHOD_EF_DDPM, IE_METHOD_BDIA};
     for (int k = 0; k < 3 && edits; k++) {
@@ -71,10 +72,11 @@ int main(int argc, char **argv) {
             }
         char ps[2][32];
         for (int i = 0; i < 2; i++) snprintf(ps[i], sizeof ps[i], m[i].far_psnr > 1e9 ? "inf" : "%.2f", m[i].far_psnr);
-        printf("| %s | %s (off %s) | %.1f %% (off %.1f %%) | %.3f (off %.3f) | %s (off %s) | %.2f | %.2f | %+.2f s (%+.0f %%) |\n",
-               ie_method_name(methods[k]), ps[0], ps[1], 100 * m[0].unchanged, 100 * m[1].unchanged,
-               m[0].detail_corr, m[1].detail_corr, m[0].success ? "yes" : "no", m[1].success ? "yes" : "no", best[0],
-               best[1], best[0] - best[1], 100 * (best[0] - best[1]) / best[1]);
+        printf("| %s | %s (off %s) | %.1f %% (off %.1f %%) | %.3f (off %.3f) | %s (off %s) | %.2f | %.2f | %+.2f s "
+               "(%+.0f %%) |\n",
+               ie_method_name(methods[k]), ps[0], ps[1], 100 * m[0].unchanged, 100 * m[1].unchanged, m[0].detail_corr,
+               m[1].detail_corr, m[0].success ? "yes" : "no", m[1].success ? "yes" : "no", best[0], best[1],
+               best[0] - best[1], 100 * (best[0] - best[1]) / best[1]);
         fflush(stdout);
     }
     /* The overhead alone, timed in isolation (whole edits are too noisy on a shared machine):
@@ -99,8 +101,9 @@ int main(int argc, char **argv) {
             double t1 = now();
             if (t1 - t0 < t_dec) t_dec = t1 - t0;
             for (int mode = 0; mode < 2 && !st; mode++) {
-                ie_composite_args ca = {&in, &work, &rec, &dec, mode ? IE_COMPOSITE_REPLACE_REGION : IE_COMPOSITE_KEEP_DETAIL,
-                                        0.1, f, NULL};
+                ie_composite_args ca = {
+                    &in, &work, &rec, &dec, mode ? IE_COMPOSITE_REPLACE_REGION : IE_COMPOSITE_KEEP_DETAIL,
+                    0.1, f,     NULL};
                 t0 = now();
                 st = ie_composite(&ca, &out, NULL, NULL);
                 t1 = now();
@@ -118,8 +121,8 @@ int main(int argc, char **argv) {
         else
             printf("\noverhead in isolation (minimum of %d): extra VAE decode at %dx%d %.4f s; compositing at %dx%d: "
                    "keep-detail %.3f s, replace-region %.3f s, off (plain resize back) %.3f s; keep-detail costs "
-                   "%+.3f s over off\n", 5 * reps, W, H, t_dec, N, N, t_comp[0], t_comp[1], t_off,
-                   t_dec + t_comp[0] - t_off);
+                   "%+.3f s over off\n",
+                   5 * reps, W, H, t_dec, N, N, t_comp[0], t_comp[1], t_off, t_dec + t_comp[0] - t_off);
         free(x0);
         free(x);
         ie_image_free(&work);

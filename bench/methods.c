@@ -68,7 +68,7 @@ typedef struct opts {
     const char *demo;
     bool plan_only;       /* issue 10: print the memory plans, run no edit */
     const char *sd15_dir; /* issue 10: an SD 1.5 folder already written (bench-write-sd15) */
-    bool cache_pair; /* time a first and a repeated (cached) edit per method */
+    bool cache_pair;      /* time a first and a repeated (cached) edit per method */
 } opts;
 
 /* progress: when the UNet loop starts and ends */
@@ -183,7 +183,8 @@ static void cache_pair(ie_session *s, const ie_edit_params *p0, const ie_image *
     }
     ie_session_set_cache(s, 0, NULL, 0);
     printf("  %-8s first edit %.3f s (%lld passes), new target %.3f s (%lld passes, %s from the cache): %.0f %%"
-           " at %dx%d\n", "", t[0], (long long)passes[0], t[1], (long long)passes[1],
+           " at %dx%d\n",
+           "", t[0], (long long)passes[0], t[1], (long long)passes[1],
            p.method == IE_METHOD_INFEDIT ? "encoding" : "inversion", t[1] / t[0] * 100, size, size);
     if (!hit) printf("  %-8s   (the second edit missed the cache)\n", "");
     fflush(stdout);
@@ -212,15 +213,15 @@ static void run_model(const opts *o, const char *label, const char *path, bool i
             continue;
         }
         if (bi == 1 && is_sd15 && strstr(desc, "(CPU)")) {
-            printf("%s vulkan: skipped: %s is a CPU Vulkan device (lavapipe needs ~1 h per 512x512 UNet pass)\n",
-                   label, desc);
+            printf("%s vulkan: skipped: %s is a CPU Vulkan device (lavapipe needs ~1 h per 512x512 UNet pass)\n", label,
+                   desc);
             ie_session_close(s);
             continue;
         }
         int size = ie_session_native_size(s);
         printf("\n%s on %s: %dx%d, loaded in %.1f s\n", label, desc, size, size, load);
-        printf("  %-8s %5s %6s %6s %9s %9s %9s %9s %9s\n", "method", "steps", "passes", "evals", "edit s",
-               "first s", "loop s", "s/pass", "other s");
+        printf("  %-8s %5s %6s %6s %9s %9s %9s %9s %9s\n", "method", "steps", "passes", "evals", "edit s", "first s",
+               "loop s", "s/pass", "other s");
         fflush(stdout);
         ie_image in = {0};
         st = make_input(size, &in);
@@ -312,8 +313,13 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    opts o = {.model_demo = true, .backend_cpu = true, .backend_vulkan = true, .reps = 1, .steps = -1,
-              .demo = BENCH_SOURCE_ROOT "/models/demo", .cache_pair = true};
+    opts o = {.model_demo = true,
+              .backend_cpu = true,
+              .backend_vulkan = true,
+              .reps = 1,
+              .steps = -1,
+              .demo = BENCH_SOURCE_ROOT "/models/demo",
+              .cache_pair = true};
     for (int m = 0; m < IE_METHOD_COUNT; m++) o.method[m] = true;
     static const char *const models[] = {"demo", "sd15"}, *const backends[] = {"cpu", "vulkan"};
     static const char *const methods[] = {"ef-ddpm", "bdia", "infedit"};
@@ -348,7 +354,8 @@ int main(int argc, char **argv) {
         }
     }
     int64_t demo_passes[IE_METHOD_COUNT] = {0};
-    if (o.model_demo) run_model(&o, "demo", o.demo, false, o.steps > 0 ? o.steps : 0, NULL, o.steps > 0 ? NULL : demo_passes);
+    if (o.model_demo)
+        run_model(&o, "demo", o.demo, false, o.steps > 0 ? o.steps : 0, NULL, o.steps > 0 ? NULL : demo_passes);
     if (o.model_sd15 && o.sd15_dir) { /* issue 10: a folder written by bench-write-sd15 */
         printf("\nSD 1.5 shapes, random weights, in %s:\n", o.sd15_dir);
         run_model(&o, "sd15", o.sd15_dir, true, o.steps > 0 ? o.steps : 4, demo_passes, NULL);

@@ -94,9 +94,9 @@ static void count_conv(flops *f, double B, double ohw, int cout, int cin, int k)
 static void count_linear(flops *f, double rows, int n, int k) { f->linear += 2.0 * rows * n * k; }
 
 static void count_resnet(flops *f, double B, double hw, int cin, int cout, int T) {
-    count_conv(f, B, hw, cout, cin, 3);  /* conv1 */
-    count_linear(f, B, cout, T);         /* time_emb_proj */
-    count_conv(f, B, hw, cout, cout, 3); /* conv2 */
+    count_conv(f, B, hw, cout, cin, 3);                  /* conv1 */
+    count_linear(f, B, cout, T);                         /* time_emb_proj */
+    count_conv(f, B, hw, cout, cout, 3);                 /* conv2 */
     if (cin != cout) count_conv(f, B, hw, cout, cin, 1); /* conv_shortcut */
 }
 
@@ -105,15 +105,15 @@ static void count_transformer(flops *f, const sd_unet_config *p, double B, doubl
     const int D = p->cross_attention_dim;
     if (p->use_linear_projection) count_linear(f, B * L, C, C); /* proj_in */
     else count_conv(f, B, L, C, C, 1);
-    count_linear(f, B * L, 3 * C, C);               /* attn1 to_q, to_k, to_v */
-    f->attn += 4.0 * B * L * L * C;                 /* q·kᵀ and p·v over all heads */
-    count_linear(f, B * L, C, C);                   /* attn1 to_out */
-    count_linear(f, B * L, C, C);                   /* attn2 to_q */
-    count_linear(f, B * Lc, 2 * C, D);              /* attn2 to_k, to_v */
+    count_linear(f, B * L, 3 * C, C);  /* attn1 to_q, to_k, to_v */
+    f->attn += 4.0 * B * L * L * C;    /* q·kᵀ and p·v over all heads */
+    count_linear(f, B * L, C, C);      /* attn1 to_out */
+    count_linear(f, B * L, C, C);      /* attn2 to_q */
+    count_linear(f, B * Lc, 2 * C, D); /* attn2 to_k, to_v */
     f->attn += 4.0 * B * L * Lc * C;
-    count_linear(f, B * L, C, C);                   /* attn2 to_out */
-    count_linear(f, B * L, 8 * C, C);               /* ff.net.0.proj (GEGLU) */
-    count_linear(f, B * L, C, 4 * C);               /* ff.net.2 */
+    count_linear(f, B * L, C, C);                               /* attn2 to_out */
+    count_linear(f, B * L, 8 * C, C);                           /* ff.net.0.proj (GEGLU) */
+    count_linear(f, B * L, C, 4 * C);                           /* ff.net.2 */
     if (p->use_linear_projection) count_linear(f, B * L, C, C); /* proj_out */
     else count_conv(f, B, L, C, C, 1);
 }
@@ -126,7 +126,7 @@ static flops count_unet(const sd_unet_config *p, int B, int h, int w, int Lc) {
     if (p->time_cond_proj_dim > 0) count_linear(&f, B, C0, p->time_cond_proj_dim);
     count_linear(&f, B, T, C0);
     count_linear(&f, B, T, T);
-    count_conv(&f, B, (double)h * w, C0, p->in_channels, 3); /* conv_in */
+    count_conv(&f, B, (double)h * w, C0, p->in_channels, 3);           /* conv_in */
     int ch[1 + SD_MAX_LEVELS * (SD_MAX_LAYERS_PER_BLOCK + 1)], ns = 0; /* skip channels */
     ch[ns++] = C0;
     int cin = C0;
@@ -183,7 +183,8 @@ static bool write_config_json(const char *path, const sd_unet_config *p) {
     json_int_list(s, "attention_head_dim", p->heads, p->n_levels);
     g_string_append(s, "  \"down_block_types\": [");
     for (int i = 0; i < p->n_levels; i++)
-        g_string_append_printf(s, "%s\"%s\"", i ? ", " : "", p->down_cross_attn[i] ? "CrossAttnDownBlock2D" : "DownBlock2D");
+        g_string_append_printf(s, "%s\"%s\"", i ? ", " : "",
+                               p->down_cross_attn[i] ? "CrossAttnDownBlock2D" : "DownBlock2D");
     g_string_append(s, "],\n  \"up_block_types\": [");
     for (int i = 0; i < p->n_levels; i++)
         g_string_append_printf(s, "%s\"%s\"", i ? ", " : "", p->up_cross_attn[i] ? "CrossAttnUpBlock2D" : "UpBlock2D");
@@ -243,16 +244,16 @@ typedef struct opts {
 typedef struct result {
     bool ran;
     double best, first;
-    char skipped[160];   /* why it did not run */
+    char skipped[160]; /* why it did not run */
 } result;
 
 typedef struct backend_run {
-    const char *label;   /* "cpu" / "vulkan" */
+    const char *label; /* "cpu" / "vulkan" */
     char desc[320];
     result r[MAX_SIZES];
     double load_secs;
     uint64_t weight_bytes, act_bytes, peak_bytes, io_bytes; /* at the largest size run */
-    double rss_mib;      /* process resident set after that evaluation (Linux), or 0 */
+    double rss_mib; /* process resident set after that evaluation (Linux), or 0 */
     int mem_size;
 } backend_run;
 
@@ -366,8 +367,9 @@ static bool run_backend(bench *b, ie_backend *be, backend_run *br, int reps) {
             snprintf(r->skipped, sizeof r->skipped, "failed: %s", ie_status_name(st));
         } else {
             r->ran = true;
-            if (reps) printf("%s %dx%d batch %d: best %.3f s of %d (first %.3f s)\n", br->label, size, size, o->batch,
-                             r->best, reps, r->first);
+            if (reps)
+                printf("%s %dx%d batch %d: best %.3f s of %d (first %.3f s)\n", br->label, size, size, o->batch,
+                       r->best, reps, r->first);
             else printf("%s %dx%d batch %d: %.3f s (one evaluation)\n", br->label, size, size, o->batch, r->best);
             /* the output, for the comparisons */
             size_t n = (size_t)ie_tensor_numel(out);
@@ -616,9 +618,8 @@ static int run(bench *bp, ie_backend *cpu) {
     for (int i = 0; i < o->nsizes; i++) {
         int l = o->sizes[i] / 8;
         fl[i] = count_unet(&b.cfg, o->batch, l, l, CONTEXT_LEN);
-        printf("  %4dx%-4d batch %d: %8.1f GFLOP (conv %.1f, linear %.1f, attention %.1f)\n", o->sizes[i],
-               o->sizes[i], o->batch, flops_total(&fl[i]) * 1e-9, fl[i].conv * 1e-9, fl[i].linear * 1e-9,
-               fl[i].attn * 1e-9);
+        printf("  %4dx%-4d batch %d: %8.1f GFLOP (conv %.1f, linear %.1f, attention %.1f)\n", o->sizes[i], o->sizes[i],
+               o->batch, flops_total(&fl[i]) * 1e-9, fl[i].conv * 1e-9, fl[i].linear * 1e-9, fl[i].attn * 1e-9);
     }
     printf("\n");
     fflush(stdout);
@@ -727,28 +728,27 @@ static int run(bench *bp, ie_backend *cpu) {
 /* --- main ------------------------------------------------------------------------------------------ */
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: bench-networks [--sizes 256,512] [--batch 2] [--backends cpu,vulkan] [--device N]\n"
-            "                      [--reps 2] [--threads N] [--model PATH] [--seed N] [--fp32]\n"
-            "                      [--no-torch] [--torch-reps N] [--python PATH] [--profile] [--quick]\n\n"
-            "Seconds per SD 1.5 UNet evaluation (random weights unless --model) per backend and image size,\n"
-            "GFLOP/s against the FLOPs counted from the configuration, peak device memory, and PyTorch CPU\n"
-            "(bench/torch_unet.py) on the same weights and inputs. See the top of bench/networks.c.\n\n"
-            "  --sizes LIST     image sizes in pixels (latent = size/8), default 256,512\n"
-            "  --batch N        UNet batch (CFG: 2)\n"
-            "  --backends LIST  cpu, vulkan or both (default)\n"
-            "  --device N       Vulkan device index (default: the preferred one)\n"
-            "  --reps N         timed evaluations after the warm-up; the best is reported (default 2;\n"
-            "                   0: report the warm-up evaluation itself, for slow devices)\n"
-            "  --threads N      CPU backend and PyTorch threads (default: OpenBLAS's)\n"
-            "  --model PATH     time this checkpoint instead of random weights\n"
-            "  --seed N         weights and inputs (default 0)\n"
-            "  --fp32           fp32 weights on Vulkan too (default fp16 there)\n"
-            "  --no-torch       skip PyTorch\n"
-            "  --torch-reps N   PyTorch timed evaluations (default: --reps)\n"
-            "  --python PATH    the Python with torch (default /usr/bin/python3)\n"
-            "  --profile        per-op times of one more CPU evaluation per size\n"
-            "  --quick          256 only, 1 rep\n");
+    fprintf(f, "usage: bench-networks [--sizes 256,512] [--batch 2] [--backends cpu,vulkan] [--device N]\n"
+               "                      [--reps 2] [--threads N] [--model PATH] [--seed N] [--fp32]\n"
+               "                      [--no-torch] [--torch-reps N] [--python PATH] [--profile] [--quick]\n\n"
+               "Seconds per SD 1.5 UNet evaluation (random weights unless --model) per backend and image size,\n"
+               "GFLOP/s against the FLOPs counted from the configuration, peak device memory, and PyTorch CPU\n"
+               "(bench/torch_unet.py) on the same weights and inputs. See the top of bench/networks.c.\n\n"
+               "  --sizes LIST     image sizes in pixels (latent = size/8), default 256,512\n"
+               "  --batch N        UNet batch (CFG: 2)\n"
+               "  --backends LIST  cpu, vulkan or both (default)\n"
+               "  --device N       Vulkan device index (default: the preferred one)\n"
+               "  --reps N         timed evaluations after the warm-up; the best is reported (default 2;\n"
+               "                   0: report the warm-up evaluation itself, for slow devices)\n"
+               "  --threads N      CPU backend and PyTorch threads (default: OpenBLAS's)\n"
+               "  --model PATH     time this checkpoint instead of random weights\n"
+               "  --seed N         weights and inputs (default 0)\n"
+               "  --fp32           fp32 weights on Vulkan too (default fp16 there)\n"
+               "  --no-torch       skip PyTorch\n"
+               "  --torch-reps N   PyTorch timed evaluations (default: --reps)\n"
+               "  --python PATH    the Python with torch (default /usr/bin/python3)\n"
+               "  --profile        per-op times of one more CPU evaluation per size\n"
+               "  --quick          256 only, 1 rep\n");
 }
 
 static bool parse_sizes(const char *s, opts *o) {
@@ -792,8 +792,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--sizes")) {
             ok = parse_sizes(argv[++i], o);
             o->sizes_given = true;
-        }
-        else if (!strcmp(a, "--batch")) ok = (o->batch = atoi(argv[++i])) >= 1;
+        } else if (!strcmp(a, "--batch")) ok = (o->batch = atoi(argv[++i])) >= 1;
         else if (!strcmp(a, "--reps")) ok = (o->reps = atoi(argv[++i])) >= 0;
         else if (!strcmp(a, "--torch-reps")) ok = (o->torch_reps = atoi(argv[++i])) >= 1;
         else if (!strcmp(a, "--threads")) ok = (o->threads = atoi(argv[++i])) >= 1;

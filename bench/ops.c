@@ -157,8 +157,8 @@ static void report(const char *backend, const char *what, double flops, double s
     fflush(stdout);
 }
 
-static void bench_backend(ie_backend *be, const char *label, bool quick, bool tiny, bool f16, int reps,
-                          double ceiling, const char *only) {
+static void bench_backend(ie_backend *be, const char *label, bool quick, bool tiny, bool f16, int reps, double ceiling,
+                          const char *only) {
     ie_dtype wt = f16 ? IE_F16 : IE_F32;
     static const int convs[][3] = {{320, 64, 64}, {640, 32, 32}, {1280, 16, 16}, {2560, 8, 8}};
     int nconv = only && strcmp(only, "conv") ? 0 : quick ? 1 : 4;
@@ -169,8 +169,8 @@ static void bench_backend(ie_backend *be, const char *label, bool quick, bool ti
         conv_ctx c = {ie_tensor_new(be, IE_F32, 4, os), random_tensor(be, IE_F32, 4, xs, 3),
                       random_tensor(be, wt, 4, ws, 4), random_tensor(be, wt, 1, bs, 5)};
         char what[96];
-        snprintf(what, sizeof what, "conv3x3 [1,%lld,%lld,%lld]->%lld%s", (long long)C, (long long)H,
-                 (long long)W, (long long)Co, f16 ? " f16w" : "");
+        snprintf(what, sizeof what, "conv3x3 [1,%lld,%lld,%lld]->%lld%s", (long long)C, (long long)H, (long long)W,
+                 (long long)Co, f16 ? " f16w" : "");
         double t = c.out && c.x && c.w && c.b ? time_op(be, run_conv, &c, reps) : -1;
         if (t < 0) fprintf(stderr, "  (%s)\n", ie_backend_errmsg(be));
         report(label, what, 2.0 * Co * C * 9 * H * W, t, ceiling);
@@ -198,9 +198,12 @@ static void bench_backend(ie_backend *be, const char *label, bool quick, bool ti
     if (!only || !strcmp(only, "attention")) {
         int64_t L = tiny ? 256 : 4096, H = 8, D = 40;
         int64_t s[3] = {1, L, H * D};
-        attn_ctx c = {ie_tensor_new(be, IE_F32, 3, s), random_tensor(be, IE_F32, 3, s, 8),
-                      random_tensor(be, IE_F32, 3, s, 9), random_tensor(be, IE_F32, 3, s, 10),
-                      (int)H, 0.158113883f};
+        attn_ctx c = {ie_tensor_new(be, IE_F32, 3, s),
+                      random_tensor(be, IE_F32, 3, s, 8),
+                      random_tensor(be, IE_F32, 3, s, 9),
+                      random_tensor(be, IE_F32, 3, s, 10),
+                      (int)H,
+                      0.158113883f};
         double t = c.out && c.q && c.k && c.v ? time_op(be, run_attn, &c, reps) : -1;
         if (t < 0) fprintf(stderr, "  (%s)\n", ie_backend_errmsg(be));
         char what[96];

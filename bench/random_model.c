@@ -26,8 +26,7 @@ float bench_rng_normal(uint64_t *s) {
     return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
 }
 
-bool bench_write_random(const char *path, const sd_model_config *mc, sd_component comp, uint64_t seed,
-                        double *params) {
+bool bench_write_random(const char *path, const sd_model_config *mc, sd_component comp, uint64_t seed, double *params) {
     sd_tensor_spec *spec = NULL;
     int n = sd_expected_tensors(mc, comp, &spec);
     const size_t pfx = strlen(sd_component_name(comp)) + 1; /* "unet." */
@@ -108,7 +107,10 @@ bool bench_write_random_sd15(const char *dir, const char *tokenizer_dir, uint64_
     sd_unet_config_default(&mc.unet);
     sd_vae_config_default(&mc.vae);
     sd_clip_text_config_default(&mc.text);
-    static const struct { sd_component c; const char *folder, *file; } parts[] = {
+    static const struct {
+        sd_component c;
+        const char *folder, *file;
+    } parts[] = {
         {SD_UNET, "unet", "diffusion_pytorch_model.safetensors"},
         {SD_VAE, "vae", "diffusion_pytorch_model.safetensors"},
         {SD_TEXT_ENCODER, "text_encoder", "model.safetensors"},
@@ -129,7 +131,8 @@ bool bench_write_random_sd15(const char *dir, const char *tokenizer_dir, uint64_
     char *tdir = g_build_filename(dir, "tokenizer", NULL);
     bool ok = g_mkdir_with_parents(tdir, 0755) == 0;
     for (size_t i = 0; ok && i < 2; i++) {
-        char *from = g_build_filename(tokenizer_dir, tok_files[i], NULL), *to = g_build_filename(tdir, tok_files[i], NULL);
+        char *from = g_build_filename(tokenizer_dir, tok_files[i], NULL),
+             *to = g_build_filename(tdir, tok_files[i], NULL);
         ok = copy_file(from, to);
         if (!ok) snprintf(err, errlen, "cannot copy %s to %s", from, to);
         g_free(from);

@@ -22,8 +22,7 @@ float bench_rng_normal(uint64_t *s);
 
 /* Writes component comp of mc to path; *params = number of parameters.
  * false (errno set) when the file can't be written. */
-bool bench_write_random(const char *path, const sd_model_config *mc, sd_component comp, uint64_t seed,
-                        double *params);
+bool bench_write_random(const char *path, const sd_model_config *mc, sd_component comp, uint64_t seed, double *params);
 
 /* A whole SD 1.5-shaped diffusers folder under dir (created): unet/, vae/,
  * text_encoder/ with random weights (shapes detected at load, no config.json)

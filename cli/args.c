@@ -34,8 +34,7 @@ static bool next_word(const char **s, char *w, size_t wlen) {
 
 /* Warns about each word of words that is not a word of prompt: it would
  * select nothing. */
-static void check_words(const char *cmd, const char *opt, const char *words, const char *which,
-                        const char *prompt) {
+static void check_words(const char *cmd, const char *opt, const char *words, const char *which, const char *prompt) {
     char w[128], pw[128];
     const char *s = words;
     while (next_word(&s, w, sizeof w)) {
@@ -44,8 +43,8 @@ static void check_words(const char *cmd, const char *opt, const char *words, con
         const char *q = prompt ? prompt : "";
         while (!found && next_word(&q, pw, sizeof pw)) found = !strcmp(w, pw);
         if (!found)
-            fprintf(stderr, "invedit %s: warning: --%s word '%s' is not in the %s prompt; it selects nothing\n",
-                    cmd, opt, w, which);
+            fprintf(stderr, "invedit %s: warning: --%s word '%s' is not in the %s prompt; it selects nothing\n", cmd,
+                    opt, w, which);
     }
 }
 
@@ -70,8 +69,14 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *cmd) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { o->quiet = true; continue; }
-        if (!strcmp(a, "--no-cache") && !(v && is_bool_word(v))) { o->p.no_cache = true; continue; } /* a flag */
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            o->quiet = true;
+            continue;
+        }
+        if (!strcmp(a, "--no-cache") && !(v && is_bool_word(v))) {
+            o->p.no_cache = true;
+            continue;
+        } /* a flag */
         if (strncmp(a, "--", 2) && strcmp(a, "-o")) {
             fprintf(stderr, "invedit %s: unexpected argument '%s' (see --help)\n", cmd, a);
             return 2;
@@ -101,8 +106,7 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *cmd) {
             }
             if (name[0] == 'w') o->width = (int)n;
             else o->height = (int)n;
-        }
-        else if (!strcmp(name, "lora")) { /* repeatable: FILE[:SCALE] each time */
+        } else if (!strcmp(name, "lora")) { /* repeatable: FILE[:SCALE] each time */
             size_t at = strlen(o->lora_list);
             if (at + strlen(v) + 2 > sizeof o->lora_list) {
                 fprintf(stderr, "invedit %s: too many --lora options\n", cmd);
@@ -110,8 +114,7 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *cmd) {
             }
             snprintf(o->lora_list + at, sizeof o->lora_list - at, "%s%s", at ? ";" : "", v);
             o->p.lora = o->lora_list;
-        }
-        else {
+        } else {
             const ie_param_desc *d = ie_edit_param_find(name);
             if (!d) {
                 fprintf(stderr, "invedit %s: unknown option '%s' (see --help)\n", cmd, a);
@@ -138,8 +141,7 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *cmd) {
                 if (generate && !strcmp(d->name, "gamma"))
                     fprintf(stderr, "invedit %s: --gamma: %s is outside 0 (plain DDIM) or %g..%g\n", cmd, v, d->min,
                             d->max);
-                else
-                    fprintf(stderr, "invedit %s: %s\n", cmd, err);
+                else fprintf(stderr, "invedit %s: %s\n", cmd, err);
                 return 2;
             }
             if (!strcmp(d->name, "target-prompt")) {
@@ -157,10 +159,11 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *cmd) {
     }
     if (!o->model) o->model = getenv("INVEDIT_MODEL");
     if (!o->model) {
-        fprintf(stderr, "invedit %s: --model PATH is required (a diffusers folder or an SD 1.x .safetensors; "
-                        "or set INVEDIT_MODEL)\n", cmd);
+        fprintf(stderr,
+                "invedit %s: --model PATH is required (a diffusers folder or an SD 1.x .safetensors; "
+                "or set INVEDIT_MODEL)\n",
+                cmd);
         return 2;
     }
     return 0;
 }
-

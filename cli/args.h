@@ -18,7 +18,7 @@ typedef struct cli_opts {
     const char *mask;      /* edit: a selection (grey image, white = edit) */
     int width, height;
     bool quiet;
-    char lora_list[8192]; /* the --lora options joined with ';' (repeatable) */
+    char lora_list[8192];                 /* the --lora options joined with ';' (repeatable) */
     const char *targets[CLI_MAX_TARGETS]; /* every --target in order (edit: one inversion, several outputs) */
     int n_targets;
 } cli_opts;

@@ -138,9 +138,9 @@ int cli_edit_targets(ie_session *s, const ie_edit_params *p_in, const ie_image *
             fmt_duration(now() - rp->started, el, sizeof el);
             fprintf(stderr, "%s: %s %.1f s, %lld UNet passes%s | done %d/%d, %s elapsed, ETA %s\n", label,
                     ie_method_name(p.method), dt, (long long)calls,
-                    ie_session_last_cached(s) ? (p.method == IE_METHOD_INFEDIT ? " (encoding from the cache)"
-                                                                                : " (inversion from the cache)")
-                                              : "",
+                    ie_session_last_cached(s)
+                        ? (p.method == IE_METHOD_INFEDIT ? " (encoding from the cache)" : " (inversion from the cache)")
+                        : "",
                     rp->done, rp->total, el, eta);
         }
         g_free(label);
@@ -168,28 +168,27 @@ static void on_signal(int sig) {
 }
 
 static void batch_usage(FILE *f) {
-    fprintf(f,
-            "usage: invedit batch MANIFEST [--model PATH] [--shard K/N] [--force] [--dry-run] [-q] [options]\n\n"
-            "Runs the edits listed in MANIFEST (JSON Lines, one object per line; '-' reads standard input)\n"
-            "with one model load. Each line gives \"image\", \"output\", \"source\", \"target\" (a string, or\n"
-            "an array with an output pattern such as \"out-%%d.png\"), optionally \"method\" and any other\n"
-            "option below by its name, e.g.\n"
-            "  {\"image\": \"in/a.png\", \"source\": \"a red circle\", \"target\": \"a yellow circle\", "
-            "\"output\": \"out/a.png\", \"steps\": 30}\n\n"
-            "  --model PATH       diffusers folder or SD 1.x .safetensors (or INVEDIT_MODEL)\n"
-            "  --shard K/N        run only items K, K+N, K+2N, ... (items numbered from 0; 0 <= K < N),\n"
-            "                     e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT\n"
-            "  --force            redo items whose output exists (default: skip them, so a restarted\n"
-            "                     batch goes on where it stopped)\n"
-            "  --dry-run          check every line and list what would run; load no model\n"
-            "  --no-cache         no disk cache (items of the same image and source still share an\n"
-            "                     inversion within the run)\n"
-            "  -q, --quiet        only failures and the summary\n"
-            "Any other option (--method, --steps, --seed, ...) is a default for every item; a line's own\n"
-            "keys win. See 'invedit edit --help' for them, and docs/batch.md for GNU parallel and Slurm.\n\n"
-            "exit status: 0 every item ok; otherwise the number of failed items (at most 100), or\n"
-            "             2 bad usage / unreadable manifest, 3 bad model, 4 device error (before any item),\n"
-            "             130 cancelled. The last line on stderr counts ok, skipped and failed items.\n");
+    fprintf(f, "usage: invedit batch MANIFEST [--model PATH] [--shard K/N] [--force] [--dry-run] [-q] [options]\n\n"
+               "Runs the edits listed in MANIFEST (JSON Lines, one object per line; '-' reads standard input)\n"
+               "with one model load. Each line gives \"image\", \"output\", \"source\", \"target\" (a string, or\n"
+               "an array with an output pattern such as \"out-%%d.png\"), optionally \"method\" and any other\n"
+               "option below by its name, e.g.\n"
+               "  {\"image\": \"in/a.png\", \"source\": \"a red circle\", \"target\": \"a yellow circle\", "
+               "\"output\": \"out/a.png\", \"steps\": 30}\n\n"
+               "  --model PATH       diffusers folder or SD 1.x .safetensors (or INVEDIT_MODEL)\n"
+               "  --shard K/N        run only items K, K+N, K+2N, ... (items numbered from 0; 0 <= K < N),\n"
+               "                     e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT\n"
+               "  --force            redo items whose output exists (default: skip them, so a restarted\n"
+               "                     batch goes on where it stopped)\n"
+               "  --dry-run          check every line and list what would run; load no model\n"
+               "  --no-cache         no disk cache (items of the same image and source still share an\n"
+               "                     inversion within the run)\n"
+               "  -q, --quiet        only failures and the summary\n"
+               "Any other option (--method, --steps, --seed, ...) is a default for every item; a line's own\n"
+               "keys win. See 'invedit edit --help' for them, and docs/batch.md for GNU parallel and Slurm.\n\n"
+               "exit status: 0 every item ok; otherwise the number of failed items (at most 100), or\n"
+               "             2 bad usage / unreadable manifest, 3 bad model, 4 device error (before any item),\n"
+               "             130 cancelled. The last line on stderr counts ok, skipped and failed items.\n");
 }
 
 typedef struct line_ref {
@@ -331,15 +330,15 @@ int cmd_batch(int argc, char **argv) {
             continue;
         }
         if (items[i].model && model && strcmp(items[i].model, model)) {
-            fprintf(stderr, "%s:%d: item %d: model %s differs from the batch's %s (one model per batch)\n",
-                    manifest, r->lineno, i, items[i].model, model);
+            fprintf(stderr, "%s:%d: item %d: model %s differs from the batch's %s (one model per batch)\n", manifest,
+                    r->lineno, i, items[i].model, model);
             bad[i] = true;
             failed++;
             continue;
         }
         if (device && strcmp(items[i].p.device, device)) {
-            fprintf(stderr, "%s:%d: item %d: device %s differs from the batch's %s (one device per batch)\n",
-                    manifest, r->lineno, i, items[i].p.device, device);
+            fprintf(stderr, "%s:%d: item %d: device %s differs from the batch's %s (one device per batch)\n", manifest,
+                    r->lineno, i, items[i].p.device, device);
             bad[i] = true;
             failed++;
             continue;
@@ -412,8 +411,7 @@ int cmd_batch(int argc, char **argv) {
                 if (no_cache) it->p.no_cache = false; /* the memory level above */
                 int f0 = failed;
                 ro.label = label;
-                int c = cli_edit_targets(s, &it->p, &in, it->targets, it->n_targets, it->output, force, &ro,
-                                         &failed);
+                int c = cli_edit_targets(s, &it->p, &in, it->targets, it->n_targets, it->output, force, &ro, &failed);
                 ok += todo - (failed - f0);
                 if (c == 130 || cancelled) code = 130;
                 ie_image_free(&in);
@@ -421,7 +419,7 @@ int cmd_batch(int argc, char **argv) {
         }
     }
     fprintf(stderr, "invedit batch: %d ok, %d skipped (done before), %d failed%s\n", ok, skipped, failed,
-                shard_n > 1 ? " in this shard" : "");
+            shard_n > 1 ? " in this shard" : "");
     ie_session_close(s);
     for (int i = 0; i < n_items; i++) manifest_item_clear(&items[i]);
     g_free(items);

@@ -29,10 +29,10 @@ static void print_param_help(FILE *f, unsigned methods) {
         if (!(d->methods & methods)) continue;
         char arg[48];
         switch (d->type) {
-        case IE_PARAM_INT: snprintf(arg, sizeof arg, "--%s N", d->name); break;
-        case IE_PARAM_DOUBLE: snprintf(arg, sizeof arg, "--%s X", d->name); break;
-        case IE_PARAM_BOOL: snprintf(arg, sizeof arg, "--%s yes|no", d->name); break;
-        default: snprintf(arg, sizeof arg, "--%s TEXT", d->name); break;
+            case IE_PARAM_INT: snprintf(arg, sizeof arg, "--%s N", d->name); break;
+            case IE_PARAM_DOUBLE: snprintf(arg, sizeof arg, "--%s X", d->name); break;
+            case IE_PARAM_BOOL: snprintf(arg, sizeof arg, "--%s yes|no", d->name); break;
+            default: snprintf(arg, sizeof arg, "--%s TEXT", d->name); break;
         }
         fprintf(f, "  %-28s %s", arg, d->blurb);
         if (d->type == IE_PARAM_INT || d->type == IE_PARAM_DOUBLE) fprintf(f, " [%g..%g", d->min, d->max);
@@ -93,8 +93,10 @@ static void warn_long_prompts(const char *cmd, ie_session *s, const ie_edit_para
         if (!texts[i] || !texts[i][0]) continue;
         int max = 0, n = ie_session_prompt_tokens(s, texts[i], &max);
         if (n > max)
-            fprintf(stderr, "invedit %s: warning: the %s has %d tokens; the model reads the first %d, the rest "
-                            "is ignored\n", cmd, names[i], n, max);
+            fprintf(stderr,
+                    "invedit %s: warning: the %s has %d tokens; the model reads the first %d, the rest "
+                    "is ignored\n",
+                    cmd, names[i], n, max);
     }
 }
 
@@ -202,8 +204,8 @@ static void edit_usage(FILE *f, const char *cmd) {
 
 /* --mask: the selection's context (ie_edit_context, as the GIMP plug-ins) is edited with the
  * selection as the region; everything outside the context is the input. */
-static ie_status edit_selection(ie_session *s, const cli_opts *o, const ie_image *in, ie_image *out,
-                                ie_image *mask_out, progress_state *ps, char *err, size_t errlen) {
+static ie_status edit_selection(ie_session *s, const cli_opts *o, const ie_image *in, ie_image *out, ie_image *mask_out,
+                                progress_state *ps, char *err, size_t errlen) {
     ie_image sel = {0}, crop = {0}, res = {0}, cmask = {0};
     float *region = NULL;
     ie_status st = image_load(o->mask, &sel, err, errlen);
@@ -275,8 +277,10 @@ static bool several_targets_check(const cli_opts *o) {
     int f = output_pattern_fields(o->output, err, sizeof err);
     if (f < 0) fprintf(stderr, "invedit edit: %s\n", err);
     else if (o->n_targets > 1 && f == 0)
-        fprintf(stderr, "invedit edit: %d targets need an output pattern with %%d, e.g. -o out-%%d.png "
-                        "(%%d = 1 for the first --target)\n", o->n_targets);
+        fprintf(stderr,
+                "invedit edit: %d targets need an output pattern with %%d, e.g. -o out-%%d.png "
+                "(%%d = 1 for the first --target)\n",
+                o->n_targets);
     return f < 0 || (o->n_targets > 1 && f == 0);
 }
 
@@ -327,8 +331,10 @@ int cmd_edit(int argc, char **argv, bool reconstruct) {
     if (image_has_transparency(&in) &&
         ((o.output && !image_output_format(o.output, &fmt, err, sizeof err) && fmt == IMAGE_JPEG) ||
          (o.save_input && !image_output_format(o.save_input, &fmt, err, sizeof err) && fmt == IMAGE_JPEG)))
-        fprintf(stderr, "invedit %s: warning: %s has transparency, which JPEG cannot store: the JPEG output "
-                        "is opaque (write .png to keep alpha)\n", cmd, o.image);
+        fprintf(stderr,
+                "invedit %s: warning: %s has transparency, which JPEG cannot store: the JPEG output "
+                "is opaque (write .png to keep alpha)\n",
+                cmd, o.image);
     ie_session *s = open_session(&o, &code);
     if (!s) {
         ie_image_free(&in);
@@ -373,8 +379,8 @@ int cmd_edit(int argc, char **argv, bool reconstruct) {
         st = ie_vae_roundtrip(s, &in, o.p.work_size, &back, err, sizeof err);
         if (!st && o.save_input) st = image_save(o.save_input, &back, err, sizeof err);
         if (!st && reconstruct)
-            printf("reconstruction PSNR %.2f dB (method %s, %d steps); VAE round trip alone %.2f dB\n",
-                   psnr(&in, &out), ie_method_name(o.p.method), o.p.steps, psnr(&in, &back));
+            printf("reconstruction PSNR %.2f dB (method %s, %d steps); VAE round trip alone %.2f dB\n", psnr(&in, &out),
+                   ie_method_name(o.p.method), o.p.steps, psnr(&in, &back));
         if (st) {
             fprintf(stderr, "invedit %s: %s\n", cmd, err);
             code = cli_exit_code(st);
@@ -483,11 +489,13 @@ int cmd_generate(int argc, char **argv) {
 int cmd_invert(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: invedit invert --model PATH --image IN --source TEXT --method ef-ddpm|bdia [options] -o OUT.npy\n\n"
+            printf("usage: invedit invert --model PATH --image IN --source TEXT --method ef-ddpm|bdia [options] -o "
+                   "OUT.npy\n\n"
                    "Inverts IN and writes the result as a NumPy array of latents [n, C, h, w]:\n"
                    "  ef-ddpm: [x_N, z_N, ..., z_1], the noisiest latent and every noise map;\n"
                    "  bdia:    [z_K-1, z_K-2], the pair that regeneration starts from.\n"
-                   "(InfEdit needs no inversion.) Options as for 'invedit edit --help'.\n\n%s", exit_codes);
+                   "(InfEdit needs no inversion.) Options as for 'invedit edit --help'.\n\n%s",
+                   exit_codes);
             return 0;
         }
     cli_opts o;

@@ -19,12 +19,12 @@ int cmd_batch(int argc, char **argv);
 /* Progress of a run of edits: this edit's, and all of them with an ETA. */
 typedef struct cli_progress {
     bool tty, quiet;
-    bool clean_stale;    /* remove temporaries a killed run left next to an output */
-    double started;      /* the run */
-    int done, total;     /* edits finished or skipped / all edits of the run */
-    int timed;           /* edits that ran (the ETA's rate) */
+    bool clean_stale; /* remove temporaries a killed run left next to an output */
+    double started;   /* the run */
+    int done, total;  /* edits finished or skipped / all edits of the run */
+    int timed;        /* edits that ran (the ETA's rate) */
     double timed_s;
-    const char *label;   /* prefix of the lines, e.g. "[item 3, m.jsonl:4] cat.png -> " */
+    const char *label; /* prefix of the lines, e.g. "[item 3, m.jsonl:4] cat.png -> " */
 } cli_progress;
 void cli_progress_init(cli_progress *rp, bool quiet, int total);
 

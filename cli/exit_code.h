@@ -10,17 +10,17 @@
 
 static inline int cli_exit_code(ie_status s) {
     switch (s) {
-    case IE_OK: return 0;
-    case IE_ERR_ARG: return 2;
-    case IE_ERR_IO:
-    case IE_ERR_FORMAT:
-    case IE_ERR_SHAPE:
-    case IE_ERR_UNSUPPORTED: return 3;
-    case IE_ERR_NOMEM:
-    case IE_ERR_DEVICE:
-    case IE_ERR_NODEVICE: return 4;
-    case IE_ERR_CANCELLED: return 130;
-    case IE_ERR_NONFINITE: return 1;
+        case IE_OK: return 0;
+        case IE_ERR_ARG: return 2;
+        case IE_ERR_IO:
+        case IE_ERR_FORMAT:
+        case IE_ERR_SHAPE:
+        case IE_ERR_UNSUPPORTED: return 3;
+        case IE_ERR_NOMEM:
+        case IE_ERR_DEVICE:
+        case IE_ERR_NODEVICE: return 4;
+        case IE_ERR_CANCELLED: return 130;
+        case IE_ERR_NONFINITE: return 1;
     }
     return 1;
 }

@@ -49,8 +49,8 @@ static double max_pixels(void) {
 static ie_status check_size(const char *name, const char *kind, uint64_t w, uint64_t h, int channels, char *err,
                             size_t errlen) {
     if (w == 0 || h == 0) {
-        snprintf(err, errlen, "%s: the %s header gives an empty image (%llux%llu)", name, kind,
-                 (unsigned long long)w, (unsigned long long)h);
+        snprintf(err, errlen, "%s: the %s header gives an empty image (%llux%llu)", name, kind, (unsigned long long)w,
+                 (unsigned long long)h);
         return IE_ERR_FORMAT;
     }
     double px = (double)w * (double)h, limit = max_pixels();
@@ -80,8 +80,8 @@ static int exif_orientation(const unsigned char *t, size_t n) {
     else if (t[0] == 'M' && t[1] == 'M') le = false;
     else return 1;
 #define RD16(o) (le ? (unsigned)t[o] | (unsigned)t[(o) + 1] << 8 : (unsigned)t[o] << 8 | (unsigned)t[(o) + 1])
-#define RD32(o)                                                                                         \
-    (le ? (uint32_t)t[o] | (uint32_t)t[(o) + 1] << 8 | (uint32_t)t[(o) + 2] << 16 | (uint32_t)t[(o) + 3] << 24 \
+#define RD32(o)                                                                                                        \
+    (le ? (uint32_t)t[o] | (uint32_t)t[(o) + 1] << 8 | (uint32_t)t[(o) + 2] << 16 | (uint32_t)t[(o) + 3] << 24         \
         : (uint32_t)t[o] << 24 | (uint32_t)t[(o) + 1] << 16 | (uint32_t)t[(o) + 2] << 8 | (uint32_t)t[(o) + 3])
     if (RD16(2) != 42) return 1;
     size_t ifd = RD32(4);
@@ -116,13 +116,34 @@ static ie_status apply_orientation(ie_image *img, int o, const char *name, char 
         for (int x = 0; x < out.width; x++) {
             int sx, sy;
             switch (o) {
-            case 2: sx = W - 1 - x; sy = y; break;             /* mirrored */
-            case 3: sx = W - 1 - x; sy = H - 1 - y; break;     /* rotated 180 */
-            case 4: sx = x; sy = H - 1 - y; break;             /* flipped */
-            case 5: sx = y; sy = x; break;                     /* transposed */
-            case 6: sx = y; sy = H - 1 - x; break;             /* shown rotated 90 clockwise */
-            case 7: sx = W - 1 - y; sy = H - 1 - x; break;     /* transversed */
-            default: sx = W - 1 - y; sy = x; break;            /* 8: shown rotated 90 counter-clockwise */
+                case 2:
+                    sx = W - 1 - x;
+                    sy = y;
+                    break; /* mirrored */
+                case 3:
+                    sx = W - 1 - x;
+                    sy = H - 1 - y;
+                    break; /* rotated 180 */
+                case 4:
+                    sx = x;
+                    sy = H - 1 - y;
+                    break; /* flipped */
+                case 5:
+                    sx = y;
+                    sy = x;
+                    break; /* transposed */
+                case 6:
+                    sx = y;
+                    sy = H - 1 - x;
+                    break; /* shown rotated 90 clockwise */
+                case 7:
+                    sx = W - 1 - y;
+                    sy = H - 1 - x;
+                    break; /* transversed */
+                default:
+                    sx = W - 1 - y;
+                    sy = x;
+                    break; /* 8: shown rotated 90 counter-clockwise */
             }
             memcpy(out.pixels + ((size_t)y * out.width + x) * C, img->pixels + ((size_t)sy * W + sx) * C,
                    sizeof(float) * (size_t)C);
@@ -316,8 +337,10 @@ static ie_status jpeg_load_mem(const unsigned char *data, size_t len, const char
     jpeg_read_header(&d, TRUE);
     bool cmyk = d.jpeg_color_space == JCS_CMYK || d.jpeg_color_space == JCS_YCCK;
     if (d.num_components != 1 && d.num_components != 3 && !cmyk) {
-        snprintf(err, errlen, "%s: JPEG with %d colour components in colour space %d is not supported "
-                 "(grayscale, RGB/YCbCr, CMYK and YCCK are)", name, d.num_components, (int)d.jpeg_color_space);
+        snprintf(err, errlen,
+                 "%s: JPEG with %d colour components in colour space %d is not supported "
+                 "(grayscale, RGB/YCbCr, CMYK and YCCK are)",
+                 name, d.num_components, (int)d.jpeg_color_space);
         goto fail;
     }
     status = check_size(name, "JPEG", d.image_width, d.image_height, 3, err, errlen);
@@ -510,8 +533,7 @@ ie_status image_output_format(const char *path, image_format *fmt, char *err, si
     }
     const char *base = strrchr(path, '/');
     const char *dot = strrchr(base ? base : path, '.');
-    snprintf(err, errlen, "%s: unknown output format '%s' (use .png, .jpg or .jpeg)", path,
-             dot ? dot : "no extension");
+    snprintf(err, errlen, "%s: unknown output format '%s' (use .png, .jpg or .jpeg)", path, dot ? dot : "no extension");
     return IE_ERR_ARG;
 }
 
@@ -544,8 +566,7 @@ ie_status image_save(const char *path, const ie_image *img, char *err, size_t er
     if (s) {
         size_t n = strlen(err);
         if (n < errlen)
-            snprintf(err + n, errlen - n, "%s",
-                     f.tmp ? "; the file was not changed" : "; the output is incomplete");
+            snprintf(err + n, errlen - n, "%s", f.tmp ? "; the file was not changed" : "; the output is incomplete");
         ie_afile_abort(&f);
         return s;
     }

@@ -25,25 +25,24 @@
 #define EXIT_FAILURE_RUN 1
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: invedit [--device DEV] COMMAND [ARGS]\n"
-            "\n"
-            "Inverts images into a diffusion model's noise space and edits them from text.\n"
-            "\n"
-            "commands:\n"
-            "  edit        invert an image and regenerate it from a target prompt\n"
-            "  invert      invert an image; write the noise maps / latents as .npy\n"
-            "  reconstruct invert and regenerate with the same prompt; print the PSNR\n"
-            "  generate    text to image (DDIM / BDIA)\n"
-            "  info        what a model path holds: tokenizer, networks, dtypes, EMA, VAE, LoRAs\n"
-            "  batch       run the edits of a JSON Lines manifest with one model load (resumable, --shard K/N)\n"
-            "  devices     list Vulkan devices, their limits, and which one 'auto' picks\n"
-            "  selfcheck   run a convolution on the CPU and Vulkan backends and compare\n"
-            "\n"
-            "options:\n"
-            "  --device DEV  auto (default), cpu, vulkan or vulkan:N; also INVEDIT_DEVICE\n"
-            "  -h, --help    show this help\n"
-            "  --version     show the version\n");
+    fprintf(f, "usage: invedit [--device DEV] COMMAND [ARGS]\n"
+               "\n"
+               "Inverts images into a diffusion model's noise space and edits them from text.\n"
+               "\n"
+               "commands:\n"
+               "  edit        invert an image and regenerate it from a target prompt\n"
+               "  invert      invert an image; write the noise maps / latents as .npy\n"
+               "  reconstruct invert and regenerate with the same prompt; print the PSNR\n"
+               "  generate    text to image (DDIM / BDIA)\n"
+               "  info        what a model path holds: tokenizer, networks, dtypes, EMA, VAE, LoRAs\n"
+               "  batch       run the edits of a JSON Lines manifest with one model load (resumable, --shard K/N)\n"
+               "  devices     list Vulkan devices, their limits, and which one 'auto' picks\n"
+               "  selfcheck   run a convolution on the CPU and Vulkan backends and compare\n"
+               "\n"
+               "options:\n"
+               "  --device DEV  auto (default), cpu, vulkan or vulkan:N; also INVEDIT_DEVICE\n"
+               "  -h, --help    show this help\n"
+               "  --version     show the version\n");
 }
 
 static int cmd_devices(void) {

@@ -53,8 +53,8 @@ static bool set_param(manifest_item *it, const ie_param_desc *d, const char *val
     return false;
 }
 
-bool manifest_parse_line(const char *line, size_t len, ie_method default_method, const manifest_default *defs,
-                         int ndef, manifest_item *it, char *err, size_t errlen) {
+bool manifest_parse_line(const char *line, size_t len, ie_method default_method, const manifest_default *defs, int ndef,
+                         manifest_item *it, char *err, size_t errlen) {
     memset(it, 0, sizeof *it);
     it->owned = g_ptr_array_new_with_free_func(g_free);
     JsonParser *parser = json_parser_new();
@@ -113,8 +113,10 @@ bool manifest_parse_line(const char *line, size_t len, ie_method default_method,
         }
         const ie_param_desc *d = ie_edit_param_find(name);
         if (!d) {
-            snprintf(err, errlen, "unknown key '%s' (image, output, source, target, or a parameter: see "
-                                  "'invedit edit --help')", key);
+            snprintf(err, errlen,
+                     "unknown key '%s' (image, output, source, target, or a parameter: see "
+                     "'invedit edit --help')",
+                     key);
             ok = false;
             continue;
         }

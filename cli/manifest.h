@@ -30,13 +30,13 @@ typedef struct manifest_default {
 } manifest_default;
 
 typedef struct manifest_item {
-    ie_edit_params p;     /* strings point into `owned` */
+    ie_edit_params p; /* strings point into `owned` */
     const char *image;
-    const char *output;   /* a path, or a pattern (%d) with several targets */
-    const char *model;    /* NULL unless the line names one */
+    const char *output; /* a path, or a pattern (%d) with several targets */
+    const char *model;  /* NULL unless the line names one */
     const char *targets[MANIFEST_MAX_TARGETS];
     int n_targets;
-    void *owned;          /* GPtrArray of the strings above */
+    void *owned; /* GPtrArray of the strings above */
 } manifest_item;
 
 /* True for a line that is not an item (blank, or a '#' comment). */
@@ -47,8 +47,8 @@ bool manifest_line_is_blank(const char *line, size_t len);
  * then the defaults given to the batch (ndef entries, in order), then the
  * line's own keys. Returns true, or false with a message in err (the item
  * is then cleared). Free a parsed item with manifest_item_clear. */
-bool manifest_parse_line(const char *line, size_t len, ie_method default_method, const manifest_default *defs,
-                         int ndef, manifest_item *item, char *err, size_t errlen);
+bool manifest_parse_line(const char *line, size_t len, ie_method default_method, const manifest_default *defs, int ndef,
+                         manifest_item *item, char *err, size_t errlen);
 void manifest_item_clear(manifest_item *item);
 
 /* Output patterns: "%d" (or "%0Nd", N one digit) stands for the target's

@@ -5,16 +5,16 @@
 #include <stdio.h>
 #include <string.h>
 
-#define FAIL(code, ...)                                         \
-    do {                                                        \
-        if (err && errlen) snprintf(err, errlen, __VA_ARGS__); \
-        return (code);                                          \
+#define FAIL(code, ...)                                                                                                \
+    do {                                                                                                               \
+        if (err && errlen) snprintf(err, errlen, __VA_ARGS__);                                                         \
+        return (code);                                                                                                 \
     } while (0)
 
 enum { TB_LEFT = 1, TB_UP = 2, TB_DIAG = 3, TB_STOP = 4 };
 
-ie_status ie_align_refine(const int32_t *x, int nx, const int32_t *y, int ny, ie_refine_map *out,
-                          char *err, size_t errlen) {
+ie_status ie_align_refine(const int32_t *x, int nx, const int32_t *y, int ny, ie_refine_map *out, char *err,
+                          size_t errlen) {
     if (!x || !y || !out) FAIL(IE_ERR_ARG, "ie_align_refine: NULL argument");
     if (nx < 1 || nx > IE_MAX_TOKENS || ny < 1 || ny > IE_MAX_TOKENS)
         FAIL(IE_ERR_ARG, "ie_align_refine: token counts %d (source) and %d (target) must be in [1, %d]", nx, ny,
@@ -94,7 +94,9 @@ static int tok_len(const char *t) {
     return utf8_len(t + a, b - a);
 }
 
-typedef struct word_span { size_t start, len; } word_span;
+typedef struct word_span {
+    size_t start, len;
+} word_span;
 
 /* text.split(" "): returns the word count, fills up to max spans */
 static int split_words(const char *text, word_span *w, int max) {
@@ -118,8 +120,7 @@ int ie_word_count(const char *text) { return text ? split_words(text, NULL, 0) :
 
 #define MAX_WORDS 256
 
-int ie_word_inds(const char *text, const char *const *tok_text, int n_tok, int word_place, int *out,
-                 int max_out) {
+int ie_word_inds(const char *text, const char *const *tok_text, int n_tok, int word_place, int *out, int max_out) {
     if (!text || (n_tok > 0 && !tok_text) || n_tok < 0 || (max_out > 0 && !out)) return -1;
     word_span w[MAX_WORDS];
     int nw = split_words(text, w, MAX_WORDS);
@@ -149,9 +150,9 @@ int ie_word_places(const char *text, const char *word, int *out, int max_out) {
     return cnt;
 }
 
-ie_status ie_align_replace(const char *src_text, const char *const *src_tok, int n_src_tok,
-                           const char *tgt_text, const char *const *tgt_tok, int n_tgt_tok,
-                           bool fix_tail, float *M, char *err, size_t errlen) {
+ie_status ie_align_replace(const char *src_text, const char *const *src_tok, int n_src_tok, const char *tgt_text,
+                           const char *const *tgt_tok, int n_tgt_tok, bool fix_tail, float *M, char *err,
+                           size_t errlen) {
     if (!src_text || !tgt_text || !M) FAIL(IE_ERR_ARG, "ie_align_replace: NULL argument");
     word_span ws[MAX_WORDS], wt[MAX_WORDS];
     int nws = split_words(src_text, ws, MAX_WORDS), nwt = split_words(tgt_text, wt, MAX_WORDS);
@@ -167,8 +168,7 @@ ie_status ie_align_replace(const char *src_text, const char *const *src_tok, int
     int rep_src[IE_MAX_TOKENS][IE_MAX_TOKENS], rep_tgt[IE_MAX_TOKENS][IE_MAX_TOKENS];
     int rep_ns[IE_MAX_TOKENS], rep_nt[IE_MAX_TOKENS], nrep = 0;
     for (int k = 0; k < nwt; k++) {
-        if (ws[k].len == wt[k].len && memcmp(src_text + ws[k].start, tgt_text + wt[k].start, ws[k].len) == 0)
-            continue;
+        if (ws[k].len == wt[k].len && memcmp(src_text + ws[k].start, tgt_text + wt[k].start, ws[k].len) == 0) continue;
         if (nrep == IE_MAX_TOKENS) FAIL(IE_ERR_ARG, "ie_align_replace: more than %d differing words", IE_MAX_TOKENS);
         rep_ns[nrep] = ie_word_inds(src_text, src_tok, n_src_tok, k, rep_src[nrep], L);
         rep_nt[nrep] = ie_word_inds(tgt_text, tgt_tok, n_tgt_tok, k, rep_tgt[nrep], L);
@@ -200,10 +200,8 @@ ie_status ie_align_replace(const char *src_text, const char *const *src_tok, int
             i++;
             j++;
         } else {
-            if (fix_tail)
-                M[i * L + j] = 1.0f;
-            else
-                M[j * L + j] = 1.0f; /* the code's mapper[j, j] */
+            if (fix_tail) M[i * L + j] = 1.0f;
+            else M[j * L + j] = 1.0f; /* the code's mapper[j, j] */
             i++;
             j++;
         }
@@ -225,15 +223,14 @@ static double cosine(const float *a, const float *b, int d) {
     return ab / ((na > eps ? na : eps) * (nb > eps ? nb : eps));
 }
 
-ie_status ie_align_infedit(const ie_infedit_align_input *in, ie_infedit_align *out, char *err,
-                           size_t errlen) {
+ie_status ie_align_infedit(const ie_infedit_align_input *in, ie_infedit_align *out, char *err, size_t errlen) {
     if (!in || !out) FAIL(IE_ERR_ARG, "ie_align_infedit: NULL argument");
     const int32_t *x = in->src_ids, *y = in->tgt_ids, *e = in->local_ids, *m = in->mutual_ids;
     const int nx = in->n_src, ny = in->n_tgt, ne = in->n_local, nm = in->n_mutual;
     if (!e || !m || ne < 2 || nm < 2 || ne > IE_MAX_TOKENS || nm > IE_MAX_TOKENS)
         FAIL(IE_ERR_ARG,
-             "ie_align_infedit: local and mutual ids must be given with BOS/EOS (>= 2 ids each; got %d and %d)",
-             ne, nm);
+             "ie_align_infedit: local and mutual ids must be given with BOS/EOS (>= 2 ids each; got %d and %d)", ne,
+             nm);
     if (in->sim != IE_SIM_NONE && (!in->src_emb || !in->tgt_emb || in->emb_dim < 1))
         FAIL(IE_ERR_ARG, "ie_align_infedit: semantic re-matching needs src_emb, tgt_emb [77, dim] and emb_dim");
     ie_refine_map rm;

@@ -38,11 +38,11 @@ extern "C" {
 typedef struct ie_refine_map {
     int mapper[IE_MAX_TOKENS]; /* target position -> source position, -1 = unmatched */
     float alphas[IE_MAX_TOKENS];
-    int n_src, n_tgt;          /* token counts incl. BOS/EOS */
+    int n_src, n_tgt; /* token counts incl. BOS/EOS */
 } ie_refine_map;
 
-ie_status ie_align_refine(const int32_t *src_ids, int n_src, const int32_t *tgt_ids, int n_tgt,
-                          ie_refine_map *out, char *err, size_t errlen);
+ie_status ie_align_refine(const int32_t *src_ids, int n_src, const int32_t *tgt_ids, int n_tgt, ie_refine_map *out,
+                          char *err, size_t errlen);
 
 /* --- get_word_inds ------------------------------------------------------
  * text is split on single spaces (consecutive spaces give empty words, as
@@ -53,8 +53,7 @@ ie_status ie_align_refine(const int32_t *src_ids, int n_src, const int32_t *tgt_
  * to out (at most max_out) for the tokens of word number `word_place`
  * (0-based), or -1 on a bad argument. Where Python would index past the last
  * word the walk stops. */
-int ie_word_inds(const char *text, const char *const *tok_text, int n_tok, int word_place, int *out,
-                 int max_out);
+int ie_word_inds(const char *text, const char *const *tok_text, int n_tok, int word_place, int *out, int max_out);
 /* Word numbers of `text` equal to `word` (get_word_inds with a string);
  * returns the count written to out. */
 int ie_word_places(const char *text, const char *word, int *out, int max_out);
@@ -72,9 +71,9 @@ int ie_word_count(const char *text);
  * when a replaced word changed the token count, the tokens after it are
  * mapped with the wrong offset. fix_tail = true writes M[i][j].
  * Replaced target attention = sum_w A_src[h, p, w] M[w][n]. */
-ie_status ie_align_replace(const char *src_text, const char *const *src_tok, int n_src_tok,
-                           const char *tgt_text, const char *const *tgt_tok, int n_tgt_tok,
-                           bool fix_tail, float *M, char *err, size_t errlen);
+ie_status ie_align_replace(const char *src_text, const char *const *src_tok, int n_src_tok, const char *tgt_text,
+                           const char *const *tgt_tok, int n_tgt_tok, bool fix_tail, float *M, char *err,
+                           size_t errlen);
 
 /* --- InfEdit's get_mapper ----------------------------------------------- */
 
@@ -85,10 +84,14 @@ typedef enum ie_sim_mode {
 } ie_sim_mode;
 
 typedef struct ie_infedit_align_input {
-    const int32_t *src_ids; int n_src;       /* incl. BOS/EOS */
-    const int32_t *tgt_ids; int n_tgt;
-    const int32_t *local_ids; int n_local;   /* target-blend text, encode() incl. BOS/EOS ("" -> 2 ids) */
-    const int32_t *mutual_ids; int n_mutual; /* source-blend ("mutual") text, incl. BOS/EOS */
+    const int32_t *src_ids;
+    int n_src; /* incl. BOS/EOS */
+    const int32_t *tgt_ids;
+    int n_tgt;
+    const int32_t *local_ids;
+    int n_local; /* target-blend text, encode() incl. BOS/EOS ("" -> 2 ids) */
+    const int32_t *mutual_ids;
+    int n_mutual; /* source-blend ("mutual") text, incl. BOS/EOS */
     /* text-encoder last hidden states of the padded prompts, [77, dim] each
      * (the conditioning embeddings); may be NULL with IE_SIM_NONE */
     const float *src_emb, *tgt_emb;
@@ -97,9 +100,9 @@ typedef struct ie_infedit_align_input {
 } ie_infedit_align_input;
 
 typedef struct ie_infedit_align {
-    int mapper[IE_MAX_TOKENS];   /* after semantic re-matching */
-    float alphas[IE_MAX_TOKENS]; /* after semantic re-matching */
-    float m[IE_MAX_TOKENS];      /* alphas before re-matching (the code's `ms`, unused downstream) */
+    int mapper[IE_MAX_TOKENS];     /* after semantic re-matching */
+    float alphas[IE_MAX_TOKENS];   /* after semantic re-matching */
+    float m[IE_MAX_TOKENS];        /* alphas before re-matching (the code's `ms`, unused downstream) */
     float alpha_e[IE_MAX_TOKENS];  /* target-blend word mask over target positions */
     float alpha_m[IE_MAX_TOKENS];  /* source-blend (mutual) word mask over target positions */
     float alpha_me[IE_MAX_TOKENS]; /* alpha_e AND alpha_m */
@@ -124,8 +127,7 @@ typedef struct ie_infedit_align {
  *     and be aligned to the same source token id, else IE_ERR_ARG (the code
  *     raises "mutual prompt not found in target prompt" or crashes);
  *  5. alpha_me = alpha_e AND alpha_m; len = n_tgt. */
-ie_status ie_align_infedit(const ie_infedit_align_input *in, ie_infedit_align *out, char *err,
-                           size_t errlen);
+ie_status ie_align_infedit(const ie_infedit_align_input *in, ie_infedit_align *out, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

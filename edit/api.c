@@ -76,8 +76,7 @@ static ie_status check_image(const ie_image *in, char *err, size_t errlen) {
     return IE_OK;
 }
 
-ie_status ie_vae_roundtrip(ie_session *s, const ie_image *in, int work_size, ie_image *out, char *err,
-                           size_t errlen) {
+ie_status ie_vae_roundtrip(ie_session *s, const ie_image *in, int work_size, ie_image *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     ie_status st = check_image(in, err, errlen);
     if (st) return st;
@@ -192,11 +191,11 @@ static void dtypes_of(const sd_weights *w, sd_component c, char *buf, size_t n, 
     size_t at = 0;
     buf[0] = 0;
     for (int d = 0; d < 32 && at < n; d++)
-        if (by[d]) at += (size_t)snprintf(buf + at, n - at, "%s%s %d", at ? ", " : "", st_dtype_name((st_dtype)d), by[d]);
+        if (by[d])
+            at += (size_t)snprintf(buf + at, n - at, "%s%s %d", at ? ", " : "", st_dtype_name((st_dtype)d), by[d]);
 }
 
-ie_status ie_model_describe(const char *model, const ie_session_options *opt, char **text, char *err,
-                            size_t errlen) {
+ie_status ie_model_describe(const char *model, const ie_session_options *opt, char **text, char *err, size_t errlen) {
     *text = NULL;
     if (!model || !*model) {
         snprintf(err, errlen, "no model path given");
@@ -241,14 +240,13 @@ ie_status ie_model_describe(const char *model, const ie_session_options *opt, ch
         char dt[256];
         int n;
         dtypes_of(w, c, dt, sizeof dt, &n);
-        g_string_append_printf(g, "%s: %s, %s names, %d tensors (%s)%s\n", sd_component_name(c),
-                               sd_weights_file(w, c), sd_weights_naming(w, c), n, dt,
+        g_string_append_printf(g, "%s: %s, %s names, %d tensors (%s)%s\n", sd_component_name(c), sd_weights_file(w, c),
+                               sd_weights_naming(w, c), n, dt,
                                c == SD_VAE && vae && *vae ? ", separate VAE (--vae)" : "");
     }
     if (sd_weights_ema_count(w) || *sd_weights_ema_note(w))
         g_string_append_printf(g, "ema: %s\n", sd_weights_ema_note(w));
-    else
-        g_string_append(g, "ema: no EMA copy in the model\n");
+    else g_string_append(g, "ema: no EMA copy in the model\n");
     sd_lora_set *lora = NULL;
     if (*loras) {
         lora = sd_lora_set_new();
@@ -307,8 +305,9 @@ char *ie_devices_describe(void) {
         g_string_append_printf(g, "vulkan:%d  %s  (%s, Vulkan %u.%u, %s)\n", d->index, d->name,
                                ie_device_type_name(d->type), d->api_version >> 22, (d->api_version >> 12) & 0x3ff,
                                d->driver);
-        g_string_append_printf(g, "          device-local memory %.1f GiB, max allocation %.0f MiB, "
-                                  "max storage-buffer range %.0f MiB, shared memory %u KiB, subgroup %u, fp16 %s\n",
+        g_string_append_printf(g,
+                               "          device-local memory %.1f GiB, max allocation %.0f MiB, "
+                               "max storage-buffer range %.0f MiB, shared memory %u KiB, subgroup %u, fp16 %s\n",
                                (double)d->device_local_bytes / 1073741824.0, (double)d->max_allocation_size / 1048576.0,
                                (double)d->max_storage_buffer_range / 1048576.0, d->max_shared_memory / 1024,
                                d->subgroup_size, d->fp16 ? "yes" : "no");
@@ -330,8 +329,8 @@ bool ie_device_valid(const char *device, char *err, size_t errlen) {
 /* --- self-check ------------------------------------------------------------------------- */
 
 /* A 3x3 convolution with the given data on one backend; returns the output. */
-static float *run_conv(ie_backend *be, const float *x, const float *w, const float *b, int N, int Cin, int H,
-                       int W, int Cout, char *msg, size_t msglen) {
+static float *run_conv(ie_backend *be, const float *x, const float *w, const float *b, int N, int Cin, int H, int W,
+                       int Cout, char *msg, size_t msglen) {
     ie_tensor *tx = ie_tensor_new4(be, IE_F32, N, Cin, H, W);
     ie_tensor *tw = ie_tensor_new4(be, IE_F32, Cout, Cin, 3, 3);
     int64_t bs[1] = {Cout};

@@ -19,10 +19,9 @@ static int nearest_src(int dst, int in, int out) {
     return s < in - 1 ? s : in - 1;
 }
 
-int ie_blend_mask(const float *S, int h, int w, int n_tok, int count, const float *word, int len,
-                  double thresh, int out_h, int out_w, uint8_t *mask) {
-    if (!S || !word || !mask || h < 1 || w < 1 || n_tok < 1 || count < 1 || out_h < 1 || out_w < 1 ||
-        len > n_tok)
+int ie_blend_mask(const float *S, int h, int w, int n_tok, int count, const float *word, int len, double thresh,
+                  int out_h, int out_w, uint8_t *mask) {
+    if (!S || !word || !mask || h < 1 || w < 1 || n_tok < 1 || count < 1 || out_h < 1 || out_w < 1 || len > n_tok)
         return -1;
     memset(mask, 0, (size_t)out_h * out_w);
     if (len - 2 < 1) return 0; /* no word tokens between BOS and EOS */
@@ -69,16 +68,15 @@ static bool any_nonzero(const float *v, int n) {
     return false;
 }
 
-ie_status ie_local_blend_apply(const ie_cross_maps *maps, const ie_infedit_align *words,
-                               const ie_blend_params *bp, double alpha_prod, bool use_xm, int C, int H,
-                               int W, const float *x_s, float *x_t, const float *x_m,
-                               ie_blend_masks *masks, char *err, size_t errlen) {
+ie_status ie_local_blend_apply(const ie_cross_maps *maps, const ie_infedit_align *words, const ie_blend_params *bp,
+                               double alpha_prod, bool use_xm, int C, int H, int W, const float *x_s, float *x_t,
+                               const float *x_m, ie_blend_masks *masks, char *err, size_t errlen) {
     if (!maps || !words || !bp || !x_s || !x_t || !x_m || C < 1 || H < 1 || W < 1) {
         if (err && errlen) snprintf(err, errlen, "ie_local_blend_apply: NULL or empty argument");
         return IE_ERR_ARG;
     }
-    if (!maps->src || !maps->lay || maps->n_tok < words->len || maps->n_tok > IE_MAX_TOKENS ||
-        maps->count < 1 || maps->h < 1 || maps->w < 1) {
+    if (!maps->src || !maps->lay || maps->n_tok < words->len || maps->n_tok > IE_MAX_TOKENS || maps->count < 1 ||
+        maps->h < 1 || maps->w < 1) {
         if (err && errlen)
             snprintf(err, errlen,
                      "ie_local_blend_apply: cross maps %dx%dx%d (count %d) do not fit a %d-token target prompt",
@@ -101,10 +99,9 @@ ie_status ie_local_blend_apply(const ie_cross_maps *maps, const ie_infedit_align
     int rc = 0;
     rc |= ie_blend_mask(maps->lay, maps->h, maps->w, nt, maps->count, words->alpha_e, words->len, theta_e, H, W,
                         mask_e) < 0;
-    rc |= ie_blend_mask(maps->src, maps->h, maps->w, nt, maps->count, w_m, words->len, bp->thresh_m, H, W,
-                        mask_m) < 0;
-    rc |= ie_blend_mask(maps->lay, maps->h, maps->w, nt, maps->count, words->alpha_me, words->len, bp->thresh_e,
-                        H, W, mask_me) < 0;
+    rc |= ie_blend_mask(maps->src, maps->h, maps->w, nt, maps->count, w_m, words->len, bp->thresh_m, H, W, mask_m) < 0;
+    rc |= ie_blend_mask(maps->lay, maps->h, maps->w, nt, maps->count, words->alpha_me, words->len, bp->thresh_e, H, W,
+                        mask_me) < 0;
     if (rc) {
         free(me_buf);
         if (err && errlen) snprintf(err, errlen, "ie_local_blend_apply: mask computation failed");

@@ -65,8 +65,8 @@ void ie_blend_params_default(ie_blend_params *p);
 /* One mask (steps 1-4 above). S [h, w, n_tok], word [n_tok] (0/1 weights),
  * len = target token count incl. BOS/EOS; mask [out_h, out_w] gets 0/1.
  * Returns the number of pixels set, or -1 on a bad argument. */
-int ie_blend_mask(const float *S, int h, int w, int n_tok, int count, const float *word, int len,
-                  double thresh, int out_h, int out_w, uint8_t *mask);
+int ie_blend_mask(const float *S, int h, int w, int n_tok, int count, const float *word, int len, double thresh,
+                  int out_h, int out_w, uint8_t *mask);
 
 /* The three masks and the update of x_t [C, H, W] in place. masks_* may be
  * NULL; when given they receive [H, W] 0/1 maps (all zero for a word vector
@@ -75,10 +75,9 @@ typedef struct ie_blend_masks {
     uint8_t *e, *m, *me; /* [H, W] each, or NULL */
 } ie_blend_masks;
 
-ie_status ie_local_blend_apply(const ie_cross_maps *maps, const ie_infedit_align *words,
-                               const ie_blend_params *bp, double alpha_prod, bool use_xm, int C, int H,
-                               int W, const float *x_s, float *x_t, const float *x_m,
-                               ie_blend_masks *masks, char *err, size_t errlen);
+ie_status ie_local_blend_apply(const ie_cross_maps *maps, const ie_infedit_align *words, const ie_blend_params *bp,
+                               double alpha_prod, bool use_xm, int C, int H, int W, const float *x_s, float *x_t,
+                               const float *x_m, ie_blend_masks *masks, char *err, size_t errlen);
 
 /* Adapter for infedit_params.blend: set blend = ie_local_blend_step and
  * blend_user = &an ie_local_blend. get_maps asks the attention controller

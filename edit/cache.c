@@ -90,9 +90,7 @@ void ie_cache_key_str(GChecksum *ck, const char *name, const char *value) {
     key_field(ck, 's', name, value ? value : "", value ? strlen(value) : 0);
 }
 
-void ie_cache_key_num(GChecksum *ck, const char *name, double value) {
-    key_field(ck, 'd', name, &value, sizeof value);
-}
+void ie_cache_key_num(GChecksum *ck, const char *name, double value) { key_field(ck, 'd', name, &value, sizeof value); }
 
 void ie_cache_key_int(GChecksum *ck, const char *name, int64_t value) {
     key_field(ck, 'i', name, &value, sizeof value);
@@ -259,8 +257,8 @@ static bool disk_get(ie_cache *c, const ie_cache_key *key, ie_cache_kind kind, v
         return false;
     }
     const unsigned char *h = (const unsigned char *)buf;
-    if (n >= IE_CACHE_HEADER && !memcmp(h, magic, 8) && get_u32(h + 8) == IE_CACHE_VERSION &&
-        get_u32(h + 12) == BOM && get_u32(h + 16) == (uint32_t)kind && !memcmp(h + 24, key->b, 32) &&
+    if (n >= IE_CACHE_HEADER && !memcmp(h, magic, 8) && get_u32(h + 8) == IE_CACHE_VERSION && get_u32(h + 12) == BOM &&
+        get_u32(h + 16) == (uint32_t)kind && !memcmp(h + 24, key->b, 32) &&
         get_u64(h + 56) == (uint64_t)(n - IE_CACHE_HEADER)) {
         guint8 d[32];
         payload_digest(h + IE_CACHE_HEADER, n - IE_CACHE_HEADER, d);

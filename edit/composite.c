@@ -279,9 +279,8 @@ ie_status ie_composite(const ie_composite_args *a, ie_image *out, ie_image *mask
     memset(out, 0, sizeof *out);
     if (mask_out) memset(mask_out, 0, sizeof *mask_out);
     if (unmasked) memset(unmasked, 0, sizeof *unmasked);
-    if (C < 3 || (a->mode != IE_COMPOSITE_OFF &&
-                  (!a->rec || !a->work || a->rec->width != w || a->rec->height != h || a->work->width != w ||
-                   a->work->height != h)))
+    if (C < 3 || (a->mode != IE_COMPOSITE_OFF && (!a->rec || !a->work || a->rec->width != w || a->rec->height != h ||
+                                                  a->work->width != w || a->work->height != h)))
         return IE_ERR_ARG;
     ie_image up = {0}, low = {0};
     float *m = NULL, *wd = NULL;

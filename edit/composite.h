@@ -71,14 +71,14 @@ ie_status ie_change_mask(const ie_image *rec, const ie_image *edit, double thres
 ie_status ie_detail_gain(const ie_image *rec, const ie_image *edit, int cell, float *gain);
 
 typedef struct ie_composite_args {
-    const ie_image *input;  /* full size, 3 or 4 channels */
-    const ie_image *work;   /* the input at the working size (RGB) */
-    const ie_image *rec;    /* decoded reconstruction at the working size (RGB) */
-    const ie_image *edit;   /* decoded edit at the working size (RGB) */
+    const ie_image *input; /* full size, 3 or 4 channels */
+    const ie_image *work;  /* the input at the working size (RGB) */
+    const ie_image *rec;   /* decoded reconstruction at the working size (RGB) */
+    const ie_image *edit;  /* decoded edit at the working size (RGB) */
     ie_composite_mode mode;
     double threshold;
-    int cell;               /* the VAE factor */
-    const float *region;    /* optional: full-size selection weights; the mask is limited to
+    int cell;            /* the VAE factor */
+    const float *region; /* optional: full-size selection weights; the mask is limited to
                                min(1, 2 region) (ie_edit_extras) */
 } ie_composite_args;
 

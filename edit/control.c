@@ -27,11 +27,11 @@ struct ie_controller {
     int num_steps;
     /* InfEdit map accumulation */
     int map_h, map_w;
-    ie_tensor *acc_s, *acc_m;   /* [map_h * map_w, 77] */
+    ie_tensor *acc_s, *acc_m; /* [map_h * map_w, 77] */
     int layers_this_call, count;
     float *host_s, *host_m;
     /* scratch */
-    ie_tensor *ones;            /* [1, heads] */
+    ie_tensor *ones; /* [1, heads] */
     int ones_heads;
     ie_tensor *r_s, *r_m, *tmp; /* grown as needed */
     int64_t scratch_elems;
@@ -69,8 +69,8 @@ static bool set_refine(ie_controller *c, const int *mapper, const float *alphas)
     return c->M && c->one_minus_alpha;
 }
 
-ie_controller *ie_controller_p2p(ie_backend *be, const float *replace_M, const ie_refine_map *refine,
-                                 double cross, double self, int num_steps, char *err, size_t errlen) {
+ie_controller *ie_controller_p2p(ie_backend *be, const float *replace_M, const ie_refine_map *refine, double cross,
+                                 double self, int num_steps, char *err, size_t errlen) {
     ie_controller *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->kind = CTRL_P2P;
@@ -94,8 +94,8 @@ ie_controller *ie_controller_p2p(ie_backend *be, const float *replace_M, const i
     return c;
 }
 
-ie_controller *ie_controller_infedit(ie_backend *be, const int *mapper, const float *alphas,
-                                     int map_h, int map_w, char *err, size_t errlen) {
+ie_controller *ie_controller_infedit(ie_backend *be, const int *mapper, const float *alphas, int map_h, int map_w,
+                                     char *err, size_t errlen) {
     ie_controller *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->kind = CTRL_INFEDIT;
@@ -233,8 +233,7 @@ static ie_status accumulate(ie_controller *c, ie_tensor *acc, ie_tensor *r, int 
 }
 
 static bool accumulate_here(const ie_controller *c, const unet_attn_call *call) {
-    return c->acc_s && call->cross && call->place != UNET_MID && call->height == c->map_h &&
-           call->width == c->map_w;
+    return c->acc_s && call->cross && call->place != UNET_MID && call->height == c->map_h && call->width == c->map_w;
 }
 
 /* InfEdit, before attention: self-attention rows; decide whether cross
@@ -252,8 +251,7 @@ static ie_status infedit_qkv(ie_controller *c, unet_attn_call *call) {
         if (s < 0 || t < 0) continue;
         ie_status st;
         if (c->plan.self_early) { /* t <- (Q_s, K_s, V_t); m <- (Q_s, K_s, V_s) */
-            if ((st = copy_row(c, call->q, t, s)) || (st = copy_row(c, call->k, t, s)))
-                return st;
+            if ((st = copy_row(c, call->q, t, s)) || (st = copy_row(c, call->k, t, s))) return st;
             if (m >= 0 && ((st = copy_row(c, call->q, m, s)) || (st = copy_row(c, call->k, m, s)) ||
                            (st = copy_row(c, call->v, m, s))))
                 return st;
@@ -267,8 +265,7 @@ static ie_status infedit_qkv(ie_controller *c, unet_attn_call *call) {
 }
 
 static ie_status infedit_probs(ie_controller *c, unet_attn_call *call) {
-    int s = row_of(c, IE_BRANCH_SOURCE, 0), t = row_of(c, IE_BRANCH_TARGET, 0),
-        m = row_of(c, IE_BRANCH_LAYOUT, 0);
+    int s = row_of(c, IE_BRANCH_SOURCE, 0), t = row_of(c, IE_BRANCH_TARGET, 0), m = row_of(c, IE_BRANCH_LAYOUT, 0);
     if (s < 0 || t < 0 || m < 0) return IE_OK;
     int64_t Lq = (int64_t)call->height * call->width, R = (int64_t)call->heads * Lq;
     ie_status st = ensure_scratch(c, R * NTOK);
@@ -295,9 +292,7 @@ static ie_status infedit_probs(ie_controller *c, unet_attn_call *call) {
     return IE_OK;
 }
 
-static bool p2p_cross_active(const ie_controller *c) {
-    return c->info.step < (int)(c->cross * (c->num_steps + 1));
-}
+static bool p2p_cross_active(const ie_controller *c) { return c->info.step < (int)(c->cross * (c->num_steps + 1)); }
 
 static bool p2p_self_active(const ie_controller *c, const unet_attn_call *call) {
     return c->info.step < (int)(c->self * c->num_steps) && call->height * call->width <= 256;

@@ -40,13 +40,13 @@ typedef struct ie_controller ie_controller;
 
 /* P2P for EF-DDPM. replace_M (77x77, row = source position) for
  * AttentionReplace, or refine (mapper/alphas) for AttentionRefine. */
-ie_controller *ie_controller_p2p(ie_backend *be, const float *replace_M, const ie_refine_map *refine,
-                                 double cross, double self, int num_steps, char *err, size_t errlen);
+ie_controller *ie_controller_p2p(ie_backend *be, const float *replace_M, const ie_refine_map *refine, double cross,
+                                 double self, int num_steps, char *err, size_t errlen);
 
 /* InfEdit. mapper/alphas over target positions (align.h), map_h x map_w the
  * blend-map resolution (0 = no map accumulation). */
-ie_controller *ie_controller_infedit(ie_backend *be, const int *mapper, const float *alphas,
-                                     int map_h, int map_w, char *err, size_t errlen);
+ie_controller *ie_controller_infedit(ie_backend *be, const int *mapper, const float *alphas, int map_h, int map_w,
+                                     char *err, size_t errlen);
 
 void ie_controller_free(ie_controller *c);
 

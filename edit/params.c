@@ -12,9 +12,7 @@
 
 static const char *const method_names[IE_METHOD_COUNT] = {"ef-ddpm", "bdia", "infedit"};
 
-const char *ie_method_name(ie_method m) {
-    return (unsigned)m < IE_METHOD_COUNT ? method_names[m] : "?";
-}
+const char *ie_method_name(ie_method m) { return (unsigned)m < IE_METHOD_COUNT ? method_names[m] : "?"; }
 
 bool ie_method_from_name(const char *s, ie_method *out) {
     for (int i = 0; i < IE_METHOD_COUNT; i++)
@@ -46,33 +44,33 @@ void ie_edit_params_init(ie_edit_params *p, ie_method m) {
     p->blend_threshold = 0.6;
     p->keep_threshold = 0.6;
     switch (m) {
-    case IE_METHOD_EF_DDPM: /* main_run.py defaults: N=100, skip=36, cfg 3.5 / 15, P2P xa 0.6 sa 0.2 */
-        p->steps = 100;
-        p->strength = 0.64;
-        p->cfg_source = 3.5;
-        p->cfg_target = 15.0;
-        p->cross_replace = 0.6;
-        p->self_replace = 0.2;
-        break;
-    case IE_METHOD_BDIA: /* BDIA_editing: N=50, strength 0.8, cfg 3; gamma 0.94 (the notebook);
+        case IE_METHOD_EF_DDPM: /* main_run.py defaults: N=100, skip=36, cfg 3.5 / 15, P2P xa 0.6 sa 0.2 */
+            p->steps = 100;
+            p->strength = 0.64;
+            p->cfg_source = 3.5;
+            p->cfg_target = 15.0;
+            p->cross_replace = 0.6;
+            p->self_replace = 0.2;
+            break;
+        case IE_METHOD_BDIA: /* BDIA_editing: N=50, strength 0.8, cfg 3; gamma 0.94 (the notebook);
                             with use_p2p our P2P's fractions of the generation steps */
-        p->steps = 50;
-        p->strength = 0.8;
-        p->cfg_source = 3.0;
-        p->cfg_target = 3.0;
-        p->cross_replace = 0.6;
-        p->self_replace = 0.2;
-        break;
-    case IE_METHOD_INFEDIT: /* app_infedit.py demo column */
-    default:
-        p->method = IE_METHOD_INFEDIT;
-        p->steps = 15;
-        p->strength = 1.0;
-        p->cfg_source = 1.0;
-        p->cfg_target = 2.0;
-        p->cross_replace = 0.7;
-        p->self_replace = 0.3;
-        break;
+            p->steps = 50;
+            p->strength = 0.8;
+            p->cfg_source = 3.0;
+            p->cfg_target = 3.0;
+            p->cross_replace = 0.6;
+            p->self_replace = 0.2;
+            break;
+        case IE_METHOD_INFEDIT: /* app_infedit.py demo column */
+        default:
+            p->method = IE_METHOD_INFEDIT;
+            p->steps = 15;
+            p->strength = 1.0;
+            p->cfg_source = 1.0;
+            p->cfg_target = 2.0;
+            p->cross_replace = 0.7;
+            p->self_replace = 0.3;
+            break;
     }
 }
 
@@ -82,52 +80,52 @@ void ie_edit_params_init(ie_edit_params *p, ie_method m) {
 #define FOR_INFEDIT IE_FOR(IE_METHOD_INFEDIT)
 
 static const ie_param_desc table[] = {
-    {"method", "Method", "ef-ddpm (edit-friendly DDPM), bdia (exact inversion) or infedit (few steps)",
-     IE_PARAM_METHOD, OFF(method), 0, IE_METHOD_COUNT - 1, IE_FOR_ALL, false},
-    {"source-prompt", "Source prompt", "Describes the image as it is", IE_PARAM_STRING,
-     OFF(source_prompt), 0, 0, IE_FOR_ALL, false},
-    {"target-prompt", "Target prompt", "Describes the image as it should become", IE_PARAM_STRING,
-     OFF(target_prompt), 0, 0, IE_FOR_ALL, false},
-    {"negative-prompt", "Negative prompt", "What to steer away from (the unconditional prompt)",
-     IE_PARAM_STRING, OFF(negative_prompt), 0, 0, IE_FOR_ALL, true},
-    {"steps", "Steps", "Diffusion steps (0: the method's default)", IE_PARAM_INT, OFF(steps), 0, 1000,
+    {"method", "Method", "ef-ddpm (edit-friendly DDPM), bdia (exact inversion) or infedit (few steps)", IE_PARAM_METHOD,
+     OFF(method), 0, IE_METHOD_COUNT - 1, IE_FOR_ALL, false},
+    {"source-prompt", "Source prompt", "Describes the image as it is", IE_PARAM_STRING, OFF(source_prompt), 0, 0,
      IE_FOR_ALL, false},
-    {"strength", "Strength", "How much of the diffusion is re-generated (EF-DDPM: 1 - skip/steps)",
-     IE_PARAM_DOUBLE, OFF(strength), 0.01, 1.0, IE_FOR_ALL, false},
-    {"cfg-source", "Source guidance", "Classifier-free guidance scale for the source prompt",
-     IE_PARAM_DOUBLE, OFF(cfg_source), 0.0, 30.0, IE_FOR_ALL, true},
-    {"cfg-target", "Target guidance", "Classifier-free guidance scale for the target prompt",
-     IE_PARAM_DOUBLE, OFF(cfg_target), 0.0, 30.0, IE_FOR_ALL, false},
-    {"seed", "Seed", "Noise seed: the same seed and inputs give the same result", IE_PARAM_INT,
-     OFF(seed), 0, 2147483647.0, IE_FOR_ALL, false},
-    {"gamma", "Gamma", "BDIA's gamma (0.92-1 for editing; 1 is the symmetric leapfrog)",
-     IE_PARAM_DOUBLE, OFF(gamma), 0.05, 1.0, FOR_BDIA, true},
-    {"eta", "Eta", "Noise level of the stochastic steps (EF-DDPM, InfEdit's DDCM)", IE_PARAM_DOUBLE,
-     OFF(eta), 0.0, 1.0, FOR_EF | FOR_INFEDIT, true},
+    {"target-prompt", "Target prompt", "Describes the image as it should become", IE_PARAM_STRING, OFF(target_prompt),
+     0, 0, IE_FOR_ALL, false},
+    {"negative-prompt", "Negative prompt", "What to steer away from (the unconditional prompt)", IE_PARAM_STRING,
+     OFF(negative_prompt), 0, 0, IE_FOR_ALL, true},
+    {"steps", "Steps", "Diffusion steps (0: the method's default)", IE_PARAM_INT, OFF(steps), 0, 1000, IE_FOR_ALL,
+     false},
+    {"strength", "Strength", "How much of the diffusion is re-generated (EF-DDPM: 1 - skip/steps)", IE_PARAM_DOUBLE,
+     OFF(strength), 0.01, 1.0, IE_FOR_ALL, false},
+    {"cfg-source", "Source guidance", "Classifier-free guidance scale for the source prompt", IE_PARAM_DOUBLE,
+     OFF(cfg_source), 0.0, 30.0, IE_FOR_ALL, true},
+    {"cfg-target", "Target guidance", "Classifier-free guidance scale for the target prompt", IE_PARAM_DOUBLE,
+     OFF(cfg_target), 0.0, 30.0, IE_FOR_ALL, false},
+    {"seed", "Seed", "Noise seed: the same seed and inputs give the same result", IE_PARAM_INT, OFF(seed), 0,
+     2147483647.0, IE_FOR_ALL, false},
+    {"gamma", "Gamma", "BDIA's gamma (0.92-1 for editing; 1 is the symmetric leapfrog)", IE_PARAM_DOUBLE, OFF(gamma),
+     0.05, 1.0, FOR_BDIA, true},
+    {"eta", "Eta", "Noise level of the stochastic steps (EF-DDPM, InfEdit's DDCM)", IE_PARAM_DOUBLE, OFF(eta), 0.0, 1.0,
+     FOR_EF | FOR_INFEDIT, true},
     {"keep-z1", "Keep last noise map", "EF-DDPM: keep z1 for an exact reconstruction (the authors zero it)",
      IE_PARAM_BOOL, OFF(keep_z1), 0, 1, FOR_EF, true},
-    {"prompt-to-prompt", "Prompt-to-Prompt", "EF-DDPM, BDIA: add Prompt-to-Prompt attention control",
-     IE_PARAM_BOOL, OFF(prompt_to_prompt), 0, 1, FOR_EF | FOR_BDIA, true},
-    {"shift-x", "Shift right", "EF-DDPM: move the content right through the noise maps (fraction of the width; the model fills the gap)",
+    {"prompt-to-prompt", "Prompt-to-Prompt", "EF-DDPM, BDIA: add Prompt-to-Prompt attention control", IE_PARAM_BOOL,
+     OFF(prompt_to_prompt), 0, 1, FOR_EF | FOR_BDIA, true},
+    {"shift-x", "Shift right",
+     "EF-DDPM: move the content right through the noise maps (fraction of the width; the model fills the gap)",
      IE_PARAM_DOUBLE, OFF(shift_x), -0.5, 0.5, FOR_EF, true},
     {"shift-y", "Shift down", "EF-DDPM: move the content down through the noise maps (fraction of the height)",
      IE_PARAM_DOUBLE, OFF(shift_y), -0.5, 0.5, FOR_EF, true},
-    {"cross-replace", "Cross-attention steps", "Fraction of steps with cross-attention control",
-     IE_PARAM_DOUBLE, OFF(cross_replace), 0.0, 1.0, FOR_EF | FOR_BDIA | FOR_INFEDIT, true},
-    {"self-replace", "Self-attention steps", "Fraction of steps with self-attention control",
-     IE_PARAM_DOUBLE, OFF(self_replace), 0.0, 1.0, FOR_EF | FOR_BDIA | FOR_INFEDIT, true},
-    {"blend-words", "Edit words", "InfEdit: target words whose region may change (local blend)",
-     IE_PARAM_STRING, OFF(blend_words), 0, 0, FOR_INFEDIT, false},
-    {"keep-words", "Keep words", "InfEdit: source words whose region must stay as it is",
-     IE_PARAM_STRING, OFF(keep_words), 0, 0, FOR_INFEDIT, true},
-    {"blend-threshold", "Edit threshold", "InfEdit: attention threshold of the edit region",
-     IE_PARAM_DOUBLE, OFF(blend_threshold), 0.0, 1.0, FOR_INFEDIT, true},
-    {"keep-threshold", "Keep threshold", "InfEdit: attention threshold of the kept region",
-     IE_PARAM_DOUBLE, OFF(keep_threshold), 0.0, 1.0, FOR_INFEDIT, true},
-    {"device", "Device", "auto, cpu, vulkan or vulkan:N", IE_PARAM_STRING, OFF(device), 0, 0,
-     IE_FOR_ALL, true},
-    {"vae", "VAE", "A separate VAE (.safetensors or a diffusers vae folder) instead of the model's",
-     IE_PARAM_STRING, OFF(vae), 0, 0, IE_FOR_ALL, true},
+    {"cross-replace", "Cross-attention steps", "Fraction of steps with cross-attention control", IE_PARAM_DOUBLE,
+     OFF(cross_replace), 0.0, 1.0, FOR_EF | FOR_BDIA | FOR_INFEDIT, true},
+    {"self-replace", "Self-attention steps", "Fraction of steps with self-attention control", IE_PARAM_DOUBLE,
+     OFF(self_replace), 0.0, 1.0, FOR_EF | FOR_BDIA | FOR_INFEDIT, true},
+    {"blend-words", "Edit words", "InfEdit: target words whose region may change (local blend)", IE_PARAM_STRING,
+     OFF(blend_words), 0, 0, FOR_INFEDIT, false},
+    {"keep-words", "Keep words", "InfEdit: source words whose region must stay as it is", IE_PARAM_STRING,
+     OFF(keep_words), 0, 0, FOR_INFEDIT, true},
+    {"blend-threshold", "Edit threshold", "InfEdit: attention threshold of the edit region", IE_PARAM_DOUBLE,
+     OFF(blend_threshold), 0.0, 1.0, FOR_INFEDIT, true},
+    {"keep-threshold", "Keep threshold", "InfEdit: attention threshold of the kept region", IE_PARAM_DOUBLE,
+     OFF(keep_threshold), 0.0, 1.0, FOR_INFEDIT, true},
+    {"device", "Device", "auto, cpu, vulkan or vulkan:N", IE_PARAM_STRING, OFF(device), 0, 0, IE_FOR_ALL, true},
+    {"vae", "VAE", "A separate VAE (.safetensors or a diffusers vae folder) instead of the model's", IE_PARAM_STRING,
+     OFF(vae), 0, 0, IE_FOR_ALL, true},
     {"lora", "LoRAs", "LoRA files merged into the model: FILE[:SCALE], several separated by ';' (CLI: repeat --lora)",
      IE_PARAM_STRING, OFF(lora), 0, 0, IE_FOR_ALL, true},
     {"ema", "EMA weights", "A checkpoint's EMA copy: auto (the trained weights when both exist), yes or no",
@@ -139,29 +137,31 @@ static const ie_param_desc table[] = {
      IE_PARAM_STRING, OFF(composite), 0, 0, IE_FOR_ALL, false},
     {"change-threshold", "Change threshold", "Colour change (0..1) at which a pixel counts as edited (soft; 0: 0.1)",
      IE_PARAM_DOUBLE, OFF(change_threshold), 0.0, 1.0, IE_FOR_ALL, true},
-    {"work-size", "Working size", "Longer side the model works at in pixels (0: the model's native size; "
+    {"work-size", "Working size",
+     "Longer side the model works at in pixels (0: the model's native size; "
      "larger keeps more detail, costs memory and time)",
      IE_PARAM_INT, OFF(work_size), 0, 4096, IE_FOR_ALL, true},
     /* memory (issue 10) */
     {"fp32", "Full-precision weights",
      "Keep the network weights in fp32 (twice the memory; by default they are stored in fp16 and computed in fp32)",
      IE_PARAM_BOOL, OFF(fp32), 0, 1, IE_FOR_ALL, true},
-    {"no-cache", "Don't cache the inversion", "Neither reuse nor keep the inversion (the cache in ~/.cache/invedit lets a new target skip it)",
-     IE_PARAM_BOOL, OFF(no_cache), 0, 1, IE_FOR_ALL, true},
+    {"no-cache", "Don't cache the inversion",
+     "Neither reuse nor keep the inversion (the cache in ~/.cache/invedit lets a new target skip it)", IE_PARAM_BOOL,
+     OFF(no_cache), 0, 1, IE_FOR_ALL, true},
 };
 
 const char *ie_method_description(ie_method m) {
     switch (m) {
-    case IE_METHOD_EF_DDPM:
-        return "Edit-friendly DDPM inversion: noise maps that rebuild the photo carry its structure into the edit "
-               "(100 steps; can move content with Shift)";
-    case IE_METHOD_BDIA:
-        return "BDIA: exact bi-directional DDIM inversion (the round trip gives the photo back); "
-               "Gamma sets the integration (50 steps)";
-    case IE_METHOD_INFEDIT:
-        return "InfEdit: no inversion, few steps; edits the words in Edit words and keeps the rest "
-               "through attention control (15 steps)";
-    default: return "";
+        case IE_METHOD_EF_DDPM:
+            return "Edit-friendly DDPM inversion: noise maps that rebuild the photo carry its structure into the edit "
+                   "(100 steps; can move content with Shift)";
+        case IE_METHOD_BDIA:
+            return "BDIA: exact bi-directional DDIM inversion (the round trip gives the photo back); "
+                   "Gamma sets the integration (50 steps)";
+        case IE_METHOD_INFEDIT:
+            return "InfEdit: no inversion, few steps; edits the words in Edit words and keeps the rest "
+                   "through attention control (15 steps)";
+        default: return "";
     }
 }
 
@@ -190,13 +190,13 @@ double ie_edit_param_default_number(const ie_param_desc *d) {
     ie_edit_params_init(&p, IE_METHOD_INFEDIT);
     const char *base = (const char *)&p;
     switch (d->type) {
-    case IE_PARAM_INT:
-        if (d->offset == OFF(seed)) return (double)p.seed;
-        return (double)*(const int *)(base + d->offset);
-    case IE_PARAM_DOUBLE: return *(const double *)(base + d->offset);
-    case IE_PARAM_BOOL: return *(const bool *)(base + d->offset) ? 1 : 0;
-    case IE_PARAM_METHOD: return (double)p.method;
-    case IE_PARAM_STRING: return 0;
+        case IE_PARAM_INT:
+            if (d->offset == OFF(seed)) return (double)p.seed;
+            return (double)*(const int *)(base + d->offset);
+        case IE_PARAM_DOUBLE: return *(const double *)(base + d->offset);
+        case IE_PARAM_BOOL: return *(const bool *)(base + d->offset) ? 1 : 0;
+        case IE_PARAM_METHOD: return (double)p.method;
+        case IE_PARAM_STRING: return 0;
     }
     return 0;
 }
@@ -208,8 +208,7 @@ const char *ie_edit_param_default_string(const ie_param_desc *d) {
     return "";
 }
 
-ie_status ie_edit_param_set(ie_edit_params *p, const ie_param_desc *d, const char *value, char *err,
-                            size_t errlen) {
+ie_status ie_edit_param_set(ie_edit_params *p, const ie_param_desc *d, const char *value, char *err, size_t errlen) {
     char *base = (char *)p;
     char *end = NULL;
     if (!value) {
@@ -217,51 +216,49 @@ ie_status ie_edit_param_set(ie_edit_params *p, const ie_param_desc *d, const cha
         return IE_ERR_ARG;
     }
     switch (d->type) {
-    case IE_PARAM_STRING:
-        *(const char **)(base + d->offset) = value;
-        return IE_OK;
-    case IE_PARAM_METHOD: {
-        ie_method m;
-        if (!ie_method_from_name(value, &m)) {
-            snprintf(err, errlen, "--%s: unknown method '%s' (ef-ddpm, bdia or infedit)", d->name, value);
-            return IE_ERR_ARG;
+        case IE_PARAM_STRING: *(const char **)(base + d->offset) = value; return IE_OK;
+        case IE_PARAM_METHOD: {
+            ie_method m;
+            if (!ie_method_from_name(value, &m)) {
+                snprintf(err, errlen, "--%s: unknown method '%s' (ef-ddpm, bdia or infedit)", d->name, value);
+                return IE_ERR_ARG;
+            }
+            *(ie_method *)(base + d->offset) = m;
+            return IE_OK;
         }
-        *(ie_method *)(base + d->offset) = m;
-        return IE_OK;
-    }
-    case IE_PARAM_BOOL:
-        if (!strcasecmp(value, "1") || !strcasecmp(value, "yes") || !strcasecmp(value, "true") ||
-            !strcasecmp(value, "on")) {
-            *(bool *)(base + d->offset) = true;
-        } else if (!strcasecmp(value, "0") || !strcasecmp(value, "no") || !strcasecmp(value, "false") ||
-                   !strcasecmp(value, "off")) {
-            *(bool *)(base + d->offset) = false;
-        } else {
-            snprintf(err, errlen, "--%s: expected yes or no, got '%s'", d->name, value);
-            return IE_ERR_ARG;
+        case IE_PARAM_BOOL:
+            if (!strcasecmp(value, "1") || !strcasecmp(value, "yes") || !strcasecmp(value, "true") ||
+                !strcasecmp(value, "on")) {
+                *(bool *)(base + d->offset) = true;
+            } else if (!strcasecmp(value, "0") || !strcasecmp(value, "no") || !strcasecmp(value, "false") ||
+                       !strcasecmp(value, "off")) {
+                *(bool *)(base + d->offset) = false;
+            } else {
+                snprintf(err, errlen, "--%s: expected yes or no, got '%s'", d->name, value);
+                return IE_ERR_ARG;
+            }
+            return IE_OK;
+        case IE_PARAM_INT:
+        case IE_PARAM_DOUBLE: {
+            errno = 0;
+            double v = g_ascii_strtod(value, &end); /* "0.5" whatever the locale (GIMP sets LC_NUMERIC) */
+            if (end == value || *end || errno || !isfinite(v)) {
+                snprintf(err, errlen, "--%s: '%s' is not a number", d->name, value);
+                return IE_ERR_ARG;
+            }
+            if (d->type == IE_PARAM_INT && v != floor(v)) {
+                snprintf(err, errlen, "--%s: '%s' is not a whole number", d->name, value);
+                return IE_ERR_ARG;
+            }
+            if (v < d->min || v > d->max) {
+                snprintf(err, errlen, "--%s: %s is outside %g..%g", d->name, value, d->min, d->max);
+                return IE_ERR_ARG;
+            }
+            if (d->type == IE_PARAM_DOUBLE) *(double *)(base + d->offset) = v;
+            else if (d->offset == OFF(seed)) p->seed = (int64_t)v;
+            else *(int *)(base + d->offset) = (int)v;
+            return IE_OK;
         }
-        return IE_OK;
-    case IE_PARAM_INT:
-    case IE_PARAM_DOUBLE: {
-        errno = 0;
-        double v = g_ascii_strtod(value, &end); /* "0.5" whatever the locale (GIMP sets LC_NUMERIC) */
-        if (end == value || *end || errno || !isfinite(v)) {
-            snprintf(err, errlen, "--%s: '%s' is not a number", d->name, value);
-            return IE_ERR_ARG;
-        }
-        if (d->type == IE_PARAM_INT && v != floor(v)) {
-            snprintf(err, errlen, "--%s: '%s' is not a whole number", d->name, value);
-            return IE_ERR_ARG;
-        }
-        if (v < d->min || v > d->max) {
-            snprintf(err, errlen, "--%s: %s is outside %g..%g", d->name, value, d->min, d->max);
-            return IE_ERR_ARG;
-        }
-        if (d->type == IE_PARAM_DOUBLE) *(double *)(base + d->offset) = v;
-        else if (d->offset == OFF(seed)) p->seed = (int64_t)v;
-        else *(int *)(base + d->offset) = (int)v;
-        return IE_OK;
-    }
     }
     return IE_ERR_ARG;
 }
@@ -278,7 +275,8 @@ ie_status ie_edit_params_validate(const ie_edit_params *p, char *err, size_t err
         const ie_param_desc *d = &t[i];
         double v;
         if (d->type == IE_PARAM_DOUBLE) v = *(const double *)(base + d->offset);
-        else if (d->type == IE_PARAM_INT) v = d->offset == OFF(seed) ? (double)p->seed : *(const int *)(base + d->offset);
+        else if (d->type == IE_PARAM_INT)
+            v = d->offset == OFF(seed) ? (double)p->seed : *(const int *)(base + d->offset);
         else continue;
         if (!(v >= d->min && v <= d->max)) {
             snprintf(err, errlen, "%s: %g is outside %g..%g", d->name, v, d->min, d->max);
@@ -305,8 +303,9 @@ ie_status ie_edit_params_validate(const ie_edit_params *p, char *err, size_t err
         return IE_ERR_ARG;
     }
     if (p->method == IE_METHOD_EF_DDPM && !(p->eta > 0)) {
-        snprintf(err, errlen, "eta: ef-ddpm needs eta above 0 (0..1 excluding 0; eta 0 would be DDIM inversion, "
-                              "use --method bdia for that)");
+        snprintf(err, errlen,
+                 "eta: ef-ddpm needs eta above 0 (0..1 excluding 0; eta 0 would be DDIM inversion, "
+                 "use --method bdia for that)");
         return IE_ERR_ARG;
     }
     if (p->composite && *p->composite && strcmp(p->composite, "keep-detail") &&
@@ -314,8 +313,7 @@ ie_status ie_edit_params_validate(const ie_edit_params *p, char *err, size_t err
         snprintf(err, errlen, "composite: '%s' is not keep-detail, replace-region or off", p->composite);
         return IE_ERR_ARG;
     }
-    if (p->method == IE_METHOD_EF_DDPM && p->steps > 0 &&
-        (int)lround(p->steps * (1.0 - p->strength)) >= p->steps) {
+    if (p->method == IE_METHOD_EF_DDPM && p->steps > 0 && (int)lround(p->steps * (1.0 - p->strength)) >= p->steps) {
         snprintf(err, errlen, "strength: %g leaves no step to edit with %d steps", p->strength, p->steps);
         return IE_ERR_ARG;
     }

@@ -51,18 +51,18 @@ struct ie_session {
     clip_text_model *clip;
     unet *unet;
     vae *vae;
-    int factor;   /* VAE spatial factor (8) */
-    int unet_div; /* 2^(levels-1) */
-    int native;   /* pixels */
+    int factor;                     /* VAE spatial factor (8) */
+    int unet_div;                   /* 2^(levels-1) */
+    int native;                     /* pixels */
     int64_t last_calls, last_evals; /* UNet forward passes and image-evaluations of the last run */
     char *opened_with[5];           /* model, device, vae, lora, ema (ie_session_matches) */
     char *describe;                 /* ie_session_describe */
-    sd_wtype wtype; /* the UNet's and VAE's weights (issue 10: fp16 unless an edit asks for fp32) */
+    sd_wtype wtype;                 /* the UNet's and VAE's weights (issue 10: fp16 unless an edit asks for fp32) */
     sd_lora_set *lora;              /* LoRAs merged whenever weights are (re)loaded, or NULL */
-    char *model_path;   /* for the cache's model identity */
-    char model_id[65];  /* computed on first use */
-    ie_cache *cache;    /* NULL: off */
-    bool last_cached;   /* the last edit's inversion came from the cache */
+    char *model_path;               /* for the cache's model identity */
+    char model_id[65];              /* computed on first use */
+    ie_cache *cache;                /* NULL: off */
+    bool last_cached;               /* the last edit's inversion came from the cache */
 };
 
 const char *ie_session_device(const ie_session *s) { return ie_backend_description(s->be); }
@@ -97,8 +97,8 @@ static const char *opt_or(const char *v, const char *def) { return v && *v ? v :
 
 bool ie_session_matches(const ie_session *s, const char *model_path, const ie_session_options *opt) {
     ie_session_options o = opt ? *opt : (ie_session_options){0};
-    const char *now[5] = {opt_or(model_path, ""), opt_or(o.device, "auto"), opt_or(o.vae, ""),
-                          opt_or(o.lora, ""), opt_or(o.ema, "auto")};
+    const char *now[5] = {opt_or(model_path, ""), opt_or(o.device, "auto"), opt_or(o.vae, ""), opt_or(o.lora, ""),
+                          opt_or(o.ema, "auto")};
     for (int i = 0; i < 5; i++)
         if (strcmp(s->opened_with[i], now[i])) return false;
     return true;
@@ -106,19 +106,18 @@ bool ie_session_matches(const ie_session *s, const char *model_path, const ie_se
 
 const char *ie_session_describe(const ie_session *s) { return s->describe ? s->describe : ""; }
 
-ie_status ie_session_open(const char *model_path, const char *device, ie_session **out, char *err,
-                          size_t errlen) {
+ie_status ie_session_open(const char *model_path, const char *device, ie_session **out, char *err, size_t errlen) {
     ie_session_options o = {.device = device};
     return ie_session_open_with(model_path, &o, out, err, errlen);
 }
 
-ie_status ie_session_open_with(const char *model_path, const ie_session_options *opt, ie_session **out,
-                               char *err, size_t errlen) {
+ie_status ie_session_open_with(const char *model_path, const ie_session_options *opt, ie_session **out, char *err,
+                               size_t errlen) {
     *out = NULL;
     ie_session_options o = opt ? *opt : (ie_session_options){0};
     if (o.device && *o.device && !ie_device_request_valid(o.device, err, errlen)) return IE_ERR_ARG;
-    sd_load_options lo = {.wtype = SD_WTYPE_AUTO, .parts = SD_PART_ALL, .vae = o.vae, .lora = o.lora,
-                          .keep_weights = true};
+    sd_load_options lo = {
+        .wtype = SD_WTYPE_AUTO, .parts = SD_PART_ALL, .vae = o.vae, .lora = o.lora, .keep_weights = true};
     if (!sd_ema_mode_from_name(o.ema, &lo.ema)) {
         snprintf(err, errlen, "ema: '%s' is not auto, yes or no", o.ema);
         return IE_ERR_ARG;
@@ -222,8 +221,9 @@ static void mem_report(ie_session *s, const char *phase) {
         if (!strncmp(line, "VmHWM:", 6)) hwm = atol(line + 6);
     }
     if (f) fclose(f);
-    fprintf(stderr, "\nmemory after %-10s: tensors %7.1f MiB (peak %7.1f), resident %7.1f MiB (peak %7.1f); "
-                    "weights unet %.1f vae %.1f text %.1f, activations unet %.1f vae %.1f MiB\n",
+    fprintf(stderr,
+            "\nmemory after %-10s: tensors %7.1f MiB (peak %7.1f), resident %7.1f MiB (peak %7.1f); "
+            "weights unet %.1f vae %.1f text %.1f, activations unet %.1f vae %.1f MiB\n",
             phase, use / 1048576.0, peak / 1048576.0, rss / 1024.0, hwm / 1024.0,
             s->unet ? unet_weight_bytes(s->unet) / 1048576.0 : 0, s->vae ? vae_weight_bytes(s->vae) / 1048576.0 : 0,
             s->clip ? s->clip->mem.bytes / 1048576.0 : 0, s->unet ? unet_activation_bytes(s->unet) / 1048576.0 : 0,
@@ -236,9 +236,9 @@ enum { COND_EMPTY = IE_COND_UNCOND, COND_SRC = IE_COND_SOURCE, COND_TGT = IE_CON
 
 typedef struct conds {
     int32_t ids[NCOND][NTOK];
-    int n_real[NCOND];     /* tokens incl. BOS/EOS, before padding */
-    ie_tensor *emb;        /* [NCOND, 77, D] on the device */
-    float *host;           /* the same on the host (for InfEdit's re-matching) */
+    int n_real[NCOND]; /* tokens incl. BOS/EOS, before padding */
+    ie_tensor *emb;    /* [NCOND, 77, D] on the device */
+    float *host;       /* the same on the host (for InfEdit's re-matching) */
     int dim;
     bool truncated;
 } conds;
@@ -373,8 +373,7 @@ static ie_status ud_eps(void *ctx, int batch, const float *x, const double *t, c
     st = unet_forward(d->s->unet, d->eps, d->x, d->t, d->ctx, NULL);
     if (st) {
         snprintf(d->err, sizeof d->err, "UNet: %.600s%s%.300s", d->s->unet->err,
-                 d->ctrl && ie_controller_errmsg(d->ctrl)[0] ? "; " : "",
-                 d->ctrl ? ie_controller_errmsg(d->ctrl) : "");
+                 d->ctrl && ie_controller_errmsg(d->ctrl)[0] ? "; " : "", d->ctrl ? ie_controller_errmsg(d->ctrl) : "");
         return st;
     }
     st = ie_tensor_download(d->eps, eps_out);
@@ -437,8 +436,8 @@ static ie_status image_to_tensor(ie_backend *be, const ie_image *img, ie_tensor 
     return IE_OK;
 }
 
-ie_status ie_session_encode(ie_session *s, const ie_image *img, bool sample, uint64_t seed, float *latent,
-                            char *err, size_t errlen) {
+ie_status ie_session_encode(ie_session *s, const ie_image *img, bool sample, uint64_t seed, float *latent, char *err,
+                            size_t errlen) {
     ie_tensor *x = NULL, *z = NULL;
     int h = img->height / s->factor, w = img->width / s->factor, Cl = s->cfg.vae.latent_channels;
     float *noise = NULL;
@@ -475,8 +474,7 @@ ie_status ie_session_encode(ie_session *s, const ie_image *img, bool sample, uin
     return st;
 }
 
-ie_status ie_session_decode(ie_session *s, const float *latent, int h, int w, ie_image *out, char *err,
-                            size_t errlen) {
+ie_status ie_session_decode(ie_session *s, const float *latent, int h, int w, ie_image *out, char *err, size_t errlen) {
     int Cl = s->cfg.vae.latent_channels, H = h * s->factor, W = w * s->factor;
     ie_tensor *z = ie_tensor_new4(s->be, IE_F32, 1, Cl, h, w);
     ie_tensor *x = ie_tensor_new4(s->be, IE_F32, 1, 3, H, W);
@@ -547,7 +545,8 @@ static ie_controller *make_p2p(ie_session *s, const ie_edit_params *p, const con
     int ns = unpadded(c, COND_SRC), nt = unpadded(c, COND_TGT);
     if (ie_word_count(p->source_prompt) == ie_word_count(p->target_prompt)) {
         /* AttentionReplace: tokens between BOS and EOS */
-        char **st = token_texts(s->tok, c->ids[COND_SRC] + 1, ns - 2), **tt = token_texts(s->tok, c->ids[COND_TGT] + 1, nt - 2);
+        char **st = token_texts(s->tok, c->ids[COND_SRC] + 1, ns - 2),
+             **tt = token_texts(s->tok, c->ids[COND_TGT] + 1, nt - 2);
         float *M = malloc(sizeof(float) * NTOK * NTOK);
         ie_controller *ctl = NULL;
         if (st && tt && M &&
@@ -755,8 +754,8 @@ static ie_status ef_invert_cached(edit_ctx *e, ie_run *run, const float *x0, con
 }
 
 /* bdia_invert, or its result from the cache. */
-static ie_status bdia_invert_cached(edit_ctx *e, ie_run *run, const float *x0, const bdia_params *bp,
-                                    double *z_hi, double *z_lo) {
+static ie_status bdia_invert_cached(edit_ctx *e, ie_run *run, const float *x0, const bdia_params *bp, double *z_hi,
+                                    double *z_lo) {
     ie_cache *c = cache_of(e->s, e->p);
     size_t n = (size_t)e->C * e->h * e->w;
     ie_cache_key key;
@@ -799,8 +798,8 @@ static ie_status bdia_invert_cached(edit_ctx *e, ie_run *run, const float *x0, c
 
 /* ie_session_encode, or its result from the cache (the latent every method starts from;
  * InfEdit's only product of the input). *hit says which. */
-static ie_status encode_cached(ie_session *s, const ie_edit_params *p, const ie_image *work, bool sample,
-                               float *x0, bool *hit, char *err, size_t errlen) {
+static ie_status encode_cached(ie_session *s, const ie_edit_params *p, const ie_image *work, bool sample, float *x0,
+                               bool *hit, char *err, size_t errlen) {
     ie_cache *c = cache_of(s, p);
     size_t n = (size_t)s->cfg.vae.latent_channels * (work->height / s->factor) * (work->width / s->factor);
     ie_cache_key key;
@@ -964,12 +963,18 @@ static ie_status edit_infedit(edit_ctx *e, const float *x0, float *out, char *er
     if (nl > NTOK) nl = NTOK;
     if (nm > NTOK) nm = NTOK;
     ie_infedit_align_input ai = {
-        .src_ids = c->ids[COND_SRC], .n_src = unpadded(c, COND_SRC),
-        .tgt_ids = c->ids[COND_TGT], .n_tgt = unpadded(c, COND_TGT),
-        .local_ids = local, .n_local = nl, .mutual_ids = mutual, .n_mutual = nm,
+        .src_ids = c->ids[COND_SRC],
+        .n_src = unpadded(c, COND_SRC),
+        .tgt_ids = c->ids[COND_TGT],
+        .n_tgt = unpadded(c, COND_TGT),
+        .local_ids = local,
+        .n_local = nl,
+        .mutual_ids = mutual,
+        .n_mutual = nm,
         .src_emb = c->host + (size_t)COND_SRC * NTOK * c->dim,
         .tgt_emb = c->host + (size_t)COND_TGT * NTOK * c->dim,
-        .emb_dim = c->dim, .sim = IE_SIM_CROSSED,
+        .emb_dim = c->dim,
+        .sim = IE_SIM_CROSSED,
     };
     ie_infedit_align al;
     ie_status st = ie_align_infedit(&ai, &al, err, errlen);
@@ -1007,9 +1012,8 @@ static ie_status edit_infedit(edit_ctx *e, const float *x0, float *out, char *er
 
 /* --- ie_edit ------------------------------------------------------------------------------ */
 
-ie_status ie_edit_latent(ie_session *s, const ie_edit_params *p_in, const float *x0, int h, int w,
-                         float *out, ie_edit_progress_fn progress, void *user, int64_t *unet_evals,
-                         char *err, size_t errlen) {
+ie_status ie_edit_latent(ie_session *s, const ie_edit_params *p_in, const float *x0, int h, int w, float *out,
+                         ie_edit_progress_fn progress, void *user, int64_t *unet_evals, char *err, size_t errlen) {
     ie_edit_params p = *p_in;
     ie_edit_params defaults;
     ie_edit_params_init(&defaults, p.method);
@@ -1040,9 +1044,9 @@ ie_status ie_edit_latent(ie_session *s, const ie_edit_params *p_in, const float 
     st = edit_ctx_begin(&e, s, &p, h, w, progress, user, err, errlen);
     if (!st) {
         switch (p.method) {
-        case IE_METHOD_EF_DDPM: st = edit_ef_ddpm(&e, x0, out, err, errlen); break;
-        case IE_METHOD_BDIA: st = edit_bdia(&e, x0, out, err, errlen); break;
-        default: st = edit_infedit(&e, x0, out, err, errlen); break;
+            case IE_METHOD_EF_DDPM: st = edit_ef_ddpm(&e, x0, out, err, errlen); break;
+            case IE_METHOD_BDIA: st = edit_bdia(&e, x0, out, err, errlen); break;
+            default: st = edit_infedit(&e, x0, out, err, errlen); break;
         }
     }
     edit_ctx_end(&e);
@@ -1056,8 +1060,7 @@ ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie
 }
 
 ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
-                     const ie_edit_extras *extras, ie_edit_progress_fn progress, void *user, char *err,
-                     size_t errlen) {
+                     const ie_edit_extras *extras, ie_edit_progress_fn progress, void *user, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (!in || !in->pixels || in->width < 1 || in->height < 1 || (in->channels != 3 && in->channels != 4)) {
         snprintf(err, errlen, "the input must be an RGB or RGBA image");
@@ -1102,9 +1105,10 @@ ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_image *in,
     /* every method's reconstruction is x0 itself (composite.h): one more decode, no UNet pass */
     if (!st && mode != IE_COMPOSITE_OFF) st = ie_session_decode(s, x0, h, w, &rec, err, errlen);
     if (!st) {
-        ie_composite_args ca = {in, &work, &rec, &decoded, mode,
-                                p->change_threshold > 0 ? p->change_threshold : 0.1, s->factor,
-                                extras ? extras->region : NULL};
+        ie_composite_args ca = {in,        &work,
+                                &rec,      &decoded,
+                                mode,      p->change_threshold > 0 ? p->change_threshold : 0.1,
+                                s->factor, extras ? extras->region : NULL};
         st = ie_composite(&ca, out, extras ? extras->mask : NULL, extras ? extras->unmasked : NULL);
         if (st == IE_ERR_NOMEM) snprintf(err, errlen, "out of memory (compositing %dx%d)", in->width, in->height);
         else if (st) snprintf(err, errlen, "compositing: %s", ie_status_name(st));
@@ -1161,8 +1165,8 @@ ie_status ie_generate_latent(ie_session *s, const ie_edit_params *p_in, int h, i
 
 /* --- inversion alone ---------------------------------------------------------------------- */
 
-ie_status ie_invert_latent(ie_session *s, const ie_edit_params *p_in, const float *x0, int h, int w,
-                           float **out, int *n_latents, char *err, size_t errlen) {
+ie_status ie_invert_latent(ie_session *s, const ie_edit_params *p_in, const float *x0, int h, int w, float **out,
+                           int *n_latents, char *err, size_t errlen) {
     *out = NULL;
     *n_latents = 0;
     ie_edit_params p = *p_in;
@@ -1173,8 +1177,9 @@ ie_status ie_invert_latent(ie_session *s, const ie_edit_params *p_in, const floa
     if (!p.target_prompt) p.target_prompt = "";
     if (!p.negative_prompt) p.negative_prompt = "";
     if (p.method == IE_METHOD_INFEDIT) {
-        snprintf(err, errlen, "infedit inverts nothing: its source branch is a fresh forward sample of the "
-                              "input at every step (virtual inversion); use ef-ddpm or bdia");
+        snprintf(err, errlen,
+                 "infedit inverts nothing: its source branch is a fresh forward sample of the "
+                 "input at every step (virtual inversion); use ef-ddpm or bdia");
         return IE_ERR_ARG;
     }
     ie_status st = session_use_weights(s, p.fp32, err, errlen);
@@ -1258,10 +1263,11 @@ static uint64_t list_bytes_as(const sd_tensor_list *l, size_t matrix_bytes) {
 
 static int method_max_batch(const ie_edit_params *p) {
     switch (p->method) {
-    case IE_METHOD_INFEDIT: return p->cfg_source == 1.0 ? 5 : 6; /* 3 branches x (uncond, cond), less the
+        case IE_METHOD_INFEDIT:
+            return p->cfg_source == 1.0 ? 5 : 6;                 /* 3 branches x (uncond, cond), less the
                                                                     unused rows at g_s 1 */
-    case IE_METHOD_BDIA: return p->prompt_to_prompt ? 4 : 2;    /* source + target chains with P2P */
-    default: return p->prompt_to_prompt ? 3 : 2;               /* uncond + source + target with P2P */
+        case IE_METHOD_BDIA: return p->prompt_to_prompt ? 4 : 2; /* source + target chains with P2P */
+        default: return p->prompt_to_prompt ? 3 : 2;             /* uncond + source + target with P2P */
     }
 }
 
@@ -1335,7 +1341,10 @@ static ie_status memory_plan_at(ie_session *s, const ie_edit_params *p, int in_w
     out->host = in_px * (uint64_t)(2 * in_channels + 3) * 4 + wk_px * 3 * 4 * 3 + lat * (uint64_t)(2 * steps + 16);
     /* the device at each phase: weights resident + that phase's activations */
     uint64_t resident = out->weights_unet + out->weights_vae;
-    struct { const char *name; uint64_t bytes, scratch; } ph[] = {
+    struct {
+        const char *name;
+        uint64_t bytes, scratch;
+    } ph[] = {
         {"text encoder", out->weights_text + out->act_text, scr_vae},
         {"VAE encode", out->act_vae_encode, scr_vae},
         {"UNet loop", out->act_unet + out->attention, scr_unet},
@@ -1350,7 +1359,8 @@ static ie_status memory_plan_at(ie_session *s, const ie_edit_params *p, int in_w
     {
         /* on a Vulkan device: fp16 matrices unless fp32, no scratch */
         size_t vb = ie_dtype_size(sd_wtype_resolve(want, NULL));
-        uint64_t vres = (s->unet ? list_bytes_as(&s->unet->mem, vb) : 0) + (s->vae ? list_bytes_as(&s->vae->mem, vb) : 0);
+        uint64_t vres =
+            (s->unet ? list_bytes_as(&s->unet->mem, vb) : 0) + (s->vae ? list_bytes_as(&s->vae->mem, vb) : 0);
         uint64_t vmax = 0;
         for (int i = 0; i < 4; i++)
             if (ph[i].bytes > vmax) vmax = ph[i].bytes;
@@ -1413,9 +1423,8 @@ static ie_status memory_check(ie_session *s, const ie_edit_params *p, const ie_i
              "activations %.2f GiB%s) but %.2f GiB is %s. Lower it with a smaller working size (fewer pixels: "
              "a smaller image or selection, or edit it in tiles)%s%s",
              mp.total / GIB, mp.peak_phase, mp.work_w, mp.work_h, (mp.weights_unet + mp.weights_vae) / GIB,
-             (mp.device_peak - mp.weights_unet - mp.weights_vae - mp.scratch) / GIB,
-             cpu ? "" : " on the device", avail / GIB, what,
-             p->fp32 ? ", without fp32 weights" : "",
+             (mp.device_peak - mp.weights_unet - mp.weights_vae - mp.scratch) / GIB, cpu ? "" : " on the device",
+             avail / GIB, what, p->fp32 ? ", without fp32 weights" : "",
              cpu ? "" : ", or run on the CPU (--device cpu), which uses the computer's memory");
     return IE_ERR_NOMEM;
 }

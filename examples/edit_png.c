@@ -11,7 +11,8 @@ int main(int argc, char **argv) {
     if (!png_image_begin_read_from_file(&png, argv[2])) return fprintf(stderr, "%s: %s\n", argv[2], png.message), 1;
     png.format = PNG_FORMAT_RGB;
     unsigned char *bytes = malloc(PNG_IMAGE_SIZE(png));
-    if (!bytes || !png_image_finish_read(&png, NULL, bytes, 0, NULL)) return fprintf(stderr, "cannot read %s\n", argv[2]), 1;
+    if (!bytes || !png_image_finish_read(&png, NULL, bytes, 0, NULL))
+        return fprintf(stderr, "cannot read %s\n", argv[2]), 1;
     ie_image in = {0}, out = {0};
     if (ie_image_alloc(&in, (int)png.width, (int)png.height, 3)) return 1;
     for (size_t i = 0; i < (size_t)png.width * png.height * 3; i++) in.pixels[i] = bytes[i] / 255.0f;
@@ -26,8 +27,10 @@ int main(int argc, char **argv) {
     if (!st) st = ie_edit(s, &p, &in, &out, NULL, NULL, err, sizeof err);
     if (st) return fprintf(stderr, "invedit %s: %s\n", ie_status_name(st), err), 1;
 
-    for (size_t i = 0; i < (size_t)png.width * png.height * 3; i++) bytes[i] = (unsigned char)(out.pixels[i] * 255.0f + 0.5f);
-    if (!png_image_write_to_file(&png, argv[5], 0, bytes, 0, NULL)) return fprintf(stderr, "%s: %s\n", argv[5], png.message), 1;
+    for (size_t i = 0; i < (size_t)png.width * png.height * 3; i++)
+        bytes[i] = (unsigned char)(out.pixels[i] * 255.0f + 0.5f);
+    if (!png_image_write_to_file(&png, argv[5], 0, bytes, 0, NULL))
+        return fprintf(stderr, "%s: %s\n", argv[5], png.message), 1;
     printf("libinvedit %s: %s -> %s (%ux%u, %s)\n", ie_version_string(), argv[2], argv[5], png.width, png.height,
            ie_session_device(s));
     ie_session_close(s);

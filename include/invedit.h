@@ -60,7 +60,7 @@ typedef enum ie_method {
     IE_METHOD_COUNT
 } ie_method;
 
-IE_API const char *ie_method_name(ie_method m);          /* "ef-ddpm", "bdia", "infedit" */
+IE_API const char *ie_method_name(ie_method m); /* "ef-ddpm", "bdia", "infedit" */
 IE_API bool ie_method_from_name(const char *s, ie_method *out);
 
 /* Everything an edit needs besides the image and the model. Strings are
@@ -91,18 +91,18 @@ typedef struct ie_edit_params {
     int64_t seed;                /* noise seed */
     const char *device;          /* "auto", "cpu", "vulkan", "vulkan:N" */
     /* Loading options (used when a session is opened, ie_session_options_from_params) */
-    const char *vae;             /* a separate VAE file or folder ("" = the model's own) */
-    const char *lora;            /* LoRAs: "FILE[:SCALE]" entries separated by ';' ("" = none) */
-    const char *ema;             /* a checkpoint's EMA copy: "auto" (not used when the trained
+    const char *vae;  /* a separate VAE file or folder ("" = the model's own) */
+    const char *lora; /* LoRAs: "FILE[:SCALE]" entries separated by ';' ("" = none) */
+    const char *ema;  /* a checkpoint's EMA copy: "auto" (not used when the trained
                                     weights are there, as diffusers and A1111), "yes", "no" */
     /* Full-resolution compositing (edit/composite.h): */
-    const char *composite;       /* "keep-detail" (default; "" or NULL too), "replace-region", "off" */
-    double change_threshold;     /* colour change (0..1 per channel) at which the change mask is 1/2 */
-    int work_size;               /* longer side of the working size in pixels; 0 = the model's native */
+    const char *composite;   /* "keep-detail" (default; "" or NULL too), "replace-region", "off" */
+    double change_threshold; /* colour change (0..1 per channel) at which the change mask is 1/2 */
+    int work_size;           /* longer side of the working size in pixels; 0 = the model's native */
     /* memory (issue 10) */
-    bool fp32;                   /* network weights kept in fp32 (default: stored in fp16, computed
+    bool fp32;     /* network weights kept in fp32 (default: stored in fp16, computed
                                     in fp32 on every backend; half the memory) */
-    bool no_cache;               /* neither use nor fill the inversion cache (see ie_session_set_cache) */
+    bool no_cache; /* neither use nor fill the inversion cache (see ie_session_set_cache) */
 } ie_edit_params;
 
 /* Fills p with the defaults of method m (docs/methods.md: EF-DDPM N=100, skip 36,
@@ -129,14 +129,14 @@ typedef enum ie_param_type {
 #define IE_FOR_ALL ((1u << IE_METHOD_COUNT) - 1)
 
 typedef struct ie_param_desc {
-    const char *name;   /* "target-prompt": CLI option --target-prompt, GIMP argument name */
-    const char *nick;   /* short label for a dialog */
-    const char *blurb;  /* one-line help */
+    const char *name;  /* "target-prompt": CLI option --target-prompt, GIMP argument name */
+    const char *nick;  /* short label for a dialog */
+    const char *blurb; /* one-line help */
     ie_param_type type;
-    size_t offset;      /* offsetof(ie_edit_params, field) */
-    double min, max;    /* numeric range */
-    unsigned methods;   /* IE_FOR(...) bits */
-    bool advanced;      /* folded away in dialogs */
+    size_t offset;    /* offsetof(ie_edit_params, field) */
+    double min, max;  /* numeric range */
+    unsigned methods; /* IE_FOR(...) bits */
+    bool advanced;    /* folded away in dialogs */
 } ie_param_desc;
 
 /* One line that says what method m does, for dialogs and help. */
@@ -300,20 +300,20 @@ IE_API ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_ima
  * the method's UNet loop, VAE decoder) and each frees its activations when it
  * ends, so the device peak is the weights plus the largest phase. Bytes. */
 typedef struct ie_memory_plan {
-    int work_w, work_h;          /* working size (pixels) */
-    int unet_batch;              /* the largest UNet batch of the method */
-    uint64_t weights_unet, weights_vae, weights_text; /* in the edit's precision */
+    int work_w, work_h;                                          /* working size (pixels) */
+    int unet_batch;                                              /* the largest UNet batch of the method */
+    uint64_t weights_unet, weights_vae, weights_text;            /* in the edit's precision */
     uint64_t act_text, act_vae_encode, act_unet, act_vae_decode; /* activation buffers per phase */
-    uint64_t attention;          /* attention probabilities a control asks for + its state */
-    uint64_t scratch;            /* CPU backend: widened fp16 weights, im2col columns */
-    uint64_t host;               /* images and latents in host memory (input, working, output) */
-    uint64_t device_peak;        /* the backend's memory at the peak phase (incl. scratch) */
-    uint64_t largest;            /* the largest single tensor */
-    uint64_t vulkan_device;      /* the same edit's device memory on a Vulkan device (fp16 weights
+    uint64_t attention;     /* attention probabilities a control asks for + its state */
+    uint64_t scratch;       /* CPU backend: widened fp16 weights, im2col columns */
+    uint64_t host;          /* images and latents in host memory (input, working, output) */
+    uint64_t device_peak;   /* the backend's memory at the peak phase (incl. scratch) */
+    uint64_t largest;       /* the largest single tensor */
+    uint64_t vulkan_device; /* the same edit's device memory on a Vulkan device (fp16 weights
                                     unless fp32; no CPU scratch): weights + the largest phase */
-    uint64_t total;              /* what the process needs: device_peak + host (+ runtime) on the
+    uint64_t total;         /* what the process needs: device_peak + host (+ runtime) on the
                                     CPU backend; device_peak on a GPU */
-    const char *peak_phase;      /* "UNet loop", "VAE decode", ... */
+    const char *peak_phase; /* "UNet loop", "VAE decode", ... */
 } ie_memory_plan;
 
 IE_API ie_status ie_session_memory_plan(ie_session *s, const ie_edit_params *p, int in_w, int in_h, int in_channels,
@@ -384,8 +384,8 @@ typedef struct ie_latents {
  * inverted. EF-DDPM gives [x_N, z_N, ..., z_1] (the noisiest latent and every
  * noise map), BDIA [z_K-1, z_K-2] (the pair regeneration starts from).
  * InfEdit inverts nothing (IE_ERR_ARG). Free with ie_latents_free. */
-IE_API ie_status ie_invert(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_latents *out,
-                           char *err, size_t errlen);
+IE_API ie_status ie_invert(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_latents *out, char *err,
+                           size_t errlen);
 IE_API void ie_latents_free(ie_latents *l);
 /* Writes l as a NumPy .npy file of float32 [n, channels, height, width],
  * atomically (a temporary file renamed when complete). */

@@ -68,9 +68,7 @@ static inline double down(const move *m, double x, double e) {
     return (m->inv_q * x - m->down_e1 * e) + m->down_e2 * e;
 }
 /* reverse_step of the code: from lo up to hi */
-static inline double up(const move *m, double x, double e) {
-    return (m->q * x + m->up_e1 * e) - m->up_e2 * e;
-}
+static inline double up(const move *m, double x, double e) { return (m->q * x + m->up_e1 * e) - m->up_e2 * e; }
 
 typedef struct bdia_ctx {
     ie_run *run;
@@ -102,9 +100,8 @@ static void ctx_free(bdia_ctx *c) {
 
 /* e = CFG(eps(x, t)) for a double state x: one batch [uncond, cond] (batch 1
  * with the conditional row only when cond_only). */
-static ie_status guided_eps(bdia_ctx *c, ie_method_phase phase, ie_branch br, int step, int total,
-                            int num_steps, const double *x, double t, int cond_uncond, int cond,
-                            double cfg, bool cond_only) {
+static ie_status guided_eps(bdia_ctx *c, ie_method_phase phase, ie_branch br, int step, int total, int num_steps,
+                            const double *x, double t, int cond_uncond, int cond, double cfg, bool cond_only) {
     const size_t chw = c->chw;
     for (size_t i = 0; i < chw; i++) c->xin[i] = (float)x[i];
     int batch = cond_only ? 1 : 2;
@@ -142,8 +139,7 @@ static ie_status check_params(ie_run *run, const bdia_params *p, const char *M, 
     return IE_OK;
 }
 
-ie_status bdia_invert(ie_run *run, const float *x0, const bdia_params *p, double *z_hi,
-                      double *z_lo) {
+ie_status bdia_invert(ie_run *run, const float *x0, const bdia_params *p, double *z_hi, double *z_lo) {
     const char *M = "bdia_invert";
     ie_status st = ie_run_check(run, M);
     if (st != IE_OK) return st;
@@ -173,8 +169,8 @@ ie_status bdia_invert(ie_run *run, const float *x0, const bdia_params *p, double
     for (size_t i = 0; i < chw; i++) zprev[i] = x0[i]; /* z_{-1} = x0 */
     if (p->run_first_call) {
         if ((st = ie_run_progress(run, step, total, phase)) != IE_OK) goto done;
-        if ((st = guided_eps(&c, IE_PHASE_BDIA_INVERT, IE_BRANCH_SOURCE, step, total, p->num_steps, zprev,
-                             -delta, p->cond_uncond, p->cond, p->cfg, false)) != IE_OK)
+        if ((st = guided_eps(&c, IE_PHASE_BDIA_INVERT, IE_BRANCH_SOURCE, step, total, p->num_steps, zprev, -delta,
+                             p->cond_uncond, p->cond, p->cfg, false)) != IE_OK)
             goto done;
         move mv = move_between(&sched, -delta, 0.0);
         for (size_t i = 0; i < chw; i++) zcur[i] = up(&mv, zprev[i], c.e[i]);
@@ -185,8 +181,8 @@ ie_status bdia_invert(ie_run *run, const float *x0, const bdia_params *p, double
     for (int j = 1; j < K; j++, step++) {
         if ((st = ie_run_progress(run, step, total, phase)) != IE_OK) goto done;
         const double l_prev = (j - 2) * delta, l_cur = (j - 1) * delta, l_next = j * delta;
-        if ((st = guided_eps(&c, IE_PHASE_BDIA_INVERT, IE_BRANCH_SOURCE, step, total, p->num_steps, zcur,
-                             l_cur, p->cond_uncond, p->cond, p->cfg, false)) != IE_OK)
+        if ((st = guided_eps(&c, IE_PHASE_BDIA_INVERT, IE_BRANCH_SOURCE, step, total, p->num_steps, zcur, l_cur,
+                             p->cond_uncond, p->cond, p->cfg, false)) != IE_OK)
             goto done;
         move mdown = move_between(&sched, l_prev, l_cur);
         move mup = move_between(&sched, l_cur, l_next);
@@ -245,10 +241,9 @@ static ie_status guided_eps_rows(bdia_ctx *c, int R, const ie_branch *br, int st
 /* The generation loop for R chains from the same pair (R = 1: the edit;
  * R = 2: [source, target] for Prompt-to-Prompt). out[r] = z_{-1} of chain r,
  * out_z0 (may be NULL) = chain R-1's z_0. */
-static ie_status generate_rows(ie_run *run, const char *M, const double *z_hi, const double *z_lo,
-                               const bdia_params *p, int R, const ie_branch *br, const int *cond_uncond,
-                               const int *cond, const double *cfg, int num_steps, double *const *out,
-                               double *out_z0) {
+static ie_status generate_rows(ie_run *run, const char *M, const double *z_hi, const double *z_lo, const bdia_params *p,
+                               int R, const ie_branch *br, const int *cond_uncond, const int *cond, const double *cfg,
+                               int num_steps, double *const *out, double *out_z0) {
     ie_status st = ie_run_check(run, M);
     if (st != IE_OK) return st;
     int K;
@@ -311,13 +306,13 @@ done:
     return st;
 }
 
-ie_status bdia_generate(ie_run *run, const double *z_hi, const double *z_lo, const bdia_params *p,
-                        double *out, double *out_z0) {
+ie_status bdia_generate(ie_run *run, const double *z_hi, const double *z_lo, const bdia_params *p, double *out,
+                        double *out_z0) {
     if (!p) return ie_run_fail(run, IE_ERR_ARG, "bdia_generate: params is NULL");
     ie_branch br = IE_BRANCH_TARGET;
     double *outs[1] = {out};
-    return generate_rows(run, "bdia_generate", z_hi, z_lo, p, 1, &br, &p->cond_uncond, &p->cond, &p->cfg,
-                         p->num_steps, outs, out_z0);
+    return generate_rows(run, "bdia_generate", z_hi, z_lo, p, 1, &br, &p->cond_uncond, &p->cond, &p->cfg, p->num_steps,
+                         outs, out_z0);
 }
 
 ie_status bdia_generate_p2p(ie_run *run, const double *z_hi, const double *z_lo, const bdia_params *p,
@@ -347,8 +342,8 @@ ie_status bdia_sample(ie_run *run, const bdia_sample_params *p, const float *x_T
     if (p->num_steps < 1 || p->num_steps > IE_TRAIN_STEPS)
         return ie_run_fail(run, IE_ERR_ARG, "%s: num_steps %d is not in [1, 1000]", M, p->num_steps);
     if (!(p->gamma >= 0.0 && p->gamma <= 1.0) || !(p->eta >= 0.0) || !isfinite(p->cfg))
-        return ie_run_fail(run, IE_ERR_ARG, "%s: gamma %g must be in [0, 1], eta %g >= 0, cfg finite", M,
-                           p->gamma, p->eta);
+        return ie_run_fail(run, IE_ERR_ARG, "%s: gamma %g must be in [0, 1], eta %g >= 0, cfg finite", M, p->gamma,
+                           p->eta);
 
     bdia_ctx c = {0};
     int *grid = NULL;
@@ -384,8 +379,8 @@ ie_status bdia_sample(ie_run *run, const bdia_sample_params *p, const float *x_T
         const int index = n - 1 - step; /* position in the ascending grid */
         const int t = grid[step];
         if ((st = ie_run_progress(run, step, n, phase)) != IE_OK) goto done;
-        if ((st = guided_eps(&c, IE_PHASE_BDIA_SAMPLE, IE_BRANCH_TARGET, step, n, n, x, (double)t,
-                             p->cond_uncond, p->cond, p->cfg, cond_only)) != IE_OK)
+        if ((st = guided_eps(&c, IE_PHASE_BDIA_SAMPLE, IE_BRANCH_TARGET, step, n, n, x, (double)t, p->cond_uncond,
+                             p->cond, p->cfg, cond_only)) != IE_OK)
             goto done;
         const double a = ie_ab_at(&sched, t);
         const double ap = index == 0 ? sched.ab[0] : ie_ab_at(&sched, grid[step + 1]);
@@ -406,8 +401,8 @@ ie_status bdia_sample(ie_run *run, const bdia_sample_params *p, const float *x_T
             for (size_t i = 0; i < chw; i++) {
                 double e = c.e[i], xi = x[i], xl = xlast[i];
                 double x0 = (xi - s1a * e) / sa;
-                xnew[i] = (((xl - (1.0 - g) * (xl - xi)) - g * ((sal * x0 + s1al * e) - xi)) + sap * x0 +
-                           dir_c * e) - xi;
+                xnew[i] =
+                    (((xl - (1.0 - g) * (xl - xi)) - g * ((sal * x0 + s1al * e) - xi)) + sap * x0 + dir_c * e) - xi;
             }
         }
         double *tmp = xlast;

@@ -76,14 +76,13 @@ int bdia_levels(const bdia_params *p);
  * (K-1)*Delta, 780 by default) and z_lo = z_{K-2} (760), both [C, H, W]
  * double, only on success. UNet evaluations: 2 (K - 1), plus 2 with
  * run_first_call. */
-ie_status bdia_invert(ie_run *run, const float *x0, const bdia_params *p, double *z_hi,
-                      double *z_lo);
+ie_status bdia_invert(ie_run *run, const float *x0, const bdia_params *p, double *z_hi, double *z_lo);
 
 /* Regenerates from the pair with p->cond (the target prompt when editing).
  * out = z_{-1} [C, H, W] (the image latent to decode); out_z0 (may be NULL)
  * = z_0. Written only on success. UNet evaluations: 2 (K - 1). */
-ie_status bdia_generate(ie_run *run, const double *z_hi, const double *z_lo, const bdia_params *p,
-                        double *out, double *out_z0);
+ie_status bdia_generate(ie_run *run, const double *z_hi, const double *z_lo, const bdia_params *p, double *out,
+                        double *out_z0);
 
 /* Prompt-to-Prompt editing (the authors' use_p2p option): two chains from the
  * same pair in one denoiser batch of 4 [uncond_src, uncond, cond_src, cond]

@@ -7,12 +7,12 @@
 
 const char *ie_phase_name(ie_method_phase p) {
     switch (p) {
-    case IE_PHASE_EF_INVERT: return "ef-ddpm invert";
-    case IE_PHASE_EF_EDIT: return "ef-ddpm edit";
-    case IE_PHASE_BDIA_INVERT: return "bdia invert";
-    case IE_PHASE_BDIA_GENERATE: return "bdia generate";
-    case IE_PHASE_BDIA_SAMPLE: return "bdia sample";
-    case IE_PHASE_INFEDIT: return "infedit";
+        case IE_PHASE_EF_INVERT: return "ef-ddpm invert";
+        case IE_PHASE_EF_EDIT: return "ef-ddpm edit";
+        case IE_PHASE_BDIA_INVERT: return "bdia invert";
+        case IE_PHASE_BDIA_GENERATE: return "bdia generate";
+        case IE_PHASE_BDIA_SAMPLE: return "bdia sample";
+        case IE_PHASE_INFEDIT: return "infedit";
     }
     return "?";
 }
@@ -39,24 +39,22 @@ ie_status ie_run_check(ie_run *run, const char *method) {
     run->err[0] = 0;
     const ie_denoiser *dn = run->dn;
     if (!dn || !dn->eps)
-        return ie_run_fail(run, IE_ERR_ARG, "%s: no denoiser (run->dn or its eps callback is NULL)",
-                           method);
+        return ie_run_fail(run, IE_ERR_ARG, "%s: no denoiser (run->dn or its eps callback is NULL)", method);
     if (dn->channels < 1 || dn->height < 1 || dn->width < 1 ||
         (int64_t)dn->channels * dn->height * dn->width > (1 << 26))
-        return ie_run_fail(run, IE_ERR_SHAPE, "%s: denoiser latent shape %dx%dx%d is not valid",
-                           method, dn->channels, dn->height, dn->width);
+        return ie_run_fail(run, IE_ERR_SHAPE, "%s: denoiser latent shape %dx%dx%d is not valid", method, dn->channels,
+                           dn->height, dn->width);
     return IE_OK;
 }
 
 ie_status ie_run_progress(ie_run *run, int step, int total, const char *phase) {
     if (run->progress && !run->progress(run->progress_user, step, total, phase))
-        return ie_run_fail(run, IE_ERR_CANCELLED, "%s: cancelled at step %d of %d", phase, step,
-                           total);
+        return ie_run_fail(run, IE_ERR_CANCELLED, "%s: cancelled at step %d of %d", phase, step, total);
     return IE_OK;
 }
 
-ie_status ie_run_eps(ie_run *run, const ie_step_info *info, const float *x, const double *t,
-                     const int *cond, float *eps_out) {
+ie_status ie_run_eps(ie_run *run, const ie_step_info *info, const float *x, const double *t, const int *cond,
+                     float *eps_out) {
     const ie_denoiser *dn = run->dn;
     const char *phase = ie_phase_name(info->phase);
     ie_status st;
@@ -64,16 +62,16 @@ ie_status ie_run_eps(ie_run *run, const ie_step_info *info, const float *x, cons
         st = dn->step_begin(dn->ctx, info);
         if (st != IE_OK) {
             const char *m = dn->errmsg ? dn->errmsg(dn->ctx) : NULL;
-            return ie_run_fail(run, st, "%s step %d (t=%g): attention control (step_begin) failed: %s",
-                               phase, info->step, info->t, m && *m ? m : ie_status_name(st));
+            return ie_run_fail(run, st, "%s step %d (t=%g): attention control (step_begin) failed: %s", phase,
+                               info->step, info->t, m && *m ? m : ie_status_name(st));
         }
     }
     st = dn->eps(dn->ctx, info->batch, x, t, cond, eps_out);
     run->denoiser_calls++;
     if (st != IE_OK) {
         const char *m = dn->errmsg ? dn->errmsg(dn->ctx) : NULL;
-        return ie_run_fail(run, st, "%s step %d (t=%g, batch %d): denoiser failed: %s", phase,
-                           info->step, info->t, info->batch, m && *m ? m : ie_status_name(st));
+        return ie_run_fail(run, st, "%s step %d (t=%g, batch %d): denoiser failed: %s", phase, info->step, info->t,
+                           info->batch, m && *m ? m : ie_status_name(st));
     }
     run->unet_evals += info->batch;
     return IE_OK;

@@ -63,8 +63,8 @@ typedef struct ie_row_role {
 } ie_row_role;
 
 typedef enum ie_method_phase {
-    IE_PHASE_EF_INVERT = 0,  /* edit-friendly DDPM inversion ("forward process") */
-    IE_PHASE_EF_EDIT = 1,    /* edit-friendly DDPM editing ("reverse process") */
+    IE_PHASE_EF_INVERT = 0, /* edit-friendly DDPM inversion ("forward process") */
+    IE_PHASE_EF_EDIT = 1,   /* edit-friendly DDPM editing ("reverse process") */
     IE_PHASE_BDIA_INVERT = 2,
     IE_PHASE_BDIA_GENERATE = 3,
     IE_PHASE_BDIA_SAMPLE = 4, /* BDIA text-to-image */
@@ -90,8 +90,7 @@ typedef struct ie_step_info {
 typedef struct ie_denoiser {
     int channels, height, width; /* latent shape C, H, W */
     void *ctx;
-    ie_status (*eps)(void *ctx, int batch, const float *x, const double *t, const int *cond,
-                     float *eps_out);
+    ie_status (*eps)(void *ctx, int batch, const float *x, const double *t, const int *cond, float *eps_out);
     /* optional; a non-OK status aborts the method with that status */
     ie_status (*step_begin)(void *ctx, const ie_step_info *info);
     /* optional: message for the last failure of eps/step_begin */
@@ -119,8 +118,7 @@ ie_run ie_run_make(const ie_denoiser *dn);
 /* --- helpers the methods share (also useful to denoiser implementers) ---- */
 
 /* Sets run->err (printf-style) and returns st. */
-ie_status ie_run_fail(ie_run *run, ie_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+ie_status ie_run_fail(ie_run *run, ie_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Checks run, run->dn, its callbacks and shape. */
 ie_status ie_run_check(ie_run *run, const char *method);
@@ -130,8 +128,8 @@ ie_status ie_run_progress(ie_run *run, int step, int total, const char *phase);
 
 /* step_begin (if any) then eps; counts evaluations; names the phase, step and
  * t in the error message when the denoiser fails. */
-ie_status ie_run_eps(ie_run *run, const ie_step_info *info, const float *x, const double *t,
-                     const int *cond, float *eps_out);
+ie_status ie_run_eps(ie_run *run, const ie_step_info *info, const float *x, const double *t, const int *cond,
+                     float *eps_out);
 
 #ifdef __cplusplus
 }

@@ -114,22 +114,18 @@ static inline double mu_of(const step_coef *c, double x, double e, double *x0hat
     return c->sqrt_abp * x0 + c->dir_c * e;
 }
 
-ie_status ef_ddpm_invert(ie_run *run, const float *x0, const ef_ddpm_params *p,
-                         ef_ddpm_maps **out) {
+ie_status ef_ddpm_invert(ie_run *run, const float *x0, const ef_ddpm_params *p, ef_ddpm_maps **out) {
     const char *M = "ef_ddpm_invert";
     ie_status st = ie_run_check(run, M);
     if (st != IE_OK) return st;
     if (!x0 || !p || !out) return ie_run_fail(run, IE_ERR_ARG, "%s: x0, params and out must not be NULL", M);
     const int n = p->num_steps;
-    if (n < 1 || n > IE_TRAIN_STEPS)
-        return ie_run_fail(run, IE_ERR_ARG, "%s: num_steps %d is not in [1, 1000]", M, n);
+    if (n < 1 || n > IE_TRAIN_STEPS) return ie_run_fail(run, IE_ERR_ARG, "%s: num_steps %d is not in [1, 1000]", M, n);
     if (!(p->eta > 0.0 && p->eta <= 1.0))
-        return ie_run_fail(run, IE_ERR_ARG, "%s: eta %g is not in (0, 1] (eta = 0 is DDIM inversion)", M,
-                           p->eta);
+        return ie_run_fail(run, IE_ERR_ARG, "%s: eta %g is not in (0, 1] (eta = 0 is DDIM inversion)", M, p->eta);
     if (p->grid_offset != 0 && p->grid_offset != 1)
         return ie_run_fail(run, IE_ERR_ARG, "%s: grid_offset %d is not 0 or 1", M, p->grid_offset);
-    if (!isfinite(p->cfg_src))
-        return ie_run_fail(run, IE_ERR_ARG, "%s: cfg_src is not finite", M);
+    if (!isfinite(p->cfg_src)) return ie_run_fail(run, IE_ERR_ARG, "%s: cfg_src is not finite", M);
 
     const ie_denoiser *dn = run->dn;
     ef_ddpm_maps *m = maps_alloc(n, dn->channels, dn->height, dn->width);
@@ -210,22 +206,20 @@ done:
     return st;
 }
 
-ie_status ef_ddpm_edit(ie_run *run, const ef_ddpm_maps *maps, const ef_ddpm_edit_params *p,
-                       float *out) {
+ie_status ef_ddpm_edit(ie_run *run, const ef_ddpm_maps *maps, const ef_ddpm_edit_params *p, float *out) {
     const char *M = "ef_ddpm_edit";
     ie_status st = ie_run_check(run, M);
     if (st != IE_OK) return st;
     if (!maps || !p || !out) return ie_run_fail(run, IE_ERR_ARG, "%s: maps, params and out must not be NULL", M);
     const ie_denoiser *dn = run->dn;
     if (maps->c != dn->channels || maps->h != dn->height || maps->w != dn->width)
-        return ie_run_fail(run, IE_ERR_SHAPE, "%s: maps are %dx%dx%d but the denoiser takes %dx%dx%d", M,
-                           maps->c, maps->h, maps->w, dn->channels, dn->height, dn->width);
+        return ie_run_fail(run, IE_ERR_SHAPE, "%s: maps are %dx%dx%d but the denoiser takes %dx%dx%d", M, maps->c,
+                           maps->h, maps->w, dn->channels, dn->height, dn->width);
     const int n = maps->n;
     if (p->skip < 0 || p->skip >= n)
         return ie_run_fail(run, IE_ERR_ARG, "%s: skip %d is not in [0, %d)", M, p->skip, n);
     const int P = p->n_prompts;
-    if (P != 1 && P != 2)
-        return ie_run_fail(run, IE_ERR_ARG, "%s: n_prompts %d is not 1 or 2", M, P);
+    if (P != 1 && P != 2) return ie_run_fail(run, IE_ERR_ARG, "%s: n_prompts %d is not 1 or 2", M, P);
     for (int r = 0; r < P; r++)
         if (!isfinite(p->cfg[r])) return ie_run_fail(run, IE_ERR_ARG, "%s: cfg[%d] is not finite", M, r);
     const ef_color_guide *cg = p->color;
@@ -239,7 +233,7 @@ ie_status ef_ddpm_edit(ie_run *run, const ef_ddpm_maps *maps, const ef_ddpm_edit
     const int K = n - p->skip;
     const size_t chw = chw_of(maps);
     const size_t hw = (size_t)maps->h * maps->w;
-    float *x = malloc((size_t)P * chw * sizeof(float));        /* current latent per prompt row */
+    float *x = malloc((size_t)P * chw * sizeof(float));       /* current latent per prompt row */
     float *xin = malloc(2 * (size_t)P * chw * sizeof(float)); /* [uncond rows, cond rows] */
     float *eps = malloc(2 * (size_t)P * chw * sizeof(float));
     if (!x || !xin || !eps) {
@@ -284,8 +278,7 @@ ie_status ef_ddpm_edit(ie_run *run, const ef_ddpm_maps *maps, const ef_ddpm_edit
                 double x0hat;
                 double mu = mu_of(&c, xr[i], e, &x0hat);
                 double zz = z[i];
-                if (guide && (!cg->mask || cg->mask[i % hw]))
-                    zz += cg->alpha * ((double)cg->target[i] - x0hat);
+                if (guide && (!cg->mask || cg->mask[i % hw])) zz += cg->alpha * ((double)cg->target[i] - x0hat);
                 xr[i] = (float)(mu + c.sd * zz);
             }
         }
@@ -302,7 +295,10 @@ done:
 /* --- noise-map manipulations -------------------------------------------- */
 
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
-static int wrapi(int v, int n) { int r = v % n; return r < 0 ? r + n : r; }
+static int wrapi(int v, int n) {
+    int r = v % n;
+    return r < 0 ? r + n : r;
+}
 
 /* Shifts one [C, H, W] latent in place through tmp. Uncovered pixels: wrap or
  * edge-replicate; with fill != NULL they get fill[i] instead (NOISE mode). */
@@ -329,15 +325,16 @@ static void shift_plane(float *x, float *tmp, int C, int H, int W, int dx, int d
     memcpy(x, tmp, (size_t)C * H * W * sizeof(float));
 }
 
-ie_status ef_ddpm_maps_shift(ef_ddpm_maps *m, int dx, int dy, ef_shift_edge edge, uint64_t seed,
-                             char *err, size_t errlen) {
+ie_status ef_ddpm_maps_shift(ef_ddpm_maps *m, int dx, int dy, ef_shift_edge edge, uint64_t seed, char *err,
+                             size_t errlen) {
     if (!m) {
         if (err) snprintf(err, errlen, "ef_ddpm_maps_shift: maps is NULL");
         return IE_ERR_ARG;
     }
     if (dx <= -m->w || dx >= m->w || dy <= -m->h || dy >= m->h) {
-        if (err) snprintf(err, errlen, "ef_ddpm_maps_shift: shift (%d, %d) is not smaller than the %dx%d latent",
-                          dx, dy, m->w, m->h);
+        if (err)
+            snprintf(err, errlen, "ef_ddpm_maps_shift: shift (%d, %d) is not smaller than the %dx%d latent", dx, dy,
+                     m->w, m->h);
         return IE_ERR_ARG;
     }
     if (edge != EF_SHIFT_WRAP && edge != EF_SHIFT_EDGE && edge != EF_SHIFT_NOISE) {
@@ -390,8 +387,8 @@ ie_status ef_ddpm_maps_shift(ef_ddpm_maps *m, int dx, int dy, ef_shift_edge edge
     return IE_OK;
 }
 
-ie_status ef_ddpm_maps_color(ef_ddpm_maps *m, const float *offset, double scale,
-                             const uint8_t *mask, int k_lo, int k_hi, char *err, size_t errlen) {
+ie_status ef_ddpm_maps_color(ef_ddpm_maps *m, const float *offset, double scale, const uint8_t *mask, int k_lo,
+                             int k_hi, char *err, size_t errlen) {
     if (!m) {
         if (err) snprintf(err, errlen, "ef_ddpm_maps_color: maps is NULL");
         return IE_ERR_ARG;
@@ -399,8 +396,9 @@ ie_status ef_ddpm_maps_color(ef_ddpm_maps *m, const float *offset, double scale,
     if (k_hi <= 0) k_hi = m->n;
     if (k_lo < 1) k_lo = 1;
     if (k_lo > k_hi || k_hi > m->n || !isfinite(scale)) {
-        if (err) snprintf(err, errlen, "ef_ddpm_maps_color: levels [%d, %d] not inside [1, %d] or scale not finite",
-                          k_lo, k_hi, m->n);
+        if (err)
+            snprintf(err, errlen, "ef_ddpm_maps_color: levels [%d, %d] not inside [1, %d] or scale not finite", k_lo,
+                     k_hi, m->n);
         return IE_ERR_ARG;
     }
     const size_t hw = (size_t)m->h * m->w;

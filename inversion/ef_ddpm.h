@@ -65,21 +65,20 @@ void ef_ddpm_params_default(ef_ddpm_params *p);
 
 /* What inversion produces: (2N+1) latents (13 MB at N = 100, 64x64). */
 typedef struct ef_ddpm_maps {
-    int n;          /* N */
-    int c, h, w;    /* latent shape */
+    int n;       /* N */
+    int c, h, w; /* latent shape */
     double eta;
     int grid_offset;
     bool z1_kept;
-    int *tau;       /* [N + 1]: tau[k] = timestep of level k (k >= 1); tau[0] = -1 (clean) */
-    float *xts;     /* [N + 1, C, H, W]: xt_0 (= x0) .. xt_N, re-stored values */
-    float *zs;      /* [N, C, H, W]: zs[(k-1)*CHW ..] = z_k, k = 1..N */
+    int *tau;   /* [N + 1]: tau[k] = timestep of level k (k >= 1); tau[0] = -1 (clean) */
+    float *xts; /* [N + 1, C, H, W]: xt_0 (= x0) .. xt_N, re-stored values */
+    float *zs;  /* [N, C, H, W]: zs[(k-1)*CHW ..] = z_k, k = 1..N */
 } ef_ddpm_maps;
 
 /* Inverts x0 [C, H, W] (the VAE latent, scaled by 0.18215). On success *out
  * is a new maps object (free with ef_ddpm_maps_free); on error or cancel *out
  * is left untouched. UNet evaluations: N x 2 (N x 1 with source_uncond_only). */
-ie_status ef_ddpm_invert(ie_run *run, const float *x0, const ef_ddpm_params *p,
-                         ef_ddpm_maps **out);
+ie_status ef_ddpm_invert(ie_run *run, const float *x0, const ef_ddpm_params *p, ef_ddpm_maps **out);
 
 void ef_ddpm_maps_free(ef_ddpm_maps *m);
 /* Deep copy (NULL when out of memory). */
@@ -97,18 +96,18 @@ float *ef_ddpm_z(const ef_ddpm_maps *m, int k);  /* k = 1..N */
  * the image with the region painted in the new colour) and mask a binary
  * latent-resolution mask. The stored maps are not modified. */
 typedef struct ef_color_guide {
-    const float *target;   /* [C, H, W] */
-    const uint8_t *mask;   /* [H, W], nonzero = inside; NULL = everywhere */
-    double alpha;          /* e.g. 0.1 .. 1 */
-    int k_lo, k_hi;        /* levels (1..N) where applied; k_hi = 0 means N */
+    const float *target; /* [C, H, W] */
+    const uint8_t *mask; /* [H, W], nonzero = inside; NULL = everywhere */
+    double alpha;        /* e.g. 0.1 .. 1 */
+    int k_lo, k_hi;      /* levels (1..N) where applied; k_hi = 0 means N */
 } ef_color_guide;
 
 typedef struct ef_ddpm_edit_params {
-    int skip;          /* 36: T_skip in inference steps; editing starts at level K = N - skip */
-    int n_prompts;     /* 1 ("our_inv") or 2 ("p2pinv": rows [source, target]) */
-    int cond[2];       /* text condition per prompt row */
-    double cfg[2];     /* CFG scale per prompt row */
-    int cond_uncond;   /* IE_COND_UNCOND */
+    int skip;                    /* 36: T_skip in inference steps; editing starts at level K = N - skip */
+    int n_prompts;               /* 1 ("our_inv") or 2 ("p2pinv": rows [source, target]) */
+    int cond[2];                 /* text condition per prompt row */
+    double cfg[2];               /* CFG scale per prompt row */
+    int cond_uncond;             /* IE_COND_UNCOND */
     const ef_color_guide *color; /* optional */
 } ef_ddpm_edit_params;
 
@@ -124,8 +123,7 @@ void ef_ddpm_edit_params_default_p2p(ef_ddpm_edit_params *p);
  *     [uncond row 0, ..., uncond row P-1, cond row 0, ..., cond row P-1]
  * (step_begin gets the roles: P2P rows are [SOURCE, TARGET], a single row is
  * TARGET; step = 0 at level K; num_steps = N). UNet evaluations: K x 2P. */
-ie_status ef_ddpm_edit(ie_run *run, const ef_ddpm_maps *maps, const ef_ddpm_edit_params *p,
-                       float *out);
+ie_status ef_ddpm_edit(ie_run *run, const ef_ddpm_maps *maps, const ef_ddpm_edit_params *p, float *out);
 
 /* --- noise-map manipulations (shown in the paper) ---------------------------
  *
@@ -144,8 +142,8 @@ ie_status ef_ddpm_edit(ie_run *run, const ef_ddpm_maps *maps, const ef_ddpm_edit
  *                   plausible content there.
  * |dx| < W and |dy| < H. */
 typedef enum ef_shift_edge { EF_SHIFT_WRAP = 0, EF_SHIFT_EDGE = 1, EF_SHIFT_NOISE = 2 } ef_shift_edge;
-ie_status ef_ddpm_maps_shift(ef_ddpm_maps *m, int dx, int dy, ef_shift_edge edge, uint64_t seed,
-                             char *err, size_t errlen);
+ie_status ef_ddpm_maps_shift(ef_ddpm_maps *m, int dx, int dy, ef_shift_edge edge, uint64_t seed, char *err,
+                             size_t errlen);
 
 /* Colour edit by modifying noise maps: for levels k in [k_lo, k_hi] (k_hi = 0
  * means N) and latent pixels inside mask (NULL = all),
@@ -156,8 +154,8 @@ ie_status ef_ddpm_maps_shift(ef_ddpm_maps *m, int dx, int dy, ef_shift_edge edge
  * colour edits by modifying noise maps on a pixel-space model; its exact
  * recipe is not public (issue #3 gives the guided version, ef_color_guide),
  * so this static version is our interpretation. xt is not modified. */
-ie_status ef_ddpm_maps_color(ef_ddpm_maps *m, const float *offset, double scale,
-                             const uint8_t *mask, int k_lo, int k_hi, char *err, size_t errlen);
+ie_status ef_ddpm_maps_color(ef_ddpm_maps *m, const float *offset, double scale, const uint8_t *mask, int k_lo,
+                             int k_hi, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -55,8 +55,7 @@ void infedit_plan_at(const infedit_params *p, int start_steps, int i, ie_infedit
     out->use_xm = (i + 1) + start_steps + 1 == p->num_steps;
 }
 
-ie_status infedit_run(ie_run *run, const float *x0, const infedit_params *p, const float *init_noise,
-                      float *out) {
+ie_status infedit_run(ie_run *run, const float *x0, const infedit_params *p, const float *init_noise, float *out) {
     const char *M = "infedit_run";
     ie_status st = ie_run_check(run, M);
     if (st != IE_OK) return st;
@@ -195,8 +194,8 @@ ie_status infedit_run(ie_run *run, const float *x0, const infedit_params *p, con
             x0t[k] = (float)x0_t;
         }
         if (plan.blend && p->blend) {
-            ie_infedit_blend_args ba = {i, t, a, plan.use_xm, dn->channels, dn->height, dn->width,
-                                        xs, xt, xm, run->err, sizeof run->err};
+            ie_infedit_blend_args ba = {i,         t,  a,  plan.use_xm, dn->channels, dn->height,
+                                        dn->width, xs, xt, xm,          run->err,     sizeof run->err};
             run->err[0] = 0;
             st = p->blend(p->blend_user, &ba);
             if (st != IE_OK) {

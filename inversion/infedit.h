@@ -67,57 +67,56 @@ typedef enum ie_cross_source {
 /* What the attention controller must do at step i (passed as
  * ie_step_info.plan, and computed by infedit_plan_at). */
 typedef struct ie_infedit_plan {
-    int step;            /* i, 0-based executed step */
-    int num_steps;       /* N */
-    int start_steps;     /* N - trunc(N * strength) (0 without denoise) */
-    double p;            /* (i + start_steps + 1) / N */
-    bool self_early;     /* p < self_replace: target (Q_s, K_s, V_t), layout (Q_s, K_s, V_s) */
-    bool cross_replace;  /* p <= cross_replace: target cond probs <- Refine(P_src|P_lay, P_t) */
+    int step;           /* i, 0-based executed step */
+    int num_steps;      /* N */
+    int start_steps;    /* N - trunc(N * strength) (0 without denoise) */
+    double p;           /* (i + start_steps + 1) / N */
+    bool self_early;    /* p < self_replace: target (Q_s, K_s, V_t), layout (Q_s, K_s, V_s) */
+    bool cross_replace; /* p <= cross_replace: target cond probs <- Refine(P_src|P_lay, P_t) */
     ie_cross_source cross_source;
-    bool blend;          /* i > 0: the local blend runs after this step */
-    bool use_xm;         /* i + start_steps + 2 == N: blend's third rule (mask_me -> x_m) */
+    bool blend;  /* i > 0: the local blend runs after this step */
+    bool use_xm; /* i + start_steps + 2 == N: blend's third rule (mask_me -> x_m) */
 } ie_infedit_plan;
 
 /* Arguments of the local-blend callback (after both sampler calls of step i,
  * only for i > 0 as the controller's step_callback). The callback may rewrite
  * x_t (and, formally, x_m; the reference returns it unchanged). */
 typedef struct ie_infedit_blend_args {
-    int step;           /* i */
-    int t;              /* timestep just used */
-    double alpha_prod;  /* ab[t] */
+    int step;          /* i */
+    int t;             /* timestep just used */
+    double alpha_prod; /* ab[t] */
     bool use_xm;
     int c, h, w;
     const float *x_s;
     float *x_t;
     float *x_m;
-    char *err;          /* where to put a message on failure */
+    char *err; /* where to put a message on failure */
     size_t errlen;
 } ie_infedit_blend_args;
 typedef ie_status (*ie_infedit_blend_fn)(void *user, const ie_infedit_blend_args *a);
 
 typedef struct infedit_params {
-    int num_steps;          /* N = 15 (demo); PIE-Bench 12 */
-    int original_steps;     /* 50 (LCM original_inference_steps) */
-    ie_lcm_formula grid_formula; /* IE_LCM_CURRENT */
-    double guidance_s;      /* 1 */
-    double guidance_t;      /* 2; must be > 1 (the 6-row CFG layout) */
-    double eta;             /* 1 */
-    bool denoise;           /* false: start from pure noise, strength 1 */
-    double strength;        /* used only with denoise (demo slider 0.7) */
-    double cross_replace;   /* 0.7 */
-    double self_replace;    /* 0.3 (PIE-Bench 0.7) */
+    int num_steps;                /* N = 15 (demo); PIE-Bench 12 */
+    int original_steps;           /* 50 (LCM original_inference_steps) */
+    ie_lcm_formula grid_formula;  /* IE_LCM_CURRENT */
+    double guidance_s;            /* 1 */
+    double guidance_t;            /* 2; must be > 1 (the 6-row CFG layout) */
+    double eta;                   /* 1 */
+    bool denoise;                 /* false: start from pure noise, strength 1 */
+    double strength;              /* used only with denoise (demo slider 0.7) */
+    double cross_replace;         /* 0.7 */
+    double self_replace;          /* 0.3 (PIE-Bench 0.7) */
     ie_cross_source cross_source; /* IE_CROSS_FROM_SOURCE (demo) */
-    uint64_t seed;          /* initial noise, then one draw per step */
-    int cond_src_uncond;    /* "positive prompt", default "" -> IE_COND_UNCOND */
-    int cond_tgt_uncond;    /* "negative prompt", default "" -> IE_COND_UNCOND */
-    int cond_src;           /* IE_COND_SOURCE */
-    int cond_tgt;           /* IE_COND_TARGET */
-    ie_infedit_blend_fn blend; /* local blend (edit/blend.h: ie_local_blend_step), or NULL */
+    uint64_t seed;                /* initial noise, then one draw per step */
+    int cond_src_uncond;          /* "positive prompt", default "" -> IE_COND_UNCOND */
+    int cond_tgt_uncond;          /* "negative prompt", default "" -> IE_COND_UNCOND */
+    int cond_src;                 /* IE_COND_SOURCE */
+    int cond_tgt;                 /* IE_COND_TARGET */
+    ie_infedit_blend_fn blend;    /* local blend (edit/blend.h: ie_local_blend_step), or NULL */
     void *blend_user;
     /* optional observer after each step (after the blend): the three branch
      * latents and this step's x0_t */
-    void (*on_step)(void *user, int step, const float *x_s, const float *x_t, const float *x_m,
-                    const float *x0_t);
+    void (*on_step)(void *user, int step, const float *x_s, const float *x_t, const float *x_m, const float *x0_t);
     void *on_step_user;
     /* Unused rows (issue 10). At guidance_s == 1 the source and layout
      * branches' unconditional rows do not enter the CFG (e_s = e_src,
@@ -144,8 +143,7 @@ int infedit_steps(const infedit_params *p, int *start_steps);
  * step, written only on success. init_noise [C, H, W] may be NULL (drawn from
  * the seed) — the per-step z are always drawn from the seed's generator.
  * UNet evaluations: 6 per executed step. */
-ie_status infedit_run(ie_run *run, const float *x0, const infedit_params *p, const float *init_noise,
-                      float *out);
+ie_status infedit_run(ie_run *run, const float *x0, const infedit_params *p, const float *init_noise, float *out);
 
 #ifdef __cplusplus
 }

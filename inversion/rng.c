@@ -32,9 +32,7 @@ uint64_t ie_rng_next(ie_rng *r) {
     return result;
 }
 
-double ie_rng_uniform(ie_rng *r) {
-    return (double)(ie_rng_next(r) >> 11) * 0x1.0p-53;
-}
+double ie_rng_uniform(ie_rng *r) { return (double)(ie_rng_next(r) >> 11) * 0x1.0p-53; }
 
 /* ln(x) = e*ln2 + 2*atanh(f), x = m*2^e with m in [sqrt(1/2), sqrt(2)),
  * f = (m-1)/(m+1), |f| <= 0.1716, f^2 <= 0.02944. The series

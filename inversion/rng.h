@@ -28,7 +28,7 @@ extern "C" {
 
 typedef struct ie_rng {
     uint64_t s[4];
-    double spare;  /* cached second Gaussian of the last pair */
+    double spare; /* cached second Gaussian of the last pair */
     int has_spare;
 } ie_rng;
 

@@ -6,15 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-ie_status clip_text_model_load(ie_backend *be, const sd_weights *w, const sd_clip_text_config *cfg,
-                               sd_wtype wt, clip_text_model **out, char *err, size_t errlen) {
+ie_status clip_text_model_load(ie_backend *be, const sd_weights *w, const sd_clip_text_config *cfg, sd_wtype wt,
+                               clip_text_model **out, char *err, size_t errlen) {
     *out = NULL;
     int D = cfg->hidden_size, I = cfg->intermediate_size, NL = cfg->num_hidden_layers;
     if (D < 1 || I < 1 || NL < 1 || cfg->num_attention_heads < 1 || D % cfg->num_attention_heads ||
         cfg->vocab_size < 1 || cfg->max_position_embeddings < 1) {
         if (err && errlen)
-            snprintf(err, errlen, "text_encoder config: hidden_size %d, heads %d, layers %d are not usable",
-                     D, cfg->num_attention_heads, NL);
+            snprintf(err, errlen, "text_encoder config: hidden_size %d, heads %d, layers %d are not usable", D,
+                     cfg->num_attention_heads, NL);
         return IE_ERR_UNSUPPORTED;
     }
     clip_text_model *m = calloc(1, sizeof *m);
@@ -47,8 +47,8 @@ void clip_text_model_free(clip_text_model *m) {
     free(m);
 }
 
-static void clip_run(clip_text_model *m, nn_ctx *c, ie_tensor *out, const int32_t *ids, int64_t B,
-                     int64_t L, int n_run) {
+static void clip_run(clip_text_model *m, nn_ctx *c, ie_tensor *out, const int32_t *ids, int64_t B, int64_t L,
+                     int n_run) {
     const sd_clip_text_config *p = &m->config;
     const clip_weights *W = &m->weights;
     clip_state *s = &m->state;
@@ -56,15 +56,15 @@ static void clip_run(clip_text_model *m, nn_ctx *c, ie_tensor *out, const int32_
     int heads = p->num_attention_heads;
     float eps = p->layer_norm_eps;
 
-    ie_tensor id = nn_buf2(c, &s->ids, B, L);      /* [B, L] i32 */
-    ie_tensor x = nn_buf3(c, &s->x, B, L, D);      /* [B, L, D] */
+    ie_tensor id = nn_buf2(c, &s->ids, B, L); /* [B, L] i32 */
+    ie_tensor x = nn_buf3(c, &s->x, B, L, D); /* [B, L, D] */
     ie_tensor n = nn_buf3(c, &s->n, B, L, D);
     ie_tensor q = nn_buf3(c, &s->q, B, L, D);
     ie_tensor k = nn_buf3(c, &s->k, B, L, D);
     ie_tensor v = nn_buf3(c, &s->v, B, L, D);
     ie_tensor a = nn_buf3(c, &s->att, B, L, D);
     ie_tensor o = nn_buf3(c, &s->o, B, L, D);
-    ie_tensor f = nn_buf3(c, &s->mlp, B, L, I);    /* [B, L, I] */
+    ie_tensor f = nn_buf3(c, &s->mlp, B, L, I); /* [B, L, I] */
 
     nn_scope(c, "embeddings");
     nn_upload(c, &id, ids);
@@ -104,8 +104,7 @@ static void clip_run(clip_text_model *m, nn_ctx *c, ie_tensor *out, const int32_
     nn_tap(c, out, "final_layer_norm");
 }
 
-ie_status clip_text_model_forward(clip_text_model *m, ie_tensor *out, const int32_t *ids, int B,
-                                  int L, int clip_skip) {
+ie_status clip_text_model_forward(clip_text_model *m, ie_tensor *out, const int32_t *ids, int B, int L, int clip_skip) {
     const sd_clip_text_config *p = &m->config;
     clip_state *s = &m->state;
     m->err[0] = 0;
@@ -115,8 +114,7 @@ ie_status clip_text_model_forward(clip_text_model *m, ie_tensor *out, const int3
                  p->max_position_embeddings);
         return IE_ERR_ARG;
     }
-    if (!out || out->ndim != 3 || out->shape[0] != B || out->shape[1] != L ||
-        out->shape[2] != p->hidden_size) {
+    if (!out || out->ndim != 3 || out->shape[0] != B || out->shape[1] != L || out->shape[2] != p->hidden_size) {
         snprintf(m->err, sizeof m->err, "clip_text_model_forward: out must be [%d, %d, %d] (got %s)", B, L,
                  p->hidden_size, out ? ie_tensor_shape_str(out, b, sizeof b) : "NULL");
         return IE_ERR_SHAPE;

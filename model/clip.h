@@ -32,33 +32,33 @@ extern "C" {
 #endif
 
 typedef struct clip_layer {
-    nn_norm layer_norm1;  /* [D] */
-    nn_lin q_proj;        /* [D, D] + [D] */
-    nn_lin k_proj;        /* [D, D] + [D] */
-    nn_lin v_proj;        /* [D, D] + [D] */
-    nn_lin out_proj;      /* [D, D] + [D] */
-    nn_norm layer_norm2;  /* [D] */
-    nn_lin fc1;           /* [I, D] + [I] */
-    nn_lin fc2;           /* [D, I] + [D] */
+    nn_norm layer_norm1; /* [D] */
+    nn_lin q_proj;       /* [D, D] + [D] */
+    nn_lin k_proj;       /* [D, D] + [D] */
+    nn_lin v_proj;       /* [D, D] + [D] */
+    nn_lin out_proj;     /* [D, D] + [D] */
+    nn_norm layer_norm2; /* [D] */
+    nn_lin fc1;          /* [I, D] + [I] */
+    nn_lin fc2;          /* [D, I] + [D] */
 } clip_layer;
 
 typedef struct clip_weights {
-    ie_tensor *token_embedding;     /* [V, D] */
-    ie_tensor *position_embedding;  /* [P, D] (P = max_position_embeddings = 77) */
-    clip_layer *layers;             /* [n_layers] */
-    nn_norm final_layer_norm;       /* [D] */
+    ie_tensor *token_embedding;    /* [V, D] */
+    ie_tensor *position_embedding; /* [P, D] (P = max_position_embeddings = 77) */
+    clip_layer *layers;            /* [n_layers] */
+    nn_norm final_layer_norm;      /* [D] */
 } clip_weights;
 
 typedef struct clip_state {
     nn_arena arena;
-    int B, L;            /* the shape last planned for */
-    nn_slab ids;         /* [B, L] i32 */
-    nn_slab x;           /* [B, L, D] the residual stream */
-    nn_slab n;           /* [B, L, D] layer norm output */
-    nn_slab q, k, v;     /* [B, L, D] */
-    nn_slab att;         /* [B, L, D] attention output */
-    nn_slab o;           /* [B, L, D] out_proj / fc2 output */
-    nn_slab mlp;         /* [B, L, I] fc1 output */
+    int B, L;        /* the shape last planned for */
+    nn_slab ids;     /* [B, L] i32 */
+    nn_slab x;       /* [B, L, D] the residual stream */
+    nn_slab n;       /* [B, L, D] layer norm output */
+    nn_slab q, k, v; /* [B, L, D] */
+    nn_slab att;     /* [B, L, D] attention output */
+    nn_slab o;       /* [B, L, D] out_proj / fc2 output */
+    nn_slab mlp;     /* [B, L, I] fc1 output */
 } clip_state;
 
 typedef struct clip_text_model {
@@ -67,18 +67,17 @@ typedef struct clip_text_model {
     clip_state state;
     ie_backend *be;
     sd_tensor_list mem;
-    sd_tap tap;          /* "embeddings", "layers.i", "final_layer_norm" */
+    sd_tap tap; /* "embeddings", "layers.i", "final_layer_norm" */
     char err[1024];
 } clip_text_model;
 
-ie_status clip_text_model_load(ie_backend *be, const sd_weights *w, const sd_clip_text_config *cfg,
-                               sd_wtype wt, clip_text_model **out, char *err, size_t errlen);
+ie_status clip_text_model_load(ie_backend *be, const sd_weights *w, const sd_clip_text_config *cfg, sd_wtype wt,
+                               clip_text_model **out, char *err, size_t errlen);
 void clip_text_model_free(clip_text_model *m);
 
 /* ids [B, L] (host int32, L <= max_position_embeddings) -> out [B, L, D].
  * clip_skip: 1 (or 0) = last layer; N = hidden state -N (see above). */
-ie_status clip_text_model_forward(clip_text_model *m, ie_tensor *out, const int32_t *ids, int B,
-                                  int L, int clip_skip);
+ie_status clip_text_model_forward(clip_text_model *m, ie_tensor *out, const int32_t *ids, int B, int L, int clip_skip);
 
 #ifdef __cplusplus
 }

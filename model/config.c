@@ -78,10 +78,10 @@ typedef struct jctx {
 
 static const char *kind_of(JsonNode *n) {
     switch (json_node_get_node_type(n)) {
-    case JSON_NODE_OBJECT: return "an object";
-    case JSON_NODE_ARRAY: return "an array";
-    case JSON_NODE_NULL: return "null";
-    default: break;
+        case JSON_NODE_OBJECT: return "an object";
+        case JSON_NODE_ARRAY: return "an array";
+        case JSON_NODE_NULL: return "null";
+        default: break;
     }
     GType t = json_node_get_value_type(n);
     if (t == G_TYPE_INT64) return "an integer";
@@ -108,17 +108,14 @@ static JsonNode *field(JsonObject *o, const char *name) {
     return (n && !JSON_NODE_HOLDS_NULL(n)) ? n : NULL;
 }
 
-static bool is_int(JsonNode *n) {
-    return JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64;
-}
+static bool is_int(JsonNode *n) { return JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64; }
 
 static bool int_in(jctx *j, JsonNode *n, const char *what, int lo, int hi, int *dst) {
     if (!is_int(n) || json_node_get_int(n) < lo || json_node_get_int(n) > hi) {
         if (is_int(n))
-            return fail(j, IE_ERR_FORMAT, "%s: expected an integer in [%d, %d], found %" G_GINT64_FORMAT,
-                        what, lo, hi, json_node_get_int(n));
-        return fail(j, IE_ERR_FORMAT, "%s: expected an integer in [%d, %d], found %s", what, lo, hi,
-                    kind_of(n));
+            return fail(j, IE_ERR_FORMAT, "%s: expected an integer in [%d, %d], found %" G_GINT64_FORMAT, what, lo, hi,
+                        json_node_get_int(n));
+        return fail(j, IE_ERR_FORMAT, "%s: expected an integer in [%d, %d], found %s", what, lo, hi, kind_of(n));
     }
     *dst = (int)json_node_get_int(n);
     return true;
@@ -132,8 +129,8 @@ static bool get_int(jctx *j, JsonObject *o, const char *name, int lo, int hi, in
 static bool get_float(jctx *j, JsonObject *o, const char *name, double lo, double hi, float *dst) {
     JsonNode *n = field(o, name);
     if (!n) return true;
-    if (!JSON_NODE_HOLDS_VALUE(n) || (json_node_get_value_type(n) != G_TYPE_DOUBLE &&
-                                      json_node_get_value_type(n) != G_TYPE_INT64))
+    if (!JSON_NODE_HOLDS_VALUE(n) ||
+        (json_node_get_value_type(n) != G_TYPE_DOUBLE && json_node_get_value_type(n) != G_TYPE_INT64))
         return fail(j, IE_ERR_FORMAT, "%s: expected a number, found %s", name, kind_of(n));
     double v = json_node_get_double(n); /* converts integers too */
     if (!(v >= lo && v <= hi))
@@ -152,8 +149,7 @@ static bool get_bool(jctx *j, JsonObject *o, const char *name, bool *dst) {
 }
 
 /* A non-empty integer list of at most max entries. */
-static bool get_int_list(jctx *j, JsonObject *o, const char *name, int lo, int hi, int max,
-                         int *dst, int *count) {
+static bool get_int_list(jctx *j, JsonObject *o, const char *name, int lo, int hi, int max, int *dst, int *count) {
     JsonNode *n = field(o, name);
     if (!n) return true;
     if (!JSON_NODE_HOLDS_ARRAY(n))
@@ -172,16 +168,14 @@ static bool get_int_list(jctx *j, JsonObject *o, const char *name, int lo, int h
 }
 
 /* An integer (used for every level) or a list of n_levels integers. */
-static bool get_int_per_level(jctx *j, JsonObject *o, const char *name, int lo, int hi,
-                              int n_levels, int *dst) {
+static bool get_int_per_level(jctx *j, JsonObject *o, const char *name, int lo, int hi, int n_levels, int *dst) {
     JsonNode *n = field(o, name);
     if (!n) return true;
     if (JSON_NODE_HOLDS_ARRAY(n)) {
         int tmp[SD_MAX_LEVELS], cnt = 0;
         if (!get_int_list(j, o, name, lo, hi, SD_MAX_LEVELS, tmp, &cnt)) return false;
         if (cnt != n_levels)
-            return fail(j, IE_ERR_FORMAT, "%s: %d entries, but block_out_channels has %d", name,
-                        cnt, n_levels);
+            return fail(j, IE_ERR_FORMAT, "%s: %d entries, but block_out_channels has %d", name, cnt, n_levels);
         memcpy(dst, tmp, sizeof(int) * (size_t)cnt);
         return true;
     }
@@ -192,32 +186,27 @@ static bool get_int_per_level(jctx *j, JsonObject *o, const char *name, int lo, 
 }
 
 /* A list of n_levels strings, each `a` (-> false) or `b` (-> true). */
-static bool get_block_types(jctx *j, JsonObject *o, const char *name, int n_levels,
-                            const char *a, const char *b, bool *dst, bool *given) {
+static bool get_block_types(jctx *j, JsonObject *o, const char *name, int n_levels, const char *a, const char *b,
+                            bool *dst, bool *given) {
     JsonNode *n = field(o, name);
     *given = n != NULL;
     if (!n) return true;
     if (!JSON_NODE_HOLDS_ARRAY(n))
-        return fail(j, IE_ERR_FORMAT, "%s: expected a list of block type names, found %s", name,
-                    kind_of(n));
+        return fail(j, IE_ERR_FORMAT, "%s: expected a list of block type names, found %s", name, kind_of(n));
     JsonArray *arr = json_node_get_array(n);
     guint len = json_array_get_length(arr);
     if ((int)len != n_levels)
-        return fail(j, IE_ERR_FORMAT, "%s: %u entries, but block_out_channels has %d", name, len,
-                    n_levels);
+        return fail(j, IE_ERR_FORMAT, "%s: %u entries, but block_out_channels has %d", name, len, n_levels);
     for (guint i = 0; i < len; i++) {
         JsonNode *e = json_array_get_element(arr, i);
         if (!JSON_NODE_HOLDS_VALUE(e) || json_node_get_value_type(e) != G_TYPE_STRING)
-            return fail(j, IE_ERR_FORMAT, "%s[%u]: expected a block type name, found %s", name, i,
-                        kind_of(e));
+            return fail(j, IE_ERR_FORMAT, "%s[%u]: expected a block type name, found %s", name, i, kind_of(e));
         const char *s = json_node_get_string(e);
-        if (strcmp(s, a) == 0)
-            dst[i] = false;
-        else if (b && strcmp(s, b) == 0)
-            dst[i] = true;
+        if (strcmp(s, a) == 0) dst[i] = false;
+        else if (b && strcmp(s, b) == 0) dst[i] = true;
         else
-            return fail(j, IE_ERR_UNSUPPORTED, "%s[%u]: unsupported block type \"%.64s\" (expected %s%s%s)",
-                        name, i, s, a, b ? " or " : "", b ? b : "");
+            return fail(j, IE_ERR_UNSUPPORTED, "%s[%u]: unsupported block type \"%.64s\" (expected %s%s%s)", name, i, s,
+                        a, b ? " or " : "", b ? b : "");
     }
     return true;
 }
@@ -229,16 +218,15 @@ static bool want_string(jctx *j, JsonObject *o, const char *name, const char *wa
     if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
         return fail(j, IE_ERR_FORMAT, "%s: expected \"%s\", found %s", name, want, kind_of(n));
     if (strcmp(json_node_get_string(n), want) != 0)
-        return fail(j, IE_ERR_UNSUPPORTED, "%s: \"%.64s\" is not supported (SD 1.x uses \"%s\")",
-                    name, json_node_get_string(n), want);
+        return fail(j, IE_ERR_UNSUPPORTED, "%s: \"%.64s\" is not supported (SD 1.x uses \"%s\")", name,
+                    json_node_get_string(n), want);
     return true;
 }
 
 /* The field must be absent or null (a feature SD 1.x does not use). */
 static bool want_absent(jctx *j, JsonObject *o, const char *name) {
     if (field(o, name))
-        return fail(j, IE_ERR_UNSUPPORTED, "%s is set: not an SD 1.x model (unsupported feature)",
-                    name);
+        return fail(j, IE_ERR_UNSUPPORTED, "%s is set: not an SD 1.x model (unsupported feature)", name);
     return true;
 }
 
@@ -250,8 +238,7 @@ static bool want_false(jctx *j, JsonObject *o, const char *name) {
 }
 
 static bool divides(jctx *j, const char *what, int d, const char *of, int idx, int v) {
-    if (d <= 0 || v % d != 0)
-        return fail(j, IE_ERR_FORMAT, "%s %d does not divide %s[%d] = %d", what, d, of, idx, v);
+    if (d <= 0 || v % d != 0) return fail(j, IE_ERR_FORMAT, "%s %d does not divide %s[%d] = %d", what, d, of, idx, v);
     return true;
 }
 
@@ -280,16 +267,15 @@ static JsonObject *parse_root(jctx *j, const char *json, size_t len, JsonParser 
     return json_node_get_object(root);
 }
 
-ie_status sd_unet_config_parse(const char *json, size_t len, const char *label, sd_unet_config *c,
-                               char *err, size_t errlen) {
+ie_status sd_unet_config_parse(const char *json, size_t len, const char *label, sd_unet_config *c, char *err,
+                               size_t errlen) {
     jctx j = {label ? label : "unet config", err, errlen, IE_OK};
     JsonParser *parser = NULL;
     JsonObject *o = parse_root(&j, json, len, &parser);
     sd_unet_config_default(c);
     bool ok = o != NULL;
     bool given = false;
-    ok = ok && get_int_list(&j, o, "block_out_channels", 1, 65536, SD_MAX_LEVELS,
-                            c->block_out_channels, &c->n_levels);
+    ok = ok && get_int_list(&j, o, "block_out_channels", 1, 65536, SD_MAX_LEVELS, c->block_out_channels, &c->n_levels);
     /* default block types for any level count: attention everywhere but the
      * deepest down level and the first up level (SD 1.5 for 4 levels) */
     for (int i = 0; ok && i < SD_MAX_LEVELS; i++) {
@@ -299,16 +285,15 @@ ie_status sd_unet_config_parse(const char *json, size_t len, const char *label, 
     ok = ok && get_int(&j, o, "in_channels", 1, 65536, &c->in_channels);
     ok = ok && get_int(&j, o, "out_channels", 1, 65536, &c->out_channels);
     ok = ok && get_int(&j, o, "layers_per_block", 1, SD_MAX_LAYERS_PER_BLOCK, &c->layers_per_block);
-    ok = ok && get_block_types(&j, o, "down_block_types", c->n_levels, "DownBlock2D",
-                               "CrossAttnDownBlock2D", c->down_cross_attn, &given);
-    ok = ok && get_block_types(&j, o, "up_block_types", c->n_levels, "UpBlock2D",
-                               "CrossAttnUpBlock2D", c->up_cross_attn, &given);
+    ok = ok && get_block_types(&j, o, "down_block_types", c->n_levels, "DownBlock2D", "CrossAttnDownBlock2D",
+                               c->down_cross_attn, &given);
+    ok = ok && get_block_types(&j, o, "up_block_types", c->n_levels, "UpBlock2D", "CrossAttnUpBlock2D",
+                               c->up_cross_attn, &given);
     ok = ok && want_string(&j, o, "mid_block_type", "UNetMidBlock2DCrossAttn");
     /* heads: num_attention_heads wins over attention_head_dim (diffusers) */
     if (ok && field(o, "num_attention_heads"))
         ok = get_int_per_level(&j, o, "num_attention_heads", 1, 4096, c->n_levels, c->heads);
-    else
-        ok = ok && get_int_per_level(&j, o, "attention_head_dim", 1, 4096, c->n_levels, c->heads);
+    else ok = ok && get_int_per_level(&j, o, "attention_head_dim", 1, 4096, c->n_levels, c->heads);
     if (ok && field(o, "transformer_layers_per_block")) {
         int t[SD_MAX_LEVELS] = {0};
         ok = get_int_per_level(&j, o, "transformer_layers_per_block", 1, 16, c->n_levels, t);
@@ -344,26 +329,24 @@ ie_status sd_unet_config_parse(const char *json, size_t len, const char *label, 
     ok = ok && get_int(&j, o, "conv_in_kernel", 3, 3, &k);
     ok = ok && get_int(&j, o, "conv_out_kernel", 3, 3, &k);
     for (int i = 0; ok && i < c->n_levels; i++) {
-        ok = divides(&j, "norm_num_groups", c->norm_num_groups, "block_out_channels", i,
-                     c->block_out_channels[i]);
+        ok = divides(&j, "norm_num_groups", c->norm_num_groups, "block_out_channels", i, c->block_out_channels[i]);
         if (ok && (c->down_cross_attn[i] || c->up_cross_attn[i] || i == c->n_levels - 1))
-            ok = divides(&j, "the head count (attention_head_dim)", c->heads[i],
-                         "block_out_channels", i, c->block_out_channels[i]);
+            ok = divides(&j, "the head count (attention_head_dim)", c->heads[i], "block_out_channels", i,
+                         c->block_out_channels[i]);
     }
     if (parser) g_object_unref(parser);
     return ok ? IE_OK : j.st;
 }
 
-ie_status sd_vae_config_parse(const char *json, size_t len, const char *label, sd_vae_config *c,
-                              char *err, size_t errlen) {
+ie_status sd_vae_config_parse(const char *json, size_t len, const char *label, sd_vae_config *c, char *err,
+                              size_t errlen) {
     jctx j = {label ? label : "vae config", err, errlen, IE_OK};
     JsonParser *parser = NULL;
     JsonObject *o = parse_root(&j, json, len, &parser);
     sd_vae_config_default(c);
     bool ok = o != NULL, given;
     bool types[SD_MAX_LEVELS];
-    ok = ok && get_int_list(&j, o, "block_out_channels", 1, 65536, SD_MAX_LEVELS,
-                            c->block_out_channels, &c->n_levels);
+    ok = ok && get_int_list(&j, o, "block_out_channels", 1, 65536, SD_MAX_LEVELS, c->block_out_channels, &c->n_levels);
     ok = ok && get_int(&j, o, "in_channels", 1, 65536, &c->in_channels);
     ok = ok && get_int(&j, o, "out_channels", 1, 65536, &c->out_channels);
     ok = ok && get_int(&j, o, "layers_per_block", 1, SD_MAX_LAYERS_PER_BLOCK, &c->layers_per_block);
@@ -374,22 +357,19 @@ ie_status sd_vae_config_parse(const char *json, size_t len, const char *label, s
     ok = ok && get_bool(&j, o, "mid_block_add_attention", &c->mid_block_add_attention);
     ok = ok && get_bool(&j, o, "use_quant_conv", &c->use_quant_conv);
     ok = ok && get_bool(&j, o, "use_post_quant_conv", &c->use_post_quant_conv);
-    ok = ok && get_block_types(&j, o, "down_block_types", c->n_levels, "DownEncoderBlock2D", NULL,
-                               types, &given);
-    ok = ok && get_block_types(&j, o, "up_block_types", c->n_levels, "UpDecoderBlock2D", NULL,
-                               types, &given);
+    ok = ok && get_block_types(&j, o, "down_block_types", c->n_levels, "DownEncoderBlock2D", NULL, types, &given);
+    ok = ok && get_block_types(&j, o, "up_block_types", c->n_levels, "UpDecoderBlock2D", NULL, types, &given);
     ok = ok && want_string(&j, o, "act_fn", "silu");
     ok = ok && want_absent(&j, o, "shift_factor");
     ok = ok && want_absent(&j, o, "latents_mean");
     for (int i = 0; ok && i < c->n_levels; i++)
-        ok = divides(&j, "norm_num_groups", c->norm_num_groups, "block_out_channels", i,
-                     c->block_out_channels[i]);
+        ok = divides(&j, "norm_num_groups", c->norm_num_groups, "block_out_channels", i, c->block_out_channels[i]);
     if (parser) g_object_unref(parser);
     return ok ? IE_OK : j.st;
 }
 
-ie_status sd_clip_text_config_parse(const char *json, size_t len, const char *label,
-                                    sd_clip_text_config *c, char *err, size_t errlen) {
+ie_status sd_clip_text_config_parse(const char *json, size_t len, const char *label, sd_clip_text_config *c, char *err,
+                                    size_t errlen) {
     jctx j = {label ? label : "text_encoder config", err, errlen, IE_OK};
     JsonParser *parser = NULL;
     JsonObject *o = parse_root(&j, json, len, &parser);
@@ -407,19 +387,16 @@ ie_status sd_clip_text_config_parse(const char *json, size_t len, const char *la
         const char *s = JSON_NODE_HOLDS_VALUE(act) && json_node_get_value_type(act) == G_TYPE_STRING
                             ? json_node_get_string(act)
                             : NULL;
-        if (!s)
-            ok = fail(&j, IE_ERR_FORMAT, "hidden_act: expected a string, found %s", kind_of(act));
-        else if (strcmp(s, "quick_gelu") == 0)
-            c->hidden_act = SD_CLIP_QUICK_GELU;
-        else if (strcmp(s, "gelu") == 0)
-            c->hidden_act = SD_CLIP_GELU;
+        if (!s) ok = fail(&j, IE_ERR_FORMAT, "hidden_act: expected a string, found %s", kind_of(act));
+        else if (strcmp(s, "quick_gelu") == 0) c->hidden_act = SD_CLIP_QUICK_GELU;
+        else if (strcmp(s, "gelu") == 0) c->hidden_act = SD_CLIP_GELU;
         else
-            ok = fail(&j, IE_ERR_UNSUPPORTED,
-                      "hidden_act: \"%.64s\" is not supported (expected quick_gelu or gelu)", s);
+            ok =
+                fail(&j, IE_ERR_UNSUPPORTED, "hidden_act: \"%.64s\" is not supported (expected quick_gelu or gelu)", s);
     }
     if (ok && c->hidden_size % c->num_attention_heads != 0)
-        ok = fail(&j, IE_ERR_FORMAT, "num_attention_heads %d does not divide hidden_size %d",
-                  c->num_attention_heads, c->hidden_size);
+        ok = fail(&j, IE_ERR_FORMAT, "num_attention_heads %d does not divide hidden_size %d", c->num_attention_heads,
+                  c->hidden_size);
     if (parser) g_object_unref(parser);
     return ok ? IE_OK : j.st;
 }
@@ -442,28 +419,25 @@ ie_status sd_unet_config_detect(const sd_weights *w, sd_unet_config *c, char *er
     sd_unet_config_default(c);
     const sd_weight *ci = sd_weights_get(w, "unet.conv_in.weight");
     if (!ci || ci->ndim != 4 || !dim_ok(ci->shape[0]) || !dim_ok(ci->shape[1])) {
-        ie_set_err(err, errlen,
-                "%s: cannot detect the UNet architecture: unet.conv_in.weight is %s",
-                sd_weights_path(w), ci ? "not [C, in, 3, 3]" : "missing");
+        ie_set_err(err, errlen, "%s: cannot detect the UNet architecture: unet.conv_in.weight is %s",
+                   sd_weights_path(w), ci ? "not [C, in, 3, 3]" : "missing");
         return IE_ERR_FORMAT;
     }
     c->in_channels = (int)ci->shape[1];
     int n = 0;
     const sd_weight *r;
-    while (n < SD_MAX_LEVELS && (r = getf(w, "unet.down_blocks.%d.resnets.0.conv1.weight", n)) &&
-           dim_ok(r->shape[0]))
+    while (n < SD_MAX_LEVELS && (r = getf(w, "unet.down_blocks.%d.resnets.0.conv1.weight", n)) && dim_ok(r->shape[0]))
         c->block_out_channels[n++] = (int)r->shape[0];
     if (n == 0) {
         ie_set_err(err, errlen,
-                "%s: cannot detect the UNet architecture: unet.down_blocks.0.resnets.0.conv1.weight "
-                "is missing",
-                sd_weights_path(w));
+                   "%s: cannot detect the UNet architecture: unet.down_blocks.0.resnets.0.conv1.weight "
+                   "is missing",
+                   sd_weights_path(w));
         return IE_ERR_FORMAT;
     }
     c->n_levels = n;
     int lpb = 0;
-    while (lpb < SD_MAX_LAYERS_PER_BLOCK && getf(w, "unet.down_blocks.0.resnets.%d.conv1.weight", lpb))
-        lpb++;
+    while (lpb < SD_MAX_LAYERS_PER_BLOCK && getf(w, "unet.down_blocks.0.resnets.%d.conv1.weight", lpb)) lpb++;
     c->layers_per_block = lpb;
     int attn_level = -1;
     for (int i = 0; i < n; i++) {
@@ -471,15 +445,13 @@ ie_status sd_unet_config_detect(const sd_weights *w, sd_unet_config *c, char *er
         c->up_cross_attn[i] = getf(w, "unet.up_blocks.%d.attentions.0.norm.weight", i) != NULL;
         if (c->down_cross_attn[i] && attn_level < 0) attn_level = i;
         /* SD 1.x: 8 heads. Fall back to head size 64 if 8 does not divide. */
-        c->heads[i] = c->block_out_channels[i] % 8 == 0 ? 8
+        c->heads[i] = c->block_out_channels[i] % 8 == 0    ? 8
                       : c->block_out_channels[i] % 64 == 0 ? c->block_out_channels[i] / 64
                                                            : 1;
     }
     char pfx[96];
-    if (attn_level >= 0)
-        snprintf(pfx, sizeof pfx, "unet.down_blocks.%d.attentions.0", attn_level);
-    else
-        snprintf(pfx, sizeof pfx, "unet.mid_block.attentions.0");
+    if (attn_level >= 0) snprintf(pfx, sizeof pfx, "unet.down_blocks.%d.attentions.0", attn_level);
+    else snprintf(pfx, sizeof pfx, "unet.mid_block.attentions.0");
     const sd_weight *k = getf(w, "%s.transformer_blocks.0.attn2.to_k.weight", pfx);
     if (k && k->ndim == 2 && dim_ok(k->shape[1])) c->cross_attention_dim = (int)k->shape[1];
     int tl = 0;
@@ -498,32 +470,29 @@ ie_status sd_vae_config_detect(const sd_weights *w, sd_vae_config *c, char *err,
     sd_vae_config_default(c);
     int n = 0;
     const sd_weight *r;
-    while (n < SD_MAX_LEVELS &&
-           (r = getf(w, "vae.encoder.down_blocks.%d.resnets.0.conv1.weight", n)) && dim_ok(r->shape[0]))
+    while (n < SD_MAX_LEVELS && (r = getf(w, "vae.encoder.down_blocks.%d.resnets.0.conv1.weight", n)) &&
+           dim_ok(r->shape[0]))
         c->block_out_channels[n++] = (int)r->shape[0];
     int lpb = 0;
     if (n) {
-        while (lpb < SD_MAX_LAYERS_PER_BLOCK &&
-               getf(w, "vae.encoder.down_blocks.0.resnets.%d.conv1.weight", lpb))
+        while (lpb < SD_MAX_LAYERS_PER_BLOCK && getf(w, "vae.encoder.down_blocks.0.resnets.%d.conv1.weight", lpb))
             lpb++;
     } else { /* decoder only: levels in reverse */
         int m = 0, ch[SD_MAX_LEVELS];
-        while (m < SD_MAX_LEVELS &&
-               (r = getf(w, "vae.decoder.up_blocks.%d.resnets.0.conv1.weight", m)) && dim_ok(r->shape[0]))
+        while (m < SD_MAX_LEVELS && (r = getf(w, "vae.decoder.up_blocks.%d.resnets.0.conv1.weight", m)) &&
+               dim_ok(r->shape[0]))
             ch[m++] = (int)r->shape[0];
         for (int i = 0; i < m; i++) c->block_out_channels[i] = ch[m - 1 - i];
         n = m;
-        while (lpb <= SD_MAX_LAYERS_PER_BLOCK &&
-               getf(w, "vae.decoder.up_blocks.0.resnets.%d.conv1.weight", lpb))
-            lpb++;
+        while (lpb <= SD_MAX_LAYERS_PER_BLOCK && getf(w, "vae.decoder.up_blocks.0.resnets.%d.conv1.weight", lpb)) lpb++;
         lpb -= 1; /* decoder blocks have layers_per_block + 1 resnets */
     }
     if (n == 0 || lpb < 1) {
         ie_set_err(err, errlen,
-                "%s: cannot detect the VAE architecture: neither "
-                "vae.encoder.down_blocks.0.resnets.0.conv1.weight nor "
-                "vae.decoder.up_blocks.0.resnets.0.conv1.weight is there",
-                sd_weights_path(w));
+                   "%s: cannot detect the VAE architecture: neither "
+                   "vae.encoder.down_blocks.0.resnets.0.conv1.weight nor "
+                   "vae.decoder.up_blocks.0.resnets.0.conv1.weight is there",
+                   sd_weights_path(w));
         return IE_ERR_FORMAT;
     }
     c->n_levels = n;
@@ -539,29 +508,26 @@ ie_status sd_vae_config_detect(const sd_weights *w, sd_vae_config *c, char *err,
         c->in_channels = (int)x->shape[1];
     if ((x = sd_weights_get(w, "vae.decoder.conv_out.weight")) && dim_ok(x->shape[0]))
         c->out_channels = (int)x->shape[0];
-    c->mid_block_add_attention =
-        sd_weights_get(w, "vae.encoder.mid_block.attentions.0.to_q.weight") ||
-        sd_weights_get(w, "vae.decoder.mid_block.attentions.0.to_q.weight");
+    c->mid_block_add_attention = sd_weights_get(w, "vae.encoder.mid_block.attentions.0.to_q.weight") ||
+                                 sd_weights_get(w, "vae.decoder.mid_block.attentions.0.to_q.weight");
     c->use_quant_conv = sd_weights_get(w, "vae.quant_conv.weight") != NULL;
     c->use_post_quant_conv = sd_weights_get(w, "vae.post_quant_conv.weight") != NULL;
     return IE_OK;
 }
 
-ie_status sd_clip_text_config_detect(const sd_weights *w, sd_clip_text_config *c, char *err,
-                                     size_t errlen) {
+ie_status sd_clip_text_config_detect(const sd_weights *w, sd_clip_text_config *c, char *err, size_t errlen) {
     sd_clip_text_config_default(c);
     const sd_weight *te = sd_weights_get(w, "text_encoder.text_model.embeddings.token_embedding.weight");
     if (!te || te->ndim != 2 || !dim_ok(te->shape[0]) || !dim_ok(te->shape[1])) {
         ie_set_err(err, errlen,
-                "%s: cannot detect the text encoder: "
-                "text_encoder.text_model.embeddings.token_embedding.weight is %s",
-                sd_weights_path(w), te ? "not [vocab, hidden]" : "missing");
+                   "%s: cannot detect the text encoder: "
+                   "text_encoder.text_model.embeddings.token_embedding.weight is %s",
+                   sd_weights_path(w), te ? "not [vocab, hidden]" : "missing");
         return IE_ERR_FORMAT;
     }
     c->vocab_size = (int)te->shape[0];
     c->hidden_size = (int)te->shape[1];
-    const sd_weight *pe =
-        sd_weights_get(w, "text_encoder.text_model.embeddings.position_embedding.weight");
+    const sd_weight *pe = sd_weights_get(w, "text_encoder.text_model.embeddings.position_embedding.weight");
     if (pe && dim_ok(pe->shape[0])) c->max_position_embeddings = (int)pe->shape[0];
     int L = 0;
     while (L < 1024 && getf(w, "text_encoder.text_model.encoder.layers.%d.layer_norm1.weight", L)) L++;
@@ -577,11 +543,11 @@ ie_status sd_clip_text_config_detect(const sd_weights *w, sd_clip_text_config *c
 
 const char *sd_variant_name(sd_variant v) {
     switch (v) {
-    case SD_VARIANT_SD1: return "SD 1.x";
-    case SD_VARIANT_SD1_INPAINT: return "SD 1.x inpainting (9 input channels)";
-    case SD_VARIANT_SD1_PIX2PIX: return "SD 1.x instruct-pix2pix (8 input channels)";
-    case SD_VARIANT_SD2: return "SD 2.x (not supported)";
-    default: return "unknown";
+        case SD_VARIANT_SD1: return "SD 1.x";
+        case SD_VARIANT_SD1_INPAINT: return "SD 1.x inpainting (9 input channels)";
+        case SD_VARIANT_SD1_PIX2PIX: return "SD 1.x instruct-pix2pix (8 input channels)";
+        case SD_VARIANT_SD2: return "SD 2.x (not supported)";
+        default: return "unknown";
     }
 }
 
@@ -596,8 +562,7 @@ static void note(sd_model_config *cfg, const char *fmt, ...) {
     va_end(ap);
 }
 
-static ie_status load_json_file(const char *path, char **text, size_t *len, char *err,
-                                size_t errlen) {
+static ie_status load_json_file(const char *path, char **text, size_t *len, char *err, size_t errlen) {
     GError *gerr = NULL;
     gsize n = 0;
     if (!g_file_get_contents(path, text, &n, &gerr)) {
@@ -609,8 +574,7 @@ static ie_status load_json_file(const char *path, char **text, size_t *len, char
     return IE_OK;
 }
 
-ie_status sd_model_config_load(const sd_weights *w, sd_model_config *cfg, char *err,
-                               size_t errlen) {
+ie_status sd_model_config_load(const sd_weights *w, sd_model_config *cfg, char *err, size_t errlen) {
     memset(cfg, 0, sizeof *cfg);
     sd_unet_config_default(&cfg->unet);
     sd_vae_config_default(&cfg->vae);
@@ -625,24 +589,17 @@ ie_status sd_model_config_load(const sd_weights *w, sd_model_config *cfg, char *
             size_t len = 0;
             st = load_json_file(path, &text, &len, err, errlen);
             if (st != IE_OK) return st;
-            if (c == SD_UNET)
-                st = sd_unet_config_parse(text, len, path, &cfg->unet, err, errlen);
-            else if (c == SD_VAE)
-                st = sd_vae_config_parse(text, len, path, &cfg->vae, err, errlen);
-            else
-                st = sd_clip_text_config_parse(text, len, path, &cfg->text, err, errlen);
+            if (c == SD_UNET) st = sd_unet_config_parse(text, len, path, &cfg->unet, err, errlen);
+            else if (c == SD_VAE) st = sd_vae_config_parse(text, len, path, &cfg->vae, err, errlen);
+            else st = sd_clip_text_config_parse(text, len, path, &cfg->text, err, errlen);
             g_free(text);
         } else {
             cfg->detected[c] = true;
-            if (c == SD_UNET)
-                st = sd_unet_config_detect(w, &cfg->unet, err, errlen);
-            else if (c == SD_VAE)
-                st = sd_vae_config_detect(w, &cfg->vae, err, errlen);
-            else
-                st = sd_clip_text_config_detect(w, &cfg->text, err, errlen);
+            if (c == SD_UNET) st = sd_unet_config_detect(w, &cfg->unet, err, errlen);
+            else if (c == SD_VAE) st = sd_vae_config_detect(w, &cfg->vae, err, errlen);
+            else st = sd_clip_text_config_detect(w, &cfg->text, err, errlen);
             if (st == IE_OK && sd_weights_layout(w) == SD_LAYOUT_DIFFUSERS)
-                note(cfg, "%s/config.json is absent: architecture detected from tensor shapes",
-                     sd_component_name(c));
+                note(cfg, "%s/config.json is absent: architecture detected from tensor shapes", sd_component_name(c));
         }
         if (st != IE_OK) return st;
     }
@@ -651,14 +608,10 @@ ie_status sd_model_config_load(const sd_weights *w, sd_model_config *cfg, char *
     if ((cfg->has[SD_TEXT_ENCODER] && cfg->text.hidden_size == 1024) ||
         (cfg->has[SD_UNET] && cfg->unet.cross_attention_dim == 1024))
         cfg->variant = SD_VARIANT_SD2;
-    else if (cfg->has[SD_UNET] && cfg->unet.in_channels == 9)
-        cfg->variant = SD_VARIANT_SD1_INPAINT;
-    else if (cfg->has[SD_UNET] && cfg->unet.in_channels == 8)
-        cfg->variant = SD_VARIANT_SD1_PIX2PIX;
-    else if (cfg->has[SD_UNET] && cfg->unet.in_channels != 4)
-        cfg->variant = SD_VARIANT_UNKNOWN;
-    if (cfg->has[SD_UNET] && cfg->has[SD_TEXT_ENCODER] &&
-        cfg->unet.cross_attention_dim != cfg->text.hidden_size)
+    else if (cfg->has[SD_UNET] && cfg->unet.in_channels == 9) cfg->variant = SD_VARIANT_SD1_INPAINT;
+    else if (cfg->has[SD_UNET] && cfg->unet.in_channels == 8) cfg->variant = SD_VARIANT_SD1_PIX2PIX;
+    else if (cfg->has[SD_UNET] && cfg->unet.in_channels != 4) cfg->variant = SD_VARIANT_UNKNOWN;
+    if (cfg->has[SD_UNET] && cfg->has[SD_TEXT_ENCODER] && cfg->unet.cross_attention_dim != cfg->text.hidden_size)
         note(cfg, "the UNet's cross_attention_dim %d differs from the text encoder's hidden_size %d",
              cfg->unet.cross_attention_dim, cfg->text.hidden_size);
     return IE_OK;
@@ -667,8 +620,7 @@ ie_status sd_model_config_load(const sd_weights *w, sd_model_config *cfg, char *
 static size_t list_str(const int *v, int n, char *buf, size_t len) {
     size_t at = 0;
     at += (size_t)snprintf(buf, len, "[");
-    for (int i = 0; i < n && at < len; i++)
-        at += (size_t)snprintf(buf + at, len - at, "%s%d", i ? ", " : "", v[i]);
+    for (int i = 0; i < n && at < len; i++) at += (size_t)snprintf(buf + at, len - at, "%s%d", i ? ", " : "", v[i]);
     if (at < len) at += (size_t)snprintf(buf + at, len - at, "]");
     return at;
 }
@@ -680,20 +632,19 @@ const char *sd_model_config_describe(const sd_model_config *cfg, char *buf, size
     char l[128];
     if (cfg->has[SD_UNET]) {
         list_str(cfg->unet.block_out_channels, cfg->unet.n_levels, l, sizeof l);
-        g_string_append_printf(g, "; UNet %s x%d, %d heads, context %d%s", l,
-                               cfg->unet.layers_per_block, cfg->unet.heads[0],
-                               cfg->unet.cross_attention_dim, cfg->detected[SD_UNET] ? " (detected)" : "");
+        g_string_append_printf(g, "; UNet %s x%d, %d heads, context %d%s", l, cfg->unet.layers_per_block,
+                               cfg->unet.heads[0], cfg->unet.cross_attention_dim,
+                               cfg->detected[SD_UNET] ? " (detected)" : "");
     }
     if (cfg->has[SD_VAE]) {
         list_str(cfg->vae.block_out_channels, cfg->vae.n_levels, l, sizeof l);
-        g_string_append_printf(g, "; VAE %s x%d, %d latent channels, scale %g%s", l,
-                               cfg->vae.layers_per_block, cfg->vae.latent_channels,
-                               (double)cfg->vae.scaling_factor, cfg->detected[SD_VAE] ? " (detected)" : "");
+        g_string_append_printf(g, "; VAE %s x%d, %d latent channels, scale %g%s", l, cfg->vae.layers_per_block,
+                               cfg->vae.latent_channels, (double)cfg->vae.scaling_factor,
+                               cfg->detected[SD_VAE] ? " (detected)" : "");
     }
     if (cfg->has[SD_TEXT_ENCODER])
-        g_string_append_printf(g, "; CLIP %d layers x %d, %d heads, vocab %d%s",
-                               cfg->text.num_hidden_layers, cfg->text.hidden_size,
-                               cfg->text.num_attention_heads, cfg->text.vocab_size,
+        g_string_append_printf(g, "; CLIP %d layers x %d, %d heads, vocab %d%s", cfg->text.num_hidden_layers,
+                               cfg->text.hidden_size, cfg->text.num_attention_heads, cfg->text.vocab_size,
                                cfg->detected[SD_TEXT_ENCODER] ? " (detected)" : "");
     g_strlcpy(buf, g->str, n);
     g_string_free(g, TRUE);
@@ -716,8 +667,8 @@ static bool same_shape(const sd_tensor_spec *s, const sd_weight *x) {
     return true;
 }
 
-ie_status sd_weights_check(const sd_weights *w, const sd_model_config *cfg, sd_check_report *rep,
-                           char *err, size_t errlen) {
+ie_status sd_weights_check(const sd_weights *w, const sd_model_config *cfg, sd_check_report *rep, char *err,
+                           size_t errlen) {
     memset(rep, 0, sizeof *rep);
     GPtrArray *problems = g_ptr_array_new();
     GPtrArray *unused = g_ptr_array_new();
@@ -726,11 +677,9 @@ ie_status sd_weights_check(const sd_weights *w, const sd_model_config *cfg, sd_c
     const bool single = sd_weights_layout(w) == SD_LAYOUT_SINGLE_FILE;
     for (int c = 0; c < SD_COMPONENT_COUNT; c++) {
         if (!sd_weights_has(w, c) || !cfg->has[c]) {
-            g_ptr_array_add(problems,
-                            g_strdup_printf("%s: absent (%s)", sd_component_name(c),
-                                            sd_weights_missing_reason(w, c)
-                                                ? sd_weights_missing_reason(w, c)
-                                                : "not in the configuration"));
+            g_ptr_array_add(problems, g_strdup_printf("%s: absent (%s)", sd_component_name(c),
+                                                      sd_weights_missing_reason(w, c) ? sd_weights_missing_reason(w, c)
+                                                                                      : "not in the configuration"));
             rep->n_absent++;
             continue;
         }
@@ -750,18 +699,14 @@ ie_status sd_weights_check(const sd_weights *w, const sd_model_config *cfg, sd_c
                 rep->n_missing++;
                 continue;
             }
-            if (strcmp(x->t->name, x->name) != 0 && single)
-                snprintf(ldm, sizeof ldm, " (in file: %s)", x->t->name);
+            if (strcmp(x->t->name, x->name) != 0 && single) snprintf(ldm, sizeof ldm, " (in file: %s)", x->t->name);
             if (!same_shape(s, x)) {
-                g_ptr_array_add(problems,
-                                g_strdup_printf("%s: expected %s, found %s%s", s->name, want,
-                                                st_shape_str(x->shape, x->ndim, got, sizeof got),
-                                                ldm));
+                g_ptr_array_add(problems, g_strdup_printf("%s: expected %s, found %s%s", s->name, want,
+                                                          st_shape_str(x->shape, x->ndim, got, sizeof got), ldm));
                 rep->n_mismatched++;
             } else if (!st_dtype_is_float(x->t->dtype)) {
-                g_ptr_array_add(problems,
-                                g_strdup_printf("%s: dtype %s, expected F32, F16 or BF16%s",
-                                                s->name, st_dtype_name(x->t->dtype), ldm));
+                g_ptr_array_add(problems, g_strdup_printf("%s: dtype %s, expected F32, F16 or BF16%s", s->name,
+                                                          st_dtype_name(x->t->dtype), ldm));
                 rep->n_not_float++;
             }
         }
@@ -790,8 +735,7 @@ ie_status sd_weights_check(const sd_weights *w, const sd_model_config *cfg, sd_c
     if (rep->n_absent) g_string_append_printf(g, "%d component(s) absent; ", rep->n_absent);
     g_string_append_printf(g, "%d of %d expected tensors missing, %d with the wrong shape, %d not float",
                            rep->n_missing, rep->n_expected, rep->n_mismatched, rep->n_not_float);
-    for (int i = 0; i < rep->n_problems && i < 3; i++)
-        g_string_append_printf(g, "; %s", rep->problems[i]);
+    for (int i = 0; i < rep->n_problems && i < 3; i++) g_string_append_printf(g, "; %s", rep->problems[i]);
     if (rep->n_problems > 3) g_string_append_printf(g, "; ... (%d more)", rep->n_problems - 3);
     ie_set_err(err, errlen, "%s", g->str);
     g_string_free(g, TRUE);

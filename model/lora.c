@@ -60,9 +60,13 @@ static bool parse_diffusers(const char *key, sd_lora_key *k) {
     if (g_str_has_prefix(s, "base_model.model.")) s += strlen("base_model.model.");
     const char *target = "unet";
     if (g_str_has_prefix(s, "unet.")) s += 5;
-    else if (g_str_has_prefix(s, "text_encoder_2.")) { target = "text_encoder_2"; s += strlen("text_encoder_2."); }
-    else if (g_str_has_prefix(s, "text_encoder.")) { target = "text_encoder"; s += strlen("text_encoder."); }
-    else if (g_str_has_prefix(s, "text_model.")) target = "text_encoder";
+    else if (g_str_has_prefix(s, "text_encoder_2.")) {
+        target = "text_encoder_2";
+        s += strlen("text_encoder_2.");
+    } else if (g_str_has_prefix(s, "text_encoder.")) {
+        target = "text_encoder";
+        s += strlen("text_encoder.");
+    } else if (g_str_has_prefix(s, "text_model.")) target = "text_encoder";
     else if (!(g_str_has_prefix(s, "down_blocks.") || g_str_has_prefix(s, "up_blocks.") ||
                g_str_has_prefix(s, "mid_block.") || g_str_has_prefix(s, "conv_") ||
                g_str_has_prefix(s, "time_embedding.")))
@@ -71,12 +75,18 @@ static bool parse_diffusers(const char *key, sd_lora_key *k) {
         const char *suffix;
         sd_lora_part part;
     } S[] = {
-        {".lora_A.weight", SD_LORA_DOWN}, {".lora_B.weight", SD_LORA_UP},
-        {".lora_A.default.weight", SD_LORA_DOWN}, {".lora_B.default.weight", SD_LORA_UP},
-        {".lora.down.weight", SD_LORA_DOWN}, {".lora.up.weight", SD_LORA_UP},
-        {".lora_linear_layer.down.weight", SD_LORA_DOWN}, {".lora_linear_layer.up.weight", SD_LORA_UP},
-        {".lora_down.weight", SD_LORA_DOWN}, {".lora_up.weight", SD_LORA_UP},
-        {"_lora.down.weight", SD_LORA_DOWN}, {"_lora.up.weight", SD_LORA_UP}, /* processor.to_q_lora.down */
+        {".lora_A.weight", SD_LORA_DOWN},
+        {".lora_B.weight", SD_LORA_UP},
+        {".lora_A.default.weight", SD_LORA_DOWN},
+        {".lora_B.default.weight", SD_LORA_UP},
+        {".lora.down.weight", SD_LORA_DOWN},
+        {".lora.up.weight", SD_LORA_UP},
+        {".lora_linear_layer.down.weight", SD_LORA_DOWN},
+        {".lora_linear_layer.up.weight", SD_LORA_UP},
+        {".lora_down.weight", SD_LORA_DOWN},
+        {".lora_up.weight", SD_LORA_UP},
+        {"_lora.down.weight", SD_LORA_DOWN},
+        {"_lora.up.weight", SD_LORA_UP}, /* processor.to_q_lora.down */
         {".alpha", SD_LORA_ALPHA},
     };
     size_t n = strlen(s);
@@ -216,7 +226,7 @@ static const char *sdxl_sign(const sd_lora_key *k) {
 }
 
 static const char *family_of_context(int64_t in) {
-    return in == 2048 ? " (a 2048-wide text context: an SDXL LoRA)"
+    return in == 2048   ? " (a 2048-wide text context: an SDXL LoRA)"
            : in == 1024 ? " (a 1024-wide text context: an SD 2.x LoRA)"
                         : "";
 }
@@ -282,22 +292,28 @@ ie_status sd_lora_set_add(sd_lora_set *s, const sd_weights *w, const char *path,
     }
     st = IE_OK;
     if (sdxl) {
-        ie_set_err(err, errlen, "LoRA %s: made for SDXL (%s, e.g. %s); invedit uses SD 1.x LoRAs", path, sdxl, sdxl_key);
+        ie_set_err(err, errlen, "LoRA %s: made for SDXL (%s, e.g. %s); invedit uses SD 1.x LoRAs", path, sdxl,
+                   sdxl_key);
         st = IE_ERR_UNSUPPORTED;
     } else if (other) {
-        ie_set_err(err, errlen, "LoRA %s: a %s LoRA (%s); only plain LoRA (lora_down/lora_up, lora_A/lora_B) is supported",
-                path, other, other_key);
+        ie_set_err(err, errlen,
+                   "LoRA %s: a %s LoRA (%s); only plain LoRA (lora_down/lora_up, lora_A/lora_B) is supported", path,
+                   other, other_key);
         st = IE_ERR_UNSUPPORTED;
     } else if (dup_key) {
         ie_set_err(err, errlen, "LoRA %s: %s and %s adapt the same layer twice", path, dup_prev, dup_key);
         st = IE_ERR_FORMAT;
     } else if (!n_lora_keys) {
-        ie_set_err(err, errlen, "LoRA %s: no LoRA tensors (%d tensors; expected lora_unet_*/lora_te_* with lora_down/lora_up, "
-                "or diffusers/PEFT lora_A/lora_B names)", path, st_count(f));
+        ie_set_err(err, errlen,
+                   "LoRA %s: no LoRA tensors (%d tensors; expected lora_unet_*/lora_te_* with lora_down/lora_up, "
+                   "or diffusers/PEFT lora_A/lora_B names)",
+                   path, st_count(f));
         st = IE_ERR_FORMAT;
     } else if (!g_hash_table_size(pend)) {
-        ie_set_err(err, errlen, "LoRA %s: none of its %d keys names a layer of this model (e.g. %s); is it for another "
-                "model family?", path, n_lora_keys, unmatched->len ? (const char *)g_ptr_array_index(unmatched, 0) : "?");
+        ie_set_err(err, errlen,
+                   "LoRA %s: none of its %d keys names a layer of this model (e.g. %s); is it for another "
+                   "model family?",
+                   path, n_lora_keys, unmatched->len ? (const char *)g_ptr_array_index(unmatched, 0) : "?");
         st = IE_ERR_FORMAT;
     }
     /* validate every pair */
@@ -312,14 +328,15 @@ ie_status sd_lora_set_add(sd_lora_set *s, const sd_weights *w, const char *path,
         char a[96], b[96], c[96];
         if (!p->down || !p->up) {
             ie_set_err(err, errlen, "LoRA %s: %s has a %s but no %s", path, p->key, p->down ? "down" : "up",
-                    p->down ? "up (lora_up / lora_B)" : "down (lora_down / lora_A)");
+                       p->down ? "up (lora_up / lora_B)" : "down (lora_down / lora_A)");
             st = IE_ERR_FORMAT;
             break;
         }
         const st_tensor *d = p->down, *u = p->up;
         if (!st_dtype_is_float(d->dtype) || !st_dtype_is_float(u->dtype) ||
             (p->alpha && (!st_dtype_is_float(p->alpha->dtype) || p->alpha->numel != 1))) {
-            ie_set_err(err, errlen, "LoRA %s: %s: the factors must be float tensors and alpha one number", path, p->key);
+            ie_set_err(err, errlen, "LoRA %s: %s: the factors must be float tensors and alpha one number", path,
+                       p->key);
             st = IE_ERR_FORMAT;
             break;
         }
@@ -330,14 +347,16 @@ ie_status sd_lora_set_add(sd_lora_set *s, const sd_weights *w, const char *path,
         bool up_ok = u->ndim >= 2 && u->shape[0] == out && u->numel == out * u->shape[1];
         if (r <= 0 || !up_ok || d->numel != r * in_flat || u->shape[1] != r) {
             if (r > 0 && u->ndim >= 2 && u->shape[1] != r && u->shape[0] == out)
-                ie_set_err(err, errlen, "LoRA %s: %s: mismatched ranks: down %s has rank %" G_GINT64_FORMAT
-                        ", up %s has %" G_GINT64_FORMAT, path, p->key, st_shape_str(d->shape, d->ndim, a, sizeof a), r,
-                        st_shape_str(u->shape, u->ndim, b, sizeof b), u->shape[1]);
+                ie_set_err(err, errlen,
+                           "LoRA %s: %s: mismatched ranks: down %s has rank %" G_GINT64_FORMAT
+                           ", up %s has %" G_GINT64_FORMAT,
+                           path, p->key, st_shape_str(d->shape, d->ndim, a, sizeof a), r,
+                           st_shape_str(u->shape, u->ndim, b, sizeof b), u->shape[1]);
             else
                 ie_set_err(err, errlen, "LoRA %s: %s: down %s and up %s do not fit %s %s%s", path, p->key,
-                        st_shape_str(d->shape, d->ndim, a, sizeof a), st_shape_str(u->shape, u->ndim, b, sizeof b),
-                        x->name, st_shape_str(x->shape, x->ndim, c, sizeof c),
-                        family_of_context(d->ndim >= 2 ? d->shape[1] : 0));
+                           st_shape_str(d->shape, d->ndim, a, sizeof a), st_shape_str(u->shape, u->ndim, b, sizeof b),
+                           x->name, st_shape_str(x->shape, x->ndim, c, sizeof c),
+                           family_of_context(d->ndim >= 2 ? d->shape[1] : 0));
             st = IE_ERR_FORMAT;
             break;
         }
@@ -382,7 +401,8 @@ ie_status sd_lora_set_add(sd_lora_set *s, const sd_weights *w, const char *path,
         if (unmatched->len) {
             g_string_append_printf(s->summary, "; %u keys match no layer (", unmatched->len);
             for (guint i = 0; i < unmatched->len && i < 3; i++)
-                g_string_append_printf(s->summary, "%s%s", i ? ", " : "", (const char *)g_ptr_array_index(unmatched, i));
+                g_string_append_printf(s->summary, "%s%s", i ? ", " : "",
+                                       (const char *)g_ptr_array_index(unmatched, i));
             g_string_append(s->summary, unmatched->len > 3 ? ", ...)" : ")");
         }
     } else {

@@ -63,8 +63,8 @@ typedef enum sd_lora_naming {
 /* One parsed key. */
 typedef struct sd_lora_key {
     sd_lora_naming naming;
-    char target[16];   /* "unet", "text_encoder"; "te1", "te2", "text_encoder_2" mark SDXL */
-    char module[256];  /* kohya: the '_' form after lora_unet_ / lora_te_; diffusers: dotted */
+    char target[16];  /* "unet", "text_encoder"; "te1", "te2", "text_encoder_2" mark SDXL */
+    char module[256]; /* kohya: the '_' form after lora_unet_ / lora_te_; diffusers: dotted */
     sd_lora_part part;
     const char *other; /* SD_LORA_OTHER: the variant ("LoHa", "LoKr", ...) or "unknown" */
 } sd_lora_key;

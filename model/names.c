@@ -14,10 +14,10 @@
 
 const char *sd_component_name(sd_component c) {
     switch (c) {
-    case SD_UNET: return "unet";
-    case SD_VAE: return "vae";
-    case SD_TEXT_ENCODER: return "text_encoder";
-    default: return "?";
+        case SD_UNET: return "unet";
+        case SD_VAE: return "vae";
+        case SD_TEXT_ENCODER: return "text_encoder";
+        default: return "?";
     }
 }
 
@@ -68,7 +68,7 @@ typedef struct block_rule {
     const char *diff; /* after the component prefix; {i} {j} */
     index_rule ix;
     field_set fields;
-    int up_attn;      /* IX_UNET_UP: 1 = the level has attention (upsampler at .2), 0 = not */
+    int up_attn; /* IX_UNET_UP: 1 = the level has attention (upsampler at .2), 0 = not */
 } block_rule;
 
 static const block_rule BLOCKS[] = {
@@ -136,8 +136,7 @@ static const struct {
 
 /* Top-level non-weight tensors of LDM checkpoints: noise-schedule and training buffers. */
 static const char *const IGNORED_TOP_LEVEL_PREFIXES[] = {
-    "betas", "alphas_cumprod", "posterior_", "log_one_minus_", "sqrt_", "logvar", "num_updates",
-    "lvlb_weights",
+    "betas", "alphas_cumprod", "posterior_", "log_one_minus_", "sqrt_", "logvar", "num_updates", "lvlb_weights",
 };
 
 bool sd_name_is_ignored(const char *name) {
@@ -194,29 +193,37 @@ static bool ix_forward(const block_rule *r, const sd_ldm_layout *lay, int v[26])
     const int L1 = lay->unet_layers_per_block + 1, a = v['a' - 'a'], b = v['b' - 'a'];
     int i = 0, j = 0;
     switch (r->ix) {
-    case IX_NONE: return true;
-    case IX_SAME: i = a; j = b; break;
-    case IX_UNET_IN:
-        if (a < 1 || (a - 1) % L1 == L1 - 1) return false;
-        i = (a - 1) / L1; j = (a - 1) % L1;
-        break;
-    case IX_UNET_DOWN:
-        if (a < L1 || a % L1 != 0) return false;
-        i = a / L1 - 1;
-        break;
-    case IX_UNET_OUT: i = a / L1; j = a % L1; break;
-    case IX_UNET_UP:
-        if (a % L1 != L1 - 1) return false;
-        i = a / L1;
-        break;
-    case IX_VAE_UP:
-        if (a >= lay->vae_levels) return false;
-        i = lay->vae_levels - 1 - a; j = b;
-        break;
-    case IX_MID:
-        if (a < 1) return false;
-        j = a - 1;
-        break;
+        case IX_NONE: return true;
+        case IX_SAME:
+            i = a;
+            j = b;
+            break;
+        case IX_UNET_IN:
+            if (a < 1 || (a - 1) % L1 == L1 - 1) return false;
+            i = (a - 1) / L1;
+            j = (a - 1) % L1;
+            break;
+        case IX_UNET_DOWN:
+            if (a < L1 || a % L1 != 0) return false;
+            i = a / L1 - 1;
+            break;
+        case IX_UNET_OUT:
+            i = a / L1;
+            j = a % L1;
+            break;
+        case IX_UNET_UP:
+            if (a % L1 != L1 - 1) return false;
+            i = a / L1;
+            break;
+        case IX_VAE_UP:
+            if (a >= lay->vae_levels) return false;
+            i = lay->vae_levels - 1 - a;
+            j = b;
+            break;
+        case IX_MID:
+            if (a < 1) return false;
+            j = a - 1;
+            break;
     }
     v['i' - 'a'] = i;
     v['j' - 'a'] = j;
@@ -228,28 +235,31 @@ static bool ix_backward(const block_rule *r, const sd_ldm_layout *lay, int v[26]
     const int L = lay->unet_layers_per_block, L1 = L + 1, i = v['i' - 'a'], j = v['j' - 'a'];
     int a = 0, b = 0;
     switch (r->ix) {
-    case IX_NONE: return true;
-    case IX_SAME: a = i; b = j; break;
-    case IX_UNET_IN:
-        if (j >= L) return false;
-        a = 1 + i * L1 + j;
-        break;
-    case IX_UNET_DOWN: a = (i + 1) * L1; break;
-    case IX_UNET_OUT:
-        if (j > L) return false;
-        a = i * L1 + j;
-        break;
-    case IX_UNET_UP:
-        if (i >= (int)G_N_ELEMENTS(lay->unet_up_has_attn) ||
-            (int)lay->unet_up_has_attn[i] != r->up_attn)
-            return false;
-        a = i * L1 + L;
-        break;
-    case IX_VAE_UP:
-        if (i >= lay->vae_levels) return false;
-        a = lay->vae_levels - 1 - i; b = j;
-        break;
-    case IX_MID: a = j + 1; break;
+        case IX_NONE: return true;
+        case IX_SAME:
+            a = i;
+            b = j;
+            break;
+        case IX_UNET_IN:
+            if (j >= L) return false;
+            a = 1 + i * L1 + j;
+            break;
+        case IX_UNET_DOWN: a = (i + 1) * L1; break;
+        case IX_UNET_OUT:
+            if (j > L) return false;
+            a = i * L1 + j;
+            break;
+        case IX_UNET_UP:
+            if (i >= (int)G_N_ELEMENTS(lay->unet_up_has_attn) || (int)lay->unet_up_has_attn[i] != r->up_attn)
+                return false;
+            a = i * L1 + L;
+            break;
+        case IX_VAE_UP:
+            if (i >= lay->vae_levels) return false;
+            a = lay->vae_levels - 1 - i;
+            b = j;
+            break;
+        case IX_MID: a = j + 1; break;
     }
     v['a' - 'a'] = a;
     v['b' - 'a'] = b;
@@ -264,8 +274,7 @@ static bool copy_out(GString *g, char *out, size_t n) {
 }
 
 /* Maps the part of an LDM name after its component prefix. */
-static void map_ldm_rest(sd_component comp, const char *rest, const sd_ldm_layout *lay,
-                         GString *g, bool *squeeze) {
+static void map_ldm_rest(sd_component comp, const char *rest, const sd_ldm_layout *lay, GString *g, bool *squeeze) {
     for (size_t k = 0; k < G_N_ELEMENTS(BLOCKS); k++) {
         const block_rule *r = &BLOCKS[k];
         if (r->comp != comp) continue;
@@ -276,8 +285,7 @@ static void map_ldm_rest(sd_component comp, const char *rest, const sd_ldm_layou
         const char *field = rest + m;
         if (r->fields != FS_NONE)
             for (size_t f = 0; f < G_N_ELEMENTS(FIELDS); f++) {
-                if (FIELDS[f].set != r->fields || !g_str_has_prefix(field, FIELDS[f].ldm))
-                    continue;
+                if (FIELDS[f].set != r->fields || !g_str_has_prefix(field, FIELDS[f].ldm)) continue;
                 const char *tail = field + strlen(FIELDS[f].ldm);
                 g_string_append(g, FIELDS[f].diff);
                 g_string_append(g, tail);
@@ -290,8 +298,7 @@ static void map_ldm_rest(sd_component comp, const char *rest, const sd_ldm_layou
     g_string_append(g, rest);
 }
 
-sd_name_kind sd_name_from_ldm(const char *ldm, const sd_ldm_layout *lay, char *out, size_t n,
-                              bool *squeeze) {
+sd_name_kind sd_name_from_ldm(const char *ldm, const sd_ldm_layout *lay, char *out, size_t n, bool *squeeze) {
     sd_ldm_layout def = sd_ldm_layout_default();
     if (!lay) lay = &def;
     if (squeeze) *squeeze = false;
@@ -319,8 +326,7 @@ sd_name_kind sd_name_from_diffusers(sd_component c, const char *name, char *out,
     g_string_append_c(g, '.');
     const char *rest = name;
     if (c == SD_VAE) {
-        static const char *const ATTN[] = {"encoder.mid_block.attentions.0.",
-                                           "decoder.mid_block.attentions.0."};
+        static const char *const ATTN[] = {"encoder.mid_block.attentions.0.", "decoder.mid_block.attentions.0."};
         for (int k = 0; k < 2; k++) {
             if (!g_str_has_prefix(name, ATTN[k])) continue;
             const char *field = name + strlen(ATTN[k]);
@@ -394,12 +400,12 @@ struct sd_weights {
     char *config_path[SD_COMPONENT_COUNT];
     char *tokenizer_dir;
     bool has[SD_COMPONENT_COUNT];
-    GPtrArray *weights;   /* sd_weight*, sorted by name */
-    GHashTable *by_name;  /* name -> sd_weight* */
-    GPtrArray *unmapped;  /* char* */
+    GPtrArray *weights;  /* sd_weight*, sorted by name */
+    GHashTable *by_name; /* name -> sd_weight* */
+    GPtrArray *unmapped; /* char* */
     int n_ignored;
     const char *naming[SD_COMPONENT_COUNT];
-    st_file *vae_file;    /* a separate VAE file (sd_source_options.vae) */
+    st_file *vae_file; /* a separate VAE file (sd_source_options.vae) */
     int n_ema;
     bool ema_used;
     char ema_note[256];
@@ -459,9 +465,8 @@ static bool is_vae_attn_proj(const char *canonical, const char *what) {
 static void add_weight(sd_weights *w, const char *canonical, const st_tensor *t, bool squeeze) {
     sd_weight *prev = g_hash_table_lookup(w->by_name, canonical);
     if (prev) {
-        g_ptr_array_add(w->unmapped,
-                        g_strdup_printf("%s: maps to %s, which '%s' already provides", t->name,
-                                        canonical, prev->t->name));
+        g_ptr_array_add(w->unmapped, g_strdup_printf("%s: maps to %s, which '%s' already provides", t->name, canonical,
+                                                     prev->t->name));
         return;
     }
     sd_weight *x = g_new0(sd_weight, 1);
@@ -507,10 +512,8 @@ static sd_ldm_layout detect_ldm_layout(const st_file *f) {
             if (v[0] > max_up) max_up = v[0];
         }
     }
-    if (first_op > 1)
-        lay.unet_layers_per_block = first_op - 1;
-    else if (max_in >= 1) /* a single level: no downsampler */
-        lay.unet_layers_per_block = max_in;
+    if (first_op > 1) lay.unet_layers_per_block = first_op - 1;
+    else if (max_in >= 1) /* a single level: no downsampler */ lay.unet_layers_per_block = max_in;
     if (max_up >= 0 && max_up < 64) lay.vae_levels = max_up + 1;
     /* which up levels have attention (only needed for canonical -> LDM) */
     const int L1 = lay.unet_layers_per_block + 1;
@@ -540,16 +543,12 @@ static void finish(sd_weights *w) {
     if (w->layout == SD_LAYOUT_SINGLE_FILE) /* configs beside a single file: <dir>/unet/config.json, ... */
         for (int c = 0; c < SD_COMPONENT_COUNT; c++) {
             char *cfg = g_build_filename(dir, sd_component_name(c), "config.json", NULL);
-            if (!w->config_path[c] && w->has[c] && g_file_test(cfg, G_FILE_TEST_IS_REGULAR))
-                w->config_path[c] = cfg;
-            else
-                g_free(cfg);
+            if (!w->config_path[c] && w->has[c] && g_file_test(cfg, G_FILE_TEST_IS_REGULAR)) w->config_path[c] = cfg;
+            else g_free(cfg);
         }
     char *tok = g_build_filename(dir, "tokenizer", NULL);
-    if (g_file_test(tok, G_FILE_TEST_IS_DIR))
-        w->tokenizer_dir = tok;
-    else
-        g_free(tok);
+    if (g_file_test(tok, G_FILE_TEST_IS_DIR)) w->tokenizer_dir = tok;
+    else g_free(tok);
     g_free(parent);
 }
 
@@ -606,17 +605,20 @@ static void choose_ema(sd_weights *w, const st_file *f, sd_ema_mode mode) {
     }
     if (!w->n_ema) {
         if (mode == SD_EMA_ON)
-            snprintf(w->ema_note, sizeof w->ema_note, "EMA asked for, but the file has no EMA copy (model_ema.*): its only UNet is used");
+            snprintf(w->ema_note, sizeof w->ema_note,
+                     "EMA asked for, but the file has no EMA copy (model_ema.*): its only UNet is used");
         return;
     }
     if (!w->has[SD_UNET]) {
         snprintf(w->ema_note, sizeof w->ema_note,
-                 "the file has only an EMA copy of the UNet (%d model_ema.* tensors) and no model.diffusion_model.*", w->n_ema);
+                 "the file has only an EMA copy of the UNet (%d model_ema.* tensors) and no model.diffusion_model.*",
+                 w->n_ema);
     }
     if (mode != SD_EMA_ON && w->has[SD_UNET]) {
         snprintf(w->ema_note, sizeof w->ema_note,
                  "%d EMA tensors (model_ema.*) not used: the trained weights are, as diffusers and AUTOMATIC1111 "
-                 "do by default (ema=yes uses the EMA copy)", w->n_ema);
+                 "do by default (ema=yes uses the EMA copy)",
+                 w->n_ema);
         return;
     }
     if (!w->has[SD_UNET] && mode == SD_EMA_OFF) return;
@@ -647,7 +649,7 @@ static ie_status open_single(sd_weights *w, sd_ema_mode ema, char *err, size_t e
     const char *evidence = NULL, *family = checkpoint_family(f, &evidence);
     if (family) {
         ie_set_err(err, errlen, "%s: this is an %s checkpoint (it has %s); invedit edits with SD 1.x models", w->path,
-                family, evidence);
+                   family, evidence);
         return IE_ERR_UNSUPPORTED;
     }
     w->lay = detect_ldm_layout(f);
@@ -664,8 +666,7 @@ static ie_status open_single(sd_weights *w, sd_ema_mode ema, char *err, size_t e
         } else {
             n_unknown++;
             g_ptr_array_add(w->unmapped,
-                            g_strdup_printf("%s: not an SD 1.x UNet, VAE or text-encoder tensor",
-                                            t->name));
+                            g_strdup_printf("%s: not an SD 1.x UNet, VAE or text-encoder tensor", t->name));
         }
     }
     for (int c = 0; c < SD_COMPONENT_COUNT; c++) {
@@ -675,20 +676,20 @@ static ie_status open_single(sd_weights *w, sd_ema_mode ema, char *err, size_t e
         } else {
             static const char *const PFX[] = {"model.diffusion_model.", "first_stage_model.",
                                               "cond_stage_model.transformer."};
-            w->missing[c] = g_strdup_printf("%s: no %s tensors (names starting with %s)", w->path,
-                                            sd_component_name(c), PFX[c]);
+            w->missing[c] =
+                g_strdup_printf("%s: no %s tensors (names starting with %s)", w->path, sd_component_name(c), PFX[c]);
         }
     }
     if (!w->has[SD_UNET] && !w->has[SD_VAE] && !w->has[SD_TEXT_ENCODER]) {
-        bool diffusers_like = st_get(f, "conv_in.weight") != NULL ||
-                              st_get(f, "text_model.embeddings.token_embedding.weight") != NULL;
+        bool diffusers_like =
+            st_get(f, "conv_in.weight") != NULL || st_get(f, "text_model.embeddings.token_embedding.weight") != NULL;
         ie_set_err(err, errlen,
-                "%s: no SD 1.x checkpoint tensors (names starting with model.diffusion_model., "
-                "first_stage_model. or cond_stage_model.transformer.; %d tensors, %d unknown)%s",
-                w->path, st_count(f), n_unknown,
-                diffusers_like ? ". It looks like one component of a diffusers folder: open the "
-                                 "folder instead"
-                               : "");
+                   "%s: no SD 1.x checkpoint tensors (names starting with model.diffusion_model., "
+                   "first_stage_model. or cond_stage_model.transformer.; %d tensors, %d unknown)%s",
+                   w->path, st_count(f), n_unknown,
+                   diffusers_like ? ". It looks like one component of a diffusers folder: open the "
+                                    "folder instead"
+                                  : "");
         return IE_ERR_FORMAT;
     }
     choose_ema(w, f, ema);
@@ -758,18 +759,17 @@ static ie_status replace_vae(sd_weights *w, const char *vpath, char *err, size_t
         else if (g_str_has_prefix(n, "model.diffusion_model.") || g_str_has_prefix(n, "time_embedding.") ||
                  g_str_has_prefix(n, "down_blocks.") || g_str_has_prefix(n, "up_blocks."))
             n_unet++;
-        else if (g_str_has_prefix(n, "text_model.") || g_str_has_prefix(n, "cond_stage_model."))
-            n_text++;
+        else if (g_str_has_prefix(n, "text_model.") || g_str_has_prefix(n, "cond_stage_model.")) n_text++;
         if (tp_match("first_stage_model.decoder.up.{a}.", n, v) > 0 || tp_match("decoder.up.{a}.", n, v) > 0)
             if (v[0] > max_up && v[0] < 64) max_up = v[0];
     }
     const char *evidence = NULL, *family = checkpoint_family(f, &evidence);
     if (!n_full && !n_ldm && !n_diff) {
         ie_set_err(err, errlen, "VAE %s: not a VAE: %s", file,
-                family ? family
-                : n_unet ? "it holds a UNet (e.g. time_embedding / model.diffusion_model tensors)"
-                : n_text ? "it holds a text encoder"
-                         : "no encoder.* / decoder.* / first_stage_model.* tensors");
+                   family   ? family
+                   : n_unet ? "it holds a UNet (e.g. time_embedding / model.diffusion_model tensors)"
+                   : n_text ? "it holds a text encoder"
+                            : "no encoder.* / decoder.* / first_stage_model.* tensors");
         st_close(f);
         g_free(file);
         g_free(cfg);
@@ -794,12 +794,9 @@ static ie_status replace_vae(sd_weights *w, const char *vpath, char *err, size_t
         } else {
             k = sd_name_from_diffusers(SD_VAE, t->name, canon, sizeof canon);
         }
-        if (k == SD_NAME_WEIGHT && g_str_has_prefix(canon, "vae."))
-            add_weight(w, canon, t, squeeze);
-        else if (k == SD_NAME_IGNORED)
-            w->n_ignored++;
-        else
-            g_ptr_array_add(w->unmapped, g_strdup_printf("%s (VAE %s): not a VAE tensor", t->name, file));
+        if (k == SD_NAME_WEIGHT && g_str_has_prefix(canon, "vae.")) add_weight(w, canon, t, squeeze);
+        else if (k == SD_NAME_IGNORED) w->n_ignored++;
+        else g_ptr_array_add(w->unmapped, g_strdup_printf("%s (VAE %s): not a VAE tensor", t->name, file));
     }
     w->vae_file = f;
     w->has[SD_VAE] = true;
@@ -831,9 +828,9 @@ static ie_status open_folder(sd_weights *w, char *err, size_t errlen) {
     }
     if (!is_diffusers) {
         ie_set_err(err, errlen,
-                "%s: not a diffusers model folder (no model_index.json and no unet/, vae/ or "
-                "text_encoder/ subfolder)",
-                w->path);
+                   "%s: not a diffusers model folder (no model_index.json and no unet/, vae/ or "
+                   "text_encoder/ subfolder)",
+                   w->path);
         return IE_ERR_FORMAT;
     }
     int n_found = 0;
@@ -842,27 +839,20 @@ static ie_status open_folder(sd_weights *w, char *err, size_t errlen) {
         char *file = NULL;
         for (int k = 0; k < 2 && !file; k++) {
             char *p = g_build_filename(w->path, cn, FILES[c][k], NULL);
-            if (g_file_test(p, G_FILE_TEST_IS_REGULAR))
-                file = p;
-            else
-                g_free(p);
+            if (g_file_test(p, G_FILE_TEST_IS_REGULAR)) file = p;
+            else g_free(p);
         }
         char *cfg = g_build_filename(w->path, cn, "config.json", NULL);
-        if (g_file_test(cfg, G_FILE_TEST_IS_REGULAR))
-            w->config_path[c] = cfg;
-        else
-            g_free(cfg);
+        if (g_file_test(cfg, G_FILE_TEST_IS_REGULAR)) w->config_path[c] = cfg;
+        else g_free(cfg);
         if (!file) {
-            char *bin = g_build_filename(w->path, cn,
-                                         c == SD_TEXT_ENCODER ? "pytorch_model.bin"
-                                                              : "diffusion_pytorch_model.bin",
-                                         NULL);
+            char *bin = g_build_filename(
+                w->path, cn, c == SD_TEXT_ENCODER ? "pytorch_model.bin" : "diffusion_pytorch_model.bin", NULL);
             bool has_bin = g_file_test(bin, G_FILE_TEST_IS_REGULAR);
             g_free(bin);
-            w->missing[c] = g_strdup_printf(
-                "%s: no %s/%s (nor %s)%s", w->path, cn, FILES[c][0], FILES[c][1],
-                has_bin ? "; only PyTorch .bin weights are there: convert them to safetensors"
-                        : "");
+            w->missing[c] =
+                g_strdup_printf("%s: no %s/%s (nor %s)%s", w->path, cn, FILES[c][0], FILES[c][1],
+                                has_bin ? "; only PyTorch .bin weights are there: convert them to safetensors" : "");
             continue;
         }
         st_file *f = NULL;
@@ -877,17 +867,15 @@ static ie_status open_folder(sd_weights *w, char *err, size_t errlen) {
         for (int i = 0; i < st_count(f); i++) {
             const st_tensor *t = st_at(f, i);
             char canon[512];
-            if (sd_name_from_diffusers(c, t->name, canon, sizeof canon) == SD_NAME_IGNORED)
-                w->n_ignored++;
-            else
-                add_weight(w, canon, t, false);
+            if (sd_name_from_diffusers(c, t->name, canon, sizeof canon) == SD_NAME_IGNORED) w->n_ignored++;
+            else add_weight(w, canon, t, false);
         }
         w->has[c] = true; /* even if the file holds no tensors: the check reports them */
         w->naming[c] = "diffusers";
     }
     if (!n_found) {
-        ie_set_err(err, errlen, "%s: diffusers folder without weights: %s; %s; %s", w->path,
-                w->missing[0], w->missing[1], w->missing[2]);
+        ie_set_err(err, errlen, "%s: diffusers folder without weights: %s; %s; %s", w->path, w->missing[0],
+                   w->missing[1], w->missing[2]);
         return IE_ERR_FORMAT;
     }
     return IE_OK;
@@ -901,9 +889,8 @@ bool sd_ema_mode_from_name(const char *s, sd_ema_mode *out) {
     static const struct {
         const char *name;
         sd_ema_mode m;
-    } N[] = {{"auto", SD_EMA_AUTO}, {"", SD_EMA_AUTO}, {"no", SD_EMA_OFF}, {"off", SD_EMA_OFF},
-             {"false", SD_EMA_OFF}, {"0", SD_EMA_OFF}, {"yes", SD_EMA_ON}, {"on", SD_EMA_ON},
-             {"true", SD_EMA_ON}, {"1", SD_EMA_ON}};
+    } N[] = {{"auto", SD_EMA_AUTO}, {"", SD_EMA_AUTO},  {"no", SD_EMA_OFF}, {"off", SD_EMA_OFF}, {"false", SD_EMA_OFF},
+             {"0", SD_EMA_OFF},     {"yes", SD_EMA_ON}, {"on", SD_EMA_ON},  {"true", SD_EMA_ON}, {"1", SD_EMA_ON}};
     for (size_t k = 0; k < G_N_ELEMENTS(N); k++)
         if (!g_ascii_strcasecmp(s ? s : "", N[k].name)) {
             *out = N[k].m;
@@ -912,9 +899,7 @@ bool sd_ema_mode_from_name(const char *s, sd_ema_mode *out) {
     return false;
 }
 
-const char *sd_ema_mode_name(sd_ema_mode m) {
-    return m == SD_EMA_ON ? "yes" : m == SD_EMA_OFF ? "no" : "auto";
-}
+const char *sd_ema_mode_name(sd_ema_mode m) { return m == SD_EMA_ON ? "yes" : m == SD_EMA_OFF ? "no" : "auto"; }
 
 ie_status sd_weights_open_with(const char *path, const sd_source_options *opt, sd_weights **out, char *err,
                                size_t errlen) {
@@ -951,9 +936,7 @@ sd_layout_kind sd_weights_layout(const sd_weights *w) { return w->layout; }
 const char *sd_weights_path(const sd_weights *w) { return w->path; }
 sd_ldm_layout sd_weights_ldm_layout(const sd_weights *w) { return w->lay; }
 
-bool sd_weights_has(const sd_weights *w, sd_component c) {
-    return (unsigned)c < SD_COMPONENT_COUNT && w->has[c];
-}
+bool sd_weights_has(const sd_weights *w, sd_component c) { return (unsigned)c < SD_COMPONENT_COUNT && w->has[c]; }
 const char *sd_weights_file(const sd_weights *w, sd_component c) {
     return (unsigned)c < SD_COMPONENT_COUNT ? w->file_path[c] : NULL;
 }

@@ -34,12 +34,7 @@
 extern "C" {
 #endif
 
-typedef enum sd_component {
-    SD_UNET = 0,
-    SD_VAE = 1,
-    SD_TEXT_ENCODER = 2,
-    SD_COMPONENT_COUNT
-} sd_component;
+typedef enum sd_component { SD_UNET = 0, SD_VAE = 1, SD_TEXT_ENCODER = 2, SD_COMPONENT_COUNT } sd_component;
 
 /* "unet", "vae", "text_encoder" (also the canonical prefixes, without '.'). */
 const char *sd_component_name(sd_component c);
@@ -48,8 +43,8 @@ const char *sd_component_name(sd_component c);
 
 /* What the LDM block indices depend on. */
 typedef struct sd_ldm_layout {
-    int unet_layers_per_block;      /* 2 for SD 1.x */
-    int vae_levels;                 /* 4: decoder up.(levels-1-i) <-> up_blocks.i */
+    int unet_layers_per_block; /* 2 for SD 1.x */
+    int vae_levels;            /* 4: decoder up.(levels-1-i) <-> up_blocks.i */
     /* ldm -> canonical only needs the two above. canonical -> ldm also needs
      * to know which UNet up levels have attention (the upsampler then sits at
      * output_blocks.N.2 instead of .1). */
@@ -68,8 +63,7 @@ typedef enum sd_name_kind {
 /* A name from a single-file LDM checkpoint -> canonical name in out.
  * *squeeze is set when the file stores a 1x1 conv [C, C, 1, 1] whose canonical
  * form is Linear [C, C]. */
-sd_name_kind sd_name_from_ldm(const char *ldm, const sd_ldm_layout *lay, char *out, size_t n,
-                              bool *squeeze);
+sd_name_kind sd_name_from_ldm(const char *ldm, const sd_ldm_layout *lay, char *out, size_t n, bool *squeeze);
 
 /* A name inside a diffusers component file -> canonical name (adds the
  * component prefix; maps old diffusers VAE attention names query/key/value/
@@ -91,12 +85,12 @@ typedef enum sd_layout_kind {
 } sd_layout_kind;
 
 typedef struct sd_weight {
-    const char *name;          /* canonical */
+    const char *name; /* canonical */
     sd_component component;
-    const st_tensor *t;        /* the stored tensor: t->name is the name in the file */
-    int ndim;                  /* canonical shape; differs from t's only if reshaped */
+    const st_tensor *t; /* the stored tensor: t->name is the name in the file */
+    int ndim;           /* canonical shape; differs from t's only if reshaped */
     int64_t shape[ST_MAX_DIMS];
-    bool reshaped;             /* [C, C, 1, 1] in the file, [C, C] here (same bytes) */
+    bool reshaped; /* [C, C, 1, 1] in the file, [C, C] here (same bytes) */
 } sd_weight;
 
 typedef struct sd_weights sd_weights;
@@ -147,7 +141,7 @@ sd_ldm_layout sd_weights_ldm_layout(const sd_weights *w);
 
 /* Whether the component's weights are present, and from which file. */
 bool sd_weights_has(const sd_weights *w, sd_component c);
-const char *sd_weights_file(const sd_weights *w, sd_component c);   /* NULL if absent */
+const char *sd_weights_file(const sd_weights *w, sd_component c); /* NULL if absent */
 /* Why the component is absent ("no unet/diffusion_pytorch_model.safetensors"). */
 const char *sd_weights_missing_reason(const sd_weights *w, sd_component c);
 /* Diffusers folders: "<folder>/unet/config.json" etc. when that file exists;

@@ -21,8 +21,7 @@ ie_status nn_arena_reserve(nn_arena *a, ie_backend *be, char *err, size_t errlen
         s->t = ie_tensor_new(be, s->dtype, 1, &n);
         if (!s->t) {
             if (err && errlen)
-                snprintf(err, errlen, "activation buffer of %lld elements: %s", (long long)n,
-                         ie_backend_errmsg(be));
+                snprintf(err, errlen, "activation buffer of %lld elements: %s", (long long)n, ie_backend_errmsg(be));
             return IE_ERR_NOMEM;
         }
         s->cap = n;
@@ -71,8 +70,8 @@ uint64_t nn_arena_bytes(const nn_arena *a) {
 
 /* --- the context ------------------------------------------------------------------ */
 
-nn_ctx nn_ctx_make(ie_backend *be, nn_arena *arena, bool plan, const char *model, sd_tap tap,
-                   char *err, size_t errlen) {
+nn_ctx nn_ctx_make(ie_backend *be, nn_arena *arena, bool plan, const char *model, sd_tap tap, char *err,
+                   size_t errlen) {
     nn_ctx c;
     memset(&c, 0, sizeof c);
     c.be = be;
@@ -99,8 +98,7 @@ ie_status nn_fail(nn_ctx *c, ie_status s, const char *fmt, ...) {
     if (c->status || s == IE_OK) return c->status;
     c->status = s;
     if (c->err && c->errlen) {
-        int off = snprintf(c->err, c->errlen, "%s%s%s: ", c->model ? c->model : "",
-                           c->scope[0] ? " " : "", c->scope);
+        int off = snprintf(c->err, c->errlen, "%s%s%s: ", c->model ? c->model : "", c->scope[0] ? " " : "", c->scope);
         if (off < 0) off = 0;
         if ((size_t)off < c->errlen) {
             va_list ap;
@@ -169,8 +167,8 @@ ie_tensor nn_buf(nn_ctx *c, nn_slab *s, int ndim, const int64_t *shape) {
         return v;
     }
     if (!s->t || n > s->cap) {
-        nn_fail(c, IE_ERR_ARG, "activation slab too small (%lld < %lld elements): not planned",
-                (long long)s->cap, (long long)n);
+        nn_fail(c, IE_ERR_ARG, "activation slab too small (%lld < %lld elements): not planned", (long long)s->cap,
+                (long long)n);
         ie_tensor v;
         memset(&v, 0, sizeof v);
         v.be = c->be;
@@ -198,9 +196,7 @@ ie_tensor nn_buf4(nn_ctx *c, nn_slab *s, int64_t d0, int64_t d1, int64_t d2, int
     return nn_buf(c, s, 4, sh);
 }
 
-ie_tensor nn_reshape(const ie_tensor *t, int ndim, const int64_t *shape) {
-    return view_of(t, 0, ndim, shape);
-}
+ie_tensor nn_reshape(const ie_tensor *t, int ndim, const int64_t *shape) { return view_of(t, 0, ndim, shape); }
 ie_tensor nn_as3(const ie_tensor *t, int64_t d0, int64_t d1, int64_t d2) {
     int64_t sh[3] = {d0, d1, d2};
     return view_of(t, 0, 3, sh);
@@ -221,32 +217,30 @@ ie_tensor nn_row(const ie_tensor *t, int64_t b) {
 
 /* --- ops ------------------------------------------------------------------------ */
 
-#define NN_RUN(op, call)                      \
-    do {                                      \
-        if (!nn_live(c)) return;              \
-        nn_check(c, (call), op);              \
+#define NN_RUN(op, call)                                                                                               \
+    do {                                                                                                               \
+        if (!nn_live(c)) return;                                                                                       \
+        nn_check(c, (call), op);                                                                                       \
     } while (0)
 
 void nn_conv2d(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_conv *w, int stride, int pad) {
     ie_conv2d_params p = ie_conv2d_params_sym(stride, pad);
     NN_RUN("conv2d", ie_conv2d(c->be, out, x, w->w, w->b, &p));
 }
-void nn_conv2d_p(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_conv *w,
-                 const ie_conv2d_params *p) {
+void nn_conv2d_p(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_conv *w, const ie_conv2d_params *p) {
     NN_RUN("conv2d", ie_conv2d(c->be, out, x, w->w, w->b, p));
 }
 void nn_linear(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_lin *w) {
     NN_RUN("linear", ie_linear(c->be, out, x, w->w, w->b));
 }
-void nn_group_norm(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_norm *w, int groups,
-                   float eps, bool silu) {
+void nn_group_norm(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_norm *w, int groups, float eps, bool silu) {
     NN_RUN("group_norm", ie_group_norm(c->be, out, x, groups, eps, w->w, w->b, silu));
 }
 void nn_layer_norm(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_norm *w, float eps) {
     NN_RUN("layer_norm", ie_layer_norm(c->be, out, x, eps, w->w, w->b));
 }
-void nn_attention(nn_ctx *c, ie_tensor *out, const ie_tensor *q, const ie_tensor *k,
-                  const ie_tensor *v, int heads, bool causal) {
+void nn_attention(nn_ctx *c, ie_tensor *out, const ie_tensor *q, const ie_tensor *k, const ie_tensor *v, int heads,
+                  bool causal) {
     float scale = 1.0f / sqrtf((float)(q->shape[q->ndim - 1] / heads));
     NN_RUN("attention", ie_attention(c->be, out, q, k, v, heads, scale, causal));
 }
@@ -256,9 +250,7 @@ void nn_unary(nn_ctx *c, ie_tensor *out, const ie_tensor *x, ie_unary_op op) {
 void nn_scale(nn_ctx *c, ie_tensor *out, const ie_tensor *x, float scale, float bias) {
     NN_RUN("scale", ie_scale(c->be, out, x, scale, bias));
 }
-void nn_geglu(nn_ctx *c, ie_tensor *out, const ie_tensor *x) {
-    NN_RUN("geglu", ie_geglu(c->be, out, x));
-}
+void nn_geglu(nn_ctx *c, ie_tensor *out, const ie_tensor *x) { NN_RUN("geglu", ie_geglu(c->be, out, x)); }
 void nn_add(nn_ctx *c, ie_tensor *out, const ie_tensor *a, const ie_tensor *b) {
     NN_RUN("add", ie_add(c->be, out, a, b));
 }
@@ -268,37 +260,31 @@ void nn_concat(nn_ctx *c, ie_tensor *out, const ie_tensor *a, const ie_tensor *b
 void nn_upsample(nn_ctx *c, ie_tensor *out, const ie_tensor *x) {
     NN_RUN("upsample_nearest2x", ie_upsample_nearest2x(c->be, out, x));
 }
-void nn_transpose(nn_ctx *c, ie_tensor *out, const ie_tensor *x) {
-    NN_RUN("transpose", ie_transpose(c->be, out, x));
-}
-void nn_timestep_embedding(nn_ctx *c, ie_tensor *out, const ie_tensor *t, int dim, bool flip_sin_to_cos,
-                           float shift) {
+void nn_transpose(nn_ctx *c, ie_tensor *out, const ie_tensor *x) { NN_RUN("transpose", ie_transpose(c->be, out, x)); }
+void nn_timestep_embedding(nn_ctx *c, ie_tensor *out, const ie_tensor *t, int dim, bool flip_sin_to_cos, float shift) {
     NN_RUN("timestep_embedding", ie_timestep_embedding(c->be, out, t, dim, flip_sin_to_cos, shift, 10000.0f));
 }
-void nn_upload(nn_ctx *c, ie_tensor *t, const void *src) {
-    NN_RUN("upload", ie_tensor_upload(t, src));
-}
+void nn_upload(nn_ctx *c, ie_tensor *t, const void *src) { NN_RUN("upload", ie_tensor_upload(t, src)); }
 
 /* --- blocks ----------------------------------------------------------------------- */
 
-void nn_resnet_forward(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_resnet *r,
-                       const ie_tensor *emb_silu, int groups, float eps, nn_slab *t1, nn_slab *t2,
-                       nn_slab *tp) {
+void nn_resnet_forward(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_resnet *r, const ie_tensor *emb_silu,
+                       int groups, float eps, nn_slab *t1, nn_slab *t2, nn_slab *tp) {
     int64_t B = x->shape[0], H = x->shape[2], W = x->shape[3];
-    ie_tensor a = nn_buf4(c, t1, B, r->cin, H, W);              /* [B, Cin, H, W] */
-    ie_tensor h = nn_buf4(c, t2, B, r->cout, H, W);             /* [B, Cout, H, W] */
+    ie_tensor a = nn_buf4(c, t1, B, r->cin, H, W);  /* [B, Cin, H, W] */
+    ie_tensor h = nn_buf4(c, t2, B, r->cout, H, W); /* [B, Cout, H, W] */
     // h = self.conv1(self.nonlinearity(self.norm1(input_tensor)))
     nn_group_norm(c, &a, x, &r->norm1, groups, eps, true);
     nn_conv2d(c, &h, &a, &r->conv1, 1, 1);
     if (emb_silu && r->time_emb_proj.w) {
         // temb = self.time_emb_proj(self.nonlinearity(temb))[:, :, None, None]; h = h + temb
-        ie_tensor p = nn_buf2(c, tp, B, r->cout);                /* [B, Cout] */
+        ie_tensor p = nn_buf2(c, tp, B, r->cout); /* [B, Cout] */
         nn_linear(c, &p, emb_silu, &r->time_emb_proj);
         ie_tensor p4 = nn_as4(&p, B, r->cout, 1, 1);
         nn_add(c, &h, &h, &p4);
     }
     // h = self.conv2(self.dropout(self.nonlinearity(self.norm2(h))))
-    ie_tensor a2 = nn_buf4(c, t1, B, r->cout, H, W);             /* [B, Cout, H, W] */
+    ie_tensor a2 = nn_buf4(c, t1, B, r->cout, H, W); /* [B, Cout, H, W] */
     nn_group_norm(c, &a2, &h, &r->norm2, groups, eps, true);
     nn_conv2d(c, out, &a2, &r->conv2, 1, 1);
     // output_tensor = (self.conv_shortcut(input_tensor) + h) / output_scale_factor (= 1)

@@ -78,10 +78,10 @@ typedef struct sd_tap {
 /* --- slabs and the arena ------------------------------------------------------ */
 
 typedef struct nn_slab {
-    ie_tensor *t;    /* the buffer, [cap] */
-    int64_t cap;     /* elements allocated */
-    int64_t need;    /* elements the last plan asked for */
-    ie_dtype dtype;  /* IE_F32 unless set before the first plan */
+    ie_tensor *t;   /* the buffer, [cap] */
+    int64_t cap;    /* elements allocated */
+    int64_t need;   /* elements the last plan asked for */
+    ie_dtype dtype; /* IE_F32 unless set before the first plan */
 } nn_slab;
 
 #define NN_MAX_SLABS 192 /* >= UNET_MAX_SKIPS + the named slabs */
@@ -109,17 +109,16 @@ uint64_t nn_arena_bytes(const nn_arena *a);
 typedef struct nn_ctx {
     ie_backend *be;
     nn_arena *arena;
-    bool plan;          /* dry run: record slab sizes, run nothing */
-    ie_status status;   /* the first error; every later call is skipped */
-    char *err;          /* where the first error's message goes */
+    bool plan;        /* dry run: record slab sizes, run nothing */
+    ie_status status; /* the first error; every later call is skipped */
+    char *err;        /* where the first error's message goes */
     size_t errlen;
-    const char *model;  /* "unet", "vae", ... for messages */
-    char scope[96];     /* the block being run, for messages */
+    const char *model; /* "unet", "vae", ... for messages */
+    char scope[96];    /* the block being run, for messages */
     sd_tap tap;
 } nn_ctx;
 
-nn_ctx nn_ctx_make(ie_backend *be, nn_arena *arena, bool plan, const char *model, sd_tap tap,
-                   char *err, size_t errlen);
+nn_ctx nn_ctx_make(ie_backend *be, nn_arena *arena, bool plan, const char *model, sd_tap tap, char *err, size_t errlen);
 /* Names the block being run ("down_blocks.%d.attentions.%d"). */
 void nn_scope(nn_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Records an error (unless one is already recorded); returns c->status. */
@@ -152,14 +151,12 @@ ie_tensor nn_row(const ie_tensor *t, int64_t b);
 
 /* out = conv(x) with symmetric padding. */
 void nn_conv2d(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_conv *w, int stride, int pad);
-void nn_conv2d_p(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_conv *w,
-                 const ie_conv2d_params *p);
+void nn_conv2d_p(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_conv *w, const ie_conv2d_params *p);
 void nn_linear(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_lin *w);
-void nn_group_norm(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_norm *w, int groups,
-                   float eps, bool silu);
+void nn_group_norm(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_norm *w, int groups, float eps, bool silu);
 void nn_layer_norm(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_norm *w, float eps);
-void nn_attention(nn_ctx *c, ie_tensor *out, const ie_tensor *q, const ie_tensor *k,
-                  const ie_tensor *v, int heads, bool causal);
+void nn_attention(nn_ctx *c, ie_tensor *out, const ie_tensor *q, const ie_tensor *k, const ie_tensor *v, int heads,
+                  bool causal);
 void nn_unary(nn_ctx *c, ie_tensor *out, const ie_tensor *x, ie_unary_op op);
 void nn_scale(nn_ctx *c, ie_tensor *out, const ie_tensor *x, float scale, float bias);
 void nn_geglu(nn_ctx *c, ie_tensor *out, const ie_tensor *x);
@@ -167,8 +164,7 @@ void nn_add(nn_ctx *c, ie_tensor *out, const ie_tensor *a, const ie_tensor *b);
 void nn_concat(nn_ctx *c, ie_tensor *out, const ie_tensor *a, const ie_tensor *b);
 void nn_upsample(nn_ctx *c, ie_tensor *out, const ie_tensor *x);
 void nn_transpose(nn_ctx *c, ie_tensor *out, const ie_tensor *x);
-void nn_timestep_embedding(nn_ctx *c, ie_tensor *out, const ie_tensor *t, int dim, bool flip_sin_to_cos,
-                           float shift);
+void nn_timestep_embedding(nn_ctx *c, ie_tensor *out, const ie_tensor *t, int dim, bool flip_sin_to_cos, float shift);
 void nn_upload(nn_ctx *c, ie_tensor *t, const void *src);
 /* Records a failed op's status with the backend's message. */
 void nn_check(nn_ctx *c, ie_status s, const char *op);
@@ -181,9 +177,8 @@ void nn_check(nn_ctx *c, ie_status s, const char *op);
  *   h = conv2(silu(norm2(h)))
  *   out = conv_shortcut(x) + h                            (or x + h)
  * Scratch: t1 >= max(Cin, Cout)·HW·B, t2 >= Cout·HW·B, tp >= B·Cout. */
-void nn_resnet_forward(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_resnet *r,
-                       const ie_tensor *emb_silu, int groups, float eps, nn_slab *t1, nn_slab *t2,
-                       nn_slab *tp);
+void nn_resnet_forward(nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_resnet *r, const ie_tensor *emb_silu,
+                       int groups, float eps, nn_slab *t1, nn_slab *t2, nn_slab *tp);
 
 #ifdef __cplusplus
 }

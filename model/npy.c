@@ -30,7 +30,7 @@ static const struct {
     npy_dtype dtype;
     size_t size;
 } NPY_TYPES[] = {
-    {"<f4", NPY_F32, 4}, {"<f2", NPY_F16, 2}, {"<f8", NPY_F64, 8}, {"<i4", NPY_I32, 4},
+    {"<f4", NPY_F32, 4}, {"<f2", NPY_F16, 2}, {"<f8", NPY_F64, 8},  {"<i4", NPY_I32, 4},
     {"<i8", NPY_I64, 8}, {"|u1", NPY_U8, 1},  {"|b1", NPY_BOOL, 1},
 };
 
@@ -54,11 +54,9 @@ static const char *npy_find_key(const char *h, const char *key) {
     return p;
 }
 
-static ie_status npy_parse_header(const char *path, const char *h, npy_array *a, char *err,
-                                  size_t errlen) {
+static ie_status npy_parse_header(const char *path, const char *h, npy_array *a, char *err, size_t errlen) {
     const char *p = npy_find_key(h, "descr");
-    if (!p || (*p != '\'' && *p != '"'))
-        return npy_fail(IE_ERR_FORMAT, err, errlen, "%s: header has no 'descr'", path);
+    if (!p || (*p != '\'' && *p != '"')) return npy_fail(IE_ERR_FORMAT, err, errlen, "%s: header has no 'descr'", path);
     char descr[16] = {0};
     char q = *p++;
     size_t n = 0;
@@ -75,8 +73,7 @@ static ie_status npy_parse_header(const char *path, const char *h, npy_array *a,
         }
     if (!found)
         return npy_fail(IE_ERR_UNSUPPORTED, err, errlen,
-                        "%s: dtype '%s' is not supported (expected <f4, <f2, <f8, <i4, <i8, |u1, |b1)",
-                        path, descr);
+                        "%s: dtype '%s' is not supported (expected <f4, <f2, <f8, <i4, <i8, |u1, |b1)", path, descr);
 
     p = npy_find_key(h, "fortran_order");
     if (!p) return npy_fail(IE_ERR_FORMAT, err, errlen, "%s: header has no 'fortran_order'", path);
@@ -91,11 +88,9 @@ static ie_status npy_parse_header(const char *path, const char *h, npy_array *a,
     for (;;) {
         while (isspace((unsigned char)*p) || *p == ',') p++;
         if (*p == ')') break;
-        if (!isdigit((unsigned char)*p))
-            return npy_fail(IE_ERR_FORMAT, err, errlen, "%s: bad 'shape' in header", path);
+        if (!isdigit((unsigned char)*p)) return npy_fail(IE_ERR_FORMAT, err, errlen, "%s: bad 'shape' in header", path);
         if (a->ndim == NPY_MAX_DIMS)
-            return npy_fail(IE_ERR_UNSUPPORTED, err, errlen, "%s: more than %d dimensions", path,
-                            NPY_MAX_DIMS);
+            return npy_fail(IE_ERR_UNSUPPORTED, err, errlen, "%s: more than %d dimensions", path, NPY_MAX_DIMS);
         errno = 0;
         char *end;
         long long v = strtoll(p, &end, 10);
@@ -137,8 +132,7 @@ ie_status npy_read_stream(FILE *f, const char *path, npy_array *out, char *err, 
             s = npy_fail(IE_ERR_FORMAT, err, errlen, "%s: truncated header", path);
             goto done;
         }
-        hlen = (uint32_t)pre[8] | (uint32_t)pre[9] << 8 | (uint32_t)pre[10] << 16 |
-               (uint32_t)pre[11] << 24;
+        hlen = (uint32_t)pre[8] | (uint32_t)pre[9] << 8 | (uint32_t)pre[10] << 16 | (uint32_t)pre[11] << 24;
     } else {
         s = npy_fail(IE_ERR_UNSUPPORTED, err, errlen, "%s: .npy version %d.%d", path, pre[6], pre[7]);
         goto done;
@@ -166,8 +160,8 @@ ie_status npy_read_stream(FILE *f, const char *path, npy_array *out, char *err, 
         }
         if (end >= here && (uint64_t)(end - here) < (uint64_t)nbytes) {
             s = npy_fail(IE_ERR_FORMAT, err, errlen,
-                         "%s: truncated data (the header's shape needs %zu bytes, the file has %lld)", path,
-                         nbytes, (long long)(end - here));
+                         "%s: truncated data (the header's shape needs %zu bytes, the file has %lld)", path, nbytes,
+                         (long long)(end - here));
             goto done;
         }
     }
@@ -217,13 +211,33 @@ static float npy_half_to_float(uint16_t h) {
 
 static double npy_get(const npy_array *a, int64_t i) {
     switch (a->dtype) {
-    case NPY_F32: { float v; memcpy(&v, (char *)a->data + 4 * i, 4); return v; }
-    case NPY_F16: { uint16_t v; memcpy(&v, (char *)a->data + 2 * i, 2); return npy_half_to_float(v); }
-    case NPY_F64: { double v; memcpy(&v, (char *)a->data + 8 * i, 8); return v; }
-    case NPY_I32: { int32_t v; memcpy(&v, (char *)a->data + 4 * i, 4); return v; }
-    case NPY_I64: { int64_t v; memcpy(&v, (char *)a->data + 8 * i, 8); return (double)v; }
-    case NPY_U8:
-    case NPY_BOOL: return ((const uint8_t *)a->data)[i];
+        case NPY_F32: {
+            float v;
+            memcpy(&v, (char *)a->data + 4 * i, 4);
+            return v;
+        }
+        case NPY_F16: {
+            uint16_t v;
+            memcpy(&v, (char *)a->data + 2 * i, 2);
+            return npy_half_to_float(v);
+        }
+        case NPY_F64: {
+            double v;
+            memcpy(&v, (char *)a->data + 8 * i, 8);
+            return v;
+        }
+        case NPY_I32: {
+            int32_t v;
+            memcpy(&v, (char *)a->data + 4 * i, 4);
+            return v;
+        }
+        case NPY_I64: {
+            int64_t v;
+            memcpy(&v, (char *)a->data + 8 * i, 8);
+            return (double)v;
+        }
+        case NPY_U8:
+        case NPY_BOOL: return ((const uint8_t *)a->data)[i];
     }
     return 0;
 }
@@ -264,16 +278,14 @@ float *npy_load_f32(const char *path, int *ndim, int64_t *shape, char *err, size
     return o;
 }
 
-static ie_status npy_write(const char *path, const char *descr, const void *data, size_t elsize,
-                           int ndim, const int64_t *shape, char *err, size_t errlen) {
-    if (ndim < 0 || ndim > NPY_MAX_DIMS)
-        return npy_fail(IE_ERR_ARG, err, errlen, "%s: %d dimensions", path, ndim);
+static ie_status npy_write(const char *path, const char *descr, const void *data, size_t elsize, int ndim,
+                           const int64_t *shape, char *err, size_t errlen) {
+    if (ndim < 0 || ndim > NPY_MAX_DIMS) return npy_fail(IE_ERR_ARG, err, errlen, "%s: %d dimensions", path, ndim);
     char dict[256];
     int64_t numel = 1;
     int off = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
     for (int i = 0; i < ndim; i++) {
-        off += snprintf(dict + off, sizeof dict - (size_t)off, "%lld,%s", (long long)shape[i],
-                        i + 1 < ndim ? " " : "");
+        off += snprintf(dict + off, sizeof dict - (size_t)off, "%lld,%s", (long long)shape[i], i + 1 < ndim ? " " : "");
         numel *= shape[i];
     }
     off += snprintf(dict + off, sizeof dict - (size_t)off, "), }");
@@ -295,25 +307,22 @@ static ie_status npy_write(const char *path, const char *descr, const void *data
         free(header);
         return IE_ERR_IO;
     }
-    bool ok = fwrite(header, 1, padded, f.fp) == padded &&
-              fwrite(data, elsize, (size_t)numel, f.fp) == (size_t)numel;
+    bool ok = fwrite(header, 1, padded, f.fp) == padded && fwrite(data, elsize, (size_t)numel, f.fp) == (size_t)numel;
     free(header);
     if (!ok) {
         int e = errno;
         ie_afile_abort(&f);
-        return npy_fail(IE_ERR_IO, err, errlen, "%s: write failed (%s); the file was not changed", path,
-                        strerror(e));
+        return npy_fail(IE_ERR_IO, err, errlen, "%s: write failed (%s); the file was not changed", path, strerror(e));
     }
     return ie_afile_commit(&f, err, errlen) ? IE_OK : IE_ERR_IO;
 }
 
-ie_status npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape,
-                        char *err, size_t errlen) {
+ie_status npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape, char *err, size_t errlen) {
     return npy_write(path, "<f4", data, 4, ndim, shape, err, errlen);
 }
 
-ie_status npy_write_i32(const char *path, const int32_t *data, int ndim, const int64_t *shape,
-                        char *err, size_t errlen) {
+ie_status npy_write_i32(const char *path, const int32_t *data, int ndim, const int64_t *shape, char *err,
+                        size_t errlen) {
     return npy_write(path, "<i4", data, 4, ndim, shape, err, errlen);
 }
 

@@ -35,11 +35,11 @@ typedef enum npy_dtype {
 } npy_dtype;
 
 typedef struct npy_array {
-    npy_dtype dtype;     /* as stored in the file */
-    int ndim;            /* 0 for a scalar */
+    npy_dtype dtype; /* as stored in the file */
+    int ndim;        /* 0 for a scalar */
     int64_t shape[NPY_MAX_DIMS];
     int64_t numel;
-    void *data;          /* numel elements of dtype, malloc'ed */
+    void *data; /* numel elements of dtype, malloc'ed */
 } npy_array;
 
 /* Reads a whole file. On failure the status is IE_ERR_IO / IE_ERR_FORMAT /
@@ -59,10 +59,9 @@ int32_t *npy_to_i32(const npy_array *a);
 float *npy_load_f32(const char *path, int *ndim, int64_t *shape, char *err, size_t errlen);
 
 /* Writes numel = prod(shape) elements. */
-ie_status npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape,
-                        char *err, size_t errlen);
-ie_status npy_write_i32(const char *path, const int32_t *data, int ndim, const int64_t *shape,
-                        char *err, size_t errlen);
+ie_status npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape, char *err, size_t errlen);
+ie_status npy_write_i32(const char *path, const int32_t *data, int ndim, const int64_t *shape, char *err,
+                        size_t errlen);
 
 /* "[2, 4, 8, 8]" into buf; returns buf. */
 const char *npy_shape_str(const npy_array *a, char *buf, size_t n);

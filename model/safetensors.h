@@ -70,13 +70,13 @@ typedef struct st_file st_file;
 typedef struct st_tensor {
     const char *name;
     st_dtype dtype;
-    int ndim;                     /* 0 for a scalar */
-    int64_t shape[ST_MAX_DIMS];   /* outermost first; unused entries are 1 */
+    int ndim;                   /* 0 for a scalar */
+    int64_t shape[ST_MAX_DIMS]; /* outermost first; unused entries are 1 */
     int64_t numel;
-    const void *data;             /* into the mapping; may be unaligned */
-    size_t nbytes;                /* == numel * st_dtype_size(dtype) */
-    uint64_t file_offset;         /* of data, from the start of the file */
-    const st_file *file;          /* the file it lives in (for messages) */
+    const void *data;     /* into the mapping; may be unaligned */
+    size_t nbytes;        /* == numel * st_dtype_size(dtype) */
+    uint64_t file_offset; /* of data, from the start of the file */
+    const st_file *file;  /* the file it lives in (for messages) */
 } st_tensor;
 
 /* Maps and validates `path`. On failure *out is NULL, err holds the reason
@@ -85,8 +85,7 @@ ie_status st_open(const char *path, st_file **out, char *err, size_t errlen);
 
 /* The same checks on bytes already in memory, which are NOT copied: they must
  * outlive the st_file. `label` names the data in messages (e.g. "<memory>"). */
-ie_status st_open_memory(const void *data, size_t size, const char *label, st_file **out,
-                         char *err, size_t errlen);
+ie_status st_open_memory(const void *data, size_t size, const char *label, st_file **out, char *err, size_t errlen);
 
 void st_close(st_file *f);
 

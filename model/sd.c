@@ -33,8 +33,8 @@ static ie_status check_parts(const sd_weights *w, const sd_model_config *cfg, co
     return count ? IE_ERR_FORMAT : IE_OK;
 }
 
-ie_status sd_model_load(ie_backend *be, const char *path, const sd_load_options *opt, sd_model **out,
-                        char *err, size_t errlen) {
+ie_status sd_model_load(ie_backend *be, const char *path, const sd_load_options *opt, sd_model **out, char *err,
+                        size_t errlen) {
     *out = NULL;
     if (!path || !*path) {
         if (err && errlen)

@@ -53,17 +53,17 @@ enum {
 };
 
 typedef struct sd_load_options {
-    sd_wtype wtype;      /* SD_WTYPE_AUTO: fp16 on both backends */
-    int parts;           /* SD_PART_*; 0 = SD_PART_ALL */
-    const char *vae;     /* optional separate VAE (names.h sd_source_options), else NULL */
-    const char *lora;    /* optional LoRAs merged at load, "FILE[:SCALE];..." (lora.h), else NULL */
-    sd_ema_mode ema;     /* a checkpoint's EMA copy (names.h) */
-    bool keep_weights;   /* keep the mapped weights (sd_model.weights) after loading */
+    sd_wtype wtype;    /* SD_WTYPE_AUTO: fp16 on both backends */
+    int parts;         /* SD_PART_*; 0 = SD_PART_ALL */
+    const char *vae;   /* optional separate VAE (names.h sd_source_options), else NULL */
+    const char *lora;  /* optional LoRAs merged at load, "FILE[:SCALE];..." (lora.h), else NULL */
+    sd_ema_mode ema;   /* a checkpoint's EMA copy (names.h) */
+    bool keep_weights; /* keep the mapped weights (sd_model.weights) after loading */
 } sd_load_options;
 
 typedef struct sd_model {
     sd_model_config config;
-    clip_tokenizer *tokenizer;  /* NULL when not asked for */
+    clip_tokenizer *tokenizer; /* NULL when not asked for */
     clip_text_model *text;
     unet *unet;
     vae *vae;                   /* encoder and/or decoder, as asked */
@@ -75,8 +75,8 @@ typedef struct sd_model {
 /* Loads the asked parts; every one must be present. On failure nothing is
  * kept and err says what was missing or wrong (tensors named). sd_model_free
  * frees everything the model holds, the kept weights included. */
-ie_status sd_model_load(ie_backend *be, const char *path, const sd_load_options *opt, sd_model **out,
-                        char *err, size_t errlen);
+ie_status sd_model_load(ie_backend *be, const char *path, const sd_load_options *opt, sd_model **out, char *err,
+                        size_t errlen);
 void sd_model_free(sd_model *m);
 
 #ifdef __cplusplus

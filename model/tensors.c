@@ -22,13 +22,13 @@ ie_tensor *sd_bind(sd_walk *w, int ndim, const int64_t *shape, const char *fmt, 
     return w->tensor(w, ndim, shape, name);
 }
 
-#define FORMAT_NAME(buf, fmt)                 \
-    char buf[200];                            \
-    do {                                      \
-        va_list ap_;                          \
-        va_start(ap_, fmt);                   \
-        vsnprintf(buf, sizeof buf, fmt, ap_); \
-        va_end(ap_);                          \
+#define FORMAT_NAME(buf, fmt)                                                                                          \
+    char buf[200];                                                                                                     \
+    do {                                                                                                               \
+        va_list ap_;                                                                                                   \
+        va_start(ap_, fmt);                                                                                            \
+        vsnprintf(buf, sizeof buf, fmt, ap_);                                                                          \
+        va_end(ap_);                                                                                                   \
     } while (0)
 
 void sd_bind_conv(sd_walk *w, nn_conv *c, int cout, int cin, int k, bool bias, const char *fmt, ...) {
@@ -81,8 +81,7 @@ static void bind_proj(sd_walk *w, nn_conv *pr, int C, bool linear, const char *n
 }
 
 /* Transformer2DModel (SD 1.x: GEGLU feed-forward, inner dim 4C). */
-static void bind_transformer(sd_walk *w, unet_transformer *tf, int C, int heads, int D, bool linear,
-                             const char *name) {
+static void bind_transformer(sd_walk *w, unet_transformer *tf, int C, int heads, int D, bool linear, const char *name) {
     tf->channels = C;
     tf->heads = heads;
     sd_bind_norm(w, &tf->norm, C, "%s.norm", name);
@@ -185,8 +184,8 @@ void sd_vae_walk(sd_walk *w, const sd_vae_config *cfg, vae_encoder *E, vae_decod
         int cin = ch[0];
         for (int i = 0; i < n; i++) {
             for (int j = 0; j < lpb; j++)
-                sd_bind_resnet(w, &E->down[i][j], j == 0 ? cin : ch[i], ch[i], 0,
-                               "encoder.down_blocks.%d.resnets.%d", i, j);
+                sd_bind_resnet(w, &E->down[i][j], j == 0 ? cin : ch[i], ch[i], 0, "encoder.down_blocks.%d.resnets.%d",
+                               i, j);
             if (i < n - 1)
                 sd_bind_conv(w, &E->downsamplers[i], ch[i], ch[i], 3, true,
                              "encoder.down_blocks.%d.downsamplers.0.conv", i);
@@ -241,7 +240,7 @@ void sd_clip_text_walk(sd_walk *w, const sd_clip_text_config *cfg, clip_weights 
 /* --- the expected tensors (config.h): the walks with a recorder ------------------------------ */
 
 typedef struct recorder {
-    sd_walk walk; /* first: the walks call back through it */
+    sd_walk walk;  /* first: the walks call back through it */
     GArray *specs; /* sd_tensor_spec */
     char prefix[32];
 } recorder;

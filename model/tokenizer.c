@@ -55,13 +55,17 @@ static void us_from_utf8(ustr *s, const char *text, size_t len) {
         int need;
         uint32_t cp;
         uint8_t lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-        if (b >= 0xC2 && b <= 0xDF) { need = 1; cp = b & 0x1F; }
-        else if (b >= 0xE0 && b <= 0xEF) {
-            need = 2; cp = b & 0x0F;
+        if (b >= 0xC2 && b <= 0xDF) {
+            need = 1;
+            cp = b & 0x1F;
+        } else if (b >= 0xE0 && b <= 0xEF) {
+            need = 2;
+            cp = b & 0x0F;
             if (b == 0xE0) lo = 0xA0;
             if (b == 0xED) hi = 0x9F; /* no surrogates */
         } else if (b >= 0xF0 && b <= 0xF4) {
-            need = 3; cp = b & 0x07;
+            need = 3;
+            cp = b & 0x07;
             if (b == 0xF0) lo = 0x90;
             if (b == 0xF4) hi = 0x8F;
         } else {
@@ -72,10 +76,16 @@ static void us_from_utf8(ustr *s, const char *text, size_t len) {
         size_t k = 1;
         bool ok = true;
         for (; k <= (size_t)need; k++) {
-            if (i + k >= len) { ok = false; break; }
+            if (i + k >= len) {
+                ok = false;
+                break;
+            }
             uint8_t c = p[i + k];
             uint8_t l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
-            if (c < l || c > h) { ok = false; break; }
+            if (c < l || c > h) {
+                ok = false;
+                break;
+            }
             cp = (cp << 6) | (c & 0x3F);
         }
         if (ok) {
@@ -88,9 +98,7 @@ static void us_from_utf8(ustr *s, const char *text, size_t len) {
     }
 }
 
-static void us_append_utf8(ustr *s, const char *text) {
-    us_from_utf8(s, text, strlen(text));
-}
+static void us_append_utf8(ustr *s, const char *text) { us_from_utf8(s, text, strlen(text)); }
 
 /* Code points -> UTF-8 (NUL code points are dropped; there are none after
  * cleaning). g_free the result. */
@@ -114,7 +122,8 @@ static const char *cpmap_find(const tok_cpmap *m, size_t n, uint32_t c) {
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         if (m[mid].cp == c) return m[mid].value;
-        if (m[mid].cp < c) lo = mid + 1; else hi = mid;
+        if (m[mid].cp < c) lo = mid + 1;
+        else hi = mid;
     }
     return NULL;
 }
@@ -125,7 +134,8 @@ static const char *entity_find(const tok_entity *t, size_t n, const char *name) 
         size_t mid = (lo + hi) / 2;
         int c = strcmp(t[mid].name, name);
         if (c == 0) return t[mid].value;
-        if (c < 0) lo = mid + 1; else hi = mid;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
     }
     return NULL;
 }
@@ -133,18 +143,20 @@ static const char *entity_find(const tok_entity *t, size_t n, const char *name) 
 /* --- html.unescape (Python's html module) -------------------------------- */
 
 static bool is_ascii_digit(uint32_t c) { return c >= '0' && c <= '9'; }
-static bool is_ascii_hex(uint32_t c) {
-    return is_ascii_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-static bool is_ascii_alnum(uint32_t c) {
-    return is_ascii_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
+static bool is_ascii_hex(uint32_t c) { return is_ascii_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+static bool is_ascii_alnum(uint32_t c) { return is_ascii_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 /* The text of numeric character reference `num` (saturated at 0x110000). */
 static void charref_text(ustr *out, uint32_t num) {
     const char *r = cpmap_find(TOK_INVALID_CHARREFS, G_N_ELEMENTS(TOK_INVALID_CHARREFS), num);
-    if (r) { us_append_utf8(out, r); return; }
-    if ((num >= 0xD800 && num <= 0xDFFF) || num > 0x10FFFF) { us_push(out, 0xFFFD); return; }
+    if (r) {
+        us_append_utf8(out, r);
+        return;
+    }
+    if ((num >= 0xD800 && num <= 0xDFFF) || num > 0x10FFFF) {
+        us_push(out, 0xFFFD);
+        return;
+    }
     for (size_t i = 0; i < G_N_ELEMENTS(TOK_INVALID_CODEPOINTS); i++)
         if (num >= TOK_INVALID_CODEPOINTS[i][0] && num <= TOK_INVALID_CODEPOINTS[i][1]) return;
     us_push(out, num);
@@ -179,9 +191,7 @@ static size_t html_charref(const ustr *s, size_t i, ustr *out) {
     size_t k = j;
     while (k < n && k - j < 32) {
         uint32_t c = v[k];
-        if (c == '\t' || c == '\n' || c == '\f' || c == ' ' || c == '<' || c == '&' || c == '#' ||
-            c == ';')
-            break;
+        if (c == '\t' || c == '\n' || c == '\f' || c == ' ' || c == '<' || c == '&' || c == '#' || c == ';') break;
         k++;
     }
     if (k == j) return 0;
@@ -218,7 +228,10 @@ static void html_unescape(const ustr *s, ustr *out) {
     for (size_t i = 0; i < s->n;) {
         if (s->v[i] == '&') {
             size_t used = html_charref(s, i, out);
-            if (used) { i += used; continue; }
+            if (used) {
+                i += used;
+                continue;
+            }
         }
         us_push(out, s->v[i++]);
     }
@@ -272,8 +285,8 @@ static void ftfy_unescape_html(const ustr *s, ustr *out) {
 }
 
 static bool ftfy_control_char(uint32_t c) {
-    return c <= 0x08 || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F ||
-           (c >= 0x206A && c <= 0x206F) || c == 0xFEFF || (c >= 0xFFF9 && c <= 0xFFFC);
+    return c <= 0x08 || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F || (c >= 0x206A && c <= 0x206F) ||
+           c == 0xFEFF || (c >= 0xFFF9 && c <= 0xFFFC);
 }
 
 /* One pass of fix_and_explain's steps, in ftfy's order. */
@@ -289,19 +302,23 @@ static void ftfy_pass(ustr *s, bool unescape) {
     for (size_t i = 0; i < s->n; i++) {
         uint32_t c = s->v[i];
         const char *r = NULL;
-        if (c >= 0x80 && c <= 0x9F)
-            r = cpmap_find(TOK_INVALID_CHARREFS, G_N_ELEMENTS(TOK_INVALID_CHARREFS), c);
-        if (r) { us_append_utf8(&a, r); continue; }
+        if (c >= 0x80 && c <= 0x9F) r = cpmap_find(TOK_INVALID_CHARREFS, G_N_ELEMENTS(TOK_INVALID_CHARREFS), c);
+        if (r) {
+            us_append_utf8(&a, r);
+            continue;
+        }
         us_push(&a, c);
     }
     for (size_t i = 0; i < a.n; i++) {
         const char *r = cpmap_find(TOK_LIGATURES, G_N_ELEMENTS(TOK_LIGATURES), a.v[i]);
-        if (r) us_append_utf8(&b, r); else us_push(&b, a.v[i]);
+        if (r) us_append_utf8(&b, r);
+        else us_push(&b, a.v[i]);
     }
     a.n = 0;
     for (size_t i = 0; i < b.n; i++) {
         const char *r = cpmap_find(TOK_WIDTH_MAP, G_N_ELEMENTS(TOK_WIDTH_MAP), b.v[i]);
-        if (r) us_append_utf8(&a, r); else us_push(&a, b.v[i]);
+        if (r) us_append_utf8(&a, r);
+        else us_push(&a, b.v[i]);
     }
     b.n = 0;
     for (size_t i = 0; i < a.n; i++) {
@@ -340,7 +357,8 @@ static void ftfy_pass(ustr *s, bool unescape) {
     char *nfc = g_utf8_normalize(u, -1, G_NORMALIZE_NFC);
     s->n = 0;
     if (nfc) us_append_utf8(s, nfc);
-    else for (size_t i = 0; i < a.n; i++) us_push(s, a.v[i]);
+    else
+        for (size_t i = 0; i < a.n; i++) us_push(s, a.v[i]);
     g_free(nfc);
     g_free(u);
     us_free(&a);
@@ -383,26 +401,23 @@ static void ftfy_fix_text(const ustr *in, ustr *out) {
 
 static bool is_cased(uint32_t c) {
     GUnicodeType t = g_unichar_type(c);
-    return t == G_UNICODE_UPPERCASE_LETTER || t == G_UNICODE_LOWERCASE_LETTER ||
-           t == G_UNICODE_TITLECASE_LETTER || g_unichar_toupper(c) != c ||
-           cpmap_find(TOK_LOWER, G_N_ELEMENTS(TOK_LOWER), c) != NULL;
+    return t == G_UNICODE_UPPERCASE_LETTER || t == G_UNICODE_LOWERCASE_LETTER || t == G_UNICODE_TITLECASE_LETTER ||
+           g_unichar_toupper(c) != c || cpmap_find(TOK_LOWER, G_N_ELEMENTS(TOK_LOWER), c) != NULL;
 }
 
 static bool is_case_ignorable(uint32_t c) {
     switch (g_unichar_type(c)) {
-    case G_UNICODE_NON_SPACING_MARK:
-    case G_UNICODE_ENCLOSING_MARK:
-    case G_UNICODE_FORMAT:
-    case G_UNICODE_MODIFIER_LETTER:
-    case G_UNICODE_MODIFIER_SYMBOL:
-        return true;
-    default:
-        break;
+        case G_UNICODE_NON_SPACING_MARK:
+        case G_UNICODE_ENCLOSING_MARK:
+        case G_UNICODE_FORMAT:
+        case G_UNICODE_MODIFIER_LETTER:
+        case G_UNICODE_MODIFIER_SYMBOL: return true;
+        default: break;
     }
     /* Word_Break MidLetter / MidNumLet / Single_Quote */
-    return c == '\'' || c == '.' || c == ':' || c == 0xB7 || c == 0x387 || c == 0x5F4 ||
-           c == 0x2018 || c == 0x2019 || c == 0x2024 || c == 0x2027 || c == 0xFE13 ||
-           c == 0xFE52 || c == 0xFE55 || c == 0xFF07 || c == 0xFF0E || c == 0xFF1A;
+    return c == '\'' || c == '.' || c == ':' || c == 0xB7 || c == 0x387 || c == 0x5F4 || c == 0x2018 || c == 0x2019 ||
+           c == 0x2024 || c == 0x2027 || c == 0xFE13 || c == 0xFE52 || c == 0xFE55 || c == 0xFF07 || c == 0xFF0E ||
+           c == 0xFF1A;
 }
 
 /* Python's str.lower(): its per-character table (TOK_LOWER, which has
@@ -425,7 +440,8 @@ static void py_lower(const ustr *s, ustr *out) {
             us_push(out, (uint32_t)g_ascii_tolower((char)c));
         } else {
             const char *l = cpmap_find(TOK_LOWER, G_N_ELEMENTS(TOK_LOWER), c);
-            if (l) us_append_utf8(out, l); else us_push(out, c);
+            if (l) us_append_utf8(out, l);
+            else us_push(out, c);
         }
     }
 }
@@ -472,25 +488,21 @@ char *clip_text_clean(const char *text) {
 
 static bool is_letter(uint32_t c) {
     switch (g_unichar_type(c)) {
-    case G_UNICODE_LOWERCASE_LETTER:
-    case G_UNICODE_UPPERCASE_LETTER:
-    case G_UNICODE_TITLECASE_LETTER:
-    case G_UNICODE_MODIFIER_LETTER:
-    case G_UNICODE_OTHER_LETTER:
-        return true;
-    default:
-        return false;
+        case G_UNICODE_LOWERCASE_LETTER:
+        case G_UNICODE_UPPERCASE_LETTER:
+        case G_UNICODE_TITLECASE_LETTER:
+        case G_UNICODE_MODIFIER_LETTER:
+        case G_UNICODE_OTHER_LETTER: return true;
+        default: return false;
     }
 }
 
 static bool is_number(uint32_t c) {
     switch (g_unichar_type(c)) {
-    case G_UNICODE_DECIMAL_NUMBER:
-    case G_UNICODE_LETTER_NUMBER:
-    case G_UNICODE_OTHER_NUMBER:
-        return true;
-    default:
-        return false;
+        case G_UNICODE_DECIMAL_NUMBER:
+        case G_UNICODE_LETTER_NUMBER:
+        case G_UNICODE_OTHER_NUMBER: return true;
+        default: return false;
     }
 }
 
@@ -540,8 +552,8 @@ static GArray *pretokenize(const ustr *s) {
                     p.len = 1;
                 } else if (!py_isspace(c) && c != 0x345) {
                     size_t k = i;
-                    while (k < s->n && !py_isspace(s->v[k]) && s->v[k] != 0x345 &&
-                           !is_letter(s->v[k]) && !is_number(s->v[k]))
+                    while (k < s->n && !py_isspace(s->v[k]) && s->v[k] != 0x345 && !is_letter(s->v[k]) &&
+                           !is_number(s->v[k]))
                         k++;
                     p.len = k - i;
                 }
@@ -567,17 +579,17 @@ typedef struct merge_slot {
 } merge_slot;
 
 struct clip_tokenizer {
-    GHashTable *vocab;     /* token string -> id + 1 (GINT_TO_POINTER) */
-    char **id_to_token;    /* [vocab_size], NULL for unused ids */
+    GHashTable *vocab;  /* token string -> id + 1 (GINT_TO_POINTER) */
+    char **id_to_token; /* [vocab_size], NULL for unused ids */
     int vocab_size;
     int32_t bos, eos;
-    GHashTable *symbols;   /* symbol string -> id + 1 */
-    GPtrArray *sym_str;    /* id -> string */
-    GArray *sym_vocab;     /* id -> vocab id or -1 */
+    GHashTable *symbols; /* symbol string -> id + 1 */
+    GPtrArray *sym_str;  /* id -> string */
+    GArray *sym_vocab;   /* id -> vocab id or -1 */
     merge_slot *merges;
-    size_t merge_cap;      /* power of two */
+    size_t merge_cap; /* power of two */
     int n_merges;
-    GArray *rank_pair;     /* rank -> (left, right), for validating heap entries */
+    GArray *rank_pair;                            /* rank -> (left, right), for validating heap entries */
     int32_t byte_sym[256], byte_sym_end[256];     /* symbol of u(b), u(b)</w>, or -1 */
     int32_t byte_vocab[256], byte_vocab_end[256]; /* their vocab ids (or EOS) */
     int16_t byte_decoder[0x200];                  /* code point -> byte, -1 */
@@ -586,8 +598,7 @@ struct clip_tokenizer {
 /* GPT-2 / CLIP bytes_to_unicode(): printable Latin-1 bytes map to
  * themselves, the other 68 to U+0100.. in byte order. */
 static uint32_t byte_to_unicode(int b) {
-    if ((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF))
-        return (uint32_t)b;
+    if ((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) return (uint32_t)b;
     int n = 0;
     for (int x = 0; x < b; x++)
         if (!((x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF))) n++;
@@ -653,8 +664,8 @@ static int32_t pair_rank(const clip_tokenizer *t, int32_t a, int32_t b, int32_t 
     return m->rank;
 }
 
-static ie_status load_vocab(clip_tokenizer *t, const char *json, size_t len, const char *label,
-                            char *err, size_t errlen) {
+static ie_status load_vocab(clip_tokenizer *t, const char *json, size_t len, const char *label, char *err,
+                            size_t errlen) {
     if (!g_utf8_validate(json, (gssize)len, NULL)) {
         ie_set_err(err, errlen, "%s: not valid UTF-8 JSON", label);
         return IE_ERR_FORMAT;
@@ -678,8 +689,8 @@ static ie_status load_vocab(clip_tokenizer *t, const char *json, size_t len, con
     int max_id = -1;
     json_object_iter_init(&it, o);
     while (json_object_iter_next(&it, &k, &v)) {
-        if (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_INT64 ||
-            json_node_get_int(v) < 0 || json_node_get_int(v) >= (1 << 24)) {
+        if (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_INT64 || json_node_get_int(v) < 0 ||
+            json_node_get_int(v) >= (1 << 24)) {
             ie_set_err(err, errlen, "%s: token \"%.64s\": expected an id in [0, %d)", label, k, 1 << 24);
             goto done;
         }
@@ -695,8 +706,8 @@ static ie_status load_vocab(clip_tokenizer *t, const char *json, size_t len, con
     while (json_object_iter_next(&it, &k, &v)) {
         int id = (int)json_node_get_int(v);
         if (t->id_to_token[id]) {
-            ie_set_err(err, errlen, "%s: id %d is used by both \"%.64s\" and \"%.64s\"", label, id,
-                    t->id_to_token[id], k);
+            ie_set_err(err, errlen, "%s: id %d is used by both \"%.64s\" and \"%.64s\"", label, id, t->id_to_token[id],
+                       k);
             goto done;
         }
         t->id_to_token[id] = g_strdup(k);
@@ -705,8 +716,10 @@ static ie_status load_vocab(clip_tokenizer *t, const char *json, size_t len, con
     t->bos = clip_tokenizer_lookup(t, "<|startoftext|>");
     t->eos = clip_tokenizer_lookup(t, "<|endoftext|>");
     if (t->bos < 0 || t->eos < 0) {
-        ie_set_err(err, errlen, "%s: no \"%s\" entry (a CLIP vocabulary has <|startoftext|> and "
-                "<|endoftext|>)", label, t->bos < 0 ? "<|startoftext|>" : "<|endoftext|>");
+        ie_set_err(err, errlen,
+                   "%s: no \"%s\" entry (a CLIP vocabulary has <|startoftext|> and "
+                   "<|endoftext|>)",
+                   label, t->bos < 0 ? "<|startoftext|>" : "<|endoftext|>");
         goto done;
     }
     st = IE_OK;
@@ -719,8 +732,8 @@ done:
 /* merges.txt as the reference reads it: text.strip().split('\n')[1:48895],
  * each line split on whitespace; only two-part lines can ever match a pair;
  * a repeated pair keeps its last rank. */
-static ie_status load_merges(clip_tokenizer *t, const char *text, size_t len, const char *label,
-                             char *err, size_t errlen) {
+static ie_status load_merges(clip_tokenizer *t, const char *text, size_t len, const char *label, char *err,
+                             size_t errlen) {
     if (!g_utf8_validate(text, (gssize)len, NULL)) {
         ie_set_err(err, errlen, "%s: not valid UTF-8 text", label);
         return IE_ERR_FORMAT;
@@ -754,7 +767,10 @@ static ie_status load_merges(clip_tokenizer *t, const char *text, size_t len, co
                 if (i >= end) break;
                 size_t a = i;
                 while (i < end && !py_isspace(all.v[i])) i++;
-                if (np < 3) { parts[np][0] = a; parts[np][1] = i; }
+                if (np < 3) {
+                    parts[np][0] = a;
+                    parts[np][1] = i;
+                }
                 np++;
             }
             int32_t pair[2] = {-1, -1};
@@ -806,9 +822,8 @@ static void finish_tables(clip_tokenizer *t) {
     }
 }
 
-ie_status clip_tokenizer_load_memory(const char *vocab_json, size_t vocab_len, const char *merges,
-                                     size_t merges_len, const char *label, clip_tokenizer **out,
-                                     char *err, size_t errlen) {
+ie_status clip_tokenizer_load_memory(const char *vocab_json, size_t vocab_len, const char *merges, size_t merges_len,
+                                     const char *label, clip_tokenizer **out, char *err, size_t errlen) {
     *out = NULL;
     clip_tokenizer *t = g_new0(clip_tokenizer, 1);
     t->vocab = g_hash_table_new(g_str_hash, g_str_equal);
@@ -829,13 +844,11 @@ ie_status clip_tokenizer_load_memory(const char *vocab_json, size_t vocab_len, c
     return IE_OK;
 }
 
-static ie_status read_file(const char *path, const char *what, char **text, size_t *len,
-                           char *err, size_t errlen) {
+static ie_status read_file(const char *path, const char *what, char **text, size_t *len, char *err, size_t errlen) {
     GError *gerr = NULL;
     gsize n = 0;
     if (!g_file_get_contents(path, text, &n, &gerr)) {
-        ie_set_err(err, errlen, "%s: cannot read the tokenizer's %s: %s", path, what,
-                gerr ? gerr->message : "error");
+        ie_set_err(err, errlen, "%s: cannot read the tokenizer's %s: %s", path, what, gerr ? gerr->message : "error");
         if (gerr) g_error_free(gerr);
         return IE_ERR_IO;
     }
@@ -843,8 +856,8 @@ static ie_status read_file(const char *path, const char *what, char **text, size
     return IE_OK;
 }
 
-ie_status clip_tokenizer_load(const char *vocab_json, const char *merges_txt, clip_tokenizer **out,
-                              char *err, size_t errlen) {
+ie_status clip_tokenizer_load(const char *vocab_json, const char *merges_txt, clip_tokenizer **out, char *err,
+                              size_t errlen) {
     *out = NULL;
     char *v = NULL, *m = NULL;
     size_t vn = 0, mn = 0;
@@ -869,8 +882,7 @@ ie_status clip_tokenizer_load(const char *vocab_json, const char *merges_txt, cl
     return st;
 }
 
-ie_status clip_tokenizer_load_dir(const char *dir, clip_tokenizer **out, char *err,
-                                  size_t errlen) {
+ie_status clip_tokenizer_load_dir(const char *dir, clip_tokenizer **out, char *err, size_t errlen) {
     char *v = g_build_filename(dir, "vocab.json", NULL);
     char *m = g_build_filename(dir, "merges.txt", NULL);
     ie_status st = clip_tokenizer_load(v, m, out, err, errlen);
@@ -1025,8 +1037,7 @@ int clip_tokenize(const clip_tokenizer *t, const char *text, int32_t *ids, int c
     return n;
 }
 
-int clip_encode(const clip_tokenizer *t, const char *text, int32_t *ids, int length,
-                bool *truncated) {
+int clip_encode(const clip_tokenizer *t, const char *text, int32_t *ids, int length, bool *truncated) {
     GArray *a = tokenize_all(t, text);
     int n = (int)a->len, keep = length - 2;
     if (keep < 0) keep = 0;
@@ -1053,8 +1064,7 @@ char *clip_decode(const clip_tokenizer *t, const int32_t *ids, int n) {
                 uint8_t b = (uint8_t)t->byte_decoder[c];
                 g_byte_array_append(bytes, &b, 1);
             } else {
-                g_byte_array_append(bytes, (const guint8 *)p,
-                                    (guint)(g_utf8_next_char(p) - p));
+                g_byte_array_append(bytes, (const guint8 *)p, (guint)(g_utf8_next_char(p) - p));
             }
         }
     }
@@ -1064,8 +1074,7 @@ char *clip_decode(const clip_tokenizer *t, const int32_t *ids, int n) {
     /* "</w>" -> " ", then strip */
     ustr r = {0};
     for (size_t i = 0; i < u.n; i++) {
-        if (u.v[i] == '<' && i + 3 < u.n && u.v[i + 1] == '/' && u.v[i + 2] == 'w' &&
-            u.v[i + 3] == '>') {
+        if (u.v[i] == '<' && i + 3 < u.n && u.v[i + 1] == '/' && u.v[i + 2] == 'w' && u.v[i + 3] == '>') {
             us_push(&r, ' ');
             i += 3;
         } else {
@@ -1095,8 +1104,8 @@ static size_t token_text_length(const clip_tokenizer *t, int32_t id) {
 }
 
 /* get_word_inds for a set of word indices (bitmap over words). */
-static int word_positions(const clip_tokenizer *t, const char *text, const bool *want,
-                          const size_t *word_len, size_t n_words, int *pos, int cap) {
+static int word_positions(const clip_tokenizer *t, const char *text, const bool *want, const size_t *word_len,
+                          size_t n_words, int *pos, int cap) {
     GArray *ids = tokenize_all(t, text);
     int count = 0;
     size_t cur = 0, ptr = 0;
@@ -1148,8 +1157,7 @@ int clip_word_positions(const clip_tokenizer *t, const char *text, int word, int
     return r;
 }
 
-int clip_word_positions_str(const clip_tokenizer *t, const char *text, const char *word_text,
-                            int *pos, int cap) {
+int clip_word_positions_str(const clip_tokenizer *t, const char *text, const char *word_text, int *pos, int cap) {
     if (!text || !word_text) return 0;
     ustr u = {0}, w = {0};
     us_append_utf8(&w, word_text);
@@ -1157,8 +1165,7 @@ int clip_word_positions_str(const clip_tokenizer *t, const char *text, const cha
     size_t n = split_words(text, &u, &starts, &lens);
     bool *want = g_new0(bool, n), any = false;
     for (size_t i = 0; i < n; i++)
-        if (lens[i] == w.n && (w.n == 0 || memcmp(u.v + starts[i], w.v, w.n * sizeof *w.v) == 0))
-            want[i] = any = true;
+        if (lens[i] == w.n && (w.n == 0 || memcmp(u.v + starts[i], w.v, w.n * sizeof *w.v) == 0)) want[i] = any = true;
     int r = any ? word_positions(t, text, want, lens, n, pos, cap) : 0;
     g_free(want);
     g_free(starts);

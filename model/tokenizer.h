@@ -65,15 +65,13 @@ typedef struct clip_tokenizer clip_tokenizer;
 
 /* Loads vocab.json and merges.txt. IE_ERR_IO names a missing/unreadable
  * file; IE_ERR_FORMAT names the file and what is wrong in it. */
-ie_status clip_tokenizer_load(const char *vocab_json, const char *merges_txt,
-                              clip_tokenizer **out, char *err, size_t errlen);
+ie_status clip_tokenizer_load(const char *vocab_json, const char *merges_txt, clip_tokenizer **out, char *err,
+                              size_t errlen);
 /* dir/vocab.json + dir/merges.txt (a diffusers "tokenizer" folder). */
-ie_status clip_tokenizer_load_dir(const char *dir, clip_tokenizer **out, char *err,
-                                  size_t errlen);
+ie_status clip_tokenizer_load_dir(const char *dir, clip_tokenizer **out, char *err, size_t errlen);
 /* The same from memory (`label` names them in messages). */
-ie_status clip_tokenizer_load_memory(const char *vocab_json, size_t vocab_len, const char *merges,
-                                     size_t merges_len, const char *label, clip_tokenizer **out,
-                                     char *err, size_t errlen);
+ie_status clip_tokenizer_load_memory(const char *vocab_json, size_t vocab_len, const char *merges, size_t merges_len,
+                                     const char *label, clip_tokenizer **out, char *err, size_t errlen);
 /* The standard CLIP ViT-L/14 vocabulary that ships with the library
  * (model/data/bpe_simple_vocab_16e6.txt.gz, OpenAI CLIP, MIT licence):
  * 49,408 ids derived from the BPE file as simple_tokenizer.py does (256
@@ -82,8 +80,8 @@ ie_status clip_tokenizer_load_memory(const char *vocab_json, size_t vocab_len, c
 #define CLIP_BUILTIN_VOCAB_SIZE 49408
 ie_status clip_tokenizer_load_builtin(clip_tokenizer **out, char *err, size_t errlen);
 /* The same vocabulary as vocab.json text and merges.txt text (g_free both). */
-ie_status clip_builtin_vocab_text(char **vocab_json, size_t *vocab_len, char **merges, size_t *merges_len,
-                                  char *err, size_t errlen);
+ie_status clip_builtin_vocab_text(char **vocab_json, size_t *vocab_len, char **merges, size_t *merges_len, char *err,
+                                  size_t errlen);
 void clip_tokenizer_free(clip_tokenizer *tok);
 
 int clip_tokenizer_vocab_size(const clip_tokenizer *tok); /* largest id + 1 */
@@ -106,8 +104,7 @@ int clip_tokenize(const clip_tokenizer *tok, const char *text, int32_t *ids, int
  * tokens, EOS, then EOS padding (length 77 for SD 1.x; length >= 2).
  * Returns the number of tokens before truncation; *truncated (may be NULL)
  * is set when tokens were dropped. */
-int clip_encode(const clip_tokenizer *tok, const char *text, int32_t *ids, int length,
-                bool *truncated);
+int clip_encode(const clip_tokenizer *tok, const char *text, int32_t *ids, int length, bool *truncated);
 
 /* Text of ids: token strings concatenated, bytes decoded (invalid UTF-8 ->
  * U+FFFD as Python's errors="replace"), "</w>" -> " ", then stripped.
@@ -124,8 +121,7 @@ char *clip_decode(const clip_tokenizer *tok, const int32_t *ids, int n);
  * Positions are not limited to the 77-token window. */
 int clip_word_positions(const clip_tokenizer *tok, const char *text, int word, int *pos, int cap);
 /* The same for every word equal to `word_text`. */
-int clip_word_positions_str(const clip_tokenizer *tok, const char *text, const char *word_text,
-                            int *pos, int cap);
+int clip_word_positions_str(const clip_tokenizer *tok, const char *text, const char *word_text, int *pos, int cap);
 
 #ifdef __cplusplus
 }

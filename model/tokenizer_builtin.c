@@ -123,8 +123,8 @@ ie_status clip_tokenizer_load_builtin(clip_tokenizer **out, char *err, size_t er
     return st;
 }
 
-ie_status sd_tokenizer_open(const sd_weights *w, const sd_model_config *cfg, struct clip_tokenizer **out,
-                            char *source, size_t source_len, char *err, size_t errlen) {
+ie_status sd_tokenizer_open(const sd_weights *w, const sd_model_config *cfg, struct clip_tokenizer **out, char *source,
+                            size_t source_len, char *err, size_t errlen) {
     *out = NULL;
     const char *dir = sd_weights_tokenizer_dir(w);
     if (dir) {
@@ -133,15 +133,16 @@ ie_status sd_tokenizer_open(const sd_weights *w, const sd_model_config *cfg, str
     }
     if (!cfg || !cfg->has[SD_TEXT_ENCODER]) {
         ie_set_err(err, errlen, "%s: no tokenizer folder (tokenizer/vocab.json, merges.txt) and no text encoder",
-                sd_weights_path(w));
+                   sd_weights_path(w));
         return IE_ERR_FORMAT;
     }
     if (cfg->text.vocab_size != CLIP_BUILTIN_VOCAB_SIZE) {
-        ie_set_err(err, errlen,
-                "%s: no tokenizer/ folder next to the weights, and the text encoder has %d token embeddings, not the "
-                "%d of the CLIP vocabulary built into invedit: put the model's tokenizer/ folder (vocab.json, "
-                "merges.txt) next to it",
-                sd_weights_path(w), cfg->text.vocab_size, CLIP_BUILTIN_VOCAB_SIZE);
+        ie_set_err(
+            err, errlen,
+            "%s: no tokenizer/ folder next to the weights, and the text encoder has %d token embeddings, not the "
+            "%d of the CLIP vocabulary built into invedit: put the model's tokenizer/ folder (vocab.json, "
+            "merges.txt) next to it",
+            sd_weights_path(w), cfg->text.vocab_size, CLIP_BUILTIN_VOCAB_SIZE);
         return IE_ERR_FORMAT;
     }
     if (source && source_len)

@@ -29,9 +29,8 @@ static ie_status check_config(const sd_unet_config *p, char *err, size_t errlen)
     for (int i = 0; !why && i < p->n_levels; i++) {
         int C = p->block_out_channels[i];
         if (C < 1 || C % p->norm_num_groups || p->heads[i] < 1 || C % p->heads[i]) {
-            snprintf(buf, sizeof buf,
-                     "level %d: %d channels must be divisible by norm_num_groups %d and heads %d", i, C,
-                     p->norm_num_groups, p->heads[i]);
+            snprintf(buf, sizeof buf, "level %d: %d channels must be divisible by norm_num_groups %d and heads %d", i,
+                     C, p->norm_num_groups, p->heads[i]);
             why = buf;
         }
     }
@@ -41,8 +40,8 @@ static ie_status check_config(const sd_unet_config *p, char *err, size_t errlen)
     return IE_ERR_UNSUPPORTED;
 }
 
-ie_status unet_load(ie_backend *be, const sd_weights *w, const sd_unet_config *cfg, sd_wtype wt,
-                    unet **out, char *err, size_t errlen) {
+ie_status unet_load(ie_backend *be, const sd_weights *w, const sd_unet_config *cfg, sd_wtype wt, unet **out, char *err,
+                    size_t errlen) {
     *out = NULL;
     ie_status s = check_config(cfg, err, errlen);
     if (s) return s;
@@ -88,8 +87,7 @@ uint64_t unet_activation_bytes(const unet *u) {
  * Attention: the one place every UNet attention goes through (hook point). */
 
 /* out [B, Lq, C] = attention over q [B, Lq, C], k/v [B, Lk, C]. */
-static void attend(unet *u, nn_ctx *c, ie_tensor *out, ie_tensor *q, ie_tensor *k, ie_tensor *v,
-                   unet_attn_call *call) {
+static void attend(unet *u, nn_ctx *c, ie_tensor *out, ie_tensor *q, ie_tensor *k, ie_tensor *v, unet_attn_call *call) {
     if (!u->hook || !nn_live(c)) {
         nn_attention(c, out, q, k, v, call->heads, false);
         return;
@@ -132,8 +130,8 @@ static void attend(unet *u, nn_ctx *c, ie_tensor *out, ie_tensor *q, ie_tensor *
     s = u->hook(u->hook_user, UNET_HOOK_PROBS, call);
     call->probs = NULL;
     if (s) {
-        nn_fail(c, s, "attention hook failed on probabilities (%s attention %d)",
-                call->cross ? "cross" : "self", call->index);
+        nn_fail(c, s, "attention hook failed on probabilities (%s attention %d)", call->cross ? "cross" : "self",
+                call->index);
         return;
     }
     nn_check(c, ie_attention_apply(c->be, out, &probs, v), "attention_apply");
@@ -145,10 +143,10 @@ static void attention_layer(unet *u, nn_ctx *c, ie_tensor *out, const ie_tensor 
                             unet_attn_call *call) {
     unet_state *s = &u->state;
     int64_t B = x->shape[0], L = x->shape[1], C = x->shape[2], Lk = ctx->shape[1];
-    ie_tensor q = nn_buf3(c, &s->q, B, L, C);    /* [B, L, C] */
-    ie_tensor k = nn_buf3(c, &s->k, B, Lk, C);   /* [B, Lk, C] */
-    ie_tensor v = nn_buf3(c, &s->v, B, Lk, C);   /* [B, Lk, C] */
-    ie_tensor a = nn_buf3(c, &s->att, B, L, C);  /* [B, L, C] */
+    ie_tensor q = nn_buf3(c, &s->q, B, L, C);   /* [B, L, C] */
+    ie_tensor k = nn_buf3(c, &s->k, B, Lk, C);  /* [B, Lk, C] */
+    ie_tensor v = nn_buf3(c, &s->v, B, Lk, C);  /* [B, Lk, C] */
+    ie_tensor a = nn_buf3(c, &s->att, B, L, C); /* [B, L, C] */
     // query = attn.to_q(hidden_states); key = attn.to_k(encoder_hidden_states); value = attn.to_v(...)
     nn_linear(c, &q, x, to_q);
     nn_linear(c, &k, ctx, to_k);
@@ -162,8 +160,8 @@ static void attention_layer(unet *u, nn_ctx *c, ie_tensor *out, const ie_tensor 
 
 /* ----------------------------------------------------------------------------
  * Transformer2DModel: x [B, C, H, W] updated in place. ctx [B, Lc, D]. */
-static void transformer_forward(unet *u, nn_ctx *c, ie_tensor *x, const unet_transformer *tf,
-                                const ie_tensor *ctx, unet_attn_call *call) {
+static void transformer_forward(unet *u, nn_ctx *c, ie_tensor *x, const unet_transformer *tf, const ie_tensor *ctx,
+                                unet_attn_call *call) {
     unet_state *s = &u->state;
     bool linear = u->config.use_linear_projection;
     int64_t B = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3], L = H * W;
@@ -172,8 +170,8 @@ static void transformer_forward(unet *u, nn_ctx *c, ie_tensor *x, const unet_tra
     call->heads = tf->heads;
     call->channels = (int)C;
 
-    ie_tensor g = nn_buf4(c, &s->t1, B, C, H, W);    /* [B, C, H, W] */
-    ie_tensor x0 = nn_buf3(c, &s->tok, B, L, C);      /* [B, L, C] the token stream */
+    ie_tensor g = nn_buf4(c, &s->t1, B, C, H, W); /* [B, C, H, W] */
+    ie_tensor x0 = nn_buf3(c, &s->tok, B, L, C);  /* [B, L, C] the token stream */
     // hidden_states = self.norm(hidden_states)          (GroupNorm, eps 1e-6)
     nn_group_norm(c, &g, x, &tf->norm, u->config.norm_num_groups, 1e-6f, false);
     if (!linear) {
@@ -193,8 +191,8 @@ static void transformer_forward(unet *u, nn_ctx *c, ie_tensor *x, const unet_tra
     }
 
     /* BasicTransformerBlock */
-    ie_tensor n = nn_buf3(c, &s->nrm, B, L, C);  /* [B, L, C] */
-    ie_tensor o = nn_buf3(c, &s->prj, B, L, C);  /* [B, L, C] */
+    ie_tensor n = nn_buf3(c, &s->nrm, B, L, C); /* [B, L, C] */
+    ie_tensor o = nn_buf3(c, &s->prj, B, L, C); /* [B, L, C] */
     // hidden_states = self.attn1(self.norm1(hidden_states)) + hidden_states
     nn_layer_norm(c, &n, &x0, &tf->norm1, 1e-5f);
     call->cross = false;
@@ -221,7 +219,7 @@ static void transformer_forward(unet *u, nn_ctx *c, ie_tensor *x, const unet_tra
     }
     nn_add(c, &x0, &x0, &o);
 
-    ie_tensor back = nn_buf3(c, &s->t1, B, C, L);    /* [B, C, L] */
+    ie_tensor back = nn_buf3(c, &s->t1, B, C, L); /* [B, C, L] */
     ie_tensor back4 = nn_as4(&back, B, C, H, W);
     if (!linear) {
         // hidden_states = hidden_states.reshape(batch, height, width, inner_dim).permute(0, 3, 1, 2)
@@ -248,12 +246,11 @@ static void transformer_forward(unet *u, nn_ctx *c, ie_tensor *x, const unet_tra
 static void resnet(unet *u, nn_ctx *c, ie_tensor *out, const ie_tensor *x, const nn_resnet *r,
                    const ie_tensor *emb_silu) {
     unet_state *s = &u->state;
-    nn_resnet_forward(c, out, x, r, emb_silu, u->config.norm_num_groups, u->config.norm_eps, &s->t1,
-                      &s->t2, &s->tproj);
+    nn_resnet_forward(c, out, x, r, emb_silu, u->config.norm_num_groups, u->config.norm_eps, &s->t1, &s->t2, &s->tproj);
 }
 
-static void unet_run(unet *u, nn_ctx *c, ie_tensor *out, const ie_tensor *x, const float *t,
-                     const ie_tensor *ctx, const float *w) {
+static void unet_run(unet *u, nn_ctx *c, ie_tensor *out, const ie_tensor *x, const float *t, const ie_tensor *ctx,
+                     const float *w) {
     const sd_unet_config *p = &u->config;
     const unet_weights *W = &u->weights;
     unet_state *s = &u->state;
@@ -265,16 +262,16 @@ static void unet_run(unet *u, nn_ctx *c, ie_tensor *out, const ie_tensor *x, con
 
     /* --- time embedding ------------------------------------------------------ */
     nn_scope(c, "time_embedding");
-    ie_tensor tt = nn_buf1(c, &s->t, B);                 /* [B] */
-    ie_tensor temb = nn_buf2(c, &s->temb, B, C0);        /* [B, C0] */
+    ie_tensor tt = nn_buf1(c, &s->t, B);          /* [B] */
+    ie_tensor temb = nn_buf2(c, &s->temb, B, C0); /* [B, C0] */
     nn_upload(c, &tt, t);
     // t_emb = get_timestep_embedding(timesteps, C0, flip_sin_to_cos=True, downscale_freq_shift=0)
     nn_timestep_embedding(c, &temb, &tt, (int)C0, p->flip_sin_to_cos, p->freq_shift);
     if (W->time_cond_proj.w && w) {
         int64_t P = p->time_cond_proj_dim;
-        ie_tensor ww = nn_buf1(c, &s->w, B);             /* [B] */
-        ie_tensor g = nn_buf2(c, &s->tcond_sin, B, P);   /* [B, P] */
-        ie_tensor gc = nn_buf2(c, &s->tcond, B, C0);     /* [B, C0] */
+        ie_tensor ww = nn_buf1(c, &s->w, B);           /* [B] */
+        ie_tensor g = nn_buf2(c, &s->tcond_sin, B, P); /* [B, P] */
+        ie_tensor gc = nn_buf2(c, &s->tcond, B, C0);   /* [B, C0] */
         nn_upload(c, &ww, w);
         // w_embedding = get_guidance_scale_embedding(w, P): [sin, cos], f_j = exp(-ln 1e4 · j / (P/2 - 1))
         nn_timestep_embedding(c, &g, &ww, (int)P, false, 1.0f);
@@ -282,9 +279,9 @@ static void unet_run(unet *u, nn_ctx *c, ie_tensor *out, const ie_tensor *x, con
         nn_linear(c, &gc, &g, &W->time_cond_proj);
         nn_add(c, &temb, &temb, &gc);
     }
-    ie_tensor th = nn_buf2(c, &s->thid, B, T);           /* [B, T] */
-    ie_tensor emb = nn_buf2(c, &s->emb, B, T);           /* [B, T] */
-    ie_tensor es = nn_buf2(c, &s->emb_silu, B, T);       /* [B, T] */
+    ie_tensor th = nn_buf2(c, &s->thid, B, T);     /* [B, T] */
+    ie_tensor emb = nn_buf2(c, &s->emb, B, T);     /* [B, T] */
+    ie_tensor es = nn_buf2(c, &s->emb_silu, B, T); /* [B, T] */
     // emb = self.linear_2(self.act(self.linear_1(sample)))
     nn_linear(c, &th, &temb, &W->time_linear_1);
     nn_unary(c, &th, &th, IE_UNARY_SILU);
@@ -337,8 +334,8 @@ static void unet_run(unet *u, nn_ctx *c, ie_tensor *out, const ie_tensor *x, con
 
     /* --- mid ---------------------------------------------------------------------------- */
     int64_t Cl = p->block_out_channels[n - 1];
-    int cur = 0; /* which of s->h[] holds the stream */
-    ie_tensor hs = nn_buf4(c, &s->h[cur], B, Cl, h, wd);  /* [B, C_last, h, w] */
+    int cur = 0;                                         /* which of s->h[] holds the stream */
+    ie_tensor hs = nn_buf4(c, &s->h[cur], B, Cl, h, wd); /* [B, C_last, h, w] */
     ie_tensor hn = nn_buf4(c, &s->h[!cur], B, Cl, h, wd);
     call.place = UNET_MID;
     call.block = call.layer = 0;
@@ -380,7 +377,7 @@ static void unet_run(unet *u, nn_ctx *c, ie_tensor *out, const ie_tensor *x, con
         if (i < n - 1) {
             // hidden_states = upsampler(hidden_states): F.interpolate(scale_factor=2.0, mode="nearest"), conv 3x3
             nn_scope(c, "up_blocks.%d.upsamplers.0", i);
-            ie_tensor up = nn_buf4(c, &s->ups, B, C, 2 * h, 2 * wd);  /* [B, C, 2h, 2w] */
+            ie_tensor up = nn_buf4(c, &s->ups, B, C, 2 * h, 2 * wd); /* [B, C, 2h, 2w] */
             nn_upsample(c, &up, &hs);
             h *= 2;
             wd *= 2;
@@ -403,12 +400,13 @@ static void unet_run(unet *u, nn_ctx *c, ie_tensor *out, const ie_tensor *x, con
 
 static ie_status shape_error(unet *u, const char *what, const ie_tensor *t) {
     char b[96];
-    snprintf(u->err, sizeof u->err, "unet_forward: %s (got %s)", what, t ? ie_tensor_shape_str(t, b, sizeof b) : "NULL");
+    snprintf(u->err, sizeof u->err, "unet_forward: %s (got %s)", what,
+             t ? ie_tensor_shape_str(t, b, sizeof b) : "NULL");
     return IE_ERR_SHAPE;
 }
 
-ie_status unet_forward(unet *u, ie_tensor *out, const ie_tensor *x, const float *t,
-                       const ie_tensor *ctx, const float *w) {
+ie_status unet_forward(unet *u, ie_tensor *out, const ie_tensor *x, const float *t, const ie_tensor *ctx,
+                       const float *w) {
     const sd_unet_config *p = &u->config;
     unet_state *s = &u->state;
     u->err[0] = 0;
@@ -416,14 +414,14 @@ ie_status unet_forward(unet *u, ie_tensor *out, const ie_tensor *x, const float 
         return shape_error(u, "x must be [B, in_channels, H, W]", x);
     int64_t B = x->shape[0], H = x->shape[2], W = x->shape[3], f = (int64_t)1 << (p->n_levels - 1);
     if (H % f || W % f) {
-        snprintf(u->err, sizeof u->err, "unet_forward: latent %lldx%lld must be divisible by %lld",
-                 (long long)H, (long long)W, (long long)f);
+        snprintf(u->err, sizeof u->err, "unet_forward: latent %lldx%lld must be divisible by %lld", (long long)H,
+                 (long long)W, (long long)f);
         return IE_ERR_SHAPE;
     }
     if (!ctx || ctx->ndim != 3 || ctx->shape[0] != B || ctx->shape[2] != p->cross_attention_dim)
         return shape_error(u, "ctx must be [B, Lc, cross_attention_dim]", ctx);
-    if (!out || out->ndim != 4 || out->shape[0] != B || out->shape[1] != p->out_channels ||
-        out->shape[2] != H || out->shape[3] != W)
+    if (!out || out->ndim != 4 || out->shape[0] != B || out->shape[1] != p->out_channels || out->shape[2] != H ||
+        out->shape[3] != W)
         return shape_error(u, "out must be [B, out_channels, H, W]", out);
     if (!t) {
         snprintf(u->err, sizeof u->err, "unet_forward: no timesteps");

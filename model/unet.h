@@ -62,28 +62,28 @@ extern "C" {
 /* Transformer2DModel with one BasicTransformerBlock (SD 1.x), C channels. */
 typedef struct unet_transformer {
     int channels, heads;
-    nn_norm norm;        /* GroupNorm [C], eps 1e-6 */
-    nn_conv proj_in;     /* [C, C, 1, 1]; Linear [C, C] in .w when use_linear_projection */
-    nn_norm norm1;       /* LayerNorm [C] */
-    nn_lin attn1_q;      /* [C, C], no bias */
-    nn_lin attn1_k;      /* [C, C] */
-    nn_lin attn1_v;      /* [C, C] */
-    nn_lin attn1_out;    /* [C, C] + [C] */
-    nn_norm norm2;       /* [C] */
-    nn_lin attn2_q;      /* [C, C] */
-    nn_lin attn2_k;      /* [C, D] (D = cross_attention_dim) */
-    nn_lin attn2_v;      /* [C, D] */
-    nn_lin attn2_out;    /* [C, C] + [C] */
-    nn_norm norm3;       /* [C] */
-    nn_lin ff_proj;      /* ff.net.0.proj [8C, C] + [8C] (GEGLU) */
-    nn_lin ff_out;       /* ff.net.2 [C, 4C] + [C] */
-    nn_conv proj_out;    /* [C, C, 1, 1] (or Linear [C, C]) */
+    nn_norm norm;     /* GroupNorm [C], eps 1e-6 */
+    nn_conv proj_in;  /* [C, C, 1, 1]; Linear [C, C] in .w when use_linear_projection */
+    nn_norm norm1;    /* LayerNorm [C] */
+    nn_lin attn1_q;   /* [C, C], no bias */
+    nn_lin attn1_k;   /* [C, C] */
+    nn_lin attn1_v;   /* [C, C] */
+    nn_lin attn1_out; /* [C, C] + [C] */
+    nn_norm norm2;    /* [C] */
+    nn_lin attn2_q;   /* [C, C] */
+    nn_lin attn2_k;   /* [C, D] (D = cross_attention_dim) */
+    nn_lin attn2_v;   /* [C, D] */
+    nn_lin attn2_out; /* [C, C] + [C] */
+    nn_norm norm3;    /* [C] */
+    nn_lin ff_proj;   /* ff.net.0.proj [8C, C] + [8C] (GEGLU) */
+    nn_lin ff_out;    /* ff.net.2 [C, 4C] + [C] */
+    nn_conv proj_out; /* [C, C, 1, 1] (or Linear [C, C]) */
 } unet_transformer;
 
 typedef struct unet_down_block {
-    nn_resnet resnets[SD_MAX_LAYERS_PER_BLOCK];            /* C_{i-1} -> C_i, then C_i -> C_i */
-    unet_transformer attentions[SD_MAX_LAYERS_PER_BLOCK];  /* when down_cross_attn[i] */
-    nn_conv downsampler;                                   /* [C_i, C_i, 3, 3]; .w NULL on the last level */
+    nn_resnet resnets[SD_MAX_LAYERS_PER_BLOCK];           /* C_{i-1} -> C_i, then C_i -> C_i */
+    unet_transformer attentions[SD_MAX_LAYERS_PER_BLOCK]; /* when down_cross_attn[i] */
+    nn_conv downsampler;                                  /* [C_i, C_i, 3, 3]; .w NULL on the last level */
 } unet_down_block;
 
 typedef struct unet_up_block {
@@ -93,16 +93,16 @@ typedef struct unet_up_block {
 } unet_up_block;
 
 typedef struct unet_weights {
-    nn_conv conv_in;           /* [C0, Cin, 3, 3] */
-    nn_lin time_cond_proj;     /* [C0, P] no bias (LCM: P = time_cond_proj_dim), else .w NULL */
-    nn_lin time_linear_1;      /* [T, C0] */
-    nn_lin time_linear_2;      /* [T, T] */
+    nn_conv conv_in;       /* [C0, Cin, 3, 3] */
+    nn_lin time_cond_proj; /* [C0, P] no bias (LCM: P = time_cond_proj_dim), else .w NULL */
+    nn_lin time_linear_1;  /* [T, C0] */
+    nn_lin time_linear_2;  /* [T, T] */
     unet_down_block down[SD_MAX_LEVELS];
-    nn_resnet mid_resnets[2];  /* [C_last] */
+    nn_resnet mid_resnets[2]; /* [C_last] */
     unet_transformer mid_attention;
-    unet_up_block up[SD_MAX_LEVELS];   /* up[i] works at level n-1-i */
-    nn_norm conv_norm_out;     /* [C0] */
-    nn_conv conv_out;          /* [Cout, C0, 3, 3] */
+    unet_up_block up[SD_MAX_LEVELS]; /* up[i] works at level n-1-i */
+    nn_norm conv_norm_out;           /* [C0] */
+    nn_conv conv_out;                /* [Cout, C0, 3, 3] */
 } unet_weights;
 
 #define UNET_MAX_SKIPS (1 + SD_MAX_LEVELS * (SD_MAX_LAYERS_PER_BLOCK + 1))
@@ -110,28 +110,28 @@ typedef struct unet_weights {
 /* Activations (nn.h slabs). */
 typedef struct unet_state {
     nn_arena arena;
-    int B, H, W, Lc, P;    /* the shape last planned for */
-    nn_slab t, w;          /* [B] timesteps, [B] guidance inputs */
-    nn_slab temb;          /* [B, C0] sinusoid (+ cond_proj) */
-    nn_slab tcond_sin;     /* [B, P] guidance embedding */
-    nn_slab tcond;         /* [B, C0] cond_proj(...) */
-    nn_slab thid;          /* [B, T] linear_1 output */
-    nn_slab emb;           /* [B, T] time embedding */
-    nn_slab emb_silu;      /* [B, T] silu(emb), what every ResNet reads */
-    nn_slab tproj;         /* [B, C] time_emb_proj output */
+    int B, H, W, Lc, P;           /* the shape last planned for */
+    nn_slab t, w;                 /* [B] timesteps, [B] guidance inputs */
+    nn_slab temb;                 /* [B, C0] sinusoid (+ cond_proj) */
+    nn_slab tcond_sin;            /* [B, P] guidance embedding */
+    nn_slab tcond;                /* [B, C0] cond_proj(...) */
+    nn_slab thid;                 /* [B, T] linear_1 output */
+    nn_slab emb;                  /* [B, T] time embedding */
+    nn_slab emb_silu;             /* [B, T] silu(emb), what every ResNet reads */
+    nn_slab tproj;                /* [B, C] time_emb_proj output */
     nn_slab skip[UNET_MAX_SKIPS]; /* the down path's outputs, [B, C_i, h_i, w_i] */
-    nn_slab h[2];          /* mid/up stream, ping-pong */
-    nn_slab cat;           /* [B, C_h + C_skip, h, w] */
-    nn_slab ups;           /* [B, C, 2h, 2w] upsampled, before its conv */
-    nn_slab t1, t2;        /* block scratch, up to [B, C_cat, h, w] */
-    nn_slab tok;           /* [B, L, C] transformer tokens (L = h·w) */
-    nn_slab nrm;           /* [B, L, C] LayerNorm output */
-    nn_slab q, k, v;       /* [B, L, C]; k, v also [B, Lc, C] */
-    nn_slab att;           /* [B, L, C] attention output */
-    nn_slab prj;           /* [B, L, C] to_out / ff output */
-    nn_slab ff;            /* [1, L, 8C] GEGLU input (one batch row at a time) */
-    nn_slab ffg;           /* [1, L, 4C] GEGLU output */
-    nn_slab probs;         /* [B, heads, L, Lk], only for hooks that ask */
+    nn_slab h[2];                 /* mid/up stream, ping-pong */
+    nn_slab cat;                  /* [B, C_h + C_skip, h, w] */
+    nn_slab ups;                  /* [B, C, 2h, 2w] upsampled, before its conv */
+    nn_slab t1, t2;               /* block scratch, up to [B, C_cat, h, w] */
+    nn_slab tok;                  /* [B, L, C] transformer tokens (L = h·w) */
+    nn_slab nrm;                  /* [B, L, C] LayerNorm output */
+    nn_slab q, k, v;              /* [B, L, C]; k, v also [B, Lc, C] */
+    nn_slab att;                  /* [B, L, C] attention output */
+    nn_slab prj;                  /* [B, L, C] to_out / ff output */
+    nn_slab ff;                   /* [1, L, 8C] GEGLU input (one batch row at a time) */
+    nn_slab ffg;                  /* [1, L, 4C] GEGLU output */
+    nn_slab probs;                /* [B, heads, L, Lk], only for hooks that ask */
 } unet_state;
 
 typedef enum unet_place { UNET_DOWN = 0, UNET_MID = 1, UNET_UP = 2 } unet_place;
@@ -140,20 +140,20 @@ typedef enum unet_hook_stage { UNET_HOOK_QKV = 0, UNET_HOOK_PROBS = 1 } unet_hoo
 typedef struct unet_attn_call {
     /* where */
     unet_place place;
-    int block;          /* down_blocks.i / up_blocks.i (0 for mid) */
-    int layer;          /* attentions.j in that block */
-    bool cross;         /* attn2 (keys/values from the text) or attn1 (self) */
-    int index;          /* order of this attention within the forward pass: 0, 1, ... */
-    int transformer;    /* order of its Transformer2D within the forward pass */
-    int height, width;  /* the layer's resolution; Lq = height·width */
-    int heads;          /* head size = channels / heads */
+    int block;         /* down_blocks.i / up_blocks.i (0 for mid) */
+    int layer;         /* attentions.j in that block */
+    bool cross;        /* attn2 (keys/values from the text) or attn1 (self) */
+    int index;         /* order of this attention within the forward pass: 0, 1, ... */
+    int transformer;   /* order of its Transformer2D within the forward pass */
+    int height, width; /* the layer's resolution; Lq = height·width */
+    int heads;         /* head size = channels / heads */
     int channels;
     ie_backend *be;
     /* what */
-    ie_tensor *q;       /* [B, Lq, C] */
-    ie_tensor *k, *v;   /* [B, Lk, C] */
-    ie_tensor *probs;   /* [B, heads, Lq, Lk] in the PROBS stage, else NULL */
-    bool want_probs;    /* set by the hook in the QKV stage */
+    ie_tensor *q;     /* [B, Lq, C] */
+    ie_tensor *k, *v; /* [B, Lk, C] */
+    ie_tensor *probs; /* [B, heads, Lq, Lk] in the PROBS stage, else NULL */
+    bool want_probs;  /* set by the hook in the QKV stage */
 } unet_attn_call;
 
 typedef ie_status (*unet_attn_hook)(void *user, unet_hook_stage stage, unet_attn_call *call);
@@ -163,19 +163,19 @@ typedef struct unet {
     unet_weights weights;
     unet_state state;
     ie_backend *be;
-    sd_tensor_list mem;      /* every weight tensor */
-    int n_attn_layers;       /* Transformer2D count (attention calls per forward = 2x) */
-    unet_attn_hook hook;     /* NULL: fused attention */
+    sd_tensor_list mem;  /* every weight tensor */
+    int n_attn_layers;   /* Transformer2D count (attention calls per forward = 2x) */
+    unet_attn_hook hook; /* NULL: fused attention */
     void *hook_user;
-    sd_tap tap;              /* "time_embedding", "conv_in", "down_blocks.i", "mid_block",
+    sd_tap tap;     /* "time_embedding", "conv_in", "down_blocks.i", "mid_block",
                                 "up_blocks.i", "out" */
-    char err[1024];          /* the last forward error */
+    char err[1024]; /* the last forward error */
 } unet;
 
 /* Creates the UNet's weights on `be` from the loader's model source. Every
  * missing or misshapen tensor is named in err. */
-ie_status unet_load(ie_backend *be, const sd_weights *w, const sd_unet_config *cfg, sd_wtype wt,
-                    unet **out, char *err, size_t errlen);
+ie_status unet_load(ie_backend *be, const sd_weights *w, const sd_unet_config *cfg, sd_wtype wt, unet **out, char *err,
+                    size_t errlen);
 void unet_free(unet *u);
 
 /* eps prediction. x [B, Cin, H, W], t[B] timesteps (host floats), ctx
@@ -184,8 +184,8 @@ void unet_free(unet *u);
  * LCM pipeline uses w = (guidance_scale - 1) · 1000 (unet_lcm_w). Required
  * when the UNet has time_cond_proj, ignored otherwise.
  * -> out [B, Cout, H, W]. On error, u->err says where. */
-ie_status unet_forward(unet *u, ie_tensor *out, const ie_tensor *x, const float *t,
-                       const ie_tensor *ctx, const float *w);
+ie_status unet_forward(unet *u, ie_tensor *out, const ie_tensor *x, const float *t, const ie_tensor *ctx,
+                       const float *w);
 
 /* diffusers' LCM convention: w = (guidance_scale - 1) · 1000. */
 static inline float unet_lcm_w(float guidance_scale) { return (guidance_scale - 1.0f) * 1000.0f; }

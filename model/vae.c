@@ -12,8 +12,8 @@
 /* ----------------------------------------------------------------------------
  * Loading: the VAE's walk (tensors.c) with a binder. */
 
-ie_status vae_load(ie_backend *be, const sd_weights *w, const sd_vae_config *cfg, int parts,
-                   sd_wtype wt, vae **out, char *err, size_t errlen) {
+ie_status vae_load(ie_backend *be, const sd_weights *w, const sd_vae_config *cfg, int parts, sd_wtype wt, vae **out,
+                   char *err, size_t errlen) {
     *out = NULL;
     int n = cfg->n_levels, lpb = cfg->layers_per_block, G = cfg->norm_num_groups;
     bool ok = n >= 1 && n <= SD_MAX_LEVELS && lpb >= 1 && lpb <= SD_MAX_LAYERS_PER_BLOCK && G >= 1 &&
@@ -62,9 +62,9 @@ static void resnet(vae *m, nn_ctx *c, ie_tensor *out, const ie_tensor *x, const 
 static void mid_attention(vae *m, nn_ctx *c, ie_tensor *x, const vae_mid *md) {
     vae_state *s = &m->state;
     int64_t B = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3], L = H * W;
-    ie_tensor g = nn_buf4(c, &s->t1, B, C, H, W);     /* [B, C, H, W] */
+    ie_tensor g = nn_buf4(c, &s->t1, B, C, H, W); /* [B, C, H, W] */
     ie_tensor g3 = nn_as3(&g, B, C, L);
-    ie_tensor t = nn_buf3(c, &s->tok, B, L, C);       /* [B, L, C] */
+    ie_tensor t = nn_buf3(c, &s->tok, B, L, C); /* [B, L, C] */
     ie_tensor q = nn_buf3(c, &s->q, B, L, C);
     ie_tensor k = nn_buf3(c, &s->k, B, L, C);
     ie_tensor v = nn_buf3(c, &s->v, B, L, C);
@@ -145,7 +145,7 @@ static ie_tensor encoder_run(vae *m, nn_ctx *c, const ie_tensor *image) {
     nn_scope(c, "encoder.conv_out");
     int64_t C2 = 2 * p->latent_channels;
     ie_tensor g = nn_buf4(c, &s->t1, B, x.shape[1], h, w);
-    ie_tensor mo = nn_buf4(c, &s->moments, B, C2, h, w);   /* [B, 2Cl, h, w] */
+    ie_tensor mo = nn_buf4(c, &s->moments, B, C2, h, w); /* [B, 2Cl, h, w] */
     // sample = self.conv_out(self.conv_act(self.conv_norm_out(sample)))
     nn_group_norm(c, &g, &x, &E->conv_norm_out, p->norm_num_groups, VAE_EPS, true);
     if (E->quant_conv.w) {
@@ -171,8 +171,7 @@ static ie_status encode_moments(vae *m, const ie_tensor *image, ie_tensor *momen
         return IE_ERR_ARG;
     }
     int f = vae_factor(m);
-    if (!image || image->ndim != 4 || image->shape[1] != p->in_channels || image->shape[2] % f ||
-        image->shape[3] % f) {
+    if (!image || image->ndim != 4 || image->shape[1] != p->in_channels || image->shape[2] % f || image->shape[3] % f) {
         snprintf(m->err, sizeof m->err, "vae_encode: image must be [B, %d, H, W] with H, W divisible by %d (got %s)",
                  p->in_channels, f, image ? ie_tensor_shape_str(image, b, sizeof b) : "NULL");
         return IE_ERR_SHAPE;
@@ -197,8 +196,8 @@ static ie_status check_latent(vae *m, const char *fn, const ie_tensor *lat, cons
     if (!lat || lat->ndim != 4 || lat->shape[0] != image->shape[0] || lat->shape[1] != Cl ||
         lat->shape[2] * f != image->shape[2] || lat->shape[3] * f != image->shape[3]) {
         snprintf(m->err, sizeof m->err, "%s: latent must be [%lld, %d, %lld, %lld] (got %s)", fn,
-                 (long long)image->shape[0], Cl, (long long)image->shape[2] / f,
-                 (long long)image->shape[3] / f, lat ? ie_tensor_shape_str(lat, b, sizeof b) : "NULL");
+                 (long long)image->shape[0], Cl, (long long)image->shape[2] / f, (long long)image->shape[3] / f,
+                 lat ? ie_tensor_shape_str(lat, b, sizeof b) : "NULL");
         return IE_ERR_SHAPE;
     }
     return IE_OK;
@@ -294,7 +293,7 @@ static void decoder_run(vae *m, nn_ctx *c, ie_tensor *image, const ie_tensor *la
     int cur = 0;
 
     nn_scope(c, "decoder.conv_in");
-    ie_tensor z = nn_buf4(c, &s->z, B, Cl, h, w);           /* [B, Cl, h, w] */
+    ie_tensor z = nn_buf4(c, &s->z, B, Cl, h, w); /* [B, Cl, h, w] */
     // latents = latents / vae.config.scaling_factor
     nn_scale(c, &z, latent, 1.0f / p->scaling_factor, 0.0f);
     if (Dd->post_quant_conv.w) {
@@ -383,9 +382,9 @@ ie_status vae_decode(vae *m, ie_tensor *image, const ie_tensor *latent) {
     if (!latent || !image || latent->ndim != 4 || latent->shape[1] != p->latent_channels || image->ndim != 4 ||
         image->shape[0] != latent->shape[0] || image->shape[1] != p->out_channels ||
         image->shape[2] != latent->shape[2] * f || image->shape[3] != latent->shape[3] * f) {
-        snprintf(m->err, sizeof m->err, "vae_decode: need latent [B, %d, h, w] and image [B, %d, %d·h, %d·w] (got %s, %s)",
-                 p->latent_channels, p->out_channels, f, f,
-                 latent ? ie_tensor_shape_str(latent, b1, sizeof b1) : "NULL",
+        snprintf(m->err, sizeof m->err,
+                 "vae_decode: need latent [B, %d, h, w] and image [B, %d, %d·h, %d·w] (got %s, %s)", p->latent_channels,
+                 p->out_channels, f, f, latent ? ie_tensor_shape_str(latent, b1, sizeof b1) : "NULL",
                  image ? ie_tensor_shape_str(image, b2, sizeof b2) : "NULL");
         return IE_ERR_SHAPE;
     }

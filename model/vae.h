@@ -34,36 +34,36 @@ extern "C" {
 typedef struct vae_mid {
     nn_resnet resnets[2];
     bool has_attention;
-    nn_norm group_norm;   /* [C] */
-    nn_lin to_q;          /* [C, C] + [C] */
-    nn_lin to_k;          /* [C, C] + [C] */
-    nn_lin to_v;          /* [C, C] + [C] */
-    nn_lin to_out;        /* [C, C] + [C] */
+    nn_norm group_norm; /* [C] */
+    nn_lin to_q;        /* [C, C] + [C] */
+    nn_lin to_k;        /* [C, C] + [C] */
+    nn_lin to_v;        /* [C, C] + [C] */
+    nn_lin to_out;      /* [C, C] + [C] */
 } vae_mid;
 
 typedef struct vae_encoder {
-    nn_conv conv_in;                                            /* [C0, 3, 3, 3] */
-    nn_resnet down[SD_MAX_LEVELS][SD_MAX_LAYERS_PER_BLOCK];     /* C_{i-1} -> C_i */
-    nn_conv downsamplers[SD_MAX_LEVELS];                        /* [C_i, C_i, 3, 3]; not on the last */
-    vae_mid mid;                                                /* C_last */
-    nn_norm conv_norm_out;                                      /* [C_last] */
-    nn_conv conv_out;                                           /* [2Cl, C_last, 3, 3] */
-    nn_conv quant_conv;                                         /* [2Cl, 2Cl, 1, 1] (optional) */
+    nn_conv conv_in;                                        /* [C0, 3, 3, 3] */
+    nn_resnet down[SD_MAX_LEVELS][SD_MAX_LAYERS_PER_BLOCK]; /* C_{i-1} -> C_i */
+    nn_conv downsamplers[SD_MAX_LEVELS];                    /* [C_i, C_i, 3, 3]; not on the last */
+    vae_mid mid;                                            /* C_last */
+    nn_norm conv_norm_out;                                  /* [C_last] */
+    nn_conv conv_out;                                       /* [2Cl, C_last, 3, 3] */
+    nn_conv quant_conv;                                     /* [2Cl, 2Cl, 1, 1] (optional) */
 } vae_encoder;
 
 typedef struct vae_decoder {
-    nn_conv post_quant_conv;                                    /* [Cl, Cl, 1, 1] (optional) */
-    nn_conv conv_in;                                            /* [C_last, Cl, 3, 3] */
+    nn_conv post_quant_conv; /* [Cl, Cl, 1, 1] (optional) */
+    nn_conv conv_in;         /* [C_last, Cl, 3, 3] */
     vae_mid mid;
-    nn_resnet up[SD_MAX_LEVELS][SD_MAX_LAYERS_PER_BLOCK + 1];   /* up[i]: level n-1-i */
-    nn_conv upsamplers[SD_MAX_LEVELS];                          /* [C, C, 3, 3]; not on the last */
-    nn_norm conv_norm_out;                                      /* [C0] */
-    nn_conv conv_out;                                           /* [3, C0, 3, 3] */
+    nn_resnet up[SD_MAX_LEVELS][SD_MAX_LAYERS_PER_BLOCK + 1]; /* up[i]: level n-1-i */
+    nn_conv upsamplers[SD_MAX_LEVELS];                        /* [C, C, 3, 3]; not on the last */
+    nn_norm conv_norm_out;                                    /* [C0] */
+    nn_conv conv_out;                                         /* [3, C0, 3, 3] */
 } vae_decoder;
 
 typedef struct vae_state {
     nn_arena arena;
-    int enc_B, enc_H, enc_W;   /* shapes last planned for */
+    int enc_B, enc_H, enc_W; /* shapes last planned for */
     int dec_B, dec_H, dec_W;
     nn_slab h[2];              /* [B, C, H, W] stream, ping-pong */
     nn_slab t1, t2;            /* ResNet / attention scratch */
@@ -76,20 +76,20 @@ enum { VAE_ENCODER = 1, VAE_DECODER = 2 };
 
 typedef struct vae {
     sd_vae_config config;
-    int parts;                 /* VAE_ENCODER | VAE_DECODER: what was loaded */
+    int parts; /* VAE_ENCODER | VAE_DECODER: what was loaded */
     vae_encoder enc;
     vae_decoder dec;
     vae_state state;
     ie_backend *be;
     sd_tensor_list mem;
-    sd_tap tap;                /* "encoder.conv_in", "encoder.down_blocks.i", "encoder.mid_block",
+    sd_tap tap; /* "encoder.conv_in", "encoder.down_blocks.i", "encoder.mid_block",
                                   "moments", "decoder.conv_in", "decoder.mid_block",
                                   "decoder.up_blocks.i", "decoder.out" */
     char err[1024];
 } vae;
 
-ie_status vae_load(ie_backend *be, const sd_weights *w, const sd_vae_config *cfg, int parts,
-                   sd_wtype wt, vae **out, char *err, size_t errlen);
+ie_status vae_load(ie_backend *be, const sd_weights *w, const sd_vae_config *cfg, int parts, sd_wtype wt, vae **out,
+                   char *err, size_t errlen);
 void vae_free(vae *m);
 /* Frees the activation buffers (they are planned and allocated again by the
  * next encode or decode): the editing pipeline keeps them only while the VAE

@@ -10,9 +10,9 @@
 
 ie_dtype sd_wtype_resolve(sd_wtype t, ie_backend *be) {
     switch (t) {
-    case SD_WTYPE_F32: return IE_F32;
-    case SD_WTYPE_F16: return IE_F16;
-    case SD_WTYPE_AUTO: break;
+        case SD_WTYPE_F32: return IE_F32;
+        case SD_WTYPE_F16: return IE_F16;
+        case SD_WTYPE_AUTO: break;
     }
     (void)be; /* fp16 on both backends: the CPU backend widens it inside its GEMM packing */
     return IE_F16;
@@ -20,9 +20,9 @@ ie_dtype sd_wtype_resolve(sd_wtype t, ie_backend *be) {
 
 const char *sd_wtype_name(sd_wtype t) {
     switch (t) {
-    case SD_WTYPE_AUTO: return "auto";
-    case SD_WTYPE_F32: return "f32";
-    case SD_WTYPE_F16: return "f16";
+        case SD_WTYPE_AUTO: return "auto";
+        case SD_WTYPE_F32: return "f32";
+        case SD_WTYPE_F16: return "f16";
     }
     return "?";
 }
@@ -50,8 +50,8 @@ static bool list_push(sd_tensor_list *l, ie_tensor *t) {
 
 static ie_tensor *bind_tensor(sd_walk *w, int ndim, const int64_t *shape, const char *name);
 
-void sd_binder_init(sd_binder *b, ie_backend *be, sd_wtype wt, const sd_weights *src,
-                    sd_component comp, sd_tensor_list *owner) {
+void sd_binder_init(sd_binder *b, ie_backend *be, sd_wtype wt, const sd_weights *src, sd_component comp,
+                    sd_tensor_list *owner) {
     memset(b, 0, sizeof *b);
     b->walk.tensor = bind_tensor;
     b->be = be;
@@ -172,9 +172,8 @@ ie_status sd_binder_finish(sd_binder *b, const char *what, char *err, size_t err
     int bad = b->n_missing + b->n_mismatched + b->n_unreadable;
     if (!s && bad) s = IE_ERR_FORMAT;
     if (s && err && errlen) {
-        int off = snprintf(err, errlen, "%s: %d tensors missing, %d misshapen, %d unreadable%s\n",
-                           what, b->n_missing, b->n_mismatched, b->n_unreadable,
-                           b->status ? " (stopped on an error)" : "");
+        int off = snprintf(err, errlen, "%s: %d tensors missing, %d misshapen, %d unreadable%s\n", what, b->n_missing,
+                           b->n_mismatched, b->n_unreadable, b->status ? " (stopped on an error)" : "");
         /* the first problems, at most ~12 lines */
         const char *p = b->problems ? b->problems : "";
         for (int line = 0; *p && line < 12 && off >= 0 && (size_t)off < errlen; line++) {

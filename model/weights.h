@@ -62,23 +62,23 @@ typedef struct sd_tensor_list {
 void sd_tensor_list_free(sd_tensor_list *l);
 
 typedef struct sd_binder {
-    sd_walk walk;            /* first: the walks call back through it */
+    sd_walk walk; /* first: the walks call back through it */
     ie_backend *be;
-    ie_dtype dtype;          /* for tensors with ndim >= 2 */
-    const sd_weights *src;   /* canonical names: prefix + name (e.g. "unet." + ...) */
+    ie_dtype dtype;        /* for tensors with ndim >= 2 */
+    const sd_weights *src; /* canonical names: prefix + name (e.g. "unet." + ...) */
     char prefix[64];
-    sd_tensor_list *owner;   /* bound tensors are appended here */
+    sd_tensor_list *owner; /* bound tensors are appended here */
     /* results */
-    ie_status status;        /* first hard error (out of memory, upload failure) */
+    ie_status status; /* first hard error (out of memory, upload failure) */
     int n_bound, n_missing, n_mismatched, n_unreadable;
-    char *problems;          /* one line per problem (malloc'ed) */
+    char *problems; /* one line per problem (malloc'ed) */
     size_t problems_len;
 } sd_binder;
 
 /* From the loader's model source; prefix = the component's canonical prefix
  * ("unet." etc.). */
-void sd_binder_init(sd_binder *b, ie_backend *be, sd_wtype wt, const sd_weights *src,
-                    sd_component comp, sd_tensor_list *owner);
+void sd_binder_init(sd_binder *b, ie_backend *be, sd_wtype wt, const sd_weights *src, sd_component comp,
+                    sd_tensor_list *owner);
 
 /* IE_OK when every tensor was bound; else IE_ERR_FORMAT (or the hard error)
  * with "<what>: N missing, M misshapen:\n<first problems>" in err. Frees the

@@ -17,13 +17,9 @@ static const char *const output_labels[IVP_OUTPUT_COUNT] = {"New layer", "In pla
 
 bool ivp_output_is_new_layer(ivp_output o) { return o == IVP_OUTPUT_NEW_LAYER || o == IVP_OUTPUT_NEW_LAYER_MASK; }
 
-const char *ivp_output_name(ivp_output o) {
-    return (unsigned)o < IVP_OUTPUT_COUNT ? output_names[o] : "?";
-}
+const char *ivp_output_name(ivp_output o) { return (unsigned)o < IVP_OUTPUT_COUNT ? output_names[o] : "?"; }
 
-const char *ivp_output_label(ivp_output o) {
-    return (unsigned)o < IVP_OUTPUT_COUNT ? output_labels[o] : "?";
-}
+const char *ivp_output_label(ivp_output o) { return (unsigned)o < IVP_OUTPUT_COUNT ? output_labels[o] : "?"; }
 
 bool ivp_output_from_name(const char *s, ivp_output *out) {
     for (int i = 0; i < IVP_OUTPUT_COUNT; i++)
@@ -45,13 +41,13 @@ static size_t param_index(const ie_param_desc *d) {
 double ivp_param_get_number(const ie_edit_params *p, const ie_param_desc *d) {
     const char *base = (const char *)p;
     switch (d->type) {
-    case IE_PARAM_INT:
-        if (d->offset == offsetof(ie_edit_params, seed)) return (double)p->seed;
-        return *(const int *)(base + d->offset);
-    case IE_PARAM_DOUBLE: return *(const double *)(base + d->offset);
-    case IE_PARAM_BOOL: return *(const bool *)(base + d->offset) ? 1 : 0;
-    case IE_PARAM_METHOD: return (double)*(const ie_method *)(base + d->offset);
-    case IE_PARAM_STRING: return 0;
+        case IE_PARAM_INT:
+            if (d->offset == offsetof(ie_edit_params, seed)) return (double)p->seed;
+            return *(const int *)(base + d->offset);
+        case IE_PARAM_DOUBLE: return *(const double *)(base + d->offset);
+        case IE_PARAM_BOOL: return *(const bool *)(base + d->offset) ? 1 : 0;
+        case IE_PARAM_METHOD: return (double)*(const ie_method *)(base + d->offset);
+        case IE_PARAM_STRING: return 0;
     }
     return 0;
 }
@@ -59,18 +55,18 @@ double ivp_param_get_number(const ie_edit_params *p, const ie_param_desc *d) {
 void ivp_param_set_number(ie_edit_params *p, const ie_param_desc *d, double v) {
     char *base = (char *)p;
     switch (d->type) {
-    case IE_PARAM_INT:
-        if (d->offset == offsetof(ie_edit_params, seed)) p->seed = (int64_t)llround(v);
-        else *(int *)(base + d->offset) = (int)lround(v);
-        break;
-    case IE_PARAM_DOUBLE: *(double *)(base + d->offset) = v; break;
-    case IE_PARAM_BOOL: *(bool *)(base + d->offset) = v != 0; break;
-    case IE_PARAM_METHOD: {
-        long m = lround(v);
-        if (m >= 0 && m < IE_METHOD_COUNT) *(ie_method *)(base + d->offset) = (ie_method)m;
-        break;
-    }
-    case IE_PARAM_STRING: break;
+        case IE_PARAM_INT:
+            if (d->offset == offsetof(ie_edit_params, seed)) p->seed = (int64_t)llround(v);
+            else *(int *)(base + d->offset) = (int)lround(v);
+            break;
+        case IE_PARAM_DOUBLE: *(double *)(base + d->offset) = v; break;
+        case IE_PARAM_BOOL: *(bool *)(base + d->offset) = v != 0; break;
+        case IE_PARAM_METHOD: {
+            long m = lround(v);
+            if (m >= 0 && m < IE_METHOD_COUNT) *(ie_method *)(base + d->offset) = (ie_method)m;
+            break;
+        }
+        case IE_PARAM_STRING: break;
     }
 }
 
@@ -182,10 +178,10 @@ const char *ivp_settings_model_path(const ivp_settings *s, char *err, size_t err
 static char *number_text(const ie_param_desc *d, double v) {
     char buf[G_ASCII_DTOSTR_BUF_SIZE];
     switch (d->type) {
-    case IE_PARAM_BOOL: return g_strdup(v != 0 ? "true" : "false");
-    case IE_PARAM_METHOD: return g_strdup(ie_method_name((ie_method)lround(v)));
-    case IE_PARAM_INT: return g_strdup_printf("%lld", (long long)llround(v));
-    default: return g_strdup(g_ascii_formatd(buf, sizeof buf, "%.10g", v));
+        case IE_PARAM_BOOL: return g_strdup(v != 0 ? "true" : "false");
+        case IE_PARAM_METHOD: return g_strdup(ie_method_name((ie_method)lround(v)));
+        case IE_PARAM_INT: return g_strdup_printf("%lld", (long long)llround(v));
+        default: return g_strdup(g_ascii_formatd(buf, sizeof buf, "%.10g", v));
     }
 }
 
@@ -315,7 +311,8 @@ void ivp_install_cancel_handlers(void) {
     sigaction(SIGINT, &sa, NULL);
 }
 
-void ivp_progress_init(ivp_progress *pr, bool echo, void (*set_text)(const char *text), void (*update)(double fraction)) {
+void ivp_progress_init(ivp_progress *pr, bool echo, void (*set_text)(const char *text),
+                       void (*update)(double fraction)) {
     memset(pr, 0, sizeof *pr);
     pr->echo = echo;
     pr->set_text = set_text;
@@ -356,25 +353,19 @@ bool ivp_progress_cb(void *user, double fraction, const char *text) {
 
 /* --- compositing ------------------------------------------------------------------- */
 
-static float srgb_to_linear(float v) {
-    return v <= 0.04045f ? v / 12.92f : powf((v + 0.055f) / 1.055f, 2.4f);
-}
+static float srgb_to_linear(float v) { return v <= 0.04045f ? v / 12.92f : powf((v + 0.055f) / 1.055f, 2.4f); }
 
-static float linear_to_srgb(float v) {
-    return v <= 0.0031308f ? v * 12.92f : 1.055f * powf(v, 1.0f / 2.4f) - 0.055f;
-}
+static float linear_to_srgb(float v) { return v <= 0.0031308f ? v * 12.92f : 1.055f * powf(v, 1.0f / 2.4f) - 0.055f; }
 
 /* Y' of an R'G'B' pixel: luminance in linear light with babl's sRGB weights,
  * the same conversion GEGL applies between "R'G'B'" and "Y'". */
 static float luma(const float *rgb) {
-    float y = 0.2225045f * srgb_to_linear(rgb[0]) + 0.7168786f * srgb_to_linear(rgb[1]) +
-              0.0606169f * srgb_to_linear(rgb[2]);
+    float y =
+        0.2225045f * srgb_to_linear(rgb[0]) + 0.7168786f * srgb_to_linear(rgb[1]) + 0.0606169f * srgb_to_linear(rgb[2]);
     return linear_to_srgb(y);
 }
 
-static float clamp01(float v) {
-    return v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f; /* NaN -> 0 */
-}
+static float clamp01(float v) { return v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f; /* NaN -> 0 */ }
 
 static void composite(const ivp_region_job *job, const float *edited_rgb, float *out) {
     const int ch = job->channels;
@@ -407,8 +398,8 @@ static void composite(const ivp_region_job *job, const float *edited_rgb, float 
     }
 }
 
-ie_status ivp_edit_region(ie_session *session, const ie_edit_params *params, const ivp_region_job *job,
-                          float *out, ie_edit_progress_fn progress, void *user, char *err, size_t errlen) {
+ie_status ivp_edit_region(ie_session *session, const ie_edit_params *params, const ivp_region_job *job, float *out,
+                          ie_edit_progress_fn progress, void *user, char *err, size_t errlen) {
     const int ch = job->channels;
     if (ch < 1 || ch > 4 || job->width <= 0 || job->height <= 0 || job->write.x < 0 || job->write.y < 0 ||
         job->write.x + job->write.width > job->width || job->write.y + job->write.height > job->height) {
@@ -442,8 +433,8 @@ ie_status ivp_edit_region(ie_session *session, const ie_edit_params *params, con
     }
     ie_image res = {0, 0, 0, NULL}, composited = {0, 0, 0, NULL}, cmask = {0, 0, 0, NULL};
     ie_edit_extras extras = {region, job->change_mask ? &cmask : NULL, job->change_mask ? &res : NULL};
-    ie_status st = ie_edit_ex(session, params, &in, job->change_mask ? &composited : &res, &extras, progress, user,
-                              err, errlen);
+    ie_status st =
+        ie_edit_ex(session, params, &in, job->change_mask ? &composited : &res, &extras, progress, user, err, errlen);
     g_free(in.pixels);
     g_free(region);
     ie_image_free(&composited);
@@ -474,17 +465,18 @@ ie_status ivp_edit_region(ie_session *session, const ie_edit_params *params, con
 char *ivp_error_message(ie_status st, const char *what, const char *detail) {
     const char *advice = "";
     switch (st) {
-    case IE_ERR_NOMEM: advice = " Out of memory: try a smaller selection, or set device to cpu."; break;
-    case IE_ERR_NODEVICE:
-    case IE_ERR_DEVICE: advice = " Set device to cpu to run without Vulkan."; break;
-    case IE_ERR_IO:
-    case IE_ERR_FORMAT:
-        advice = " The model must be a Stable Diffusion 1.x diffusers folder or a .safetensors checkpoint.";
-        if (detail && g_str_has_prefix(detail, "LoRA ")) advice = " Check the LoRAs setting (SD 1.x LoRA files).";
-        if (detail && g_str_has_prefix(detail, "VAE ")) advice = " Check the VAE setting (an SD 1.x VAE file or folder).";
-        break;
-    case IE_ERR_CANCELLED: advice = ""; break;
-    default: break;
+        case IE_ERR_NOMEM: advice = " Out of memory: try a smaller selection, or set device to cpu."; break;
+        case IE_ERR_NODEVICE:
+        case IE_ERR_DEVICE: advice = " Set device to cpu to run without Vulkan."; break;
+        case IE_ERR_IO:
+        case IE_ERR_FORMAT:
+            advice = " The model must be a Stable Diffusion 1.x diffusers folder or a .safetensors checkpoint.";
+            if (detail && g_str_has_prefix(detail, "LoRA ")) advice = " Check the LoRAs setting (SD 1.x LoRA files).";
+            if (detail && g_str_has_prefix(detail, "VAE "))
+                advice = " Check the VAE setting (an SD 1.x VAE file or folder).";
+            break;
+        case IE_ERR_CANCELLED: advice = ""; break;
+        default: break;
     }
     const char *d = detail && *detail ? detail : "failed";
     size_t n = strlen(d);
@@ -507,8 +499,8 @@ ie_status ivp_settings_check(const ivp_settings *s, const char **model, char **m
     return IE_OK;
 }
 
-ie_status ivp_session_open(const ivp_settings *s, const char *model, bool interactive, ie_session **session,
-                           char **msg, char **note_box) {
+ie_status ivp_session_open(const ivp_settings *s, const char *model, bool interactive, ie_session **session, char **msg,
+                           char **note_box) {
     char err[512] = "";
     *session = NULL;
     *note_box = NULL;

@@ -38,8 +38,8 @@ extern "C" {
 #define IVP_ARG_OUTPUT "output"
 
 typedef enum ivp_output {
-    IVP_OUTPUT_NEW_LAYER = 0, /* a new layer above the edited one (non-destructive) */
-    IVP_OUTPUT_IN_PLACE = 1,  /* the drawable itself, through the shadow buffer */
+    IVP_OUTPUT_NEW_LAYER = 0,      /* a new layer above the edited one (non-destructive) */
+    IVP_OUTPUT_IN_PLACE = 1,       /* the drawable itself, through the shadow buffer */
     IVP_OUTPUT_NEW_LAYER_MASK = 2, /* a new layer holding the edit, with the change mask (times the
                                       selection) as its layer mask, for the user to paint */
     IVP_OUTPUT_COUNT
@@ -53,13 +53,13 @@ bool ivp_output_from_name(const char *s, ivp_output *out);
 
 /* Nick, blurb and the environment variable consulted when model-path is "". */
 #define IVP_MODEL_NICK "Model"
-#define IVP_MODEL_BLURB                                                                      \
-    "Stable Diffusion 1.x model: a diffusers folder (model_index.json, unet/, vae/, "       \
+#define IVP_MODEL_BLURB                                                                                                \
+    "Stable Diffusion 1.x model: a diffusers folder (model_index.json, unet/, vae/, "                                  \
     "text_encoder/, tokenizer/) or a single-file .safetensors checkpoint"
 #define IVP_MODEL_ENV "INVEDIT_MODEL"
 #define IVP_OUTPUT_NICK "Output"
-#define IVP_OUTPUT_BLURB                                                                       \
-    "new-layer: add the result as a new layer above; in-place: edit the layer itself; "     \
+#define IVP_OUTPUT_BLURB                                                                                               \
+    "new-layer: add the result as a new layer above; in-place: edit the layer itself; "                                \
     "new-layer-mask: a new layer with the change mask as its layer mask (paint it to correct)"
 
 /* --- settings: the parameter struct plus what the plug-in adds ---------------- */
@@ -157,7 +157,8 @@ typedef struct ivp_progress {
 
 /* The whole run (base 0, span 1), labelled IVP_PROGRESS_LABEL, reporting to
  * the host's set_text and update (gimp_progress_set_text/_update). */
-void ivp_progress_init(ivp_progress *pr, bool echo, void (*set_text)(const char *text), void (*update)(double fraction));
+void ivp_progress_init(ivp_progress *pr, bool echo, void (*set_text)(const char *text),
+                       void (*update)(double fraction));
 bool ivp_progress_cb(void *user, double fraction, const char *text);
 /* Makes SIGTERM/SIGINT cancel the running edit (nothing is written):
  * ivp_progress_cb answers false from then on. */
@@ -196,8 +197,8 @@ typedef struct ivp_region_job {
  *     luminance afterwards.
  * progress gets fraction 0..1 of this region; returning false cancels
  * (IE_ERR_CANCELLED, out untouched). On error err explains. */
-ie_status ivp_edit_region(ie_session *session, const ie_edit_params *params, const ivp_region_job *job,
-                          float *out, ie_edit_progress_fn progress, void *user, char *err, size_t errlen);
+ie_status ivp_edit_region(ie_session *session, const ie_edit_params *params, const ivp_region_job *job, float *out,
+                          ie_edit_progress_fn progress, void *user, char *err, size_t errlen);
 
 /* --- the run, before and after the pixels ---------------------------------------------- */
 
@@ -212,8 +213,8 @@ ie_status ivp_settings_check(const ivp_settings *s, const char **model, char **m
  * fallback) to show in a message box, or NULL: only when the run is
  * interactive and Vulkan was asked for by name; the note always goes to
  * stderr. g_free it. */
-ie_status ivp_session_open(const ivp_settings *s, const char *model, bool interactive, ie_session **session,
-                           char **msg, char **note_box);
+ie_status ivp_session_open(const ivp_settings *s, const char *model, bool interactive, ie_session **session, char **msg,
+                           char **note_box);
 
 /* The name of the new layer an edit adds: "Diffusion edit: <target prompt>". g_free() it. */
 char *ivp_result_layer_name(const ivp_settings *s);
@@ -228,11 +229,11 @@ char *ivp_error_message(ie_status st, const char *what, const char *detail);
 #define IVP_MSG_CANCELLED "invedit: cancelled, the image is unchanged"
 #define IVP_MSG_NO_DISPLAY "invedit: no display for the dialog; call it with RUN-NONINTERACTIVE"
 #define IVP_MSG_GROUP "invedit cannot edit a layer group: pick one of its layers"
-#define IVP_MSG_NEEDS_LAYER \
+#define IVP_MSG_NEEDS_LAYER                                                                                            \
     "output new-layer and new-layer-mask need a layer (not a mask or channel): use output in-place"
 #define IVP_MSG_INDEXED "invedit needs an RGB or grayscale image; use Image \342\226\270 Mode \342\226\270 RGB"
-#define IVP_MSG_NO_SELECTION                                                                        \
-    "The selection does not touch the layer '%s': select a region on it, or use Select \342\226\270 " \
+#define IVP_MSG_NO_SELECTION                                                                                           \
+    "The selection does not touch the layer '%s': select a region on it, or use Select \342\226\270 "                  \
     "None to edit the whole layer"
 
 #ifdef __cplusplus

@@ -20,7 +20,7 @@ static float *fetch_mask(const ivp_drawable_io *io, bool *nomem) {
     *nomem = false;
     if (!io->selection) return NULL;
     const ivp_rect sel = io->sel;
-    float *mask = g_try_new(float, (gsize)sel.width * sel.height);
+    float *mask = g_try_new(float, (gsize)sel.width *sel.height);
     if (!mask) {
         *nomem = true;
         return NULL;
@@ -30,8 +30,8 @@ static float *fetch_mask(const ivp_drawable_io *io, bool *nomem) {
     return mask;
 }
 
-ie_status ivp_edit_drawable(const ivp_drawable_io *io, const ivp_settings *s, ie_session *session,
-                            ivp_progress *pr, ivp_edit_result *res, char **msg) {
+ie_status ivp_edit_drawable(const ivp_drawable_io *io, const ivp_settings *s, ie_session *session, ivp_progress *pr,
+                            ivp_edit_result *res, char **msg) {
     memset(res, 0, sizeof *res);
     const ivp_rect sel = io->sel;
     if (sel.width <= 0 || sel.height <= 0) {
@@ -44,15 +44,15 @@ ie_status ivp_edit_drawable(const ivp_drawable_io *io, const ivp_settings *s, ie
     const Babl *fmt = ivp_pixel_format(io->gray, io->space, &job.channels);
     job.width = ctx.width;
     job.height = ctx.height;
-    float *pixels = g_try_new(float, (gsize)ctx.width * ctx.height * job.channels);
-    res->pixels = g_try_new(float, (gsize)sel.width * sel.height * job.channels);
+    float *pixels = g_try_new(float, (gsize)ctx.width *ctx.height *job.channels);
+    res->pixels = g_try_new(float, (gsize)sel.width *sel.height *job.channels);
     bool nomem = !pixels || !res->pixels;
     /* The library composites through the selection (full edit inside its 0.5
      * contour, the outer half of a feather blends); every output writes that
      * result as it is. */
     float *mask = nomem ? NULL : fetch_mask(io, &nomem);
     if (!nomem && s->output == IVP_OUTPUT_NEW_LAYER_MASK)
-        nomem = !(job.change_mask = res->change_mask = g_try_new(float, (gsize)sel.width * sel.height));
+        nomem = !(job.change_mask = res->change_mask = g_try_new(float, (gsize)sel.width *sel.height));
     if (nomem) {
         g_free(pixels);
         g_free(mask);

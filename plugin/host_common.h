@@ -27,10 +27,10 @@ typedef struct ivp_drawable_io {
 
 /* The edit of one drawable, ready to be written. */
 typedef struct ivp_edit_result {
-    ivp_rect sel;        /* layer coordinates, the written part */
-    int channels;        /* 4 (R'G'B'A) or 2 (Y'A) */
-    float *pixels;       /* sel.width * sel.height * channels */
-    float *change_mask;  /* output new-layer-mask: the layer mask over sel; else NULL */
+    ivp_rect sel;       /* layer coordinates, the written part */
+    int channels;       /* 4 (R'G'B'A) or 2 (Y'A) */
+    float *pixels;      /* sel.width * sel.height * channels */
+    float *change_mask; /* output new-layer-mask: the layer mask over sel; else NULL */
 } ivp_edit_result;
 
 /* "R'G'B'A float" or "Y'A float" in the drawable's space; *channels 4 or 2. */
@@ -40,8 +40,8 @@ const Babl *ivp_pixel_format(bool gray, const Babl *space, int *channels);
  * ivp_edit_region and keeps the result in *res (cleared first). On failure
  * *msg (g_free it) says why, except for IE_ERR_CANCELLED. The image is not
  * touched. */
-ie_status ivp_edit_drawable(const ivp_drawable_io *io, const ivp_settings *s, ie_session *session,
-                            ivp_progress *pr, ivp_edit_result *res, char **msg);
+ie_status ivp_edit_drawable(const ivp_drawable_io *io, const ivp_settings *s, ie_session *session, ivp_progress *pr,
+                            ivp_edit_result *res, char **msg);
 void ivp_edit_result_clear(ivp_edit_result *res);
 
 /* Writing in place. gimp_drawable_merge_shadow blends the shadow buffer

@@ -82,8 +82,8 @@ static inline void fr_highpass(const ie_image *im, int c, int r, float *hp) {
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++)
             ii[(size_t)(y + 1) * (W + 1) + x + 1] = im->pixels[((size_t)y * W + x) * C + c] +
-                                                    ii[(size_t)y * (W + 1) + x + 1] + ii[(size_t)(y + 1) * (W + 1) + x] -
-                                                    ii[(size_t)y * (W + 1) + x];
+                                                    ii[(size_t)y * (W + 1) + x + 1] +
+                                                    ii[(size_t)(y + 1) * (W + 1) + x] - ii[(size_t)y * (W + 1) + x];
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
             int x0 = x - r < 0 ? 0 : x - r, x1 = x + r + 1 > W ? W : x + r + 1;
@@ -96,13 +96,13 @@ static inline void fr_highpass(const ie_image *im, int c, int r, float *hp) {
 }
 
 typedef struct fr_measures {
-    double far_psnr;        /* PSNR of the far background (beyond r + 0.25 N) against the input */
-    double far_identical;   /* share of far-background pixels bit-identical to the input */
-    double unchanged;       /* share of all pixels bit-identical to the input */
-    double detail_corr;     /* correlation of high-pass detail (box 9x9), input vs output, inside the
+    double far_psnr;      /* PSNR of the far background (beyond r + 0.25 N) against the input */
+    double far_identical; /* share of far-background pixels bit-identical to the input */
+    double unchanged;     /* share of all pixels bit-identical to the input */
+    double detail_corr;   /* correlation of high-pass detail (box 9x9), input vs output, inside the
                                object (r - 0.03 N), all channels pooled */
-    float object_mean[3];   /* mean colour inside the object */
-    bool success;           /* the object's mean is nearest to yellow of red, yellow, blue */
+    float object_mean[3]; /* mean colour inside the object */
+    bool success;         /* the object's mean is nearest to yellow of red, yellow, blue */
 } fr_measures;
 
 static inline void fr_measure(const ie_image *in, const ie_image *out, fr_measures *m) {

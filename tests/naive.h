@@ -33,7 +33,7 @@ static inline uint16_t naive_f32_to_f16(float f) {
     if (a < ldexp(1.0, -14)) /* subnormal: units of 2^-24 (1024 becomes the smallest normal) */
         return (uint16_t)(sign | (uint16_t)nearbyint(a * ldexp(1.0, 24)));
     int e;
-    double fr = frexp(a, &e);         /* a = fr * 2^e, fr in [0.5, 1) */
+    double fr = frexp(a, &e);          /* a = fr * 2^e, fr in [0.5, 1) */
     double m = nearbyint(fr * 2048.0); /* 1.mmmmmmmmmm * 1024, in [1024, 2048] */
     int E = e - 1;
     if (m == 2048.0) {
@@ -71,10 +71,9 @@ static inline int64_t naive_conv_out_size(int64_t in, int64_t k, int stride, int
 /* torch.nn.functional.conv2d, dilation 1, groups 1, zero padding:
  *   x [N, Cin, H, W], w [Cout, Cin, KH, KW], b [Cout] or NULL
  *   -> out [N, Cout, OH, OW], OH/OW from naive_conv_out_size(). */
-static inline void naive_conv2d(float *out, const float *x, const float *w, const float *b,
-                                int64_t N, int64_t Cin, int64_t H, int64_t W, int64_t Cout,
-                                int64_t KH, int64_t KW, int stride, int pad_top, int pad_bottom,
-                                int pad_left, int pad_right) {
+static inline void naive_conv2d(float *out, const float *x, const float *w, const float *b, int64_t N, int64_t Cin,
+                                int64_t H, int64_t W, int64_t Cout, int64_t KH, int64_t KW, int stride, int pad_top,
+                                int pad_bottom, int pad_left, int pad_right) {
     const int64_t OH = naive_conv_out_size(H, KH, stride, pad_top, pad_bottom);
     const int64_t OW = naive_conv_out_size(W, KW, stride, pad_left, pad_right);
     for (int64_t n = 0; n < N; n++)
@@ -98,9 +97,8 @@ static inline void naive_conv2d(float *out, const float *x, const float *w, cons
 /* Batched out [B, M, N] = op(a) · op(b) (+ bias [N]):
  *   a [Ba, M, K], or [Ba, K, M] when trans_a; b [Bb, K, N], or [Bb, N, K] when
  *   trans_b; Ba = B when a_batched else 1 (broadcast), likewise Bb. */
-static inline void naive_matmul(float *out, const float *a, const float *b, const float *bias,
-                                int64_t B, int64_t M, int64_t N, int64_t K, bool trans_a,
-                                bool trans_b, bool a_batched, bool b_batched) {
+static inline void naive_matmul(float *out, const float *a, const float *b, const float *bias, int64_t B, int64_t M,
+                                int64_t N, int64_t K, bool trans_a, bool trans_b, bool a_batched, bool b_batched) {
     for (int64_t bi = 0; bi < B; bi++) {
         const float *a1 = a + (a_batched ? bi * M * K : 0);
         const float *b1 = b + (b_batched ? bi * K * N : 0);
@@ -123,9 +121,8 @@ static inline float naive_silu(double v) { return (float)(v / (1.0 + exp(-v))); 
 
 /* torch.nn.GroupNorm(groups, C, eps) on x [N, C, S] (S = prod(spatial)),
  * biased variance, affine gamma/beta [C], then SiLU when silu. */
-static inline void naive_group_norm(float *out, const float *x, const float *gamma,
-                                    const float *beta, int64_t N, int64_t C, int64_t S,
-                                    int groups, float eps, bool silu) {
+static inline void naive_group_norm(float *out, const float *x, const float *gamma, const float *beta, int64_t N,
+                                    int64_t C, int64_t S, int groups, float eps, bool silu) {
     const int64_t cpg = C / groups, cnt = cpg * S;
     for (int64_t n = 0; n < N; n++)
         for (int64_t g = 0; g < groups; g++) {
@@ -146,8 +143,8 @@ static inline void naive_group_norm(float *out, const float *x, const float *gam
 }
 
 /* torch.nn.LayerNorm(C, eps) over the last dim of x [rows, C], affine [C]. */
-static inline void naive_layer_norm(float *out, const float *x, const float *gamma,
-                                    const float *beta, int64_t rows, int64_t C, float eps) {
+static inline void naive_layer_norm(float *out, const float *x, const float *gamma, const float *beta, int64_t rows,
+                                    int64_t C, float eps) {
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * C;
         double mean = 0, var = 0;
@@ -167,9 +164,8 @@ static inline void naive_layer_norm(float *out, const float *x, const float *gam
 /* probs [B, H, Lq, Lk] = softmax_j(scale · q_i · k_j) per batch and head, with
  * q [B, Lq, H*D], k [B, Lk, H*D] (head h owns channels [h*D, (h+1)*D)).
  * causal: key j > query i gets probability 0. Scores in double. */
-static inline void naive_attention_probs(float *probs, const float *q, const float *k, int64_t B,
-                                         int64_t H, int64_t Lq, int64_t Lk, int64_t D, float scale,
-                                         bool causal) {
+static inline void naive_attention_probs(float *probs, const float *q, const float *k, int64_t B, int64_t H, int64_t Lq,
+                                         int64_t Lk, int64_t D, float scale, bool causal) {
     double *row = (double *)malloc((size_t)Lk * sizeof(double));
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < H; h++)
@@ -178,8 +174,7 @@ static inline void naive_attention_probs(float *probs, const float *q, const flo
                 for (int64_t j = 0; j < Lk; j++) {
                     double s = 0;
                     for (int64_t d = 0; d < D; d++)
-                        s += (double)q[(b * Lq + i) * H * D + h * D + d] *
-                             (double)k[(b * Lk + j) * H * D + h * D + d];
+                        s += (double)q[(b * Lq + i) * H * D + h * D + d] * (double)k[(b * Lk + j) * H * D + h * D + d];
                     row[j] = (causal && j > i) ? -INFINITY : s * scale;
                     if (row[j] > mx) mx = row[j];
                 }
@@ -187,15 +182,14 @@ static inline void naive_attention_probs(float *probs, const float *q, const flo
                     row[j] = row[j] == -INFINITY ? 0.0 : exp(row[j] - mx);
                     sum += row[j];
                 }
-                for (int64_t j = 0; j < Lk; j++)
-                    probs[((b * H + h) * Lq + i) * Lk + j] = (float)(row[j] / sum);
+                for (int64_t j = 0; j < Lk; j++) probs[((b * H + h) * Lq + i) * Lk + j] = (float)(row[j] / sum);
             }
     free(row);
 }
 
 /* out [B, Lq, H*Dv] = probs [B, H, Lq, Lk] · v [B, Lk, H*Dv] per batch and head. */
-static inline void naive_attention_apply(float *out, const float *probs, const float *v, int64_t B,
-                                         int64_t H, int64_t Lq, int64_t Lk, int64_t Dv) {
+static inline void naive_attention_apply(float *out, const float *probs, const float *v, int64_t B, int64_t H,
+                                         int64_t Lq, int64_t Lk, int64_t Dv) {
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < H; h++)
             for (int64_t i = 0; i < Lq; i++)
@@ -210,9 +204,8 @@ static inline void naive_attention_apply(float *out, const float *probs, const f
 
 /* out [B, Lq, H*Dv] = softmax(scale · q · kᵀ [+ causal]) · v, the full Lq×Lk
  * score matrix of each head in double (q, k [B, L, H*D], v [B, Lk, H*Dv]). */
-static inline void naive_attention(float *out, const float *q, const float *k, const float *v,
-                                   int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t D,
-                                   int64_t Dv, float scale, bool causal) {
+static inline void naive_attention(float *out, const float *q, const float *k, const float *v, int64_t B, int64_t H,
+                                   int64_t Lq, int64_t Lk, int64_t D, int64_t Dv, float scale, bool causal) {
     double *P = (double *)malloc((size_t)(Lq * Lk) * sizeof(double));
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < H; h++) {
@@ -222,8 +215,7 @@ static inline void naive_attention(float *out, const float *q, const float *k, c
                 for (int64_t j = 0; j < Lk; j++) {
                     double s = 0;
                     for (int64_t d = 0; d < D; d++)
-                        s += (double)q[(b * Lq + i) * H * D + h * D + d] *
-                             (double)k[(b * Lk + j) * H * D + h * D + d];
+                        s += (double)q[(b * Lq + i) * H * D + h * D + d] * (double)k[(b * Lk + j) * H * D + h * D + d];
                     row[j] = (causal && j > i) ? -INFINITY : s * scale;
                     if (row[j] > mx) mx = row[j];
                 }
@@ -254,12 +246,12 @@ static inline void naive_unary(float *out, const float *x, int64_t n, int op) {
     for (int64_t i = 0; i < n; i++) {
         double v = x[i], r = 0;
         switch (op) {
-        case 0: r = v / (1.0 + exp(-v)); break;
-        case 1: r = naive_gelu(v); break;
-        case 2: r = v / (1.0 + exp(-1.702 * v)); break;
-        case 3: r = v > 0 ? v : 0; break;
-        case 4: r = tanh(v); break;
-        default: r = NAN; break;
+            case 0: r = v / (1.0 + exp(-v)); break;
+            case 1: r = naive_gelu(v); break;
+            case 2: r = v / (1.0 + exp(-1.702 * v)); break;
+            case 3: r = v > 0 ? v : 0; break;
+            case 4: r = tanh(v); break;
+            default: r = NAN; break;
         }
         out[i] = (float)r;
     }
@@ -296,22 +288,19 @@ static inline void naive_binary(float *out, const float *a, const float *b, cons
 /* --- data movement --------------------------------------------------------------------- */
 
 /* torch.cat([a, b], dim=1): a [N, Ca, S], b [N, Cb, S] -> out [N, Ca+Cb, S]. */
-static inline void naive_concat_channels(float *out, const float *a, const float *b, int64_t N,
-                                         int64_t Ca, int64_t Cb, int64_t S) {
+static inline void naive_concat_channels(float *out, const float *a, const float *b, int64_t N, int64_t Ca, int64_t Cb,
+                                         int64_t S) {
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < Ca + Cb; c++)
             for (int64_t s = 0; s < S; s++)
-                out[(n * (Ca + Cb) + c) * S + s] =
-                    c < Ca ? a[(n * Ca + c) * S + s] : b[(n * Cb + (c - Ca)) * S + s];
+                out[(n * (Ca + Cb) + c) * S + s] = c < Ca ? a[(n * Ca + c) * S + s] : b[(n * Cb + (c - Ca)) * S + s];
 }
 
 /* F.interpolate(x, scale_factor=2, mode="nearest"): [N, C, H, W] -> [N, C, 2H, 2W]. */
-static inline void naive_upsample_nearest2x(float *out, const float *x, int64_t N, int64_t C,
-                                            int64_t H, int64_t W) {
+static inline void naive_upsample_nearest2x(float *out, const float *x, int64_t N, int64_t C, int64_t H, int64_t W) {
     for (int64_t p = 0; p < N * C; p++)
         for (int64_t y = 0; y < 2 * H; y++)
-            for (int64_t xx = 0; xx < 2 * W; xx++)
-                out[(p * 2 * H + y) * 2 * W + xx] = x[(p * H + y / 2) * W + xx / 2];
+            for (int64_t xx = 0; xx < 2 * W; xx++) out[(p * 2 * H + y) * 2 * W + xx] = x[(p * H + y / 2) * W + xx / 2];
 }
 
 /* x [B, R, C] -> out [B, C, R]. */
@@ -328,8 +317,8 @@ static inline void naive_transpose(float *out, const float *x, int64_t B, int64_
  *   emb = t[:, None] * exp(exponent)[None, :]                  (fp32)
  *   emb = cat([sin(emb), cos(emb)]); flip -> cat([cos, sin]); odd dim pads 0.
  * t [B] -> out [B, dim]. sin/cos/exp in double, rounded once. */
-static inline void naive_timestep_embedding(float *out, const float *t, int64_t B, int dim,
-                                            bool flip_sin_to_cos, float shift, float max_period) {
+static inline void naive_timestep_embedding(float *out, const float *t, int64_t B, int dim, bool flip_sin_to_cos,
+                                            float shift, float max_period) {
     const int half = dim / 2;
     for (int64_t b = 0; b < B; b++) {
         for (int j = 0; j < half; j++) {
@@ -347,8 +336,8 @@ static inline void naive_timestep_embedding(float *out, const float *t, int64_t 
 
 /* out [n, D] = table [V, D] rows ids[0..n). Returns the index of the first id
  * outside [0, V) (nothing written), or -1 when all are valid. */
-static inline int64_t naive_embedding(float *out, const int32_t *ids, const float *table, int64_t n,
-                                      int64_t V, int64_t D) {
+static inline int64_t naive_embedding(float *out, const int32_t *ids, const float *table, int64_t n, int64_t V,
+                                      int64_t D) {
     for (int64_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= V) return i;
     for (int64_t i = 0; i < n; i++)

@@ -19,8 +19,8 @@
 #define TOL 1e-3
 #endif
 
-static char REF[1024];       /* the folder holding the reference models */
-static const char *BE_NAME;  /* "cpu" / "vulkan" for messages */
+static char REF[1024];      /* the folder holding the reference models */
+static const char *BE_NAME; /* "cpu" / "vulkan" for messages */
 
 /* --- helpers ---------------------------------------------------------------------- */
 
@@ -79,8 +79,8 @@ static inline void check_tensor(const char *label, const char *dir, const char *
     for (int i = 0; i < nd; i++) n *= sh[i];
     if (n != ie_tensor_numel(t)) {
         char b[96];
-        TU_CHECK(0, "%s: %lld elements, reference has %lld (%s)", what, (long long)ie_tensor_numel(t),
-                 (long long)n, ie_tensor_shape_str(t, b, sizeof b));
+        TU_CHECK(0, "%s: %lld elements, reference has %lld (%s)", what, (long long)ie_tensor_numel(t), (long long)n,
+                 ie_tensor_shape_str(t, b, sizeof b));
         free(want);
         return;
     }

@@ -57,8 +57,8 @@ static inline void stw_free(stw *w) {
     g_free(w);
 }
 
-static inline void stw_add(stw *w, const char *name, const char *dtype, int ndim,
-                           const int64_t *shape, const void *data) {
+static inline void stw_add(stw *w, const char *name, const char *dtype, int ndim, const int64_t *shape,
+                           const void *data) {
     stw_tensor *x = g_new0(stw_tensor, 1);
     x->name = g_strdup(name);
     x->dtype = g_strdup(dtype);
@@ -79,10 +79,8 @@ static inline GString *stw_header(const stw *w) {
     size_t off = 0;
     for (guint i = 0; i < w->t->len; i++) {
         const stw_tensor *x = g_ptr_array_index(w->t, i);
-        g_string_append_printf(h, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", i ? "," : "", x->name,
-                               x->dtype);
-        for (int d = 0; d < x->ndim; d++)
-            g_string_append_printf(h, "%s%" G_GINT64_FORMAT, d ? "," : "", x->shape[d]);
+        g_string_append_printf(h, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", i ? "," : "", x->name, x->dtype);
+        for (int d = 0; d < x->ndim; d++) g_string_append_printf(h, "%s%" G_GINT64_FORMAT, d ? "," : "", x->shape[d]);
         g_string_append_printf(h, "],\"data_offsets\":[%zu,%zu]}", off, off + x->nbytes);
         off += x->nbytes;
     }
@@ -125,8 +123,8 @@ static inline bool stw_write(const stw *w, const char *path, bool sparse) {
 }
 
 /* Writes 8-byte length `len_field` + raw header bytes + `data_bytes` zero bytes. */
-static inline bool stw_write_raw(const char *path, uint64_t len_field, const char *hdr,
-                                 size_t hdr_len, size_t data_bytes) {
+static inline bool stw_write_raw(const char *path, uint64_t len_field, const char *hdr, size_t hdr_len,
+                                 size_t data_bytes) {
     FILE *f = fopen(path, "wb");
     if (!f) return false;
     fwrite(&len_field, 8, 1, f);

@@ -13,9 +13,23 @@
 #include "testutil.h"
 
 enum {
-    BOS = 49406, EOS = 49407,
-    A = 320, RED = 736, BLUE = 1746, CIRCLE = 7117, ON = 525, THE = 518, LEFT = 1823,
-    CAT = 2368, BLACK = 1449, SITTING = 4919, TAB = 6649, BY = 638, BIG = 1205, SMALL = 2442, DOG = 1929,
+    BOS = 49406,
+    EOS = 49407,
+    A = 320,
+    RED = 736,
+    BLUE = 1746,
+    CIRCLE = 7117,
+    ON = 525,
+    THE = 518,
+    LEFT = 1823,
+    CAT = 2368,
+    BLACK = 1449,
+    SITTING = 4919,
+    TAB = 6649,
+    BY = 638,
+    BIG = 1205,
+    SMALL = 2442,
+    DOG = 1929,
 };
 
 static int map_is(const ie_refine_map *m, const int *want, const float *alpha, int n) {
@@ -47,8 +61,8 @@ static void test_refine(void) {
         const float al[] = {1, 1, 0, 1, 1, 1, 1, 1};
         ie_status st = ie_align_refine(x, 8, y, 8, &m, err, sizeof err);
         print_map("red->blue", m.mapper, m.alphas, 8);
-        TU_CHECK(st == IE_OK && map_is(&m, want, al, 8),
-                 "\"a red circle on the left\" -> \"a blue circle on the left\": blue unmatched, rest diagonal, padding identity");
+        TU_CHECK(st == IE_OK && map_is(&m, want, al, 8), "\"a red circle on the left\" -> \"a blue circle on the "
+                                                         "left\": blue unmatched, rest diagonal, padding identity");
     }
     /* insertion: at (2,3) a/black: left = F[2][2] = 2 beats up 1 and diag 0 -> 'black' unmatched */
     {
@@ -107,7 +121,8 @@ static void test_words(void) {
     TU_CHECK(n == 1 && out[0] == 4, "lengths in code points (UTF-8 'caf\xc3\xa9' = 4): word 2 -> 4");
     n = ie_word_places("a cat and a dog", "a", out, 16);
     TU_CHECK(n == 2 && out[0] == 0 && out[1] == 3, "word_places(\"a\") -> 0 3");
-    TU_CHECK(ie_word_count("a  cat") == 3 && ie_word_count("a cat") == 2, "split on single spaces: \"a  cat\" has 3 words");
+    TU_CHECK(ie_word_count("a  cat") == 3 && ie_word_count("a cat") == 2,
+             "split on single spaces: \"a  cat\" has 3 words");
 }
 
 static void test_replace(void) {
@@ -130,7 +145,8 @@ static void test_replace(void) {
     float row3 = 0;
     for (int j = 0; j < 77; j++) row3 += M[3 * 77 + j];
     ok &= row3 == 0 && M[4 * 77 + 4] == 1 && M[76 * 77 + 76] == 1;
-    TU_CHECK(ok, "\"a cat sitting\" -> \"a tabby sitting\" (literal): cat -> tab,by at 1/2; tail M[j][j] (source 'sitting' row empty: the code's quirk)");
+    TU_CHECK(ok, "\"a cat sitting\" -> \"a tabby sitting\" (literal): cat -> tab,by at 1/2; tail M[j][j] (source "
+                 "'sitting' row empty: the code's quirk)");
     st = ie_align_replace("a cat sitting", s2, 3, "a tabby sitting", t2, 4, true, M, err, sizeof err);
     ok = st == IE_OK && M[3 * 77 + 4] == 1 && M[4 * 77 + 5] == 1 && M[75 * 77 + 76] == 1 && M[4 * 77 + 4] == 0;
     TU_CHECK(ok, "  fix_tail: source 'sitting' (3) -> target 4, M[i][i+1] after the word");
@@ -165,8 +181,9 @@ static void test_infedit(void) {
     TU_CHECK(st == IE_OK && a.mapper[2] == 3 && a.alphas[2] == 1 && a.mapper[3] == -1 && a.alphas[3] == 0 &&
                  a.n_rematched == 1 && a.m[2] == 0,
              "crossed similarity (the code): one pair per run, target 2 'small' <- source 3 'red'");
-    TU_CHECK(a.alpha_e[2] == 1 && a.local_not_found,
-             "  local 'red' not in the target ('blend word not found!') but alpha_e[2] = 1 via the re-matched source token");
+    TU_CHECK(
+        a.alpha_e[2] == 1 && a.local_not_found,
+        "  local 'red' not in the target ('blend word not found!') but alpha_e[2] = 1 via the re-matched source token");
     in.sim = IE_SIM_FIXED;
     st = ie_align_infedit(&in, &a, err, sizeof err);
     print_map("fixed", a.mapper, a.alphas, 6);
@@ -174,7 +191,8 @@ static void test_infedit(void) {
              "fixed similarity: target 3 'blue' <- source 2 'big'");
     in.sim = IE_SIM_NONE;
     st = ie_align_infedit(&in, &a, err, sizeof err);
-    TU_CHECK(st == IE_OK && a.mapper[2] == -1 && a.mapper[3] == -1 && a.n_rematched == 0, "no re-matching: plain P2P refinement");
+    TU_CHECK(st == IE_OK && a.mapper[2] == -1 && a.mapper[3] == -1 && a.n_rematched == 0,
+             "no re-matching: plain P2P refinement");
 
     /* blend words on "a red circle on the left" -> "a blue circle on the left" */
     const int32_t xs[] = {BOS, A, RED, CIRCLE, ON, THE, LEFT, EOS};
@@ -194,11 +212,13 @@ static void test_infedit(void) {
     in2.mutual_ids = mut_circle;
     in2.n_mutual = 3;
     st = ie_align_infedit(&in2, &a, err, sizeof err);
-    TU_CHECK(st == IE_OK && a.alpha_me[3] == 1 && a.alpha_e[3] == 1 && a.alpha_m[3] == 1, "local = mutual = 'circle' -> alpha_me[3]");
+    TU_CHECK(st == IE_OK && a.alpha_me[3] == 1 && a.alpha_e[3] == 1 && a.alpha_m[3] == 1,
+             "local = mutual = 'circle' -> alpha_me[3]");
     const int32_t mut_red[] = {BOS, RED, EOS}, mut_blue[] = {BOS, BLUE, EOS};
     in2.mutual_ids = mut_red;
     st = ie_align_infedit(&in2, &a, err, sizeof err);
-    TU_CHECK(st == IE_ERR_ARG && strstr(err, "mutual prompt not found"), "mutual 'red' (absent from target): \"%.60s...\"", err);
+    TU_CHECK(st == IE_ERR_ARG && strstr(err, "mutual prompt not found"),
+             "mutual 'red' (absent from target): \"%.60s...\"", err);
     in2.mutual_ids = mut_blue;
     st = ie_align_infedit(&in2, &a, err, sizeof err);
     TU_CHECK(st == IE_ERR_ARG && strstr(err, "not aligned"), "mutual 'blue' (aligned to 'red'): \"%.70s...\"", err);

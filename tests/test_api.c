@@ -10,17 +10,17 @@
 
 static int failures = 0, checks = 0;
 
-#define CHECK(cond, ...)                                                                                   \
-    do {                                                                                                   \
-        checks++;                                                                                          \
-        if (cond) {                                                                                        \
-            printf("ok   ");                                                                               \
-        } else {                                                                                           \
-            printf("FAIL ");                                                                               \
-            failures++;                                                                                    \
-        }                                                                                                  \
-        printf(__VA_ARGS__);                                                                               \
-        printf("\n");                                                                                      \
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        checks++;                                                                                                      \
+        if (cond) {                                                                                                    \
+            printf("ok   ");                                                                                           \
+        } else {                                                                                                       \
+            printf("FAIL ");                                                                                           \
+            failures++;                                                                                                \
+        }                                                                                                              \
+        printf(__VA_ARGS__);                                                                                           \
+        printf("\n");                                                                                                  \
     } while (0)
 
 /* A 64x64 red disc on the left on a blue background. */
@@ -37,7 +37,8 @@ static void disc(ie_image *img) {
 static double mean_abs_diff(const ie_image *a, const ie_image *b) {
     double s = 0;
     size_t n = (size_t)a->width * a->height * 3;
-    for (size_t i = 0; i < n; i++) s += a->pixels[i] > b->pixels[i] ? a->pixels[i] - b->pixels[i] : b->pixels[i] - a->pixels[i];
+    for (size_t i = 0; i < n; i++)
+        s += a->pixels[i] > b->pixels[i] ? a->pixels[i] - b->pixels[i] : b->pixels[i] - a->pixels[i];
     return s / (double)n;
 }
 
@@ -60,8 +61,8 @@ int main(void) {
     ie_status st = ie_model_describe(missing, NULL, &text, err, sizeof err);
     CHECK(st != IE_OK && !text && err[0], "describe a missing model: %s, %s", ie_status_name(st), err);
     st = ie_model_describe(model, NULL, &text, err, sizeof err);
-    CHECK(st == IE_OK && text && strstr(text, "check: all ") && strstr(text, "tokenizer: "),
-          "describe models/demo: %s", ie_status_name(st));
+    CHECK(st == IE_OK && text && strstr(text, "check: all ") && strstr(text, "tokenizer: "), "describe models/demo: %s",
+          ie_status_name(st));
     ie_free(text);
     ie_session_options bad = {NULL, NULL, NULL, "sometimes"};
     st = ie_model_describe(model, &bad, &text, err, sizeof err);
@@ -87,8 +88,7 @@ int main(void) {
     ie_session_last_run(s, &calls, &evals);
     /* at least one pass a step (BDIA's sampler may add one), each a CFG batch of two */
     CHECK(calls >= 6 && calls <= 8 && evals == 2 * calls,
-          "generate's last run: %lld UNet passes, %lld evaluations (6 steps, CFG)", (long long)calls,
-          (long long)evals);
+          "generate's last run: %lld UNet passes, %lld evaluations (6 steps, CFG)", (long long)calls, (long long)evals);
     st = ie_generate(s, &g, m + m / 2 + 1, 0, &b, NULL, NULL, err, sizeof err);
     CHECK(!st && b.width == a.width && mean_abs_diff(&a, &b) == 0, "generate twice with one seed: the same pixels");
     ie_image_free(&b);
@@ -118,8 +118,7 @@ int main(void) {
     CHECK(!st && rec.width == 64 && d < 0.01, "reconstruct with bdia: mean |difference| %.5f", d);
     st = ie_vae_roundtrip(s, &in, 0, &vae, err, sizeof err);
     d = st ? 1 : mean_abs_diff(&in, &vae);
-    CHECK(!st && vae.width == 64 && vae.channels == 3 && d > 0 && d < 0.1, "VAE round trip: mean |difference| %.4f",
-          d);
+    CHECK(!st && vae.width == 64 && vae.channels == 3 && d > 0 && d < 0.1, "VAE round trip: mean |difference| %.4f", d);
 
     /* invert: EF-DDPM gives x_N and one noise map per step; InfEdit inverts nothing */
     ie_latents lat = {0};

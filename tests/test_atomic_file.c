@@ -20,15 +20,15 @@
 
 static int failures, checks;
 
-#define CHECK(cond, ...)                                                                            \
-    do {                                                                                            \
-        checks++;                                                                                   \
-        if (!(cond)) {                                                                              \
-            failures++;                                                                             \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                             \
-            printf(__VA_ARGS__);                                                                    \
-            printf("\n");                                                                           \
-        }                                                                                           \
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        checks++;                                                                                                      \
+        if (!(cond)) {                                                                                                 \
+            failures++;                                                                                                \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                                \
+            printf(__VA_ARGS__);                                                                                       \
+            printf("\n");                                                                                              \
+        }                                                                                                              \
     } while (0)
 
 static char dir[256];
@@ -270,8 +270,8 @@ static void test_signal(void) {
 static void test_check_writable(void) {
     char err[512];
     char *p = path_in("no/such/folder/out.png");
-    CHECK(!ie_afile_check_writable(p, err, sizeof err) && strstr(err, "does not exist"),
-          "missing folder reported: %s", err);
+    CHECK(!ie_afile_check_writable(p, err, sizeof err) && strstr(err, "does not exist"), "missing folder reported: %s",
+          err);
     CHECK(!ie_afile_open(&(ie_afile){0}, p, err, sizeof err), "open in a missing folder fails");
     g_free(p);
     CHECK(!ie_afile_check_writable(dir, err, sizeof err) && strstr(err, "directory"), "a directory target: %s", err);

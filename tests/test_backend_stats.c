@@ -18,8 +18,8 @@ static void test_reset_peak(ie_backend *be, const char *label) {
     if (!tu_ok(big ? IE_OK : IE_ERR_NOMEM, be, "allocate 16 MiB")) return;
     ie_tensor_free(big);
     ie_backend_memory(be, &in_use, &peak);
-    TU_CHECK(in_use == base && peak >= base + 16 * MIB, "%s: 16 MiB freed: in use %llu, peak %llu (base %llu)",
-             label, (unsigned long long)in_use, (unsigned long long)peak, (unsigned long long)base);
+    TU_CHECK(in_use == base && peak >= base + 16 * MIB, "%s: 16 MiB freed: in use %llu, peak %llu (base %llu)", label,
+             (unsigned long long)in_use, (unsigned long long)peak, (unsigned long long)base);
 
     ie_backend_reset_peak(be);
     ie_backend_memory(be, &in_use, &peak);
@@ -85,15 +85,12 @@ static void test_profile(ie_backend *be, const char *label) {
         if (&t[i] != mm && &t[i] != lin && &t[i] != sc) others += t[i].calls;
     double want = 2.0 * (double)(M * N * K);
     TU_CHECK(mm && mm->calls == 1 && mm->flops == want && mm->seconds > 0,
-             "%s: matmul: 1 call, %.0f FLOPs (got %ld, %.0f)", label, want, mm ? mm->calls : -1,
-             mm ? mm->flops : -1.0);
+             "%s: matmul: 1 call, %.0f FLOPs (got %ld, %.0f)", label, want, mm ? mm->calls : -1, mm ? mm->flops : -1.0);
     TU_CHECK(lin && lin->calls == 1 && lin->flops == want, "%s: linear: 1 call, %.0f FLOPs (got %ld, %.0f)", label,
              want, lin ? lin->calls : -1, lin ? lin->flops : -1.0);
     TU_CHECK(sc && sc->calls == 2 && sc->flops == 0 && others == 0,
-             "%s: scale: 2 calls (got %ld), no FLOPs; no other kind counted (%ld)", label, sc ? sc->calls : -1,
-             others);
-    TU_CHECK(ie_backend_profile_end(be, t, IE_OP_KINDS) == 0, "%s: profile_end without begin returns nothing",
-             label);
+             "%s: scale: 2 calls (got %ld), no FLOPs; no other kind counted (%ld)", label, sc ? sc->calls : -1, others);
+    TU_CHECK(ie_backend_profile_end(be, t, IE_OP_KINDS) == 0, "%s: profile_end without begin returns nothing", label);
     free(h);
     ie_tensor_free(a);
     ie_tensor_free(b);

@@ -23,14 +23,14 @@ static const char *TGT_A = "a yellow circle on the left on a blue background";
 static const char *TGT_B = "a red square on the left on a blue background";
 
 static int fails = 0;
-#define CHECK(cond, ...)                                                                                              \
-    do {                                                                                                              \
-        if (!(cond)) {                                                                                                \
-            fails++;                                                                                                  \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                      \
-            fprintf(stderr, __VA_ARGS__);                                                                             \
-            fprintf(stderr, "\n");                                                                                    \
-        }                                                                                                             \
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fails++;                                                                                                   \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                       \
+            fprintf(stderr, __VA_ARGS__);                                                                              \
+            fprintf(stderr, "\n");                                                                                     \
+        }                                                                                                              \
     } while (0)
 
 static const char *model_path(void) {
@@ -269,8 +269,8 @@ static void test_eviction(const char *base) {
     bool b = ie_cache_get(c, &k[1], IE_CACHE_LATENT, &got, &glen);
     g_free(got);
     bool cc = ie_cache_get(c, &k[2], IE_CACHE_LATENT, &got, &glen);
-    CHECK(a && !b && cc, "eviction: expected A and C kept, B (least recently used) evicted; got A %d B %d C %d", a,
-          b, cc);
+    CHECK(a && !b && cc, "eviction: expected A and C kept, B (least recently used) evicted; got A %d B %d C %d", a, b,
+          cc);
     CHECK(cc && glen == len && ((char *)got)[len - 1] == 'c', "eviction: C's bytes");
     g_free(got);
     /* an entry larger than the whole cap is not stored, and evicts nothing */

@@ -86,7 +86,8 @@ static void test_tok(const char *hf, const char *cases) {
             const char *hex = json_object_get_string_member(o, "text_hex");
             size_t l = strlen(hex) / 2;
             text = g_malloc0(l + 1);
-            for (size_t k = 0; k < l; k++) text[k] = (char)g_ascii_strtoull((char[]){hex[2 * k], hex[2 * k + 1], 0}, NULL, 16);
+            for (size_t k = 0; k < l; k++)
+                text[k] = (char)g_ascii_strtoull((char[]){hex[2 * k], hex[2 * k + 1], 0}, NULL, 16);
         }
         int nt, ne;
         int32_t *want_t = ids_of(o, "tokens", &nt), *want_e = ids_of(o, "encoded", &ne);
@@ -103,7 +104,8 @@ static void test_tok(const char *hf, const char *cases) {
         g_free(want_e);
         g_free(text);
     }
-    TU_CHECK(n_cases > 20 && bad_ref == 0, "built-in ids = Python reference for %d prompts (%d differ)", n_cases, bad_ref);
+    TU_CHECK(n_cases > 20 && bad_ref == 0, "built-in ids = Python reference for %d prompts (%d differ)", n_cases,
+             bad_ref);
     TU_CHECK(bad_folder == 0, "built-in ids = tokenizer folder ids for %d prompts (%d differ)", n_cases, bad_folder);
     g_object_unref(p);
     /* the demo model's captions, and prompts users write */
@@ -141,8 +143,8 @@ static void test_names(void) {
          "unet", "down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q", SD_LORA_DOWN},
         {"lora_te_text_model_encoder_layers_11_mlp_fc1.lora_up.weight", true, SD_LORA_KOHYA, "text_encoder",
          "text_model_encoder_layers_11_mlp_fc1", SD_LORA_UP},
-        {"lora_unet_mid_block_attentions_0_proj_in.alpha", true, SD_LORA_KOHYA, "unet", "mid_block_attentions_0_proj_in",
-         SD_LORA_ALPHA},
+        {"lora_unet_mid_block_attentions_0_proj_in.alpha", true, SD_LORA_KOHYA, "unet",
+         "mid_block_attentions_0_proj_in", SD_LORA_ALPHA},
         {"lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight", true, SD_LORA_KOHYA, "te1",
          "text_model_encoder_layers_0_self_attn_q_proj", SD_LORA_DOWN},
         {"lora_unet_up_blocks_1_resnets_0_conv1.hada_w1_a", true, SD_LORA_KOHYA, "unet", "up_blocks_1_resnets_0_conv1",
@@ -178,10 +180,12 @@ static void test_names(void) {
                    k.part == K[i].part;
         if (!good) {
             bad++;
-            printf("     key %s -> %d %s|%s part %d\n", K[i].key, ok, ok ? k.target : "", ok ? k.module : "", ok ? (int)k.part : -1);
+            printf("     key %s -> %d %s|%s part %d\n", K[i].key, ok, ok ? k.target : "", ok ? k.module : "",
+                   ok ? (int)k.part : -1);
         }
     }
-    TU_CHECK(bad == 0, "LoRA key parser: %zu keys (kohya, PEFT, old processors, alpha, SDXL markers, LoHa, bad) (%d wrong)",
+    TU_CHECK(bad == 0,
+             "LoRA key parser: %zu keys (kohya, PEFT, old processors, alpha, SDXL markers, LoHa, bad) (%d wrong)",
              G_N_ELEMENTS(K), bad);
     static const struct {
         const char *spec, *path;
@@ -263,7 +267,8 @@ static void test_lora(const char *model, const char *dir, const char *merged) {
         }
         TU_CHECK(n > 0 && over == 0 && n == sd_lora_set_target_count(set),
                  "merged weights = PyTorch float64 merge for %d tensors (linear, 1x1 and 3x3 conv): worst %.3e <= 1e-5 "
-                 "(%d adapted here)", n, worst, sd_lora_set_target_count(set));
+                 "(%d adapted here)",
+                 n, worst, sd_lora_set_target_count(set));
         st_close(ref);
     }
     float probe[4] = {1, 2, 3, 4};

@@ -48,8 +48,7 @@ static ie_tensor *mk(ie_backend *b, ie_dtype dt, int ndim, const int64_t *shape,
     return t;
 }
 
-static ie_tensor *mk4(ie_backend *b, ie_dtype dt, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
-                      const float *data) {
+static ie_tensor *mk4(ie_backend *b, ie_dtype dt, int64_t d0, int64_t d1, int64_t d2, int64_t d3, const float *data) {
     int64_t s[4] = {d0, d1, d2, d3};
     return mk(b, dt, 4, s, data);
 }
@@ -61,9 +60,7 @@ static ie_tensor *mk2(ie_backend *b, ie_dtype dt, int64_t d0, int64_t d1, const 
     int64_t s[2] = {d0, d1};
     return mk(b, dt, 2, s, data);
 }
-static ie_tensor *mk1(ie_backend *b, ie_dtype dt, int64_t d0, const float *data) {
-    return mk(b, dt, 1, &d0, data);
-}
+static ie_tensor *mk1(ie_backend *b, ie_dtype dt, int64_t d0, const float *data) { return mk(b, dt, 1, &d0, data); }
 
 /* t's values as fp32 (malloc'd). */
 static float *get(ie_tensor *t) {
@@ -135,9 +132,9 @@ static void test_fp16(void) {
 
     tu_rng r = tu_rng_new(1);
     bad = 0;
-    static const float special[] = {0.0f, -0.0f, 65504.0f, 65519.99f, 65520.0f, 1e-8f, 2.98e-8f,
-                                    2.9802322e-8f, 5.9604645e-8f, 6.1035156e-5f, 6.1e-5f, 1.0f / 3,
-                                    INFINITY, -INFINITY, 1e30f, -1e-30f};
+    static const float special[] = {0.0f,     -0.0f,         65504.0f,      65519.99f,     65520.0f, 1e-8f,
+                                    2.98e-8f, 2.9802322e-8f, 5.9604645e-8f, 6.1035156e-5f, 6.1e-5f,  1.0f / 3,
+                                    INFINITY, -INFINITY,     1e30f,         -1e-30f};
     for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
         if (ie_fp32_to_fp16(special[i]) != naive_f32_to_f16(special[i])) bad++;
     for (int i = 0; i < 1000000; i++) {
@@ -172,8 +169,8 @@ static void run_conv(const conv_case *c, ie_dtype wdt, uint64_t seed) {
     float *x = rnd(&r, nx, -1, 1), *w = rnd(&r, nw, -0.5f, 0.5f), *b = rnd(&r, (size_t)c->Cout, -1, 1);
     float *wr = as_weight(w, nw, wdt), *br = as_weight(b, (size_t)c->Cout, wdt);
     float *want = tu_alloc(no);
-    naive_conv2d(want, x, wr, c->bias ? br : NULL, c->N, c->Cin, c->H, c->W, c->Cout, c->KH, c->KW,
-                 c->stride, c->pt, c->pb, c->pl, c->pr);
+    naive_conv2d(want, x, wr, c->bias ? br : NULL, c->N, c->Cin, c->H, c->W, c->Cout, c->KH, c->KW, c->stride, c->pt,
+                 c->pb, c->pl, c->pr);
     ie_conv2d_params p = {c->stride, c->pt, c->pb, c->pl, c->pr};
 
     ie_backend *bes[2] = {be, be_small};
@@ -200,29 +197,34 @@ static void run_conv(const conv_case *c, ie_dtype wdt, uint64_t seed) {
         ie_tensor_free(tw);
         ie_tensor_free(tb);
     }
-    free(x); free(w); free(b); free(wr); free(br); free(want);
+    free(x);
+    free(w);
+    free(b);
+    free(wr);
+    free(br);
+    free(want);
 }
 
 static void test_conv2d(void) {
     static const conv_case cases[] = {
         /* what                               N  Cin H  W  Cout KH KW  s pt pb pl pr bias */
-        {"3x3 s1 p1 [2,5,7,9]->13",           2, 5,  7, 9, 13,  3, 3,  1, 1, 1, 1, 1, true},
-        {"3x3 s1 p1 [1,33,9,7]->5 no bias",   1, 33, 9, 7, 5,   3, 3,  1, 1, 1, 1, 1, false},
-        {"1x1 direct [2,13,7,9]->33",         2, 13, 7, 9, 33,  1, 1,  1, 0, 0, 0, 0, true},
-        {"1x1 s2 [1,5,7,9]->13",              1, 5,  7, 9, 13,  1, 1,  2, 0, 0, 0, 0, true},
-        {"1x1 s1 p1 [1,5,7,9]->13",           1, 5,  7, 9, 13,  1, 1,  1, 1, 1, 1, 1, true},
-        {"3x3 s2 p1 [2,13,9,7]->5",           2, 13, 9, 7, 5,   3, 3,  2, 1, 1, 1, 1, true},
-        {"3x3 s2 pad(0,1,0,1) [2,5,8,8]->13", 2, 5,  8, 8, 13,  3, 3,  2, 0, 1, 0, 1, true},
-        {"3x3 s2 pad(0,1,0,1) [1,13,7,9]->5", 1, 13, 7, 9, 5,   3, 3,  2, 0, 1, 0, 1, true},
-        {"4x4 s1 p0 [1,5,9,7]->13",           1, 5,  9, 7, 13,  4, 4,  1, 0, 0, 0, 0, true},
-        {"5x3 s1 p(2,1,0,3) [2,5,7,9]->4",    2, 5,  7, 9, 4,   5, 3,  1, 2, 1, 0, 3, true},
-        {"3x3 s1 p1 [2,64,16,16]->32",        2, 64, 16, 16, 32, 3, 3, 1, 1, 1, 1, 1, true},
-        {"3x3 s1 p1 tiny [1,3,2,3]->4",       1, 3,  2, 3, 4,   3, 3,  1, 1, 1, 1, 1, true},
+        {"3x3 s1 p1 [2,5,7,9]->13", 2, 5, 7, 9, 13, 3, 3, 1, 1, 1, 1, 1, true},
+        {"3x3 s1 p1 [1,33,9,7]->5 no bias", 1, 33, 9, 7, 5, 3, 3, 1, 1, 1, 1, 1, false},
+        {"1x1 direct [2,13,7,9]->33", 2, 13, 7, 9, 33, 1, 1, 1, 0, 0, 0, 0, true},
+        {"1x1 s2 [1,5,7,9]->13", 1, 5, 7, 9, 13, 1, 1, 2, 0, 0, 0, 0, true},
+        {"1x1 s1 p1 [1,5,7,9]->13", 1, 5, 7, 9, 13, 1, 1, 1, 1, 1, 1, 1, true},
+        {"3x3 s2 p1 [2,13,9,7]->5", 2, 13, 9, 7, 5, 3, 3, 2, 1, 1, 1, 1, true},
+        {"3x3 s2 pad(0,1,0,1) [2,5,8,8]->13", 2, 5, 8, 8, 13, 3, 3, 2, 0, 1, 0, 1, true},
+        {"3x3 s2 pad(0,1,0,1) [1,13,7,9]->5", 1, 13, 7, 9, 5, 3, 3, 2, 0, 1, 0, 1, true},
+        {"4x4 s1 p0 [1,5,9,7]->13", 1, 5, 9, 7, 13, 4, 4, 1, 0, 0, 0, 0, true},
+        {"5x3 s1 p(2,1,0,3) [2,5,7,9]->4", 2, 5, 7, 9, 4, 5, 3, 1, 2, 1, 0, 3, true},
+        {"3x3 s1 p1 [2,64,16,16]->32", 2, 64, 16, 16, 32, 3, 3, 1, 1, 1, 1, 1, true},
+        {"3x3 s1 p1 tiny [1,3,2,3]->4", 1, 3, 2, 3, 4, 3, 3, 1, 1, 1, 1, 1, true},
         /* a weight of 138240 values: fp16 widened in 64 Ki blocks on the pool (3 blocks, one partial) */
-        {"3x3 s1 p1 [2,96,12,12]->160",       2, 96, 12, 12, 160, 3, 3, 1, 1, 1, 1, 1, true},
+        {"3x3 s1 p1 [2,96,12,12]->160", 2, 96, 12, 12, 160, 3, 3, 1, 1, 1, 1, 1, true},
         /* weights the larger side (an 8x8 layer): fp16 weights are widened per thread in panels
          * of K inside the sgemm (K = 4608 in several panels), summed in a fixed order */
-        {"3x3 s1 p1 [1,512,8,8]->640",        1, 512, 8, 8, 640, 3, 3, 1, 1, 1, 1, 1, true},
+        {"3x3 s1 p1 [1,512,8,8]->640", 1, 512, 8, 8, 640, 3, 3, 1, 1, 1, 1, 1, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         run_conv(&cases[i], IE_F32, 100 + i);
@@ -245,8 +247,7 @@ static void run_matmul(const mm_case *c, uint64_t seed) {
     float *a = rnd(&r, na, -1, 1), *b = rnd(&r, nb, -1, 1), *bias = rnd(&r, (size_t)c->N, -1, 1);
     float *br = as_weight(b, nb, c->bdt), *biasr = as_weight(bias, (size_t)c->N, c->biasdt);
     float *want = tu_alloc(no);
-    naive_matmul(want, a, br, c->bias ? biasr : NULL, c->B, c->M, c->N, c->K, c->ta, c->tb,
-                 c->a_batched, c->b_batched);
+    naive_matmul(want, a, br, c->bias ? biasr : NULL, c->B, c->M, c->N, c->K, c->ta, c->tb, c->a_batched, c->b_batched);
 
     /* 2-D operands when not batched (broadcast); 3-D [B, ...] when batched */
     int64_t ash[3] = {Ba, c->ta ? c->K : c->M, c->ta ? c->M : c->K};
@@ -264,34 +265,42 @@ static void run_matmul(const mm_case *c, uint64_t seed) {
         ie_tensor_free(to);
     }
     char name[160];
-    snprintf(name, sizeof name, "matmul B%lld M%lld N%lld K%lld%s%s%s%s%s b=%s", (long long)c->B,
-             (long long)c->M, (long long)c->N, (long long)c->K, c->ta ? " tA" : "", c->tb ? " tB" : "",
-             c->a_batched ? "" : " a-bcast", c->b_batched ? "" : " b-bcast",
-             c->bias ? (c->biasdt == IE_F16 ? " bias16" : " bias") : "", dt_name(c->bdt));
+    snprintf(name, sizeof name, "matmul B%lld M%lld N%lld K%lld%s%s%s%s%s b=%s", (long long)c->B, (long long)c->M,
+             (long long)c->N, (long long)c->K, c->ta ? " tA" : "", c->tb ? " tB" : "", c->a_batched ? "" : " a-bcast",
+             c->b_batched ? "" : " b-bcast", c->bias ? (c->biasdt == IE_F16 ? " bias16" : " bias") : "",
+             dt_name(c->bdt));
     tu_check_close(name, got[0], want, no, c->bdt == IE_F16 ? TOL_F16 : TOL_F32);
     check_bits(name, got[0], got[1], no);
-    free(got[0]); free(got[1]);
-    ie_tensor_free(ta); ie_tensor_free(tb); ie_tensor_free(tbias);
-    free(a); free(b); free(bias); free(br); free(biasr); free(want);
+    free(got[0]);
+    free(got[1]);
+    ie_tensor_free(ta);
+    ie_tensor_free(tb);
+    ie_tensor_free(tbias);
+    free(a);
+    free(b);
+    free(bias);
+    free(br);
+    free(biasr);
+    free(want);
 }
 
 static void test_matmul(void) {
     static const mm_case cases[] = {
         /* B  M   N   K    ta     tb     a_b    b_b    bias   bdt     biasdt */
-        {1, 13, 33, 40,  false, false, false, false, true,  IE_F32, IE_F32},
-        {2, 13, 33, 40,  false, false, true,  true,  false, IE_F32, IE_F32},
-        {2, 13, 33, 40,  true,  false, true,  true,  true,  IE_F32, IE_F32},
-        {2, 13, 33, 40,  false, true,  true,  true,  true,  IE_F32, IE_F32},
-        {2, 13, 33, 40,  true,  true,  true,  true,  false, IE_F32, IE_F32},
-        {2, 77, 65, 64,  false, true,  true,  false, true,  IE_F32, IE_F32}, /* folded Linear */
-        {2, 77, 65, 64,  false, true,  true,  false, true,  IE_F16, IE_F32},
-        {2, 77, 65, 64,  false, false, true,  false, false, IE_F16, IE_F32},
-        {3, 13, 33, 5,   true,  false, true,  false, true,  IE_F32, IE_F16}, /* a batched, tA: no fold */
-        {3, 9,  40, 13,  false, true,  false, true,  true,  IE_F32, IE_F32}, /* a broadcast */
-        {3, 9,  40, 13,  true,  true,  false, true,  false, IE_F16, IE_F32},
-        {2, 1,  7,  1,   false, false, true,  true,  true,  IE_F32, IE_F32}, /* degenerate */
+        {1, 13, 33, 40, false, false, false, false, true, IE_F32, IE_F32},
+        {2, 13, 33, 40, false, false, true, true, false, IE_F32, IE_F32},
+        {2, 13, 33, 40, true, false, true, true, true, IE_F32, IE_F32},
+        {2, 13, 33, 40, false, true, true, true, true, IE_F32, IE_F32},
+        {2, 13, 33, 40, true, true, true, true, false, IE_F32, IE_F32},
+        {2, 77, 65, 64, false, true, true, false, true, IE_F32, IE_F32}, /* folded Linear */
+        {2, 77, 65, 64, false, true, true, false, true, IE_F16, IE_F32},
+        {2, 77, 65, 64, false, false, true, false, false, IE_F16, IE_F32},
+        {3, 13, 33, 5, true, false, true, false, true, IE_F32, IE_F16}, /* a batched, tA: no fold */
+        {3, 9, 40, 13, false, true, false, true, true, IE_F32, IE_F32}, /* a broadcast */
+        {3, 9, 40, 13, true, true, false, true, false, IE_F16, IE_F32},
+        {2, 1, 7, 1, false, false, true, true, true, IE_F32, IE_F32}, /* degenerate */
         /* a Linear weight of 147456 fp16 values (widened in blocks on the pool) */
-        {2, 37, 384, 384, false, true, true,  false, true,  IE_F16, IE_F32},
+        {2, 37, 384, 384, false, true, true, false, true, IE_F16, IE_F32},
         /* few rows, a large fp16 weight (as GEGLU at 16x16): widened in panels of K per thread */
         {1, 16, 1280, 2048, false, true, false, false, true, IE_F16, IE_F32},
     };
@@ -318,9 +327,16 @@ static void test_matmul(void) {
         snprintf(name, sizeof name, "linear [2,77,64]x[96,64]^T+b w=%s", dt_name(wdt));
         tu_check_close(name, got[0], want, B * L * N, f16 ? TOL_F16 : TOL_F32);
         check_bits(name, got[0], got[1], B * L * N);
-        free(got[0]); free(got[1]);
-        ie_tensor_free(tx); ie_tensor_free(tw); ie_tensor_free(tb);
-        free(x); free(w); free(b); free(wr); free(want);
+        free(got[0]);
+        free(got[1]);
+        ie_tensor_free(tx);
+        ie_tensor_free(tw);
+        ie_tensor_free(tb);
+        free(x);
+        free(w);
+        free(b);
+        free(wr);
+        free(want);
     }
 }
 
@@ -339,13 +355,13 @@ typedef struct gn_case {
 static void test_group_norm(void) {
     static const gn_case cases[] = {
         /* N  C   H  W   g   eps    silu   gamma  beta   mean  std  pdt     inplace three_d */
-        {2, 33, 7, 9,  3,  1e-5f, true,  true,  true,  0,    1,   IE_F32, false, false},
-        {2, 33, 7, 9,  3,  1e-5f, false, true,  true,  0,    1,   IE_F32, false, false},
-        {1, 64, 8, 8,  32, 1e-6f, false, false, true,  0.5f, 2,   IE_F32, false, false},
-        {2, 13, 5, 1,  13, 1e-5f, true,  true,  false, 0,    1,   IE_F32, false, true},
-        {2, 32, 9, 7,  32, 1e-6f, true,  true,  true,  100,  0.01f, IE_F32, false, false}, /* offset: two-pass */
-        {2, 40, 7, 9,  4,  1e-5f, true,  true,  true,  0,    1,   IE_F16, false, false},
-        {2, 33, 7, 9,  1,  1e-5f, true,  true,  true,  0,    1,   IE_F32, true,  false},
+        {2, 33, 7, 9, 3, 1e-5f, true, true, true, 0, 1, IE_F32, false, false},
+        {2, 33, 7, 9, 3, 1e-5f, false, true, true, 0, 1, IE_F32, false, false},
+        {1, 64, 8, 8, 32, 1e-6f, false, false, true, 0.5f, 2, IE_F32, false, false},
+        {2, 13, 5, 1, 13, 1e-5f, true, true, false, 0, 1, IE_F32, false, true},
+        {2, 32, 9, 7, 32, 1e-6f, true, true, true, 100, 0.01f, IE_F32, false, false}, /* offset: two-pass */
+        {2, 40, 7, 9, 4, 1e-5f, true, true, true, 0, 1, IE_F16, false, false},
+        {2, 33, 7, 9, 1, 1e-5f, true, true, true, 0, 1, IE_F32, true, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const gn_case *c = &cases[i];
@@ -356,14 +372,15 @@ static void test_group_norm(void) {
         for (size_t j = 0; j < n; j++) x[j] += c->mean;
         float *g = rnd(&r, c->C, 0.5f, 1.5f), *b = rnd(&r, c->C, -1, 1);
         float *gr = as_weight(g, c->C, c->pdt), *brf = as_weight(b, c->C, c->pdt), *want = tu_alloc(n);
-        naive_group_norm(want, x, c->gamma ? gr : NULL, c->beta ? brf : NULL, c->N, c->C, S, c->groups,
-                         c->eps, c->silu);
+        naive_group_norm(want, x, c->gamma ? gr : NULL, c->beta ? brf : NULL, c->N, c->C, S, c->groups, c->eps,
+                         c->silu);
         ie_tensor *tg = c->gamma ? mk1(be, c->pdt, c->C, g) : NULL, *tb = c->beta ? mk1(be, c->pdt, c->C, b) : NULL;
         float *got[2];
         for (int rep = 0; rep < 2; rep++) {
             ie_tensor *tx = c->three_d ? mk3(be, IE_F32, c->N, c->C, S, x) : mk4(be, IE_F32, c->N, c->C, c->H, c->W, x);
-            ie_tensor *to = c->inplace ? tx : c->three_d ? mk3(be, IE_F32, c->N, c->C, S, NULL)
-                                                          : mk4(be, IE_F32, c->N, c->C, c->H, c->W, NULL);
+            ie_tensor *to = c->inplace   ? tx
+                            : c->three_d ? mk3(be, IE_F32, c->N, c->C, S, NULL)
+                                         : mk4(be, IE_F32, c->N, c->C, c->H, c->W, NULL);
             ie_status s = ie_group_norm(be, to, tx, c->groups, c->eps, tg, tb, c->silu);
             if (s) fail_status("group_norm", be, s);
             got[rep] = get(to);
@@ -371,21 +388,37 @@ static void test_group_norm(void) {
             ie_tensor_free(tx);
         }
         char name[160];
-        snprintf(name, sizeof name, "group_norm [%lld,%lld,%lld] g%d%s%s%s%s%s", (long long)c->N,
-                 (long long)c->C, (long long)S, c->groups, c->silu ? " silu" : "",
-                 c->gamma ? "" : " no-gamma", c->beta ? "" : " no-beta", c->mean == 100 ? " mean100" : "",
-                 c->inplace ? " in-place" : c->pdt == IE_F16 ? " affine-f16" : "");
+        snprintf(name, sizeof name, "group_norm [%lld,%lld,%lld] g%d%s%s%s%s%s", (long long)c->N, (long long)c->C,
+                 (long long)S, c->groups, c->silu ? " silu" : "", c->gamma ? "" : " no-gamma",
+                 c->beta ? "" : " no-beta", c->mean == 100 ? " mean100" : "",
+                 c->inplace         ? " in-place"
+                 : c->pdt == IE_F16 ? " affine-f16"
+                                    : "");
         tu_check_close(name, got[0], want, n, TOL_F32);
         check_bits(name, got[0], got[1], n);
-        free(got[0]); free(got[1]);
-        ie_tensor_free(tg); ie_tensor_free(tb);
-        free(x); free(g); free(b); free(gr); free(brf); free(want);
+        free(got[0]);
+        free(got[1]);
+        ie_tensor_free(tg);
+        ie_tensor_free(tb);
+        free(x);
+        free(g);
+        free(b);
+        free(gr);
+        free(brf);
+        free(want);
     }
 }
 
 static void test_layer_norm(void) {
-    static const struct { int64_t rows_a, rows_b, C; bool affine; float mean; } cases[] = {
-        {2, 77, 768, true, 0}, {3, 1, 13, false, 0}, {2, 5, 40, true, 3000}, {1, 7, 33, true, 0},
+    static const struct {
+        int64_t rows_a, rows_b, C;
+        bool affine;
+        float mean;
+    } cases[] = {
+        {2, 77, 768, true, 0},
+        {3, 1, 13, false, 0},
+        {2, 5, 40, true, 3000},
+        {1, 7, 33, true, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tu_rng r = tu_rng_new(500 + i);
@@ -407,13 +440,19 @@ static void test_layer_norm(void) {
             ie_tensor_free(to);
         }
         char name[128];
-        snprintf(name, sizeof name, "layer_norm [%lld,%lld,%lld]%s mean %g", (long long)A, (long long)L,
-                 (long long)C, aff ? " affine" : "", (double)cases[i].mean);
+        snprintf(name, sizeof name, "layer_norm [%lld,%lld,%lld]%s mean %g", (long long)A, (long long)L, (long long)C,
+                 aff ? " affine" : "", (double)cases[i].mean);
         tu_check_close(name, got[0], want, n, TOL_F32);
         check_bits(name, got[0], got[1], n);
-        free(got[0]); free(got[1]);
-        ie_tensor_free(tx); ie_tensor_free(tg); ie_tensor_free(tb);
-        free(x); free(g); free(b); free(want);
+        free(got[0]);
+        free(got[1]);
+        ie_tensor_free(tx);
+        ie_tensor_free(tg);
+        ie_tensor_free(tb);
+        free(x);
+        free(g);
+        free(b);
+        free(want);
     }
 }
 
@@ -438,8 +477,8 @@ static void run_attention(const attn_case *c, uint64_t seed) {
     naive_attention_apply(want_apply, want_p, v, B, H, Lq, Lk, Dv);
 
     char tag[128];
-    snprintf(tag, sizeof tag, "B%lld H%lld Lq%lld Lk%lld D%lld%s%s", (long long)B, (long long)H,
-             (long long)Lq, (long long)Lk, (long long)D, D != Dv ? " Dv" : "", c->causal ? " causal" : "");
+    snprintf(tag, sizeof tag, "B%lld H%lld Lq%lld Lk%lld D%lld%s%s", (long long)B, (long long)H, (long long)Lq,
+             (long long)Lk, (long long)D, D != Dv ? " Dv" : "", c->causal ? " causal" : "");
     ie_backend *bes[2] = {be, be_small};
     for (int bi = 0; bi < 2; bi++) {
         ie_backend *E = bes[bi];
@@ -459,7 +498,10 @@ static void run_attention(const attn_case *c, uint64_t seed) {
             got[rep] = get(to);
             gotp[rep] = get(tp);
             gota[rep] = get(ta);
-            ie_tensor_free(to); ie_tensor_free(tp); ie_tensor_free(tpw); ie_tensor_free(ta);
+            ie_tensor_free(to);
+            ie_tensor_free(tp);
+            ie_tensor_free(tpw);
+            ie_tensor_free(ta);
         }
         char name[200];
         snprintf(name, sizeof name, "attention %s%s", tag, sfx);
@@ -484,28 +526,38 @@ static void run_attention(const attn_case *c, uint64_t seed) {
                     }
                     if (fabs(sum - 1) > worst) worst = fabs(sum - 1);
                 }
-            TU_CHECK(nonzero == 0 && worst < 1e-5, "%-48s mask: %lld nonzero above diagonal, |rowsum-1| <= %.1e",
-                     tag, (long long)nonzero, worst);
+            TU_CHECK(nonzero == 0 && worst < 1e-5, "%-48s mask: %lld nonzero above diagonal, |rowsum-1| <= %.1e", tag,
+                     (long long)nonzero, worst);
         }
-        for (int rep = 0; rep < 2; rep++) { free(got[rep]); free(gotp[rep]); free(gota[rep]); }
-        ie_tensor_free(tq); ie_tensor_free(tk); ie_tensor_free(tv);
+        for (int rep = 0; rep < 2; rep++) {
+            free(got[rep]);
+            free(gotp[rep]);
+            free(gota[rep]);
+        }
+        ie_tensor_free(tq);
+        ie_tensor_free(tk);
+        ie_tensor_free(tv);
     }
-    free(q); free(k); free(v); free(want); free(want_p); free(want_apply);
+    free(q);
+    free(k);
+    free(v);
+    free(want);
+    free(want_p);
+    free(want_apply);
 }
 
 static void test_attention(void) {
     static const attn_case cases[] = {
         /* B  H   Lq   Lk   D    Dv   causal */
-        {2, 8,  64,  64,  40,  40,  false}, /* UNet self, head 40 */
-        {2, 8,  64,  77,  40,  40,  false}, /* UNet cross, context 77 */
-        {1, 8,  300, 77,  80,  80,  false}, /* two query blocks (256 + 44) */
-        {2, 8,  30,  77,  160, 160, false},
-        {1, 12, 77,  77,  64,  64,  true},  /* CLIP */
-        {1, 1,  50,  50,  512, 512, false}, /* VAE mid attention, small L */
-        {1, 2,  20,  20,  64,  32,  false}, /* Dv != D */
-        {2, 3,  10,  20,  16,  16,  true},  /* causal, Lq < Lk */
-        {1, 3,  20,  10,  16,  16,  true},  /* causal, Lq > Lk */
-        {1, 2,  300, 300, 40,  40,  true},  /* causal across query blocks */
+        {2, 8, 64, 64, 40, 40, false},                                  /* UNet self, head 40 */
+        {2, 8, 64, 77, 40, 40, false},                                  /* UNet cross, context 77 */
+        {1, 8, 300, 77, 80, 80, false},                                 /* two query blocks (256 + 44) */
+        {2, 8, 30, 77, 160, 160, false}, {1, 12, 77, 77, 64, 64, true}, /* CLIP */
+        {1, 1, 50, 50, 512, 512, false},                                /* VAE mid attention, small L */
+        {1, 2, 20, 20, 64, 32, false},                                  /* Dv != D */
+        {2, 3, 10, 20, 16, 16, true},                                   /* causal, Lq < Lk */
+        {1, 3, 20, 10, 16, 16, true},                                   /* causal, Lq > Lk */
+        {1, 2, 300, 300, 40, 40, true},                                 /* causal across query blocks */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_attention(&cases[i], 600 + i);
 }
@@ -534,7 +586,8 @@ static void test_unary_scale_geglu(void) {
         tu_check_close(name, got[0], want, n, TOL_EW);
         snprintf(name, sizeof name, "unary %s out-of-place vs in-place", names[op]);
         check_bits(name, got[0], got[1], n);
-        free(got[0]); free(got[1]);
+        free(got[0]);
+        free(got[1]);
     }
 
     naive_scale(want, x, n, 0.18215f, -0.5f);
@@ -550,8 +603,10 @@ static void test_unary_scale_geglu(void) {
     }
     tu_check_close("scale x*0.18215-0.5", got[0], want, n, TOL_EW);
     check_bits("scale out-of-place vs in-place", got[0], got[1], n);
-    free(got[0]); free(got[1]);
-    free(x); free(want);
+    free(got[0]);
+    free(got[1]);
+    free(x);
+    free(want);
 
     /* geglu: [2, 7, 2*33] -> [2, 7, 33] */
     const int64_t rows = 14, D = 33;
@@ -567,34 +622,46 @@ static void test_unary_scale_geglu(void) {
     }
     tu_check_close("geglu [2,7,66]->[2,7,33]", got[0], gw, rows * D, TOL_EW);
     check_bits("geglu", got[0], got[1], rows * D);
-    free(got[0]); free(got[1]);
+    free(got[0]);
+    free(got[1]);
     ie_tensor_free(tx);
-    free(gx); free(gw);
+    free(gx);
+    free(gw);
 }
 
 static void test_binary(void) {
     static const struct {
         const char *what;
-        int andim; int64_t ash[4];
-        int bndim; int64_t bsh[4];
-        int op; bool inplace; ie_dtype bdt;
+        int andim;
+        int64_t ash[4];
+        int bndim;
+        int64_t bsh[4];
+        int op;
+        bool inplace;
+        ie_dtype bdt;
     } cases[] = {
         {"add [2,13,7,9] + [2,13,1,1]", 4, {2, 13, 7, 9}, 4, {2, 13, 1, 1}, 0, false, IE_F32},
-        {"add [2,13,7,9] + [13,1,1]",   4, {2, 13, 7, 9}, 3, {13, 1, 1},    0, false, IE_F32},
-        {"add [2,13,7,9] + [9] (last dim)", 4, {2, 13, 7, 9}, 1, {9},      0, false, IE_F32},
+        {"add [2,13,7,9] + [13,1,1]", 4, {2, 13, 7, 9}, 3, {13, 1, 1}, 0, false, IE_F32},
+        {"add [2,13,7,9] + [9] (last dim)", 4, {2, 13, 7, 9}, 1, {9}, 0, false, IE_F32},
         {"add [2,13,7,9] + [2,13,7,9] in place", 4, {2, 13, 7, 9}, 4, {2, 13, 7, 9}, 0, true, IE_F32},
-        {"add [2,77,768] + [768]",      3, {2, 77, 768},  1, {768},         0, false, IE_F32},
-        {"add [2,77,33] + [33] b=f16",  3, {2, 77, 33},   1, {33},          0, false, IE_F16},
-        {"mul [2,13,7,9] * [1,1,7,9]",  4, {2, 13, 7, 9}, 4, {1, 1, 7, 9},  1, false, IE_F32},
-        {"mul [2,13,7,9] * [2,1,7,1]",  4, {2, 13, 7, 9}, 4, {2, 1, 7, 1},  1, false, IE_F32},
-        {"mul [2,13,7,9] * [1] in place", 4, {2, 13, 7, 9}, 1, {1},         1, true,  IE_F32},
-        {"mul [5,33] * [5,1]",          2, {5, 33},       2, {5, 1},        1, false, IE_F32},
+        {"add [2,77,768] + [768]", 3, {2, 77, 768}, 1, {768}, 0, false, IE_F32},
+        {"add [2,77,33] + [33] b=f16", 3, {2, 77, 33}, 1, {33}, 0, false, IE_F16},
+        {"mul [2,13,7,9] * [1,1,7,9]", 4, {2, 13, 7, 9}, 4, {1, 1, 7, 9}, 1, false, IE_F32},
+        {"mul [2,13,7,9] * [2,1,7,1]", 4, {2, 13, 7, 9}, 4, {2, 1, 7, 1}, 1, false, IE_F32},
+        {"mul [2,13,7,9] * [1] in place", 4, {2, 13, 7, 9}, 1, {1}, 1, true, IE_F32},
+        {"mul [5,33] * [5,1]", 2, {5, 33}, 2, {5, 1}, 1, false, IE_F32},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tu_rng r = tu_rng_new(800 + i);
         int64_t a4[4] = {1, 1, 1, 1}, b4[4] = {1, 1, 1, 1}, na = 1, nb = 1;
-        for (int d = 0; d < cases[i].andim; d++) { a4[4 - cases[i].andim + d] = cases[i].ash[d]; na *= cases[i].ash[d]; }
-        for (int d = 0; d < cases[i].bndim; d++) { b4[4 - cases[i].bndim + d] = cases[i].bsh[d]; nb *= cases[i].bsh[d]; }
+        for (int d = 0; d < cases[i].andim; d++) {
+            a4[4 - cases[i].andim + d] = cases[i].ash[d];
+            na *= cases[i].ash[d];
+        }
+        for (int d = 0; d < cases[i].bndim; d++) {
+            b4[4 - cases[i].bndim + d] = cases[i].bsh[d];
+            nb *= cases[i].bsh[d];
+        }
         float *a = rnd(&r, na, -2, 2), *b = rnd(&r, nb, -2, 2), *br = as_weight(b, nb, cases[i].bdt);
         float *want = tu_alloc(na);
         naive_binary(want, a, br, a4, b4, cases[i].op);
@@ -611,9 +678,13 @@ static void test_binary(void) {
         }
         tu_check_close(cases[i].what, got[0], want, na, 0.0); /* float add/mul: bit-exact */
         check_bits(cases[i].what, got[0], got[1], na);
-        free(got[0]); free(got[1]);
+        free(got[0]);
+        free(got[1]);
         ie_tensor_free(tb);
-        free(a); free(b); free(br); free(want);
+        free(a);
+        free(b);
+        free(br);
+        free(want);
     }
 }
 
@@ -637,8 +708,13 @@ static void test_data_movement(void) {
         }
         tu_check_close("concat_channels [2,5,7,9]+[2,13,7,9]", got[0], want, N * (Ca + Cb) * S, 0.0);
         check_bits("concat_channels", got[0], got[1], N * (Ca + Cb) * S);
-        free(got[0]); free(got[1]); free(a); free(b); free(want);
-        ie_tensor_free(ta); ie_tensor_free(tb);
+        free(got[0]);
+        free(got[1]);
+        free(a);
+        free(b);
+        free(want);
+        ie_tensor_free(ta);
+        ie_tensor_free(tb);
     }
     { /* upsample [2,13,7,9] -> [2,13,14,18] */
         const int64_t n = 2 * 13 * 7 * 9;
@@ -653,7 +729,10 @@ static void test_data_movement(void) {
         }
         tu_check_close("upsample_nearest2x [2,13,7,9]", got[0], want, 4 * n, 0.0);
         check_bits("upsample_nearest2x", got[0], got[1], 4 * n);
-        free(got[0]); free(got[1]); free(x); free(want);
+        free(got[0]);
+        free(got[1]);
+        free(x);
+        free(want);
         ie_tensor_free(tx);
     }
     { /* transpose: [2,33,77] (3-D), [3,100,65] crossing 32-tiles, [2,3,40,50] (4-D) */
@@ -661,7 +740,10 @@ static void test_data_movement(void) {
         for (int i = 0; i < 3; i++) {
             int nd = shapes[i][3] ? 4 : 3;
             int64_t xs[4], os[4], n = 1;
-            for (int d = 0; d < nd; d++) { xs[d] = os[d] = shapes[i][d]; n *= xs[d]; }
+            for (int d = 0; d < nd; d++) {
+                xs[d] = os[d] = shapes[i][d];
+                n *= xs[d];
+            }
             os[nd - 2] = xs[nd - 1];
             os[nd - 1] = xs[nd - 2];
             const int64_t R = xs[nd - 2], C = xs[nd - 1], B = n / (R * C);
@@ -678,14 +760,21 @@ static void test_data_movement(void) {
             snprintf(name, sizeof name, "transpose [B=%lld, %lld, %lld]", (long long)B, (long long)R, (long long)C);
             tu_check_close(name, got[0], want, n, 0.0);
             check_bits(name, got[0], got[1], n);
-            free(got[0]); free(got[1]); free(x); free(want);
+            free(got[0]);
+            free(got[1]);
+            free(x);
+            free(want);
             ie_tensor_free(tx);
         }
     }
     { /* copy: f32 -> f16 -> f32 (rounding), f16 -> f16, f32 -> f32 reshaped, i32 -> i32 */
         const int64_t n = 13 * 77;
         float *x = rnd(&r, n, -70000, 70000), *want = tu_alloc(n);
-        x[0] = 1e-7f; x[1] = -3e-5f; x[2] = 65519.0f; x[3] = 65520.0f; x[4] = 0.1f;
+        x[0] = 1e-7f;
+        x[1] = -3e-5f;
+        x[2] = 65519.0f;
+        x[3] = 65520.0f;
+        x[4] = 0.1f;
         for (int64_t i = 5; i < n / 2; i++) x[i] *= 1e-4f; /* keep most in the fp16 range */
         for (int64_t i = 0; i < n; i++) want[i] = naive_round_f16(x[i]);
         ie_tensor *tx = mk2(be, IE_F32, 13, 77, x);
@@ -697,11 +786,18 @@ static void test_data_movement(void) {
         if ((s = ie_copy(be, tf2, tx))) fail_status("copy f32->f32", be, s);
         float *g1 = get(tf), *g2 = get(tf2);
         /* inf compares as inf-inf = NaN in a relative check: compare bits instead */
-        TU_CHECK(memcmp(g1, want, n * sizeof(float)) == 0, "copy f32->f16->f16->f32 == naive fp16 rounding (bits, incl. inf)");
+        TU_CHECK(memcmp(g1, want, n * sizeof(float)) == 0,
+                 "copy f32->f16->f16->f32 == naive fp16 rounding (bits, incl. inf)");
         TU_CHECK(memcmp(g2, x, n * sizeof(float)) == 0, "copy f32->f32 reshaped [13,77]->[1001] bit-exact");
-        free(g1); free(g2);
-        ie_tensor_free(tx); ie_tensor_free(th); ie_tensor_free(th2); ie_tensor_free(tf); ie_tensor_free(tf2);
-        free(x); free(want);
+        free(g1);
+        free(g2);
+        ie_tensor_free(tx);
+        ie_tensor_free(th);
+        ie_tensor_free(th2);
+        ie_tensor_free(tf);
+        ie_tensor_free(tf2);
+        free(x);
+        free(want);
 
         int32_t ids[6] = {0, -1, 49407, 7, 2147483647, -2147483647 - 1}, back[6] = {0};
         int64_t sh6 = 6, sh23[2] = {2, 3};
@@ -710,14 +806,19 @@ static void test_data_movement(void) {
         if ((s = ie_copy(be, ti2, ti))) fail_status("copy i32", be, s);
         ie_tensor_download(ti2, back);
         TU_CHECK(memcmp(ids, back, sizeof ids) == 0, "copy i32->i32 [6]->[2,3] bit-exact");
-        ie_tensor_free(ti); ie_tensor_free(ti2);
+        ie_tensor_free(ti);
+        ie_tensor_free(ti2);
     }
 }
 
 /* --- embeddings ------------------------------------------------------------------------- */
 
 static void test_timestep_embedding(void) {
-    static const struct { int dim; bool flip; float shift, max_period; } cases[] = {
+    static const struct {
+        int dim;
+        bool flip;
+        float shift, max_period;
+    } cases[] = {
         {320, true, 0, 10000},  /* SD UNet */
         {256, false, 1, 10000}, /* LCM guidance embedding */
         {321, true, 0, 10000},  /* odd dim: trailing zero */
@@ -751,7 +852,9 @@ static void test_timestep_embedding(void) {
             for (int b = 0; b < 4; b++) ok &= got[0][b * dim + dim - 1] == 0.0f;
             TU_CHECK(ok, "timestep_embedding odd dim pads 0 at the end");
         }
-        free(got[0]); free(got[1]); free(want);
+        free(got[0]);
+        free(got[1]);
+        free(want);
         ie_tensor_free(tt);
     }
 }
@@ -783,7 +886,10 @@ static void test_embedding(void) {
         snprintf(name, sizeof name, "embedding [2,77] ids, table [100,40] %s", dt_name(dt));
         tu_check_close(name, got[0], want, B * L * D, 0.0);
         check_bits(name, got[0], got[1], B * L * D);
-        free(got[0]); free(got[1]); free(tr); free(want);
+        free(got[0]);
+        free(got[1]);
+        free(tr);
+        free(want);
         ie_tensor_free(tt);
     }
     /* out-of-range ids: IE_ERR_ARG naming the id */
@@ -797,10 +903,12 @@ static void test_embedding(void) {
         ie_status s = ie_embedding(be, to, tid, tt);
         char idstr[16];
         snprintf(idstr, sizeof idstr, "%d", bad_ids[i]);
-        TU_CHECK(s == IE_ERR_ARG && strstr(ie_backend_errmsg(be), idstr),
-                 "embedding id %d -> %s: \"%s\"", bad_ids[i], ie_status_name(s), ie_backend_errmsg(be));
+        TU_CHECK(s == IE_ERR_ARG && strstr(ie_backend_errmsg(be), idstr), "embedding id %d -> %s: \"%s\"", bad_ids[i],
+                 ie_status_name(s), ie_backend_errmsg(be));
     }
-    ie_tensor_free(tt); ie_tensor_free(to); ie_tensor_free(tid);
+    ie_tensor_free(tt);
+    ie_tensor_free(to);
+    ie_tensor_free(tid);
     free(table);
 }
 
@@ -817,8 +925,7 @@ static void test_backend_basics(void) {
     ie_tensor *v = ie_tensor_view(t, 10, 1, (int64_t[]){20});
     ie_backend_memory(be, &use1, &peak1);
     TU_CHECK(t && v && use1 == use0 + 2 * 3 * 5 * 7 * 2 && peak1 >= use1,
-             "memory: +%llu bytes for a [2,3,5,7] f16 tensor (view adds none)",
-             (unsigned long long)(use1 - use0));
+             "memory: +%llu bytes for a [2,3,5,7] f16 tensor (view adds none)", (unsigned long long)(use1 - use0));
     TU_CHECK(v && (uintptr_t)t->host % 64 == 0 && (char *)v->host == (char *)t->host + 20,
              "host pointers: 64-byte aligned, view at +20 bytes");
     ie_tensor_free(v);

@@ -160,7 +160,10 @@ static void make_x0(float *x0, uint64_t seed) {
     ie_rng_normal_fill(&r, x0, D);
 }
 
-typedef struct cancel_at { int step; int seen; } cancel_at;
+typedef struct cancel_at {
+    int step;
+    int seen;
+} cancel_at;
 static bool cancel_progress(void *user, int step, int total, const char *phase) {
     (void)total;
     (void)phase;
@@ -208,7 +211,8 @@ static void test_ef_ddpm(void) {
     st = ef_ddpm_edit(&run, mk, &ep, out);
     double err_keep = max_abs_diff_f(out, x0, D);
     TU_CHECK(st == IE_OK && err_keep <= 1e-5,
-             "reconstruction, z_1 kept, target = source, cfg_tar = cfg_src, skip 0: max |err| = %.3e (tol 1e-5)", err_keep);
+             "reconstruction, z_1 kept, target = source, cfg_tar = cfg_src, skip 0: max |err| = %.3e (tol 1e-5)",
+             err_keep);
     TU_CHECK(memcmp(out, ef_ddpm_xt(mk, 0), sizeof(float) * D) == 0, "  ... bit-identical to the re-stored xt_0");
     TU_CHECK(run.unet_evals == 200, "editing UNet evaluations %lld (100 x 2)", (long long)run.unet_evals);
     memcpy(out0, out, sizeof out0);
@@ -235,10 +239,11 @@ static void test_ef_ddpm(void) {
             double d = fabs(((double)out0[i] - out[i]) - sd1 * ef_ddpm_z(mk, 1)[i]);
             if (d > worst) worst = d;
         }
-        TU_CHECK(st == IE_OK && err0 > 1e-4 && err0 <= sd1 * zmax * 1.0001 + 1e-6 && worst < 1e-6,
-                 "reconstruction with z_1 = 0: max |err| = %.4f, nonzero and = sigma_1 |z_1| (sigma_1 %.4f, max|z_1| %.3f; "
-                 "residual %.1e)",
-                 err0, sd1, zmax, worst);
+        TU_CHECK(
+            st == IE_OK && err0 > 1e-4 && err0 <= sd1 * zmax * 1.0001 + 1e-6 && worst < 1e-6,
+            "reconstruction with z_1 = 0: max |err| = %.4f, nonzero and = sigma_1 |z_1| (sigma_1 %.4f, max|z_1| %.3f; "
+            "residual %.1e)",
+            err0, sd1, zmax, worst);
         ef_ddpm_maps_free(m0);
     }
 
@@ -373,7 +378,8 @@ static void test_ef_manipulations(void) {
                 edge_ok &= ef_ddpm_z(e1, 7)[c * HW + 0 * W_ + 0] == ef_ddpm_z(m, 7)[c * HW + 0];
         st = ef_ddpm_edit(&run, e1, &ep, b);
         TU_CHECK(ok && edge_ok && memcmp(e1->zs, e2->zs, sizeof(float) * D * 50) == 0 && st == IE_OK,
-                 "shift (+2, +1) %s: interior = shifted maps, deterministic, editable", mode == EF_SHIFT_EDGE ? "edge" : "noise");
+                 "shift (+2, +1) %s: interior = shifted maps, deterministic, editable",
+                 mode == EF_SHIFT_EDGE ? "edge" : "noise");
         ef_ddpm_maps_free(e1);
         ef_ddpm_maps_free(e2);
     }
@@ -402,8 +408,8 @@ static void test_ef_manipulations(void) {
         }
     }
     TU_CHECK(st == IE_OK && din_b < 0.5 * din_a,
-             "colour guide alpha 0.5: mean |x - target| inside the mask %.3f -> %.3f (outside %.3f -> %.3f)", din_a / nin,
-             din_b / nin, dout_a / nout, dout_b / nout);
+             "colour guide alpha 0.5: mean |x - target| inside the mask %.3f -> %.3f (outside %.3f -> %.3f)",
+             din_a / nin, din_b / nin, dout_a / nout, dout_b / nout);
     ef_ddpm_maps_free(s);
     ef_ddpm_maps_free(m);
 }
@@ -435,8 +441,8 @@ static void test_bdia(void) {
         double zmax = 0;
         for (int i = 0; i < D; i++) zmax = fmax(zmax, fabs(zh[i]));
         if (g < 2)
-            TU_CHECK(st == IE_OK && err <= 1e-6, "round trip gamma %.2f: max |z_-1 - x0| = %.3e (tol 1e-6), max|z_39| %.2f",
-                     gammas[g], err, zmax);
+            TU_CHECK(st == IE_OK && err <= 1e-6,
+                     "round trip gamma %.2f: max |z_-1 - x0| = %.3e (tol 1e-6), max|z_39| %.2f", gammas[g], err, zmax);
         else
             printf("info gamma 0.50 (reported, not checked): round trip max |err| = %.3e, max|z_39| = %.3e (%s)\n", err,
                    zmax, ie_status_name(st));
@@ -458,7 +464,8 @@ static void test_bdia(void) {
     bdia_generate(&run, zh1, zl1, &p, out, NULL);
     double err1 = max_abs_diff_d(out, x0, D);
     TU_CHECK(st == IE_OK && run.unet_evals == 80 + 78 && err1 <= 1e-6,
-             "run_first_call (x0 + s e - s e): 80 evaluations, pair differs from the skipped version by %.1e, round trip %.1e",
+             "run_first_call (x0 + s e - s e): 80 evaluations, pair differs from the skipped version by %.1e, round "
+             "trip %.1e",
              dpair, err1);
 
     /* the identity step itself: with K = 2 levels (N 50, strength 0.04) the pair is (z_1, z_0) */
@@ -476,8 +483,8 @@ static void test_bdia(void) {
             dz0 = fmax(dz0, dd / fmax(fabs((double)x0[i]), 1e-300));
         }
         TU_CHECK(s2 == IE_OK && dz0 < 4.5e-16,
-                 "z_0 = (x0 + s e) - s e differs from x0 in %d of %d elements, by at most %.2e relative (<= 2 ulp)", ndiff, D,
-                 dz0);
+                 "z_0 = (x0 + s e) - s e differs from x0 in %d of %d elements, by at most %.2e relative (<= 2 ulp)",
+                 ndiff, D, dz0);
     }
 
     /* an edit and text-to-image run; cancellation */
@@ -487,7 +494,8 @@ static void test_bdia(void) {
     p.cond = IE_COND_TARGET;
     st = bdia_generate(&run, zh, zl, &p, out, outz0);
     double dedit = max_abs_diff_d(out, x0, D);
-    TU_CHECK(st == IE_OK && dedit > 1e-3 && isfinite(dedit), "edit with another prompt changes the latent (max diff %.3f)", dedit);
+    TU_CHECK(st == IE_OK && dedit > 1e-3 && isfinite(dedit),
+             "edit with another prompt changes the latent (max diff %.3f)", dedit);
     /* Prompt-to-Prompt generation: [source, target] chains in one batch of 4. The
      * toy has no attention, so the target chain must equal the plain edit and the
      * source chain (the inversion's conditions) must retrace the inversion. */
@@ -500,7 +508,8 @@ static void test_bdia(void) {
         double d_s = max_abs_diff_d(out_s, x0, D);
         TU_CHECK(s2 == IE_OK && d_t == 0 && d_s <= 1e-6 && run.unet_evals == 4 * 39,
                  "P2P generation: target chain = plain edit (max diff %.1e), source chain = x0 (%.1e), %lld "
-                 "evaluations (39 x 4)", d_t, d_s, (long long)run.unet_evals);
+                 "evaluations (39 x 4)",
+                 d_t, d_s, (long long)run.unet_evals);
     }
     bdia_sample_params sp;
     bdia_sample_params_default(&sp);
@@ -508,8 +517,8 @@ static void test_bdia(void) {
     st = bdia_sample(&run, &sp, NULL, out);
     int finite = 1;
     for (int i = 0; i < D; i++) finite &= isfinite(out[i]);
-    TU_CHECK(st == IE_OK && run.unet_evals == 20 && finite, "text-to-image, 10 steps gamma 0.5 cfg 9: %lld evaluations, finite",
-             (long long)run.unet_evals);
+    TU_CHECK(st == IE_OK && run.unet_evals == 20 && finite,
+             "text-to-image, 10 steps gamma 0.5 cfg 9: %lld evaluations, finite", (long long)run.unet_evals);
     cancel_at ca = {4, 0};
     run.progress = cancel_progress;
     run.progress_user = &ca;
@@ -518,10 +527,12 @@ static void test_bdia(void) {
     st = bdia_generate(&run, zh, zl, &p, sent, NULL);
     int untouched = 1;
     for (int i = 0; i < D; i++) untouched &= sent[i] == 123.0;
-    TU_CHECK(st == IE_ERR_CANCELLED && untouched, "cancel generation at step 4: %s, output untouched", ie_status_name(st));
+    TU_CHECK(st == IE_ERR_CANCELLED && untouched, "cancel generation at step 4: %s, output untouched",
+             ie_status_name(st));
     run.progress = NULL;
     p.gamma = 0;
-    TU_CHECK(bdia_invert(&run, x0, &p, zh, zl) == IE_ERR_ARG && strstr(run.err, "gamma"), "gamma 0 refused: \"%s\"", run.err);
+    TU_CHECK(bdia_invert(&run, x0, &p, zh, zl) == IE_ERR_ARG && strstr(run.err, "gamma"), "gamma 0 refused: \"%s\"",
+             run.err);
 }
 
 /* --- InfEdit ---------------------------------------------------------------- */
@@ -546,7 +557,10 @@ static void obs_step(void *user, int step, const float *xs, const float *xt, con
 }
 
 /* fake attention store for the blend: 2x2 maps (latent 8x8 -> ((8+1)//2+1)//2 = 2) */
-typedef struct fake_store { float src[2 * 2 * 77], lay[2 * 2 * 77]; int calls; } fake_store;
+typedef struct fake_store {
+    float src[2 * 2 * 77], lay[2 * 2 * 77];
+    int calls;
+} fake_store;
 static ie_status fake_get_maps(void *user, ie_cross_maps *out) {
     fake_store *f = user;
     f->calls++;
@@ -595,7 +609,8 @@ static void test_blend_masks(void) {
     w[5] = 1; /* token 5 (1e6 everywhere) counts only when 5 <= len - 2 */
     int n6 = ie_blend_mask(S, 16, 16, 77, 40, w, 6, 0.5, 64, 64, mask);
     int n7 = ie_blend_mask(S, 16, 16, 77, 40, w, 7, 0.5, 64, 64, mask);
-    TU_CHECK(n6 == n1 && n7 == 4096, "only tokens 1..len-2 are used: len 6 -> %d pixels (token 5 ignored), len 7 -> %d", n6, n7);
+    TU_CHECK(n6 == n1 && n7 == 4096, "only tokens 1..len-2 are used: len 6 -> %d pixels (token 5 ignored), len 7 -> %d",
+             n6, n7);
 }
 
 static void test_infedit(void) {
@@ -622,11 +637,12 @@ static void test_infedit(void) {
     TU_CHECK(st == IE_OK && obs.steps == 15 && obs.all_equal,
              "target = source, g_t = g_s = 2, no blend: x_t == x_s == x_m bit for bit at all %d steps", obs.steps);
     TU_CHECK(memcmp(out, x0, sizeof out) == 0, "  output x0_t == x0 (the source reconstruction) bit for bit");
-    TU_CHECK(run.unet_evals == 90 && t.last_batch == 6, "UNet evaluations %lld (15 steps x batch 6)", (long long)run.unet_evals);
+    TU_CHECK(run.unet_evals == 90 && t.last_batch == 6, "UNet evaluations %lld (15 steps x batch 6)",
+             (long long)run.unet_evals);
     TU_CHECK(t.roles[0].branch == IE_BRANCH_SOURCE && t.roles[0].uncond && t.roles[1].branch == IE_BRANCH_TARGET &&
                  t.roles[2].branch == IE_BRANCH_LAYOUT && t.roles[2].uncond && t.roles[3].branch == IE_BRANCH_SOURCE &&
-                 !t.roles[3].uncond && t.roles[5].branch == IE_BRANCH_LAYOUT && !t.roles[5].uncond &&
-                 t.conds[0] == 0 && t.conds[1] == 0 && t.conds[2] == 0 && t.conds[3] == 1 && t.conds[4] == 2 && t.conds[5] == 1,
+                 !t.roles[3].uncond && t.roles[5].branch == IE_BRANCH_LAYOUT && !t.roles[5].uncond && t.conds[0] == 0 &&
+                 t.conds[1] == 0 && t.conds[2] == 0 && t.conds[3] == 1 && t.conds[4] == 2 && t.conds[5] == 1,
              "  batch rows [src-u, tgt-u, lay-u, src, tgt, lay], conds [0 0 0 1 2 1]");
     int early = 0, cross = 0, blend = 0, usexm = -1, ok = t.n_plans == 15;
     for (int i = 0; i < t.n_plans; i++) {
@@ -636,7 +652,8 @@ static void test_infedit(void) {
         blend += t.plans[i].blend;
         if (t.plans[i].use_xm) usexm = usexm == -1 ? i : -2;
     }
-    TU_CHECK(ok && usexm == 13, "control plan N=15: self early i=0..3 (%d), cross window i=0..9 (%d), blend i>0 (%d), use_xm at i=%d",
+    TU_CHECK(ok && usexm == 13,
+             "control plan N=15: self early i=0..3 (%d), cross window i=0..9 (%d), blend i>0 (%d), use_xm at i=%d",
              early, cross, blend, usexm);
 
     /* the demo defaults (g_s 1, g_t 2) with another target prompt */
@@ -646,10 +663,11 @@ static void test_infedit(void) {
     t.n_plans = 0;
     st = infedit_run(&run, x0, &p, NULL, out);
     double d = max_abs_diff_f(out, x0, D);
-    TU_CHECK(st == IE_OK && d > 1e-3 && isfinite(d), "demo defaults, another target: output differs from x0 (max %.3f)", d);
+    TU_CHECK(st == IE_OK && d > 1e-3 && isfinite(d), "demo defaults, another target: output differs from x0 (max %.3f)",
+             d);
     /* g_s = 1: the unused unconditional rows are skipped (issue 10), with the same bits as all six */
-    TU_CHECK(run.unet_evals == 4 * 5 + 11 * 4, "g_s 1: %lld evaluations (4 early steps x 5 rows + 11 x 4; 90 with all rows)",
-             (long long)run.unet_evals);
+    TU_CHECK(run.unet_evals == 4 * 5 + 11 * 4,
+             "g_s 1: %lld evaluations (4 early steps x 5 rows + 11 x 4; 90 with all rows)", (long long)run.unet_evals);
     {
         static float all_rows[D];
         infedit_params q = p;
@@ -666,10 +684,11 @@ static void test_infedit(void) {
     t.n_plans = 0;
     run.unet_evals = 0;
     st = infedit_run(&run, x0, &p, NULL, out);
-    TU_CHECK(st == IE_OK && run.unet_evals == 40 && t.n_plans == 10 && t.plans[0].start_steps == 5 &&
-                 fabs(t.plans[0].p - 6.0 / 15) < 1e-15 && t.last_info.t == 79,
-             "denoise strength 0.7: %lld evaluations (10 x 4 rows at g_s 1), start_steps %d, first p = %.3f, last t = %g", (long long)run.unet_evals,
-             t.plans[0].start_steps, t.plans[0].p, t.last_info.t);
+    TU_CHECK(
+        st == IE_OK && run.unet_evals == 40 && t.n_plans == 10 && t.plans[0].start_steps == 5 &&
+            fabs(t.plans[0].p - 6.0 / 15) < 1e-15 && t.last_info.t == 79,
+        "denoise strength 0.7: %lld evaluations (10 x 4 rows at g_s 1), start_steps %d, first p = %.3f, last t = %g",
+        (long long)run.unet_evals, t.plans[0].start_steps, t.plans[0].p, t.last_info.t);
 
     /* g_t <= 1 is refused */
     infedit_params_default(&p);
@@ -727,7 +746,8 @@ static void test_infedit(void) {
         ne += me[i];
         nm += mm[i];
     }
-    TU_CHECK(ok3 && ne == 16 && nm == 16, "blend i=3 (t=799): x_t kept in mask_e (top-left), x_s in mask_m (bottom-right), x_m elsewhere");
+    TU_CHECK(ok3 && ne == 16 && nm == 16,
+             "blend i=3 (t=799): x_t kept in mask_e (top-left), x_s in mask_m (bottom-right), x_m elsewhere");
 
     /* cancellation */
     cancel_at ca = {3, 0};

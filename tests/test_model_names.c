@@ -20,15 +20,20 @@ static char *tmpdir;
 /* --- the name table ------------------------------------------------------ */
 
 static void test_table(void) {
-    static const struct { const char *ldm, *canon; bool squeeze; } M[] = {
+    static const struct {
+        const char *ldm, *canon;
+        bool squeeze;
+    } M[] = {
         {"model.diffusion_model.input_blocks.0.0.weight", "unet.conv_in.weight", 0},
         {"model.diffusion_model.time_embed.0.weight", "unet.time_embedding.linear_1.weight", 0},
         {"model.diffusion_model.time_embed.2.bias", "unet.time_embedding.linear_2.bias", 0},
         {"model.diffusion_model.input_blocks.1.0.in_layers.0.weight", "unet.down_blocks.0.resnets.0.norm1.weight", 0},
-        {"model.diffusion_model.input_blocks.2.0.emb_layers.1.bias", "unet.down_blocks.0.resnets.1.time_emb_proj.bias", 0},
+        {"model.diffusion_model.input_blocks.2.0.emb_layers.1.bias", "unet.down_blocks.0.resnets.1.time_emb_proj.bias",
+         0},
         {"model.diffusion_model.input_blocks.3.0.op.weight", "unet.down_blocks.0.downsamplers.0.conv.weight", 0},
         {"model.diffusion_model.input_blocks.4.0.in_layers.2.weight", "unet.down_blocks.1.resnets.0.conv1.weight", 0},
-        {"model.diffusion_model.input_blocks.4.0.skip_connection.weight", "unet.down_blocks.1.resnets.0.conv_shortcut.weight", 0},
+        {"model.diffusion_model.input_blocks.4.0.skip_connection.weight",
+         "unet.down_blocks.1.resnets.0.conv_shortcut.weight", 0},
         {"model.diffusion_model.input_blocks.4.1.proj_in.weight", "unet.down_blocks.1.attentions.0.proj_in.weight", 0},
         {"model.diffusion_model.input_blocks.8.1.transformer_blocks.0.attn2.to_k.weight",
          "unet.down_blocks.2.attentions.1.transformer_blocks.0.attn2.to_k.weight", 0},
@@ -37,20 +42,26 @@ static void test_table(void) {
         {"model.diffusion_model.middle_block.0.out_layers.0.weight", "unet.mid_block.resnets.0.norm2.weight", 0},
         {"model.diffusion_model.middle_block.1.transformer_blocks.0.ff.net.0.proj.weight",
          "unet.mid_block.attentions.0.transformer_blocks.0.ff.net.0.proj.weight", 0},
-        {"model.diffusion_model.middle_block.2.emb_layers.1.weight", "unet.mid_block.resnets.1.time_emb_proj.weight", 0},
-        {"model.diffusion_model.output_blocks.0.0.skip_connection.bias", "unet.up_blocks.0.resnets.0.conv_shortcut.bias", 0},
+        {"model.diffusion_model.middle_block.2.emb_layers.1.weight", "unet.mid_block.resnets.1.time_emb_proj.weight",
+         0},
+        {"model.diffusion_model.output_blocks.0.0.skip_connection.bias",
+         "unet.up_blocks.0.resnets.0.conv_shortcut.bias", 0},
         {"model.diffusion_model.output_blocks.2.1.conv.weight", "unet.up_blocks.0.upsamplers.0.conv.weight", 0},
         {"model.diffusion_model.output_blocks.3.1.norm.bias", "unet.up_blocks.1.attentions.0.norm.bias", 0},
         {"model.diffusion_model.output_blocks.5.2.conv.bias", "unet.up_blocks.1.upsamplers.0.conv.bias", 0},
         {"model.diffusion_model.output_blocks.8.2.conv.weight", "unet.up_blocks.2.upsamplers.0.conv.weight", 0},
-        {"model.diffusion_model.output_blocks.11.1.proj_out.weight", "unet.up_blocks.3.attentions.2.proj_out.weight", 0},
+        {"model.diffusion_model.output_blocks.11.1.proj_out.weight", "unet.up_blocks.3.attentions.2.proj_out.weight",
+         0},
         {"model.diffusion_model.output_blocks.11.0.in_layers.2.weight", "unet.up_blocks.3.resnets.2.conv1.weight", 0},
         {"model.diffusion_model.out.0.weight", "unet.conv_norm_out.weight", 0},
         {"model.diffusion_model.out.2.bias", "unet.conv_out.bias", 0},
         {"first_stage_model.encoder.conv_in.weight", "vae.encoder.conv_in.weight", 0},
-        {"first_stage_model.encoder.down.0.block.1.conv2.weight", "vae.encoder.down_blocks.0.resnets.1.conv2.weight", 0},
-        {"first_stage_model.encoder.down.1.block.0.nin_shortcut.weight", "vae.encoder.down_blocks.1.resnets.0.conv_shortcut.weight", 0},
-        {"first_stage_model.encoder.down.2.downsample.conv.weight", "vae.encoder.down_blocks.2.downsamplers.0.conv.weight", 0},
+        {"first_stage_model.encoder.down.0.block.1.conv2.weight", "vae.encoder.down_blocks.0.resnets.1.conv2.weight",
+         0},
+        {"first_stage_model.encoder.down.1.block.0.nin_shortcut.weight",
+         "vae.encoder.down_blocks.1.resnets.0.conv_shortcut.weight", 0},
+        {"first_stage_model.encoder.down.2.downsample.conv.weight",
+         "vae.encoder.down_blocks.2.downsamplers.0.conv.weight", 0},
         {"first_stage_model.encoder.mid.block_1.norm1.weight", "vae.encoder.mid_block.resnets.0.norm1.weight", 0},
         {"first_stage_model.encoder.mid.attn_1.norm.bias", "vae.encoder.mid_block.attentions.0.group_norm.bias", 0},
         {"first_stage_model.encoder.mid.attn_1.q.weight", "vae.encoder.mid_block.attentions.0.to_q.weight", 1},
@@ -58,17 +69,20 @@ static void test_table(void) {
         {"first_stage_model.quant_conv.weight", "vae.quant_conv.weight", 0},
         {"first_stage_model.post_quant_conv.bias", "vae.post_quant_conv.bias", 0},
         {"first_stage_model.decoder.up.3.block.0.conv1.weight", "vae.decoder.up_blocks.0.resnets.0.conv1.weight", 0},
-        {"first_stage_model.decoder.up.1.block.0.nin_shortcut.weight", "vae.decoder.up_blocks.2.resnets.0.conv_shortcut.weight", 0},
+        {"first_stage_model.decoder.up.1.block.0.nin_shortcut.weight",
+         "vae.decoder.up_blocks.2.resnets.0.conv_shortcut.weight", 0},
         {"first_stage_model.decoder.up.0.block.2.norm2.bias", "vae.decoder.up_blocks.3.resnets.2.norm2.bias", 0},
         {"first_stage_model.decoder.up.1.upsample.conv.weight", "vae.decoder.up_blocks.2.upsamplers.0.conv.weight", 0},
         {"first_stage_model.decoder.mid.block_2.conv1.bias", "vae.decoder.mid_block.resnets.1.conv1.bias", 0},
-        {"first_stage_model.decoder.mid.attn_1.proj_out.weight", "vae.decoder.mid_block.attentions.0.to_out.0.weight", 1},
+        {"first_stage_model.decoder.mid.attn_1.proj_out.weight", "vae.decoder.mid_block.attentions.0.to_out.0.weight",
+         1},
         {"first_stage_model.decoder.mid.attn_1.proj_out.bias", "vae.decoder.mid_block.attentions.0.to_out.0.bias", 0},
         {"first_stage_model.decoder.mid.attn_1.v.weight", "vae.decoder.mid_block.attentions.0.to_v.weight", 1},
         {"first_stage_model.decoder.norm_out.bias", "vae.decoder.conv_norm_out.bias", 0},
         {"cond_stage_model.transformer.text_model.encoder.layers.11.mlp.fc1.weight",
          "text_encoder.text_model.encoder.layers.11.mlp.fc1.weight", 0},
-        {"cond_stage_model.transformer.text_model.final_layer_norm.bias", "text_encoder.text_model.final_layer_norm.bias", 0},
+        {"cond_stage_model.transformer.text_model.final_layer_norm.bias",
+         "text_encoder.text_model.final_layer_norm.bias", 0},
         {"cond_stage_model.transformer.embeddings.token_embedding.weight",
          "text_encoder.text_model.embeddings.token_embedding.weight", 0},
     };
@@ -86,10 +100,16 @@ static void test_table(void) {
     TU_CHECK(bad == 0, "%zu LDM -> canonical names (block formulas, field renames, decoder reversal)",
              sizeof M / sizeof M[0]);
     static const char *const IGN[] = {"cond_stage_model.transformer.text_model.embeddings.position_ids",
-                                      "model_ema.decay", "model_ema.num_updates",
-                                      "model_ema.diffusion_modelinput_blocks00weight", "alphas_cumprod",
-                                      "alphas_cumprod_prev", "betas", "sqrt_one_minus_alphas_cumprod",
-                                      "posterior_mean_coef1", "log_one_minus_alphas_cumprod", NULL};
+                                      "model_ema.decay",
+                                      "model_ema.num_updates",
+                                      "model_ema.diffusion_modelinput_blocks00weight",
+                                      "alphas_cumprod",
+                                      "alphas_cumprod_prev",
+                                      "betas",
+                                      "sqrt_one_minus_alphas_cumprod",
+                                      "posterior_mean_coef1",
+                                      "log_one_minus_alphas_cumprod",
+                                      NULL};
     int nig = 0;
     for (int i = 0; IGN[i]; i++) nig += sd_name_from_ldm(IGN[i], &lay, NULL, 0, NULL) == SD_NAME_IGNORED;
     TU_CHECK(nig == 10, "non-weight tensors (position_ids, model_ema.*, schedule buffers) are ignored");
@@ -136,13 +156,16 @@ static void test_table(void) {
         }
         g_free(spec);
     }
-    TU_CHECK(n_bad == 0 && n_dup == 0, "canonical -> LDM -> canonical for all %d SD 1.5 + LCM tensors (%d bad, %d LDM names shared)",
-             n_total, n_bad, n_dup);
+    TU_CHECK(n_bad == 0 && n_dup == 0,
+             "canonical -> LDM -> canonical for all %d SD 1.5 + LCM tensors (%d bad, %d LDM names shared)", n_total,
+             n_bad, n_dup);
     char l[200];
     sd_name_to_ldm("unet.up_blocks.0.upsamplers.0.conv.weight", &lay, l, sizeof l);
-    TU_CHECK(strcmp(l, "model.diffusion_model.output_blocks.2.1.conv.weight") == 0, "up level 0 upsampler at .1: %s", l);
+    TU_CHECK(strcmp(l, "model.diffusion_model.output_blocks.2.1.conv.weight") == 0, "up level 0 upsampler at .1: %s",
+             l);
     sd_name_to_ldm("unet.up_blocks.2.upsamplers.0.conv.weight", &lay, l, sizeof l);
-    TU_CHECK(strcmp(l, "model.diffusion_model.output_blocks.8.2.conv.weight") == 0, "up level 2 upsampler at .2: %s", l);
+    TU_CHECK(strcmp(l, "model.diffusion_model.output_blocks.8.2.conv.weight") == 0, "up level 2 upsampler at .2: %s",
+             l);
     g_hash_table_destroy(seen);
 }
 
@@ -175,11 +198,15 @@ static void test_expected(void) {
     int nv = sd_expected_tensors(&cfg, SD_VAE, &v);
     int nc = sd_expected_tensors(&cfg, SD_TEXT_ENCODER, &c);
     /* SD 1.5's published tensor and parameter counts */
-    TU_CHECK(nu == 686 && params(u, nu) == 859520964, "UNet: %d tensors, %" G_GINT64_FORMAT " parameters (686, 859,520,964)", nu, params(u, nu));
-    TU_CHECK(nv == 248 && params(v, nv) == 83653863, "VAE: %d tensors, %" G_GINT64_FORMAT " parameters (248, 83,653,863)", nv, params(v, nv));
-    TU_CHECK(nc == 196 && params(c, nc) == 123060480, "CLIP: %d tensors, %" G_GINT64_FORMAT " parameters (196, 123,060,480)", nc, params(c, nc));
+    TU_CHECK(nu == 686 && params(u, nu) == 859520964,
+             "UNet: %d tensors, %" G_GINT64_FORMAT " parameters (686, 859,520,964)", nu, params(u, nu));
+    TU_CHECK(nv == 248 && params(v, nv) == 83653863,
+             "VAE: %d tensors, %" G_GINT64_FORMAT " parameters (248, 83,653,863)", nv, params(v, nv));
+    TU_CHECK(nc == 196 && params(c, nc) == 123060480,
+             "CLIP: %d tensors, %" G_GINT64_FORMAT " parameters (196, 123,060,480)", nc, params(c, nc));
     const sd_tensor_spec *s = find_spec(u, nu, "unet.up_blocks.0.resnets.0.conv1.weight");
-    TU_CHECK(s && s->ndim == 4 && s->shape[0] == 1280 && s->shape[1] == 2560, "up_blocks.0.resnets.0.conv1 [1280, 2560, 3, 3]");
+    TU_CHECK(s && s->ndim == 4 && s->shape[0] == 1280 && s->shape[1] == 2560,
+             "up_blocks.0.resnets.0.conv1 [1280, 2560, 3, 3]");
     s = find_spec(u, nu, "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight");
     TU_CHECK(s && s->ndim == 2 && s->shape[0] == 640 && s->shape[1] == 768, "attn2.to_k [640, 768]");
     s = find_spec(u, nu, "unet.down_blocks.0.attentions.0.proj_in.weight");
@@ -235,21 +262,31 @@ static void test_config_parse(void) {
     const char *small = "{\"block_out_channels\": [32, 64], \"attention_head_dim\": 2, \"norm_num_groups\": 8,"
                         " \"layers_per_block\": 1, \"cross_attention_dim\": 32}";
     st = sd_unet_config_parse(small, strlen(small), "x", &u, err, sizeof err);
-    TU_CHECK(st == IE_OK && u.n_levels == 2 && u.down_cross_attn[0] && !u.down_cross_attn[1] &&
-                 !u.up_cross_attn[0] && u.up_cross_attn[1],
+    TU_CHECK(st == IE_OK && u.n_levels == 2 && u.down_cross_attn[0] && !u.down_cross_attn[1] && !u.up_cross_attn[0] &&
+                 u.up_cross_attn[1],
              "2 levels: default block types follow the level count (%s)", err);
 
-    struct { const char *json; ie_status st; const char *sub; } bad[] = {
+    struct {
+        const char *json;
+        ie_status st;
+        const char *sub;
+    } bad[] = {
         {"[1]", IE_ERR_FORMAT, "expected a JSON object"},
         {"{\"in_channels\": 4,", IE_ERR_FORMAT, "not valid JSON"},
-        {"{\"block_out_channels\": \"320\"}", IE_ERR_FORMAT, "block_out_channels: expected a list of integers, found a string"},
-        {"{\"block_out_channels\": [320, -640, 1280, 1280]}", IE_ERR_FORMAT, "block_out_channels[1]: expected an integer in [1, 65536], found -640"},
-        {"{\"block_out_channels\": [320, 640.5, 1280, 1280]}", IE_ERR_FORMAT, "block_out_channels[1]: expected an integer"},
+        {"{\"block_out_channels\": \"320\"}", IE_ERR_FORMAT,
+         "block_out_channels: expected a list of integers, found a string"},
+        {"{\"block_out_channels\": [320, -640, 1280, 1280]}", IE_ERR_FORMAT,
+         "block_out_channels[1]: expected an integer in [1, 65536], found -640"},
+        {"{\"block_out_channels\": [320, 640.5, 1280, 1280]}", IE_ERR_FORMAT,
+         "block_out_channels[1]: expected an integer"},
         {"{\"block_out_channels\": []}", IE_ERR_UNSUPPORTED, "0 entries"},
-        {"{\"layers_per_block\": true}", IE_ERR_FORMAT, "layers_per_block: expected an integer in [1, 16], found a boolean"},
-        {"{\"down_block_types\": [\"CrossAttnDownBlock2D\", \"SimpleCrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\", \"DownBlock2D\"]}",
+        {"{\"layers_per_block\": true}", IE_ERR_FORMAT,
+         "layers_per_block: expected an integer in [1, 16], found a boolean"},
+        {"{\"down_block_types\": [\"CrossAttnDownBlock2D\", \"SimpleCrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\", "
+         "\"DownBlock2D\"]}",
          IE_ERR_UNSUPPORTED, "down_block_types[1]: unsupported block type \"SimpleCrossAttnDownBlock2D\""},
-        {"{\"up_block_types\": [\"UpBlock2D\"]}", IE_ERR_FORMAT, "up_block_types: 1 entries, but block_out_channels has 4"},
+        {"{\"up_block_types\": [\"UpBlock2D\"]}", IE_ERR_FORMAT,
+         "up_block_types: 1 entries, but block_out_channels has 4"},
         {"{\"attention_head_dim\": [8, 8]}", IE_ERR_FORMAT, "attention_head_dim: 2 entries"},
         {"{\"attention_head_dim\": 7}", IE_ERR_FORMAT, "does not divide block_out_channels[0] = 320"},
         {"{\"norm_num_groups\": 30}", IE_ERR_FORMAT, "norm_num_groups 30 does not divide"},
@@ -262,34 +299,39 @@ static void test_config_parse(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = 0;
         st = sd_unet_config_parse(bad[i].json, strlen(bad[i].json), "unet/config.json", &u, err, sizeof err);
-        TU_CHECK(st == bad[i].st && strstr(err, bad[i].sub) && strstr(err, "unet/config.json"),
-                 "bad unet config -> %s", err);
+        TU_CHECK(st == bad[i].st && strstr(err, bad[i].sub) && strstr(err, "unet/config.json"), "bad unet config -> %s",
+                 err);
     }
 
     err[0] = 0;
     sd_vae_config v, vd;
     sd_vae_config_default(&vd);
-    const char *vae = "{\"_class_name\": \"AutoencoderKL\", \"act_fn\": \"silu\", \"block_out_channels\": [128, 256, 512, 512],"
-                      " \"down_block_types\": [\"DownEncoderBlock2D\", \"DownEncoderBlock2D\", \"DownEncoderBlock2D\", \"DownEncoderBlock2D\"],"
-                      " \"in_channels\": 3, \"latent_channels\": 4, \"layers_per_block\": 2, \"norm_num_groups\": 32,"
-                      " \"out_channels\": 3, \"sample_size\": 512, \"scaling_factor\": 0.18215,"
-                      " \"up_block_types\": [\"UpDecoderBlock2D\", \"UpDecoderBlock2D\", \"UpDecoderBlock2D\", \"UpDecoderBlock2D\"]}";
+    const char *vae =
+        "{\"_class_name\": \"AutoencoderKL\", \"act_fn\": \"silu\", \"block_out_channels\": [128, 256, 512, 512],"
+        " \"down_block_types\": [\"DownEncoderBlock2D\", \"DownEncoderBlock2D\", \"DownEncoderBlock2D\", "
+        "\"DownEncoderBlock2D\"],"
+        " \"in_channels\": 3, \"latent_channels\": 4, \"layers_per_block\": 2, \"norm_num_groups\": 32,"
+        " \"out_channels\": 3, \"sample_size\": 512, \"scaling_factor\": 0.18215,"
+        " \"up_block_types\": [\"UpDecoderBlock2D\", \"UpDecoderBlock2D\", \"UpDecoderBlock2D\", "
+        "\"UpDecoderBlock2D\"]}";
     st = sd_vae_config_parse(vae, strlen(vae), "vae/config.json", &v, err, sizeof err);
     TU_CHECK(st == IE_OK && memcmp(&v, &vd, sizeof v) == 0, "SD 1.5 vae/config.json = the defaults (%s)", err);
     const char *vbad = "{\"scaling_factor\": \"0.18\"}";
     st = sd_vae_config_parse(vbad, strlen(vbad), "vae/config.json", &v, err, sizeof err);
     TU_CHECK(st == IE_ERR_FORMAT && strstr(err, "scaling_factor"), "bad vae config -> %s", err);
-    vbad = "{\"up_block_types\": [\"UpDecoderBlock2D\", \"UpDecoderBlock2D\", \"AttnUpDecoderBlock2D\", \"UpDecoderBlock2D\"]}";
+    vbad = "{\"up_block_types\": [\"UpDecoderBlock2D\", \"UpDecoderBlock2D\", \"AttnUpDecoderBlock2D\", "
+           "\"UpDecoderBlock2D\"]}";
     st = sd_vae_config_parse(vbad, strlen(vbad), "vae/config.json", &v, err, sizeof err);
     TU_CHECK(st == IE_ERR_UNSUPPORTED && strstr(err, "AttnUpDecoderBlock2D"), "unsupported vae block -> %s", err);
 
     err[0] = 0;
     sd_clip_text_config c, cd;
     sd_clip_text_config_default(&cd);
-    const char *clip = "{\"architectures\": [\"CLIPTextModel\"], \"bos_token_id\": 0, \"eos_token_id\": 2,"
-                       " \"hidden_act\": \"quick_gelu\", \"hidden_size\": 768, \"intermediate_size\": 3072,"
-                       " \"layer_norm_eps\": 1e-05, \"max_position_embeddings\": 77, \"num_attention_heads\": 12,"
-                       " \"num_hidden_layers\": 12, \"pad_token_id\": 1, \"projection_dim\": 768, \"vocab_size\": 49408}";
+    const char *clip =
+        "{\"architectures\": [\"CLIPTextModel\"], \"bos_token_id\": 0, \"eos_token_id\": 2,"
+        " \"hidden_act\": \"quick_gelu\", \"hidden_size\": 768, \"intermediate_size\": 3072,"
+        " \"layer_norm_eps\": 1e-05, \"max_position_embeddings\": 77, \"num_attention_heads\": 12,"
+        " \"num_hidden_layers\": 12, \"pad_token_id\": 1, \"projection_dim\": 768, \"vocab_size\": 49408}";
     st = sd_clip_text_config_parse(clip, strlen(clip), "text_encoder/config.json", &c, err, sizeof err);
     TU_CHECK(st == IE_OK && memcmp(&c, &cd, sizeof c) == 0, "SD 1.5 text_encoder/config.json = the defaults (%s)", err);
     const char *cbad = "{\"hidden_act\": \"relu\"}";
@@ -364,11 +406,11 @@ static void *fill(const char *canon, int64_t numel, bool f16) {
 }
 
 typedef struct gen_opts {
-    bool ldm;                  /* single-file LDM names, VAE attention as 1x1 convs */
+    bool ldm; /* single-file LDM names, VAE attention as 1x1 convs */
     bool f16;
-    bool sparse;               /* no data (SD 1.5 size) */
-    const char *wrong;         /* canonical name to give a wrong shape (dim 1 + 1) */
-    const char *skip;          /* canonical name to leave out */
+    bool sparse;       /* no data (SD 1.5 size) */
+    const char *wrong; /* canonical name to give a wrong shape (dim 1 + 1) */
+    const char *skip;  /* canonical name to leave out */
     sd_ldm_layout lay;
 } gen_opts;
 
@@ -499,7 +541,8 @@ static void test_sources(void) {
     char *single = make_single("tiny-ldm.safetensors", &tiny, &so);
     sd_weights *ws = NULL;
     st = sd_weights_open(single, &ws, err, sizeof err);
-    TU_CHECK(st == IE_OK && ws && sd_weights_layout(ws) == SD_LAYOUT_SINGLE_FILE, "open a single-file checkpoint (%s)", err);
+    TU_CHECK(st == IE_OK && ws && sd_weights_layout(ws) == SD_LAYOUT_SINGLE_FILE, "open a single-file checkpoint (%s)",
+             err);
     if (ws) {
         sd_ldm_layout l = sd_weights_ldm_layout(ws);
         TU_CHECK(l.unet_layers_per_block == 2 && l.vae_levels == 3 && !l.unet_up_has_attn[0] && l.unet_up_has_attn[1],
@@ -571,8 +614,7 @@ static void test_sources(void) {
     g_free(folder);
 
     /* a wrong shape and a missing tensor, reported by name */
-    gen_opts wo = {.wrong = "unet.down_blocks.1.resnets.0.conv1.weight",
-                   .skip = "vae.decoder.conv_out.bias"};
+    gen_opts wo = {.wrong = "unet.down_blocks.1.resnets.0.conv1.weight", .skip = "vae.decoder.conv_out.bias"};
     folder = make_folder("tiny-wrong", &tiny, true, NULL, &wo);
     st = sd_weights_open(folder, &wf, err, sizeof err);
     if (wf) {
@@ -580,7 +622,9 @@ static void test_sources(void) {
         st = sd_weights_check(wf, &cfg, &rep, err, sizeof err);
         bool found_shape = false, found_missing = false;
         for (int i = 0; i < rep.n_problems; i++) {
-            found_shape |= strcmp(rep.problems[i], "unet.down_blocks.1.resnets.0.conv1.weight: expected [64, 32, 3, 3], found [64, 33, 3, 3]") == 0;
+            found_shape |=
+                strcmp(rep.problems[i],
+                       "unet.down_blocks.1.resnets.0.conv1.weight: expected [64, 32, 3, 3], found [64, 33, 3, 3]") == 0;
             found_missing |= strcmp(rep.problems[i], "vae.decoder.conv_out.bias: missing") == 0;
         }
         TU_CHECK(st == IE_ERR_FORMAT && rep.n_mismatched == 1 && rep.n_missing == 1 && found_shape && found_missing,
@@ -621,8 +665,7 @@ static void test_sources(void) {
         sd_model_config_load(wf, &cfg, err, sizeof err);
         st = sd_weights_check(wf, &cfg, &rep, err, sizeof err);
         TU_CHECK(st == IE_ERR_FORMAT && rep.n_problems == 2 && rep.n_absent == 2 && rep.n_missing == 0 &&
-                     strstr(rep.problems[0], "unet: absent") &&
-                     strstr(rep.problems[1], "vae: absent"),
+                     strstr(rep.problems[0], "unet: absent") && strstr(rep.problems[1], "vae: absent"),
                  "check names the absent components: %s", err);
         sd_check_report_free(&rep);
         sd_weights_close(wf);
@@ -648,7 +691,8 @@ static void test_sources(void) {
     g_free(empty);
     char *none = g_build_filename(tmpdir, "does-not-exist", NULL);
     st = sd_weights_open(none, &wf, err, sizeof err);
-    TU_CHECK(st == IE_ERR_IO && strstr(err, "does-not-exist") && strstr(err, "no such file"), "missing path -> %s", err);
+    TU_CHECK(st == IE_ERR_IO && strstr(err, "does-not-exist") && strstr(err, "no such file"), "missing path -> %s",
+             err);
     g_free(none);
 }
 

@@ -76,8 +76,8 @@ static void run_unet_case(ie_backend *be, unet *u, const char *model, const char
     expect_all_matched(label, &r, inputs, 0);
     if (u->hook) {
         TU_CHECK(hs.calls == 2 * u->n_attn_layers && hs.bad == 0 && hs.probs_calls == u->n_attn_layers,
-                 "%s %s: hook called %d times (want %d), %d with probabilities (want %d), %d bad calls", BE_NAME,
-                 label, hs.calls, 2 * u->n_attn_layers, hs.probs_calls, u->n_attn_layers, hs.bad);
+                 "%s %s: hook called %d times (want %d), %d with probabilities (want %d), %d bad calls", BE_NAME, label,
+                 hs.calls, 2 * u->n_attn_layers, hs.probs_calls, u->n_attn_layers, hs.bad);
         u->hook = NULL;
     }
     u->tap = (sd_tap){0};
@@ -129,8 +129,8 @@ static void test_unet_errors(ie_backend *be) {
         ie_tensor *ctx = ie_tensor_new(be, IE_F32, 3, cs);
         float t = 10;
         s = unet_forward(u, out, x, &t, ctx, NULL);
-        TU_CHECK(s == IE_ERR_SHAPE && strstr(u->err, "divisible"), "%s unet_forward rejects a 5x8 latent: %s",
-                 BE_NAME, u->err);
+        TU_CHECK(s == IE_ERR_SHAPE && strstr(u->err, "divisible"), "%s unet_forward rejects a 5x8 latent: %s", BE_NAME,
+                 u->err);
         ie_tensor_free(x);
         ie_tensor_free(out);
         ie_tensor_free(ctx);
@@ -246,8 +246,8 @@ static void test_sd_model(ie_backend *be) {
     sd_model *m = NULL;
     sd_load_options opt = {.wtype = SD_WTYPE_F32, .parts = SD_PART_UNET};
     ie_status s = sd_model_load(be, path, &opt, &m, err, sizeof err);
-    TU_CHECK(s == IE_OK && m->unet && !m->text && !m->vae && !m->weights, "%s sd_model_load(unet only) %s",
-             BE_NAME, err);
+    TU_CHECK(s == IE_OK && m->unet && !m->text && !m->vae && !m->weights, "%s sd_model_load(unet only) %s", BE_NAME,
+             err);
     if (m) {
         /* the check's expected tensors and the loader's bound tensors come from one walk (tensors.h) */
         sd_tensor_spec *spec = NULL;
@@ -269,8 +269,8 @@ static void test_sd_model(ie_backend *be) {
     TU_CHECK(s == IE_ERR_ARG && !m && strstr(err, "no model given"), "%s sd_model_load(\"\"): %s", BE_NAME, err);
     opt.parts = SD_PART_ALL;
     s = sd_model_load(be, path, &opt, &m, err, sizeof err);
-    TU_CHECK(s != IE_OK && !m && strstr(err, "text_encoder"), "%s sd_model_load(all) names what is absent: %s",
-             BE_NAME, err);
+    TU_CHECK(s != IE_OK && !m && strstr(err, "text_encoder"), "%s sd_model_load(all) names what is absent: %s", BE_NAME,
+             err);
 }
 
 /* --- main -------------------------------------------------------------------------------- */

@@ -96,14 +96,16 @@ static void issue10_checks(ie_session *s, const ie_image *img, const float *x0, 
     p.fp32 = true;
     ie_status st = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, &evals, err, sizeof err);
     double e = st ? INFINITY : max_abs(out, x0, n);
-    TU_CHECK(!st && e <= 1e-4, "fp32 weights: EF-DDPM round trip (z1 kept, 20 steps): max |x - x0| = %.3g %s", e, st ? err : "");
+    TU_CHECK(!st && e <= 1e-4, "fp32 weights: EF-DDPM round trip (z1 kept, 20 steps): max |x - x0| = %.3g %s", e,
+             st ? err : "");
     ie_edit_params_init(&p, IE_METHOD_BDIA);
     p.source_prompt = p.target_prompt = prompt;
     p.steps = 20;
     p.fp32 = true;
     st = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, &evals, err, sizeof err);
     e = st ? INFINITY : max_abs(out, x0, n);
-    TU_CHECK(!st && e <= 1e-4, "fp32 weights: BDIA round trip (gamma 0.94, 20 steps): max |x - x0| = %.3g %s", e, st ? err : "");
+    TU_CHECK(!st && e <= 1e-4, "fp32 weights: BDIA round trip (gamma 0.94, 20 steps): max |x - x0| = %.3g %s", e,
+             st ? err : "");
     ie_edit_params_init(&p, IE_METHOD_INFEDIT);
     p.source_prompt = p.target_prompt = prompt;
     p.cfg_source = p.cfg_target = 2.0;
@@ -128,7 +130,8 @@ static void issue10_checks(ie_session *s, const ie_image *img, const float *x0, 
     unsetenv("INVEDIT_INFEDIT_ALL_ROWS");
     TU_CHECK(!st1 && !st2 && ev_skip == 64 && ev_all == 90 && memcmp(out, all, n * sizeof(float)) == 0,
              "InfEdit defaults (g_s 1): %lld evaluations with the unused rows skipped, %lld with all; same bits: %s",
-             (long long)ev_skip, (long long)ev_all, !st1 && !st2 && memcmp(out, all, n * sizeof(float)) == 0 ? "yes" : "NO");
+             (long long)ev_skip, (long long)ev_all,
+             !st1 && !st2 && memcmp(out, all, n * sizeof(float)) == 0 ? "yes" : "NO");
     free(all);
 
     /* the memory plan against the tensors an InfEdit edit really held */
@@ -140,9 +143,10 @@ static void issue10_checks(ie_session *s, const ie_image *img, const float *x0, 
     ie_memory_plan mp;
     ie_status sp = ie_session_memory_plan(s, &p, img->width, img->height, 3, &mp, err, sizeof err);
     uint64_t planned = mp.device_peak - mp.scratch; /* the backend counts tensors, not its scratch */
-    TU_CHECK(!st && !sp && peak <= planned && peak >= planned / 2,
-             "memory plan: tensors at the peak %.2f MiB <= planned %.2f MiB (%s; unet activations %.2f MiB at batch %d)",
-             peak / 1048576.0, planned / 1048576.0, sp ? err : mp.peak_phase, mp.act_unet / 1048576.0, mp.unet_batch);
+    TU_CHECK(
+        !st && !sp && peak <= planned && peak >= planned / 2,
+        "memory plan: tensors at the peak %.2f MiB <= planned %.2f MiB (%s; unet activations %.2f MiB at batch %d)",
+        peak / 1048576.0, planned / 1048576.0, sp ? err : mp.peak_phase, mp.act_unet / 1048576.0, mp.unet_batch);
 
     /* too big: a clear error before any progress, with the estimate and what is allowed */
     setenv("INVEDIT_MEMORY_LIMIT", "1000000", 1);
@@ -181,7 +185,8 @@ static void run(const char *device) {
     if (st) return;
     if (lora && *lora) {
         const char *d = ie_session_describe(s), *l = strstr(d, "lora: ");
-        TU_CHECK(l && strstr(l, " layers ("), "the LoRA is merged: %.*s", l ? (int)strcspn(l, "\n") : 4, l ? l : "none");
+        TU_CHECK(l && strstr(l, " layers ("), "the LoRA is merged: %.*s", l ? (int)strcspn(l, "\n") : 4,
+                 l ? l : "none");
         ie_session_options other = so;
         other.lora = "";
         TU_CHECK(ie_session_matches(s, model_path(), &so) && !ie_session_matches(s, model_path(), &other),
@@ -216,7 +221,8 @@ static void run(const char *device) {
         p.keep_z1 = false;
         st = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, NULL, err, sizeof err);
         double e0 = st ? INFINITY : max_abs(out, x0, n);
-        TU_CHECK(!st && e0 > 0 && e0 < 1.0, "EF-DDPM with the authors' z1 = 0: max |x - x0| = %.3g (nonzero, small)", e0);
+        TU_CHECK(!st && e0 > 0 && e0 < 1.0, "EF-DDPM with the authors' z1 = 0: max |x - x0| = %.3g (nonzero, small)",
+                 e0);
     }
 
     ie_edit_params_init(&p, IE_METHOD_BDIA);
@@ -227,10 +233,9 @@ static void run(const char *device) {
         st = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, &evals, err, sizeof err);
         e = st ? INFINITY : max_abs(out, x0, n);
         if (g < 2)
-            TU_CHECK(!st && e <= 1e-4, "BDIA round trip, gamma %.2f: max |x - x0| = %.3g (%lld UNet evals)", gammas[g], e,
-                     (long long)evals);
-        else
-            printf("info BDIA round trip, gamma 0.50: max |x - x0| = %.3g (reported, not bounded)\n", e);
+            TU_CHECK(!st && e <= 1e-4, "BDIA round trip, gamma %.2f: max |x - x0| = %.3g (%lld UNet evals)", gammas[g],
+                     e, (long long)evals);
+        else printf("info BDIA round trip, gamma 0.50: max |x - x0| = %.3g (reported, not bounded)\n", e);
     }
     /* BDIA with Prompt-to-Prompt, target = source: the controller copies the source chain's
      * attention into an identical target chain, so the round trip stays exact (batch 4) */
@@ -239,16 +244,19 @@ static void run(const char *device) {
     p.prompt_to_prompt = true;
     st = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, &evals, err, sizeof err);
     e = st ? INFINITY : max_abs(out, x0, n);
-    TU_CHECK(!st && e <= 1e-4, "BDIA + Prompt-to-Prompt round trip, 20 steps: max |x - x0| = %.3g (%lld UNet evals)%s%s",
-             e, (long long)evals, st ? ": " : "", st ? err : "");
+    TU_CHECK(!st && e <= 1e-4,
+             "BDIA + Prompt-to-Prompt round trip, 20 steps: max |x - x0| = %.3g (%lld UNet evals)%s%s", e,
+             (long long)evals, st ? ": " : "", st ? err : "");
 
     ie_edit_params_init(&p, IE_METHOD_INFEDIT);
     p.source_prompt = p.target_prompt = prompt;
     p.cfg_source = p.cfg_target = 2.0;
     st = ie_edit_latent(s, &p, x0, h, w, out, NULL, NULL, &evals, err, sizeof err);
     bool same = !st && memcmp(out, x0, n * sizeof(float)) == 0;
-    TU_CHECK(same, "InfEdit, target = source, g_s = g_t = 2, no blend: output == x0 bit for bit (max diff %.3g, %lld evals)%s%s",
-             st ? INFINITY : max_abs(out, x0, n), (long long)evals, st ? ": " : "", st ? err : "");
+    TU_CHECK(
+        same,
+        "InfEdit, target = source, g_s = g_t = 2, no blend: output == x0 bit for bit (max diff %.3g, %lld evals)%s%s",
+        st ? INFINITY : max_abs(out, x0, n), (long long)evals, st ? ": " : "", st ? err : "");
 
     if (cpu) issue10_checks(s, &img, x0, out, h, w, n, prompt);
 
@@ -268,8 +276,8 @@ static void run(const char *device) {
         bool found = !st && red_centroid(&img, &x0c, &y0c) && red_centroid(&shifted, &x1c, &y1c);
         double want = 0.25 * W;
         TU_CHECK(found && fabs(x1c - x0c - want) <= 0.1 * W && fabs(y1c - y0c) <= 0.05 * H,
-                 "EF-DDPM shift-x 0.25 moves the disc by (%.1f, %.1f) pixels (want (%.0f, 0)) %s", x1c - x0c,
-                 y1c - y0c, want, st ? err : "");
+                 "EF-DDPM shift-x 0.25 moves the disc by (%.1f, %.1f) pixels (want (%.0f, 0)) %s", x1c - x0c, y1c - y0c,
+                 want, st ? err : "");
         ie_image_free(&shifted);
     }
 

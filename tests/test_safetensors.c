@@ -35,8 +35,7 @@ static void expect_bad(const char *what, const char *path, ie_status want, const
     if (g_file_get_contents(path, &data, &len, NULL)) {
         char err2[1024] = "";
         st = st_open_memory(data, len, path, &f, err2, sizeof err2);
-        TU_CHECK(st == want && f == NULL && strcmp(err, err2) == 0, "%-34s (memory) same error",
-                 what);
+        TU_CHECK(st == want && f == NULL && strcmp(err, err2) == 0, "%-34s (memory) same error", what);
         if (f) st_close(f);
         g_free(data);
     }
@@ -73,50 +72,47 @@ static void test_valid(void) {
     TU_CHECK(st == IE_OK && f, "open a valid file (%s)", err);
     if (!f) return;
     TU_CHECK(st_count(f) == 7, "7 tensors listed, including I64 (got %d)", st_count(f));
-    TU_CHECK(strcmp(st_at(f, 0)->name, "a.half") == 0 && strcmp(st_at(f, 6)->name, "text_model.embeddings.position_ids") == 0,
+    TU_CHECK(strcmp(st_at(f, 0)->name, "a.half") == 0 &&
+                 strcmp(st_at(f, 6)->name, "text_model.embeddings.position_ids") == 0,
              "tensors sorted by name");
     TU_CHECK(st_metadata(f, "format") && strcmp(st_metadata(f, "format"), "pt") == 0 &&
                  st_metadata(f, "missing") == NULL,
              "metadata");
     const st_tensor *t = st_get(f, "b.weight");
-    TU_CHECK(t && t->dtype == ST_F32 && t->ndim == 2 && t->shape[0] == 2 && t->shape[1] == 3 &&
-                 t->numel == 6 && t->nbytes == 24 && memcmp(t->data, f32, 24) == 0,
+    TU_CHECK(t && t->dtype == ST_F32 && t->ndim == 2 && t->shape[0] == 2 && t->shape[1] == 3 && t->numel == 6 &&
+                 t->nbytes == 24 && memcmp(t->data, f32, 24) == 0,
              "F32 tensor: shape, size, zero-copy data");
     TU_CHECK(st_get(f, "nope") == NULL, "unknown name -> NULL");
     float out[8];
-    TU_CHECK(t && st_read_f32(t, out, err, sizeof err) == IE_OK && memcmp(out, f32, 24) == 0,
-             "st_read_f32(F32)");
+    TU_CHECK(t && st_read_f32(t, out, err, sizeof err) == IE_OK && memcmp(out, f32, 24) == 0, "st_read_f32(F32)");
     t = st_get(f, "a.half");
     TU_CHECK(t && st_read_f32(t, out, err, sizeof err) == IE_OK && out[0] == 1 && out[1] == -2 &&
                  out[2] == ldexpf(1, -24) && out[3] == 65504,
              "st_read_f32(F16): exact, incl. subnormal");
     uint16_t h[8];
-    TU_CHECK(t && st_read_f16(t, h, err, sizeof err) == IE_OK && memcmp(h, f16, 8) == 0,
-             "st_read_f16(F16) copies");
+    TU_CHECK(t && st_read_f16(t, h, err, sizeof err) == IE_OK && memcmp(h, f16, 8) == 0, "st_read_f16(F16) copies");
     t = st_get(f, "c.bf16");
-    TU_CHECK(t && st_read_f32(t, out, err, sizeof err) == IE_OK && out[0] == 1 && out[1] == -3 &&
-                 out[2] == 3.140625f,
+    TU_CHECK(t && st_read_f32(t, out, err, sizeof err) == IE_OK && out[0] == 1 && out[1] == -3 && out[2] == 3.140625f,
              "st_read_f32(BF16) converts");
     TU_CHECK(t && st_read_f16(t, h, err, sizeof err) == IE_OK && h[0] == 0x3c00 && h[1] == 0xc200,
              "st_read_f16(BF16) converts");
     t = st_get(f, "b.weight");
-    TU_CHECK(t && st_read_f16(t, h, err, sizeof err) == IE_OK && h[0] == 0x3c00 && h[1] == 0xc000 &&
-                 h[2] == 0x4300 && h[5] == 0xfbff,
+    TU_CHECK(t && st_read_f16(t, h, err, sizeof err) == IE_OK && h[0] == 0x3c00 && h[1] == 0xc000 && h[2] == 0x4300 &&
+                 h[5] == 0xfbff,
              "st_read_f16(F32) rounds");
     t = st_get(f, "d.f64");
     TU_CHECK(t && st_read_f32(t, out, err, sizeof err) == IE_OK && out[0] == 0.25f && isinf(out[1]),
              "st_read_f32(F64)");
     t = st_get(f, "scalar");
-    TU_CHECK(t && t->ndim == 0 && t->numel == 1 && st_read_f32(t, out, NULL, 0) == IE_OK &&
-                 out[0] == 42,
+    TU_CHECK(t && t->ndim == 0 && t->numel == 1 && st_read_f32(t, out, NULL, 0) == IE_OK && out[0] == 42,
              "scalar (shape [])");
     t = st_get(f, "empty");
     TU_CHECK(t && t->numel == 0 && t->nbytes == 0, "zero-size tensor [0, 5]");
     t = st_get(f, "text_model.embeddings.position_ids");
     err[0] = 0;
     st = t ? st_read_f32(t, out, err, sizeof err) : IE_OK;
-    TU_CHECK(t && t->dtype == ST_I64 && st == IE_ERR_UNSUPPORTED && strstr(err, "I64") &&
-                 strstr(err, "position_ids") && strstr(err, "good.safetensors"),
+    TU_CHECK(t && t->dtype == ST_I64 && st == IE_ERR_UNSUPPORTED && strstr(err, "I64") && strstr(err, "position_ids") &&
+                 strstr(err, "good.safetensors"),
              "I64 listed but rejected on read: %s", err);
     char sb[64];
     TU_CHECK(strcmp(st_shape_str((int64_t[]){640, 320, 3, 3}, 4, sb, sizeof sb), "[640, 320, 3, 3]") == 0 &&
@@ -137,14 +133,26 @@ static void test_half(void) {
     }
     TU_CHECK(bad == 0, "half -> float -> half round trip over all 65536 values (%d bad)", bad);
     /* rounding: nearest, ties to even */
-    struct { float f; uint16_t h; } cases[] = {
-        {1.0f, 0x3c00}, {1.0f + ldexpf(1, -11), 0x3c00}, /* tie -> even */
-        {1.0f + 3 * ldexpf(1, -11), 0x3c02},             /* tie -> even (up) */
-        {1.0f + ldexpf(1, -11) + ldexpf(1, -20), 0x3c01}, {65504.f, 0x7bff},
-        {65520.f, 0x7c00}, /* rounds to inf */ {65519.f, 0x7bff}, {1e-8f, 0x0000},
-        {ldexpf(1, -25), 0x0000}, /* tie -> even (0) */ {ldexpf(1.5f, -25), 0x0001},
-        {ldexpf(3, -25), 0x0002}, /* 1.5 ulp tie -> even 2 */ {ldexpf(1, -14), 0x0400},
-        {ldexpf(1023, -24), 0x03ff}, {-0.0f, 0x8000}, {INFINITY, 0x7c00}, {-INFINITY, 0xfc00},
+    struct {
+        float f;
+        uint16_t h;
+    } cases[] = {
+        {1.0f, 0x3c00},
+        {1.0f + ldexpf(1, -11), 0x3c00},     /* tie -> even */
+        {1.0f + 3 * ldexpf(1, -11), 0x3c02}, /* tie -> even (up) */
+        {1.0f + ldexpf(1, -11) + ldexpf(1, -20), 0x3c01},
+        {65504.f, 0x7bff},
+        {65520.f, 0x7c00},
+        /* rounds to inf */ {65519.f, 0x7bff},
+        {1e-8f, 0x0000},
+        {ldexpf(1, -25), 0x0000},
+        /* tie -> even (0) */ {ldexpf(1.5f, -25), 0x0001},
+        {ldexpf(3, -25), 0x0002},
+        /* 1.5 ulp tie -> even 2 */ {ldexpf(1, -14), 0x0400},
+        {ldexpf(1023, -24), 0x03ff},
+        {-0.0f, 0x8000},
+        {INFINITY, 0x7c00},
+        {-INFINITY, 0xfc00},
     };
     int wrong = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -182,8 +190,7 @@ static void test_bad_files(void) {
     /* header not JSON */
     write_header_file("notjson.safetensors", "{\"a\": {\"dtype\": F32}}", 0);
     p = tmp_path("notjson.safetensors");
-    expect_bad("header not JSON", p, IE_ERR_FORMAT,
-               (const char *[]){"notjson.safetensors", "not valid JSON", NULL});
+    expect_bad("header not JSON", p, IE_ERR_FORMAT, (const char *[]){"notjson.safetensors", "not valid JSON", NULL});
     g_free(p);
     write_header_file("garbage.safetensors", "\x01\x02garbage", 0);
     p = tmp_path("garbage.safetensors");
@@ -199,53 +206,99 @@ static void test_bad_files(void) {
                (const char *[]){"expected a JSON object", "found an array", NULL});
     g_free(p);
 
-    struct { const char *name, *hdr; size_t data; const char *subs[5]; } cases[] = {
+    struct {
+        const char *name, *hdr;
+        size_t data;
+        const char *subs[5];
+    } cases[] = {
         {"tensor not an object", "{\"w\": 5}", 0, {"tensor 'w'", "expected an object", "found an integer"}},
-        {"missing dtype", "{\"w\": {\"shape\": [1], \"data_offsets\": [0, 4]}}", 4,
+        {"missing dtype",
+         "{\"w\": {\"shape\": [1], \"data_offsets\": [0, 4]}}",
+         4,
          {"tensor 'w'", "field \"dtype\"", "the field is missing"}},
-        {"dtype not a string", "{\"w\": {\"dtype\": 1, \"shape\": [1], \"data_offsets\": [0, 4]}}", 4,
+        {"dtype not a string",
+         "{\"w\": {\"dtype\": 1, \"shape\": [1], \"data_offsets\": [0, 4]}}",
+         4,
          {"field \"dtype\"", "expected a string", "found an integer"}},
-        {"unknown dtype", "{\"w\": {\"dtype\": \"F17\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 4,
+        {"unknown dtype",
+         "{\"w\": {\"dtype\": \"F17\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+         4,
          {"tensor 'w'", "unknown dtype \"F17\"", "expected one of"}},
-        {"missing shape", "{\"w\": {\"dtype\": \"F32\", \"data_offsets\": [0, 4]}}", 4,
+        {"missing shape",
+         "{\"w\": {\"dtype\": \"F32\", \"data_offsets\": [0, 4]}}",
+         4,
          {"field \"shape\"", "expected an array", "the field is missing"}},
-        {"negative shape entry", "{\"w\": {\"dtype\": \"F32\", \"shape\": [2, -3], \"data_offsets\": [0, 4]}}", 4,
+        {"negative shape entry",
+         "{\"w\": {\"dtype\": \"F32\", \"shape\": [2, -3], \"data_offsets\": [0, 4]}}",
+         4,
          {"tensor 'w'", "shape[1]", "non-negative integer", "found a negative integer"}},
-        {"non-integer shape entry", "{\"w\": {\"dtype\": \"F32\", \"shape\": [2.5], \"data_offsets\": [0, 4]}}", 4,
+        {"non-integer shape entry",
+         "{\"w\": {\"dtype\": \"F32\", \"shape\": [2.5], \"data_offsets\": [0, 4]}}",
+         4,
          {"shape[0]", "found a non-integer number"}},
-        {"string shape entry", "{\"w\": {\"dtype\": \"F32\", \"shape\": [\"2\"], \"data_offsets\": [0, 4]}}", 4,
+        {"string shape entry",
+         "{\"w\": {\"dtype\": \"F32\", \"shape\": [\"2\"], \"data_offsets\": [0, 4]}}",
+         4,
          {"shape[0]", "found a string"}},
-        {"too many dimensions", "{\"w\": {\"dtype\": \"F32\", \"shape\": [1,1,1,1,1,1,1,1,1], \"data_offsets\": [0, 4]}}", 4,
+        {"too many dimensions",
+         "{\"w\": {\"dtype\": \"F32\", \"shape\": [1,1,1,1,1,1,1,1,1], \"data_offsets\": [0, 4]}}",
+         4,
          {"9 dimensions", "at most 8"}},
-        {"element count overflow", "{\"w\": {\"dtype\": \"F32\", \"shape\": [4294967296, 4294967296, 16], \"data_offsets\": [0, 4]}}", 4,
+        {"element count overflow",
+         "{\"w\": {\"dtype\": \"F32\", \"shape\": [4294967296, 4294967296, 16], \"data_offsets\": [0, 4]}}",
+         4,
          {"tensor 'w'", "too large"}},
-        {"offsets missing", "{\"w\": {\"dtype\": \"F32\", \"shape\": [1]}}", 4,
+        {"offsets missing",
+         "{\"w\": {\"dtype\": \"F32\", \"shape\": [1]}}",
+         4,
          {"data_offsets", "expected an array [begin, end]", "the field is missing"}},
-        {"offsets of 3 numbers", "{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4, 8]}}", 8,
+        {"offsets of 3 numbers",
+         "{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4, 8]}}",
+         8,
          {"data_offsets", "another length"}},
-        {"negative offset", "{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [-4, 0]}}", 4,
+        {"negative offset",
+         "{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [-4, 0]}}",
+         4,
          {"data_offsets[0]", "found a negative integer"}},
-        {"end before begin", "{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [8, 4]}}", 8,
+        {"end before begin",
+         "{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [8, 4]}}",
+         8,
          {"tensor 'w'", "[8, 4]", "end is before begin"}},
-        {"offsets out of range", "{\"w\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]}}", 12,
+        {"offsets out of range",
+         "{\"w\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]}}",
+         12,
          {"tensor 'w'", "[0, 16] out of range", "holds 12 bytes"}},
-        {"shape/size mismatch", "{\"w\": {\"dtype\": \"F32\", \"shape\": [2, 3], \"data_offsets\": [0, 20]}}", 20,
+        {"shape/size mismatch",
+         "{\"w\": {\"dtype\": \"F32\", \"shape\": [2, 3], \"data_offsets\": [0, 20]}}",
+         20,
          {"tensor 'w'", "shape [2, 3] of F32 needs 24 bytes", "[0, 20] hold 20"}},
-        {"F16 size mismatch", "{\"w\": {\"dtype\": \"F16\", \"shape\": [3], \"data_offsets\": [0, 12]}}", 12,
+        {"F16 size mismatch",
+         "{\"w\": {\"dtype\": \"F16\", \"shape\": [3], \"data_offsets\": [0, 12]}}",
+         12,
          {"needs 6 bytes", "hold 12"}},
-        {"overlapping tensors", "{\"a\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]},"
-                                " \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [12, 20]}}", 20,
+        {"overlapping tensors",
+         "{\"a\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]},"
+         " \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [12, 20]}}",
+         20,
          {"tensors 'a' [0, 16) and 'b' [12, 20) overlap"}},
-        {"identical ranges", "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]},"
-                             " \"b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}, "
-                             " \"c\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 8,
+        {"identical ranges",
+         "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]},"
+         " \"b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}, "
+         " \"c\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+         8,
          {"'a' [4, 8) and 'b' [4, 8) overlap"}},
-        {"duplicate names", "{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
-                            " \"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}", 8,
+        {"duplicate names",
+         "{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
+         " \"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}",
+         8,
          {"\"w\" more than once"}},
-        {"duplicate field", "{\"w\": {\"dtype\": \"F32\", \"dtype\": \"F16\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 4,
+        {"duplicate field",
+         "{\"w\": {\"dtype\": \"F32\", \"dtype\": \"F16\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+         4,
          {"\"dtype\" more than once"}},
-        {"metadata not an object", "{\"__metadata__\": [1], \"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 4,
+        {"metadata not an object",
+         "{\"__metadata__\": [1], \"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+         4,
          {"__metadata__", "expected an object", "found an array"}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -275,8 +328,8 @@ static void test_bad_files(void) {
     g_free(p);
 
     /* gaps between tensors and trailing bytes are allowed */
-    write_header_file("gap.safetensors",
-                      "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [8, 12]}}", 32);
+    write_header_file("gap.safetensors", "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [8, 12]}}",
+                      32);
     p = tmp_path("gap.safetensors");
     char err[512] = "";
     st_file *f = NULL;

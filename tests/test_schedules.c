@@ -23,7 +23,8 @@ static void check_grid(const char *what, const int *got, int n_got, const int *w
     for (int i = 0; ok && i < n_want; i++) ok = got[i] == want[i];
     char buf[512];
     int o = 0;
-    for (int i = 0; i < n_got && i < 16 && o < (int)sizeof buf - 8; i++) o += snprintf(buf + o, sizeof buf - o, "%d ", got[i]);
+    for (int i = 0; i < n_got && i < 16 && o < (int)sizeof buf - 8; i++)
+        o += snprintf(buf + o, sizeof buf - o, "%d ", got[i]);
     if (n_got > 16) snprintf(buf + o, sizeof buf - o, "...");
     TU_CHECK(ok, "%-34s [%d] %s", what, n_got, buf);
 }
@@ -69,16 +70,19 @@ int main(void) {
     /* timestep grids */
     int g[1100];
     int n = ie_grid_ddim(100, 1, g);
-    TU_CHECK(n == 100 && g[0] == 991 && g[1] == 981 && g[98] == 11 && g[99] == 1, "DDPM_inversion grid N=100: %d %d ... %d %d", g[0], g[1], g[98], g[99]);
+    TU_CHECK(n == 100 && g[0] == 991 && g[1] == 981 && g[98] == 11 && g[99] == 1,
+             "DDPM_inversion grid N=100: %d %d ... %d %d", g[0], g[1], g[98], g[99]);
     n = ie_grid_ddim(50, 1, g);
     TU_CHECK(n == 50 && g[0] == 981 && g[49] == 1, "DDPM_inversion grid N=50: %d ... %d", g[0], g[49]);
     n = ie_grid_ddim(100, 0, g);
     TU_CHECK(n == 100 && g[0] == 990 && g[99] == 0, "no-offset grid N=100: %d ... %d", g[0], g[99]);
     double delta = 0;
     n = ie_grid_bdia_edit(50, g, &delta);
-    TU_CHECK(n == 50 && g[0] == 980 && g[1] == 960 && g[49] == 0 && delta == 20.0, "BDIA edit grid N=50: %d %d ... %d, step %g", g[0], g[1], g[49], delta);
+    TU_CHECK(n == 50 && g[0] == 980 && g[1] == 960 && g[49] == 0 && delta == 20.0,
+             "BDIA edit grid N=50: %d %d ... %d, step %g", g[0], g[1], g[49], delta);
     n = ie_grid_bdia_edit(30, g, &delta);
-    TU_CHECK(n == 30 && g[0] == 29 * 33 && fabs(delta - 1000.0 / 30) < 1e-12, "BDIA edit grid N=30: %d .., float step %.4f", g[0], delta);
+    TU_CHECK(n == 30 && g[0] == 29 * 33 && fabs(delta - 1000.0 / 30) < 1e-12,
+             "BDIA edit grid N=30: %d .., float step %.4f", g[0], delta);
     n = ie_grid_ldm(10, g);
     const int ldm10[] = {901, 801, 701, 601, 501, 401, 301, 201, 101, 1};
     check_grid("BDIA txt2img (LDM) grid N=10", g, n, ldm10, 10);
@@ -88,7 +92,8 @@ int main(void) {
     /* BDIA levels: t_limit = N - int(N*0.8) = 10 -> 780 .. 0 (40 levels) */
     int start = ie_grid_strength_start(50, 0.8);
     n = ie_grid_bdia_edit(50, g, NULL);
-    TU_CHECK(start == 10 && g[start] == 780 && n - start == 40 && g[49] == 0, "BDIA levels strength 0.8: start %d, %d .. %d (%d levels)", start, g[start], g[49], n - start);
+    TU_CHECK(start == 10 && g[start] == 780 && n - start == 40 && g[49] == 0,
+             "BDIA levels strength 0.8: start %d, %d .. %d (%d levels)", start, g[start], g[49], n - start);
     TU_CHECK(ie_ab_bdia(&s, -20.0) == s.ab[0] && ie_ab_bdia(&s, 0.0) == s.ab[0], "BDIA ab(-20) = ab(0) = ab[0]");
     TU_CHECK(ie_ab_bdia(&s, 780.0) == s.ab[780], "BDIA ab(780.0) = ab[780]");
     double want = s.ab[33] * 0.25 + s.ab[34] * 0.75; /* swapped weights */
@@ -102,25 +107,39 @@ int main(void) {
     const int c1[] = {999}, c2[] = {999, 499}, c4[] = {999, 759, 499, 259};
     const int c8[] = {999, 879, 759, 639, 499, 379, 259, 139};
     const int o4[] = {999, 759, 519, 279}, o8[] = {999, 879, 759, 639, 519, 399, 279, 159};
-    n = ie_grid_lcm(12, 50, IE_LCM_CURRENT, g); check_grid("LCM N=12 current (spec)", g, n, cur12, 12);
-    n = ie_grid_lcm(12, 50, IE_LCM_OLD, g);     check_grid("LCM N=12 old (spec)", g, n, old12, 12);
-    n = ie_grid_lcm(15, 50, IE_LCM_CURRENT, g); check_grid("LCM N=15 current (spec)", g, n, cur15, 15);
-    n = ie_grid_lcm(15, 50, IE_LCM_OLD, g);     check_grid("LCM N=15 old (spec)", g, n, old15, 15);
-    n = ie_grid_lcm(1, 50, IE_LCM_CURRENT, g);  check_grid("LCM N=1 current", g, n, c1, 1);
-    n = ie_grid_lcm(1, 50, IE_LCM_OLD, g);      check_grid("LCM N=1 old", g, n, c1, 1);
-    n = ie_grid_lcm(2, 50, IE_LCM_CURRENT, g);  check_grid("LCM N=2 current", g, n, c2, 2);
-    n = ie_grid_lcm(2, 50, IE_LCM_OLD, g);      check_grid("LCM N=2 old", g, n, c2, 2);
-    n = ie_grid_lcm(4, 50, IE_LCM_CURRENT, g);  check_grid("LCM N=4 current", g, n, c4, 4);
-    n = ie_grid_lcm(4, 50, IE_LCM_OLD, g);      check_grid("LCM N=4 old", g, n, o4, 4);
-    n = ie_grid_lcm(8, 50, IE_LCM_CURRENT, g);  check_grid("LCM N=8 current", g, n, c8, 8);
-    n = ie_grid_lcm(8, 50, IE_LCM_OLD, g);      check_grid("LCM N=8 old", g, n, o8, 8);
+    n = ie_grid_lcm(12, 50, IE_LCM_CURRENT, g);
+    check_grid("LCM N=12 current (spec)", g, n, cur12, 12);
+    n = ie_grid_lcm(12, 50, IE_LCM_OLD, g);
+    check_grid("LCM N=12 old (spec)", g, n, old12, 12);
+    n = ie_grid_lcm(15, 50, IE_LCM_CURRENT, g);
+    check_grid("LCM N=15 current (spec)", g, n, cur15, 15);
+    n = ie_grid_lcm(15, 50, IE_LCM_OLD, g);
+    check_grid("LCM N=15 old (spec)", g, n, old15, 15);
+    n = ie_grid_lcm(1, 50, IE_LCM_CURRENT, g);
+    check_grid("LCM N=1 current", g, n, c1, 1);
+    n = ie_grid_lcm(1, 50, IE_LCM_OLD, g);
+    check_grid("LCM N=1 old", g, n, c1, 1);
+    n = ie_grid_lcm(2, 50, IE_LCM_CURRENT, g);
+    check_grid("LCM N=2 current", g, n, c2, 2);
+    n = ie_grid_lcm(2, 50, IE_LCM_OLD, g);
+    check_grid("LCM N=2 old", g, n, c2, 2);
+    n = ie_grid_lcm(4, 50, IE_LCM_CURRENT, g);
+    check_grid("LCM N=4 current", g, n, c4, 4);
+    n = ie_grid_lcm(4, 50, IE_LCM_OLD, g);
+    check_grid("LCM N=4 old", g, n, o4, 4);
+    n = ie_grid_lcm(8, 50, IE_LCM_CURRENT, g);
+    check_grid("LCM N=8 current", g, n, c8, 8);
+    n = ie_grid_lcm(8, 50, IE_LCM_OLD, g);
+    check_grid("LCM N=8 old", g, n, o8, 8);
     TU_CHECK(ie_grid_lcm(51, 50, IE_LCM_CURRENT, g) < 0, "LCM N > original_steps is refused");
 
     /* strength truncation */
     TU_CHECK(ie_grid_strength_start(15, 1.0) == 0, "strength 1: nothing dropped");
-    TU_CHECK(ie_grid_strength_start(15, 0.7) == 5, "strength 0.7, N=15: drop %d (int(10.5) = 10 kept)", ie_grid_strength_start(15, 0.7));
+    TU_CHECK(ie_grid_strength_start(15, 0.7) == 5, "strength 0.7, N=15: drop %d (int(10.5) = 10 kept)",
+             ie_grid_strength_start(15, 0.7));
     TU_CHECK(ie_grid_strength_start(50, 0.8) == 10, "strength 0.8, N=50: drop 10");
-    TU_CHECK(ie_grid_strength_start(10, 0.0) < 0 && ie_grid_strength_start(10, 0.05) < 0, "strength 0 / too small refused");
+    TU_CHECK(ie_grid_strength_start(10, 0.0) < 0 && ie_grid_strength_start(10, 0.05) < 0,
+             "strength 0 / too small refused");
 
     /* InfEdit control windows (p = (i+1)/N) */
     int early = 0, cross = 0;
@@ -129,7 +148,8 @@ int main(void) {
         early += !(0.3 <= p);
         cross += 0.7 >= p;
     }
-    TU_CHECK(early == 4 && cross == 10, "N=15: self early steps %d (spec 0..3), cross window %d (spec 0..9)", early, cross);
+    TU_CHECK(early == 4 && cross == 10, "N=15: self early steps %d (spec 0..3), cross window %d (spec 0..9)", early,
+             cross);
 
     /* RNG: splitmix64(0)'s published first output, determinism, statistics, log */
     {
@@ -162,8 +182,8 @@ int main(void) {
             h ^= u;
             h *= 1099511628211ull;
         }
-        TU_CHECK(gok && h == 0x3ab5783b1cc3b582ull, "golden bits: seed 0 first normals, seed 42 x 1000 floats (hash %016llx)",
-                 (unsigned long long)h);
+        TU_CHECK(gok && h == 0x3ab5783b1cc3b582ull,
+                 "golden bits: seed 0 first normals, seed 42 x 1000 floats (hash %016llx)", (unsigned long long)h);
         ie_rng_seed(&r, 12345);
         double sum = 0, sq = 0;
         const int N = 200000;

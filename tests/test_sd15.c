@@ -143,7 +143,8 @@ int main(void) {
     snprintf(probe, sizeof probe, "%s/ref/unet/out.npy", REF);
     if (!file_exists(probe)) {
         printf("skip: no SD 1.5 reference at %s; make it with\n"
-               "  nice /usr/bin/python3 tools/refdump/make_sd15_ref.py --out %s\n", REF, REF);
+               "  nice /usr/bin/python3 tools/refdump/make_sd15_ref.py --out %s\n",
+               REF, REF);
         return 77;
     }
     const char *only = getenv("INVEDIT_TEST_BACKENDS");

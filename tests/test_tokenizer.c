@@ -45,8 +45,8 @@ static void check_tokens(const clip_tokenizer *t, const char *text, const int32_
     g_free(ws);
 }
 
-#define TOKS(t, text, ...) check_tokens(t, text, (int32_t[]){__VA_ARGS__}, \
-                                        (int)(sizeof((int32_t[]){__VA_ARGS__}) / sizeof(int32_t)))
+#define TOKS(t, text, ...)                                                                                             \
+    check_tokens(t, text, (int32_t[]){__VA_ARGS__}, (int)(sizeof((int32_t[]){__VA_ARGS__}) / sizeof(int32_t)))
 
 /* Cases reasoned by hand on tests/data/tok/tiny (ids: see its vocab.json). */
 static void test_tiny(const char *root) {
@@ -57,19 +57,19 @@ static void test_tiny(const char *root) {
     TU_CHECK(st == IE_OK, "load tiny vocabulary (%s)", err);
     g_free(dir);
     if (!t) return;
-    TU_CHECK(clip_tokenizer_bos(t) == 29 && clip_tokenizer_eos(t) == 30 &&
-                 clip_tokenizer_vocab_size(t) == 31 && clip_tokenizer_merge_count(t) == 10,
+    TU_CHECK(clip_tokenizer_bos(t) == 29 && clip_tokenizer_eos(t) == 30 && clip_tokenizer_vocab_size(t) == 31 &&
+                 clip_tokenizer_merge_count(t) == 10,
              "BOS 29, EOS 30 looked up from the vocabulary; 10 merges");
-    TOKS(t, "low", 20);                 /* l o w</w> -> lo w</w> -> low</w> */
-    TOKS(t, "newer", 24);               /* e r</w> (rank 2) before n e (3), then ne w, new er</w> */
-    TOKS(t, "hello", 28);               /* he, ll, hell, hello</w> */
-    TOKS(t, "lower", 19, 2, 21);        /* lo w er</w>: (lo, w) is not a merge, (lo, w</w>) is */
-    TOKS(t, "wow", 2, 1, 12);           /* no merge applies */
-    TOKS(t, "lll", 26, 14);             /* left to right: ll l</w> */
-    TOKS(t, "llll", 26, 0, 14);         /* ll l l</w>: occurrences do not overlap */
-    TOKS(t, "Low!", 20, 18);            /* lower-cased; "!" is its own piece */
-    TOKS(t, "it's", 9, 17, 8, 16);      /* it + 's; i and t</w>, ' and s</w> */
-    TOKS(t, "x", 30);                   /* x</w> not in the vocabulary: unk = EOS */
+    TOKS(t, "low", 20);            /* l o w</w> -> lo w</w> -> low</w> */
+    TOKS(t, "newer", 24);          /* e r</w> (rank 2) before n e (3), then ne w, new er</w> */
+    TOKS(t, "hello", 28);          /* he, ll, hell, hello</w> */
+    TOKS(t, "lower", 19, 2, 21);   /* lo w er</w>: (lo, w) is not a merge, (lo, w</w>) is */
+    TOKS(t, "wow", 2, 1, 12);      /* no merge applies */
+    TOKS(t, "lll", 26, 14);        /* left to right: ll l</w> */
+    TOKS(t, "llll", 26, 0, 14);    /* ll l l</w>: occurrences do not overlap */
+    TOKS(t, "Low!", 20, 18);       /* lower-cased; "!" is its own piece */
+    TOKS(t, "it's", 9, 17, 8, 16); /* it + 's; i and t</w>, ' and s</w> */
+    TOKS(t, "x", 30);              /* x</w> not in the vocabulary: unk = EOS */
     TOKS(t, "  NEWER   low\n\thello  ", 24, 20, 28);
     TOKS(t, "low<|endoftext|>low", 20, 30, 20);
     TU_CHECK(clip_tokenize(t, "", NULL, 0) == 0 && clip_tokenize(t, " \t\n ", NULL, 0) == 0,
@@ -89,7 +89,8 @@ static void test_tiny(const char *root) {
     GString *g = g_string_new(NULL);
     for (int i = 0; i < 80; i++) g_string_append(g, i % 2 ? "low " : "hello ");
     n = clip_encode(t, g->str, ids, 77, &trunc);
-    TU_CHECK(n == 80 && trunc && ids[74] == 20 && ids[75] == 28 && ids[76] == 30, "truncation to 75 tokens flagged (%d tokens)", n);
+    TU_CHECK(n == 80 && trunc && ids[74] == 20 && ids[75] == 28 && ids[76] == 30,
+             "truncation to 75 tokens flagged (%d tokens)", n);
     g_string_free(g, TRUE);
     int32_t small[4];
     n = clip_encode(t, "low newer hello", small, 4, &trunc);
@@ -219,8 +220,8 @@ static void test_cases_file(const char *root, const char *file, bool verbose) {
         char *got_dec = clip_decode(t, got_t, n < nt + 64 ? n : nt + 64);
         bool ok_clean = strcmp(got_clean, want_clean) == 0;
         bool ok_t = ids_equal(got_t, n, want_t, nt);
-        bool ok_e = ne == CLIP_CONTEXT_LENGTH && ids_equal(got_e, CLIP_CONTEXT_LENGTH, want_e, ne) &&
-                    trunc == want_trunc;
+        bool ok_e =
+            ne == CLIP_CONTEXT_LENGTH && ids_equal(got_e, CLIP_CONTEXT_LENGTH, want_e, ne) && trunc == want_trunc;
         bool ok_d = strcmp(got_dec, want_dec) == 0;
         bool ok = ok_clean && ok_t && ok_e && ok_d;
         if (!ok) bad++;
@@ -289,12 +290,12 @@ static void test_bad_files(void) {
     char err[512] = "";
     clip_tokenizer *t = NULL;
     ie_status st = clip_tokenizer_load_dir(dir, &t, err, sizeof err);
-    TU_CHECK(st == IE_ERR_IO && !t && strstr(err, "vocab.json") && strstr(err, "vocabulary"),
-             "no vocab.json -> %s", err);
+    TU_CHECK(st == IE_ERR_IO && !t && strstr(err, "vocab.json") && strstr(err, "vocabulary"), "no vocab.json -> %s",
+             err);
     g_file_set_contents(v, "{\"a\": 0, \"<|startoftext|>\": 1, \"<|endoftext|>\": 2}", -1, NULL);
     st = clip_tokenizer_load_dir(dir, &t, err, sizeof err);
-    TU_CHECK(st == IE_ERR_IO && !t && strstr(err, "merges.txt") && strstr(err, "merge list"),
-             "no merges.txt -> %s", err);
+    TU_CHECK(st == IE_ERR_IO && !t && strstr(err, "merges.txt") && strstr(err, "merge list"), "no merges.txt -> %s",
+             err);
     g_file_set_contents(m, "#version: 0.2\n", -1, NULL);
     st = clip_tokenizer_load_dir(dir, &t, err, sizeof err);
     TU_CHECK(st == IE_OK && t, "vocab.json + empty merges.txt loads (%s)", err);
@@ -303,7 +304,9 @@ static void test_bad_files(void) {
     g_remove(v);
     st = clip_tokenizer_load_dir(dir, &t, err, sizeof err);
     TU_CHECK(st == IE_ERR_IO && strstr(err, "vocab.json"), "vocab.json removed again -> %s", err);
-    struct { const char *json, *sub; } bad[] = {
+    struct {
+        const char *json, *sub;
+    } bad[] = {
         {"[1, 2]", "expected a JSON object"},
         {"{\"a\": 0,", "not valid JSON"},
         {"{\"a\": \"zero\"}", "token \"a\": expected an id"},
@@ -323,8 +326,8 @@ static void test_bad_files(void) {
     g_file_set_contents(v, "{\"a\": 0, \"<|startoftext|>\": 1, \"<|endoftext|>\": 2}", -1, NULL);
     g_file_set_contents(m, "#version\n\xff\xfe\n", -1, NULL);
     st = clip_tokenizer_load_dir(dir, &t, err, sizeof err);
-    TU_CHECK(st == IE_ERR_FORMAT && strstr(err, "merges.txt") && strstr(err, "UTF-8"),
-             "merges.txt not UTF-8 -> %s", err);
+    TU_CHECK(st == IE_ERR_FORMAT && strstr(err, "merges.txt") && strstr(err, "UTF-8"), "merges.txt not UTF-8 -> %s",
+             err);
     g_remove(v);
     g_remove(m);
     g_rmdir(dir);
@@ -367,8 +370,8 @@ static void test_full_size(void) {
     char err[512] = "";
     clip_tokenizer *t = NULL;
     gint64 t0 = g_get_monotonic_time();
-    ie_status st = clip_tokenizer_load_memory(vocab->str, vocab->len, merges->str, merges->len, "synthetic",
-                                              &t, err, sizeof err);
+    ie_status st =
+        clip_tokenizer_load_memory(vocab->str, vocab->len, merges->str, merges->len, "synthetic", &t, err, sizeof err);
     double ms = (double)(g_get_monotonic_time() - t0) / 1000.0;
     TU_CHECK(st == IE_OK && t && clip_tokenizer_vocab_size(t) == 49408 && clip_tokenizer_bos(t) == 49406 &&
                  clip_tokenizer_eos(t) == 49407 && clip_tokenizer_merge_count(t) == CLIP_MAX_MERGES,

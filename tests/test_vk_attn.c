@@ -62,8 +62,8 @@ static void run_case(const attn_case *c, uint64_t seed) {
     const float scale = 1.0f / sqrtf((float)c->D);
 
     char name[160];
-    snprintf(name, sizeof name, "attention B%d Lq%d Lk%d H%d D%d%s%s%s", c->B, c->Lq, c->Lk, c->H,
-             c->D, c->Dv != c->D ? " Dv" : "", c->Dv != c->D ? "" : "", c->causal ? " causal" : "");
+    snprintf(name, sizeof name, "attention B%d Lq%d Lk%d H%d D%d%s%s%s", c->B, c->Lq, c->Lk, c->H, c->D,
+             c->Dv != c->D ? " Dv" : "", c->Dv != c->D ? "" : "", c->causal ? " causal" : "");
     if (c->Dv != c->D) snprintf(name + strlen(name), sizeof name - strlen(name), "%d", c->Dv);
     if (c->qstd > 1.5f) snprintf(name + strlen(name), sizeof name - strlen(name), " peaky");
 
@@ -81,8 +81,7 @@ static void run_case(const attn_case *c, uint64_t seed) {
             if (ie_attention(be, to, tq, tk, tv, c->H, scale, c->causal) == IE_OK &&
                 ie_tensor_download_f32(to, got2) == IE_OK)
                 TU_CHECK(memcmp(got, got2, no * sizeof(float)) == 0, "deterministic: %s", name);
-            else
-                TU_CHECK(0, "second run failed: %s: %s", name, ie_backend_errmsg(be));
+            else TU_CHECK(0, "second run failed: %s: %s", name, ie_backend_errmsg(be));
         }
         ie_tensor_free(tq), ie_tensor_free(tk), ie_tensor_free(tv), ie_tensor_free(to);
         if (!ok) goto done;
@@ -111,8 +110,7 @@ static void run_case(const attn_case *c, uint64_t seed) {
                 if (ie_attention_probs(be, tp, tq, tk, c->H, scale, c->causal) == IE_OK &&
                     ie_tensor_download_f32(tp, pg2) == IE_OK)
                     TU_CHECK(memcmp(pg, pg2, np * sizeof(float)) == 0, "deterministic: %s", pname);
-                else
-                    TU_CHECK(0, "second run failed: %s: %s", pname, ie_backend_errmsg(be));
+                else TU_CHECK(0, "second run failed: %s: %s", pname, ie_backend_errmsg(be));
             }
             ie_tensor_free(tq), ie_tensor_free(tk), ie_tensor_free(tp);
             if (!ok) goto pdone;
@@ -131,8 +129,8 @@ static void run_case(const attn_case *c, uint64_t seed) {
                 }
                 if (fabs(s - 1.0) > worst) worst = fabs(s - 1.0);
             }
-            TU_CHECK(worst < 1e-5 && masked_nonzero == 0, "probs rows sum to 1 (worst %.2e), %zu masked nonzero",
-                     worst, masked_nonzero);
+            TU_CHECK(worst < 1e-5 && masked_nonzero == 0, "probs rows sum to 1 (worst %.2e), %zu masked nonzero", worst,
+                     masked_nonzero);
         }
         for (int which = 0; which < 2; which++) {
             ie_backend *be = which ? vk : cpu;
@@ -143,8 +141,7 @@ static void run_case(const attn_case *c, uint64_t seed) {
             if (ok && which && c->twice) {
                 if (ie_attention_apply(be, to, tp, tv) == IE_OK && ie_tensor_download_f32(to, got2) == IE_OK)
                     TU_CHECK(memcmp(got, got2, no * sizeof(float)) == 0, "deterministic: %s", aname);
-                else
-                    TU_CHECK(0, "second run failed: %s: %s", aname, ie_backend_errmsg(be));
+                else TU_CHECK(0, "second run failed: %s: %s", aname, ie_backend_errmsg(be));
             }
             ie_tensor_free(tp), ie_tensor_free(tv), ie_tensor_free(to);
             if (!ok) goto pdone;
@@ -173,8 +170,8 @@ int main(void) {
 
     static const attn_case cases[] = {
         /* B  Lq   Lk  H   D   Dv  causal qstd twice pair */
-        {2, 37, 77, 8, 40, 40, false, 1.f, true, true},    /* UNet cross-attention, odd Lq */
-        {1, 77, 77, 12, 64, 64, true, 1.f, true, true},    /* CLIP: causal, 77 tokens */
+        {2, 37, 77, 8, 40, 40, false, 1.f, true, true}, /* UNet cross-attention, odd Lq */
+        {1, 77, 77, 12, 64, 64, true, 1.f, true, true}, /* CLIP: causal, 77 tokens */
         {2, 64, 64, 8, 80, 80, false, 1.f, true, true},
         {1, 33, 50, 8, 160, 160, false, 1.f, true, true},
         {1, 100, 100, 1, 512, 512, false, 1.f, true, true}, /* VAE-like */
@@ -184,9 +181,9 @@ int main(void) {
         {1, 17, 23, 2, 40, 24, false, 1.f, true, true},     /* D != Dv */
         {2, 9, 13, 3, 5, 7, false, 1.f, true, true},        /* head dims not multiples of 4 */
         {1, 70, 70, 2, 7, 5, true, 1.f, false, true},
-        {1, 65, 77, 8, 40, 40, false, 4.f, false, true},    /* peaky rows */
+        {1, 65, 77, 8, 40, 40, false, 4.f, false, true}, /* peaky rows */
         {1, 65, 129, 1, 512, 512, false, 3.f, false, false},
-        {2, 1, 1, 1, 64, 64, false, 1.f, false, true},      /* one key */
+        {2, 1, 1, 1, 64, 64, false, 1.f, false, true}, /* one key */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], 100 + i);
 
@@ -209,8 +206,8 @@ int main(void) {
         const bool all = (full && *full == '1') || !cpu_device;
         printf("-- SD 1.5 shapes (64x64 latent)%s\n", all ? "" : "; VAE: first 256 query rows");
         const attn_case big[] = {
-            {1, 4096, 4096, 8, 40, 40, false, 1.f, all, false}, /* down/up block 0 self-attention */
-            {2, 4096, 77, 8, 40, 40, false, 1.f, false, true},  /* cross-attention, batch 2 (CFG) */
+            {1, 4096, 4096, 8, 40, 40, false, 1.f, all, false},                 /* down/up block 0 self-attention */
+            {2, 4096, 77, 8, 40, 40, false, 1.f, false, true},                  /* cross-attention, batch 2 (CFG) */
             {1, all ? 4096 : 256, 4096, 1, 512, 512, false, 1.f, false, false}, /* VAE mid-block */
         };
         for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) run_case(&big[i], 200 + i);

@@ -56,8 +56,8 @@ enum {
 
 #define MAXIN 4
 
-static void check_op(const char *name, run_fn fn, const void *ctx, const targ *out, const targ *in,
-                     int nin, double tol, int flags) {
+static void check_op(const char *name, run_fn fn, const void *ctx, const targ *out, const targ *in, int nin, double tol,
+                     int flags) {
     const size_t n = targ_numel(flags & CK_INPLACE ? &in[0] : out);
     const ie_dtype odt = flags & CK_INPLACE ? in[0].dt : out->dt;
     const size_t nbytes = n * (odt == IE_F16 ? 2 : 4);
@@ -78,8 +78,7 @@ static void check_op(const char *name, run_fn fn, const void *ctx, const targ *o
             for (size_t i = 0; i < n; i++) (which ? got : want)[i] = (float)((int32_t *)raw[which])[i];
         if (ok && which && (flags & CK_TWICE)) {
             if (flags & CK_INPLACE) ok = tu_ok(ie_tensor_upload_f32(t[0], in[0].data), be, name);
-            ok = ok && tu_ok(fn(be, o, t, ctx), be, name) &&
-                 tu_ok(ie_tensor_download(o, raw2), be, name);
+            ok = ok && tu_ok(fn(be, o, t, ctx), be, name) && tu_ok(ie_tensor_download(o, raw2), be, name);
             if (ok) TU_CHECK(memcmp(raw[1], raw2, nbytes) == 0, "deterministic: %s", name);
         }
         for (int i = 0; i < nin; i++) ie_tensor_free(t[i]);
@@ -127,12 +126,11 @@ typedef struct gn_ctx {
 
 static ie_status run_gn(ie_backend *be, ie_tensor *out, ie_tensor **in, const void *ctx) {
     const gn_ctx *c = ctx;
-    return ie_group_norm(be, out, in[0], c->groups, c->eps, c->gamma ? in[1] : NULL,
-                         c->beta ? in[2] : NULL, c->silu);
+    return ie_group_norm(be, out, in[0], c->groups, c->eps, c->gamma ? in[1] : NULL, c->beta ? in[2] : NULL, c->silu);
 }
 
-static void test_group_norm(int N, int C, int H, int W, int groups, bool affine, bool silu,
-                            ie_dtype wdt, float offset, int flags) {
+static void test_group_norm(int N, int C, int H, int W, int groups, bool affine, bool silu, ie_dtype wdt, float offset,
+                            int flags) {
     const size_t n = (size_t)N * C * H * W;
     float *x = rand_buf(1000 + n + (size_t)groups, n, -2.f + offset, 2.f + offset);
     float *g = rand_buf(7, (size_t)C, 0.5f, 1.5f), *b = rand_buf(8, (size_t)C, -0.5f, 0.5f);
@@ -140,9 +138,9 @@ static void test_group_norm(int N, int C, int H, int W, int groups, bool affine,
     targ in[3] = {T4(IE_F32, N, C, H, W, x), T1(wdt, C, g), T1(wdt, C, b)};
     targ out = T4(IE_F32, N, C, H, W, NULL);
     char name[160];
-    snprintf(name, sizeof name, "group_norm [%d,%d,%d,%d] G%d%s%s%s%s%s", N, C, H, W, groups,
-             affine ? " affine" : "", wdt == IE_F16 ? ":f16" : "", silu ? " silu" : "",
-             offset != 0 ? " offset" : "", flags & CK_INPLACE ? " in-place" : "");
+    snprintf(name, sizeof name, "group_norm [%d,%d,%d,%d] G%d%s%s%s%s%s", N, C, H, W, groups, affine ? " affine" : "",
+             wdt == IE_F16 ? ":f16" : "", silu ? " silu" : "", offset != 0 ? " offset" : "",
+             flags & CK_INPLACE ? " in-place" : "");
     check_op(name, run_gn, &c, &out, in, 3, wdt == IE_F16 ? 2e-3 : 1e-4, flags);
     free(x), free(g), free(b);
 }
@@ -178,8 +176,8 @@ static void test_layer_norm(int B, int L, int C, bool gamma, bool beta, ie_dtype
     targ in[3] = {T3(IE_F32, B, L, C, x), T1(wdt, C, g), T1(wdt, C, b)};
     targ out = T3(IE_F32, B, L, C, NULL);
     char name[160];
-    snprintf(name, sizeof name, "layer_norm [%d,%d,%d]%s%s%s%s", B, L, C, gamma ? " gamma" : "",
-             beta ? " beta" : "", wdt == IE_F16 ? ":f16" : "", flags & CK_INPLACE ? " in-place" : "");
+    snprintf(name, sizeof name, "layer_norm [%d,%d,%d]%s%s%s%s", B, L, C, gamma ? " gamma" : "", beta ? " beta" : "",
+             wdt == IE_F16 ? ":f16" : "", flags & CK_INPLACE ? " in-place" : "");
     check_op(name, run_ln, &c, &out, in, 3, wdt == IE_F16 ? 2e-3 : 1e-4, flags);
     free(x), free(g), free(b);
 }
@@ -248,9 +246,12 @@ static void test_binary(void) {
     const int A[4] = {2, 33, 7, 9};
     const size_t na = 2 * 33 * 7 * 9;
     float *a = rand_buf(41, na, -2.f, 2.f), *b = rand_buf(42, na, -2.f, 2.f);
-    static const struct { int ndim; int64_t s[4]; } bs[] = {
-        {4, {2, 33, 7, 9}}, {3, {33, 1, 1}}, {4, {2, 33, 1, 1}}, {1, {1}}, {1, {9}},
-        {2, {7, 9}},        {4, {2, 1, 7, 9}}, {4, {1, 33, 7, 1}},
+    static const struct {
+        int ndim;
+        int64_t s[4];
+    } bs[] = {
+        {4, {2, 33, 7, 9}}, {3, {33, 1, 1}}, {4, {2, 33, 1, 1}}, {1, {1}},
+        {1, {9}},           {2, {7, 9}},     {4, {2, 1, 7, 9}},  {4, {1, 33, 7, 1}},
     };
     for (int op = 0; op < 2; op++) {
         for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) {
@@ -261,10 +262,8 @@ static void test_binary(void) {
                 targ out = T4(IE_F32, A[0], A[1], A[2], A[3], NULL);
                 char name[128], sh[64] = "";
                 for (int d = 0; d < bs[i].ndim; d++)
-                    snprintf(sh + strlen(sh), sizeof sh - strlen(sh), "%s%lld", d ? "," : "",
-                             (long long)bs[i].s[d]);
-                snprintf(name, sizeof name, "%s [2,33,7,9] (b [%s]%s)", op ? "mul" : "add", sh,
-                         f16 ? " f16" : "");
+                    snprintf(sh + strlen(sh), sizeof sh - strlen(sh), "%s%lld", d ? "," : "", (long long)bs[i].s[d]);
+                snprintf(name, sizeof name, "%s [2,33,7,9] (b [%s]%s)", op ? "mul" : "add", sh, f16 ? " f16" : "");
                 check_op(name, run_add, &op, &out, in, 2, f16 ? 2e-3 : 1e-4, f16 ? 0 : CK_EXACT);
                 if (i == 1 && !f16) {
                     snprintf(name, sizeof name, "%s in-place (b [%s])", op ? "mul" : "add", sh);
@@ -310,8 +309,7 @@ static void test_movement(void) {
         check_op("upsample_nearest2x [1,13,32,33]", run_up, NULL, &out2, in2, 1, 0, CK_EXACT);
     }
     {
-        static const int cases[][3] = {{2, 63, 33}, {1, 1, 7}, {3, 7, 1}, {2, 32, 64}, {1, 4096, 320},
-                                       {2, 77, 768}};
+        static const int cases[][3] = {{2, 63, 33}, {1, 1, 7}, {3, 7, 1}, {2, 32, 64}, {1, 4096, 320}, {2, 77, 768}};
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             int B = cases[i][0], R = cases[i][1], C = cases[i][2];
             float *x = rand_buf(60 + i, (size_t)B * R * C, -1.f, 1.f);
@@ -330,9 +328,10 @@ static void test_movement(void) {
         /* f32 source with fp16 edge cases: subnormals, ties, overflow, inf, NaN */
         const size_t n = 1001;
         float *x = rand_buf(71, n, -70000.f, 70000.f);
-        const float special[] = {0.f, -0.f, 1e-8f, -3e-6f, 6.0e-5f, 6.1035156e-05f, 65504.f,
-                                 65520.f, 1e30f, -1e30f, INFINITY, -INFINITY, NAN, 1.00048828125f,
-                                 1.00146484375f, 2.9802322e-08f, 5.9604645e-08f, 8.940697e-08f};
+        const float special[] = {
+            0.f,     -0.f,           1e-8f,          -3e-6f,         6.0e-5f,        6.1035156e-05f,
+            65504.f, 65520.f,        1e30f,          -1e30f,         INFINITY,       -INFINITY,
+            NAN,     1.00048828125f, 1.00146484375f, 2.9802322e-08f, 5.9604645e-08f, 8.940697e-08f};
         for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) x[i] = special[i];
         for (size_t i = 100; i < 400; i++) x[i] *= 1e-9f; /* subnormal range of fp16 */
         for (size_t i = 400; i < 700; i++) x[i] *= 1e-4f;
@@ -436,9 +435,9 @@ int main(void) {
     test_group_norm(2, 33, 7, 9, 3, true, false, IE_F32, 0.f, CK_TWICE);
     test_group_norm(2, 33, 7, 9, 11, true, true, IE_F32, 0.f, 0);
     test_group_norm(1, 5, 7, 9, 5, false, false, IE_F32, 0.f, 0);
-    test_group_norm(2, 13, 3, 1, 13, true, true, IE_F16, 0.f, 0); /* 3 elements per group */
-    test_group_norm(1, 4, 1, 1, 4, true, false, IE_F32, 0.f, 0);  /* 1 element per group */
-    test_group_norm(1, 96, 45, 47, 32, true, true, IE_F32, 0.f, CK_TWICE); /* 2 uneven chunks */
+    test_group_norm(2, 13, 3, 1, 13, true, true, IE_F16, 0.f, 0);           /* 3 elements per group */
+    test_group_norm(1, 4, 1, 1, 4, true, false, IE_F32, 0.f, 0);            /* 1 element per group */
+    test_group_norm(1, 96, 45, 47, 32, true, true, IE_F32, 0.f, CK_TWICE);  /* 2 uneven chunks */
     test_group_norm(1, 8, 300, 300, 2, true, false, IE_F32, 0.f, CK_TWICE); /* 64 chunks */
     test_group_norm(2, 64, 33, 35, 32, true, true, IE_F16, 0.f, 0);
     test_group_norm(1, 64, 40, 40, 32, true, false, IE_F32, 30.f, 0); /* |mean| >> std */

@@ -60,15 +60,14 @@ static float max_abs(const float *x, size_t n) {
 
 /* Reports the three checks for one output. w16_tol 0: the fp16-vs-fp32
  * weight difference is printed, not judged (see test_attention). */
-static void judge(const char *what, const float *w16, const float *w32, const float *ref, size_t n,
-                  double w16_tol) {
+static void judge(const char *what, const float *w16, const float *w32, const float *ref, size_t n, double w16_tol) {
     bool fin = all_finite(w16, n) && all_finite(w32, n);
     double e_ref = tu_max_rel_err(w16, ref, n), e_w = tu_max_rel_err(w16, w32, n);
     char tol[32] = "not judged";
     if (w16_tol > 0) snprintf(tol, sizeof tol, "tol %.0e", w16_tol);
     TU_CHECK(fin && e_ref <= TOL_REF && (w16_tol <= 0 || e_w <= w16_tol),
-             "%-44s max|out| %.3g  finite %s  vs double %.2e (tol %.0e)  vs fp32 weights %.2e (%s)",
-             what, (double)max_abs(ref, n), fin ? "yes" : "NO", e_ref, TOL_REF, e_w, tol);
+             "%-44s max|out| %.3g  finite %s  vs double %.2e (tol %.0e)  vs fp32 weights %.2e (%s)", what,
+             (double)max_abs(ref, n), fin ? "yes" : "NO", e_ref, TOL_REF, e_w, tol);
 }
 
 /* x [B, L, C] (magnitude xs) -> q = x Wq, k = x Wk, v = x Wv (fp16 or fp32
@@ -252,8 +251,8 @@ int main(void) {
         return 77;
     }
     printf("vulkan: %s\n", ie_backend_description(vk));
-    printf("tolerances: vs double %.0e (fp32 arithmetic), vs fp32 weights %.0e (fp16 weight rounding)\n",
-           TOL_REF, TOL_W16);
+    printf("tolerances: vs double %.0e (fp32 arithmetic), vs fp32 weights %.0e (fp16 weight rounding)\n", TOL_REF,
+           TOL_W16);
     /* attention: inputs projected by fp16 weights; logits ~1e4 and ~1e5,
      * then moderate logits for the fp16-vs-fp32-weight comparison */
     test_attention(1, 64, 64, 1, 60.0f, 1e4, 1);

@@ -14,8 +14,7 @@
 static ie_backend *cpu, *vk;
 
 /* A tensor on `be` holding `data` (fp32 host values, converted to dtype). */
-static ie_tensor *make(ie_backend *be, ie_dtype dt, int ndim, const int64_t *shape,
-                       const float *data) {
+static ie_tensor *make(ie_backend *be, ie_dtype dt, int ndim, const int64_t *shape, const float *data) {
     ie_tensor *t = ie_tensor_new(be, dt, ndim, shape);
     if (!t) {
         fprintf(stderr, "tensor alloc failed: %s\n", ie_backend_errmsg(be));
@@ -58,31 +57,26 @@ static void run_conv(const conv_case *c, uint64_t seed) {
     tu_fill(&r, b, (size_t)c->cout, -0.5f, 0.5f);
 
     char name[160];
-    snprintf(name, sizeof name, "conv [%d,%d,%d,%d]->%d %dx%d s%d p(%d,%d,%d,%d)%s w%s%s", c->n,
-             c->cin, c->h, c->w, c->cout, c->kh, c->kw, c->p.stride, c->p.pad_top,
-             c->p.pad_bottom, c->p.pad_left, c->p.pad_right, c->bias ? " +b" : "",
-             ie_dtype_name(c->wdt), c->bias && c->bdt == IE_F16 ? " b:f16" : "");
+    snprintf(name, sizeof name, "conv [%d,%d,%d,%d]->%d %dx%d s%d p(%d,%d,%d,%d)%s w%s%s", c->n, c->cin, c->h, c->w,
+             c->cout, c->kh, c->kw, c->p.stride, c->p.pad_top, c->p.pad_bottom, c->p.pad_left, c->p.pad_right,
+             c->bias ? " +b" : "", ie_dtype_name(c->wdt), c->bias && c->bdt == IE_F16 ? " b:f16" : "");
 
     double t_vk = 0;
     for (int which = 0; which < 2; which++) {
         ie_backend *be = which ? vk : cpu;
         ie_tensor *t[4] = {make(be, IE_F32, 4, xs, x), make(be, c->wdt, 4, ws, w),
-                           c->bias ? make(be, c->bdt, 1, bs, b) : NULL,
-                           make(be, IE_F32, 4, os, NULL)};
+                           c->bias ? make(be, c->bdt, 1, bs, b) : NULL, make(be, IE_F32, 4, os, NULL)};
         double t0 = tu_now();
-        if (!tu_ok(ie_conv2d(be, t[3], t[0], t[1], t[2], &c->p), be, name) ||
-            !tu_ok(ie_backend_sync(be), be, name) ||
+        if (!tu_ok(ie_conv2d(be, t[3], t[0], t[1], t[2], &c->p), be, name) || !tu_ok(ie_backend_sync(be), be, name) ||
             !tu_ok(ie_tensor_download_f32(t[3], which ? got : want), be, name)) {
             free_all(t, 4);
             goto done;
         }
         if (which) t_vk = tu_now() - t0;
         if (which && c->twice) {
-            if (ie_conv2d(be, t[3], t[0], t[1], t[2], &c->p) == IE_OK &&
-                ie_tensor_download_f32(t[3], got2) == IE_OK)
+            if (ie_conv2d(be, t[3], t[0], t[1], t[2], &c->p) == IE_OK && ie_tensor_download_f32(t[3], got2) == IE_OK)
                 TU_CHECK(memcmp(got, got2, no * sizeof(float)) == 0, "deterministic: %s", name);
-            else
-                TU_CHECK(0, "second run failed: %s: %s", name, ie_backend_errmsg(be));
+            else TU_CHECK(0, "second run failed: %s: %s", name, ie_backend_errmsg(be));
         }
         free_all(t, 4);
     }
@@ -135,24 +129,22 @@ static void run_mm(const mm_case *c, uint64_t seed) {
 
     char name[160];
     if (c->linear)
-        snprintf(name, sizeof name, "linear [%d,%d,%d] x [%d,%d]%s w%s", c->B, c->M, c->K, c->N,
-                 c->K, c->bias ? " +b" : "", ie_dtype_name(c->bdt));
+        snprintf(name, sizeof name, "linear [%d,%d,%d] x [%d,%d]%s w%s", c->B, c->M, c->K, c->N, c->K,
+                 c->bias ? " +b" : "", ie_dtype_name(c->bdt));
     else
         snprintf(name, sizeof name, "matmul B%d(%s%s) %dx%dx%d%s%s%s b%s%s", c->B,
-                 c->a_batched ? "a" : (an == 3 ? "a1" : "-"),
-                 c->b_batched ? "b" : (bn == 3 ? "b1" : "-"), c->M, c->N, c->K,
-                 c->ta ? " aT" : "", c->tb ? " bT" : "", c->bias ? " +bias" : "",
-                 ie_dtype_name(c->bdt), c->bias && c->biasdt == IE_F16 ? " bias:f16" : "");
+                 c->a_batched ? "a" : (an == 3 ? "a1" : "-"), c->b_batched ? "b" : (bn == 3 ? "b1" : "-"), c->M, c->N,
+                 c->K, c->ta ? " aT" : "", c->tb ? " bT" : "", c->bias ? " +bias" : "", ie_dtype_name(c->bdt),
+                 c->bias && c->biasdt == IE_F16 ? " bias:f16" : "");
 
     double t_vk = 0;
     for (int which = 0; which < 2; which++) {
         ie_backend *be = which ? vk : cpu;
         ie_tensor *t[4] = {make(be, IE_F32, an, as, a), make(be, c->bdt, bn, bs, b),
-                           c->bias ? make(be, c->biasdt, 1, biass, bias) : NULL,
-                           make(be, IE_F32, on, os, NULL)};
+                           c->bias ? make(be, c->biasdt, 1, biass, bias) : NULL, make(be, IE_F32, on, os, NULL)};
         double t0 = tu_now();
-        ie_status st = c->linear ? ie_linear(be, t[3], t[0], t[1], t[2])
-                                 : ie_matmul(be, t[3], t[0], t[1], t[2], c->ta, c->tb);
+        ie_status st =
+            c->linear ? ie_linear(be, t[3], t[0], t[1], t[2]) : ie_matmul(be, t[3], t[0], t[1], t[2], c->ta, c->tb);
         if (!tu_ok(st, be, name) || !tu_ok(ie_backend_sync(be), be, name) ||
             !tu_ok(ie_tensor_download_f32(t[3], which ? got : want), be, name)) {
             free_all(t, 4);
@@ -160,12 +152,11 @@ static void run_mm(const mm_case *c, uint64_t seed) {
         }
         if (which) t_vk = tu_now() - t0;
         if (which && c->twice) {
-            st = c->linear ? ie_linear(be, t[3], t[0], t[1], t[2])
-                           : ie_matmul(be, t[3], t[0], t[1], t[2], c->ta, c->tb);
+            st =
+                c->linear ? ie_linear(be, t[3], t[0], t[1], t[2]) : ie_matmul(be, t[3], t[0], t[1], t[2], c->ta, c->tb);
             if (st == IE_OK && ie_tensor_download_f32(t[3], got2) == IE_OK)
                 TU_CHECK(memcmp(got, got2, no * sizeof(float)) == 0, "deterministic: %s", name);
-            else
-                TU_CHECK(0, "second run failed: %s: %s", name, ie_backend_errmsg(be));
+            else TU_CHECK(0, "second run failed: %s: %s", name, ie_backend_errmsg(be));
         }
         free_all(t, 4);
     }
@@ -235,8 +226,7 @@ int main(void) {
         for (int tb = 0; tb < 2; tb++)
             for (int bc = 0; bc < 4; bc++) {
                 /* bc: 0 both batched, 1 a broadcast (2-D), 2 b broadcast (3-D batch 1), 3 both 2-D */
-                mm_case c = {3, 13, 33, 37, ta, tb, 3, 3, true, true, (bc & 1) != 0, F32, F32,
-                             false, false};
+                mm_case c = {3, 13, 33, 37, ta, tb, 3, 3, true, true, (bc & 1) != 0, F32, F32, false, false};
                 if (bc == 1) c.a_batched = false, c.a_ndim = 2;
                 if (bc == 2) c.b_batched = false;
                 if (bc == 3) c.B = 1, c.a_batched = c.b_batched = false, c.a_ndim = c.b_ndim = 2;
@@ -250,7 +240,7 @@ int main(void) {
         {2, 65, 129, 17, false, true, 3, 2, true, false, true, F16, F16, false, false},
         {5, 1, 1, 1, false, false, 3, 3, true, true, true, F32, F32, false, false},
         {1, 3, 5, 1000, true, true, 2, 2, false, false, false, F16, F32, false, false},
-        {2, 77, 320, 768, false, true, 3, 2, true, false, true, F16, F32, true, false},  /* cross-attn k */
+        {2, 77, 320, 768, false, true, 3, 2, true, false, true, F16, F32, true, false}, /* cross-attn k */
         {1, 300, 129, 130, false, true, 3, 2, false, false, true, F32, F32, true, true},
         {1, 17, 33, 40, false, false, 3, 3, false, false, false, F32, F32, false, false},
     };

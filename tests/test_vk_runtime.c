@@ -26,8 +26,7 @@ static void test_large_tensor(void) {
             bad = i;
             break;
         }
-    TU_CHECK(!s && bad < 0, "scale over 160 MiB: every element right (status %d, first bad %lld)", s,
-             (long long)bad);
+    TU_CHECK(!s && bad < 0, "scale over 160 MiB: every element right (status %d, first bad %lld)", s, (long long)bad);
     free(h);
     ie_tensor_free(t);
 }
@@ -39,8 +38,8 @@ static void test_barriers(void) {
     float *h = malloc((size_t)n * sizeof *h), *want = malloc((size_t)n * sizeof *want);
     for (int64_t i = 0; i < n; i++) h[i] = want[i] = (float)(i % 97) * 0.25f;
     ie_status s = ie_tensor_upload(a, h);
-    for (int k = 0; k < 300 && !s; k++) { /* more than one submit batch */
-        s = ie_scale(vk, b, a, 1.0f, 1.0f); /* b = a + 1 (read a, write b) */
+    for (int k = 0; k < 300 && !s; k++) {           /* more than one submit batch */
+        s = ie_scale(vk, b, a, 1.0f, 1.0f);         /* b = a + 1 (read a, write b) */
         if (!s) s = ie_scale(vk, a, b, 0.5f, 0.0f); /* a = b / 2 (RAW on b, WAR on a) */
     }
     for (int k = 0; k < 300; k++)
@@ -72,7 +71,10 @@ static void test_suballocation(void) {
             if (!ts[i]) {
                 int64_t n = 1 + (int64_t)(tu_next(&r) % 300000);
                 ts[i] = ie_tensor_new(vk, IE_F32, 1, &n);
-                if (!ts[i]) { ok = 0; continue; }
+                if (!ts[i]) {
+                    ok = 0;
+                    continue;
+                }
                 float *h = malloc((size_t)n * sizeof *h);
                 for (int64_t k = 0; k < n; k++) h[k] = (float)(i * 1000 + (k % 1000));
                 ok &= ie_tensor_upload(ts[i], h) == IE_OK;
@@ -85,7 +87,10 @@ static void test_suballocation(void) {
             float *h = malloc((size_t)n * sizeof *h);
             ok &= ie_tensor_download(ts[i], h) == IE_OK;
             for (int64_t k = 0; k < n; k++)
-                if (h[k] != (float)(i * 1000 + (k % 1000))) { ok = 0; break; }
+                if (h[k] != (float)(i * 1000 + (k % 1000))) {
+                    ok = 0;
+                    break;
+                }
             free(h);
         }
     }
@@ -113,8 +118,8 @@ static void test_views(void) {
     TU_CHECK(ok, "an op on a view changes exactly the view's 200 elements");
     int64_t too[1] = {800};
     ie_tensor *bad = ie_tensor_view(t, 300, 1, too);
-    TU_CHECK(bad == NULL && strstr(ie_backend_errmsg(vk), "do not fit"),
-             "an out-of-range view is refused: %s", ie_backend_errmsg(vk));
+    TU_CHECK(bad == NULL && strstr(ie_backend_errmsg(vk), "do not fit"), "an out-of-range view is refused: %s",
+             ie_backend_errmsg(vk));
     ie_tensor_free(v);
     ie_tensor_free(t);
 }

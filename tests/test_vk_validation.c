@@ -99,8 +99,7 @@ int main(void) {
         if (el && el(&n, NULL) == VK_SUCCESS && n) {
             VkLayerProperties *lp = calloc(n, sizeof *lp);
             if (el(&n, lp) == VK_SUCCESS)
-                for (uint32_t i = 0; i < n; i++)
-                    have_layer |= !strcmp(lp[i].layerName, "VK_LAYER_KHRONOS_validation");
+                for (uint32_t i = 0; i < n; i++) have_layer |= !strcmp(lp[i].layerName, "VK_LAYER_KHRONOS_validation");
             free(lp);
         }
     }

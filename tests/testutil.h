@@ -21,10 +21,17 @@ static int tu_failures = 0;
 static int tu_checks = 0;
 
 /* Deterministic random numbers (xorshift64*), independent of libc. */
-typedef struct tu_rng { uint64_t s; } tu_rng;
-static inline tu_rng tu_rng_new(uint64_t seed) { tu_rng r = {seed * 0x9E3779B97F4A7C15ull + 1}; return r; }
+typedef struct tu_rng {
+    uint64_t s;
+} tu_rng;
+static inline tu_rng tu_rng_new(uint64_t seed) {
+    tu_rng r = {seed * 0x9E3779B97F4A7C15ull + 1};
+    return r;
+}
 static inline uint64_t tu_next(tu_rng *r) {
-    r->s ^= r->s >> 12; r->s ^= r->s << 25; r->s ^= r->s >> 27;
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
     return r->s * 0x2545F4914F6CDD1Dull;
 }
 /* Uniform in [lo, hi). */
@@ -44,7 +51,10 @@ static inline void tu_fill_normal(tu_rng *r, float *x, size_t n, float std) {
 }
 static inline float *tu_alloc(size_t n) {
     float *p = (float *)calloc(n ? n : 1, sizeof(float));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
     return p;
 }
 
@@ -60,8 +70,7 @@ static inline double tu_max_rel_err(const float *got, const float *want, size_t 
 }
 
 /* Prints "ok  name  rel=..." or "FAIL ..." and counts. Returns 1 when ok. */
-static inline int tu_check_close(const char *name, const float *got, const float *want, size_t n,
-                                 double tol) {
+static inline int tu_check_close(const char *name, const float *got, const float *want, size_t n, double tol) {
     double rel = tu_max_rel_err(got, want, n);
     int ok = rel <= tol; /* false for NaN */
     tu_checks++;
@@ -79,11 +88,19 @@ static inline int tu_check(int cond, const char *fmt, const char *what) {
     return cond;
 }
 
-#define TU_CHECK(cond, ...) do { \
-    tu_checks++; \
-    if (cond) { printf("ok   "); } else { tu_failures++; printf("FAIL "); } \
-    printf(__VA_ARGS__); printf("\n"); fflush(stdout); \
-} while (0)
+#define TU_CHECK(cond, ...)                                                                                            \
+    do {                                                                                                               \
+        tu_checks++;                                                                                                   \
+        if (cond) {                                                                                                    \
+            printf("ok   ");                                                                                           \
+        } else {                                                                                                       \
+            tu_failures++;                                                                                             \
+            printf("FAIL ");                                                                                           \
+        }                                                                                                              \
+        printf(__VA_ARGS__);                                                                                           \
+        printf("\n");                                                                                                  \
+        fflush(stdout);                                                                                                \
+    } while (0)
 
 /* Monotonic seconds (for printing how long a check took; tests never
  * assert on time). */

@@ -19,35 +19,36 @@ static size_t section_first[IVP_UI_SECTION_COUNT + 1];
 #define MODEL_ENTRY_CHARS 32
 
 static ivp_ui_item param_item(const ie_param_desc *d) {
-    ivp_ui_item it = {d->name, d->nick, d->blurb, IVP_UI_ENTRY,
-                      d->advanced ? IVP_UI_SECTION_ADVANCED : IVP_UI_SECTION_BASIC, d, 0, 0, 0, 0, false};
+    ivp_ui_item it = {
+        d->name, d->nick, d->blurb, IVP_UI_ENTRY, d->advanced ? IVP_UI_SECTION_ADVANCED : IVP_UI_SECTION_BASIC, d, 0,
+        0,       0,       0,        false};
     double range = d->max - d->min;
     switch (d->type) {
-    case IE_PARAM_STRING:
-        /* prompts are sentences: a wide entry */
-        it.width_chars = strstr(d->name, "prompt") ? WIDE_ENTRY_CHARS : ENTRY_CHARS;
-        break;
-    case IE_PARAM_METHOD:
-        it.kind = IVP_UI_CHOICE;
-        it.refreshes_sensitivity = true;
-        break;
-    case IE_PARAM_BOOL:
-        it.kind = IVP_UI_CHECK;
-        /* EF-DDPM's and BDIA's attention-control fractions apply only with it */
-        it.refreshes_sensitivity = d->offset == offsetof(ie_edit_params, prompt_to_prompt);
-        break;
-    case IE_PARAM_INT:
-        it.kind = range > SLIDER_MAX_RANGE ? IVP_UI_SPIN : IVP_UI_SCALE;
-        it.step = 1;
-        it.page = range > 100 ? 10 : 1;
-        it.digits = 0;
-        break;
-    case IE_PARAM_DOUBLE:
-        it.kind = range > SLIDER_MAX_RANGE ? IVP_UI_SPIN : IVP_UI_SCALE;
-        it.step = range <= 2 ? 0.01 : 0.1;
-        it.page = range <= 2 ? 0.1 : 1;
-        it.digits = 2;
-        break;
+        case IE_PARAM_STRING:
+            /* prompts are sentences: a wide entry */
+            it.width_chars = strstr(d->name, "prompt") ? WIDE_ENTRY_CHARS : ENTRY_CHARS;
+            break;
+        case IE_PARAM_METHOD:
+            it.kind = IVP_UI_CHOICE;
+            it.refreshes_sensitivity = true;
+            break;
+        case IE_PARAM_BOOL:
+            it.kind = IVP_UI_CHECK;
+            /* EF-DDPM's and BDIA's attention-control fractions apply only with it */
+            it.refreshes_sensitivity = d->offset == offsetof(ie_edit_params, prompt_to_prompt);
+            break;
+        case IE_PARAM_INT:
+            it.kind = range > SLIDER_MAX_RANGE ? IVP_UI_SPIN : IVP_UI_SCALE;
+            it.step = 1;
+            it.page = range > 100 ? 10 : 1;
+            it.digits = 0;
+            break;
+        case IE_PARAM_DOUBLE:
+            it.kind = range > SLIDER_MAX_RANGE ? IVP_UI_SPIN : IVP_UI_SCALE;
+            it.step = range <= 2 ? 0.01 : 0.1;
+            it.page = range <= 2 ? 0.1 : 1;
+            it.digits = 2;
+            break;
     }
     return it;
 }
@@ -60,21 +61,23 @@ static void build(void) {
 
     section_first[IVP_UI_SECTION_MODEL] = k;
     /* a path: wide, less the folder chooser beside it */
-    items[k++] = (ivp_ui_item){IVP_ARG_MODEL_PATH, IVP_MODEL_NICK, IVP_MODEL_BLURB, IVP_UI_ENTRY,
-                               IVP_UI_SECTION_MODEL, NULL, 0, 0, 0, MODEL_ENTRY_CHARS, false};
+    items[k++] = (ivp_ui_item){
+        IVP_ARG_MODEL_PATH, IVP_MODEL_NICK, IVP_MODEL_BLURB, IVP_UI_ENTRY, IVP_UI_SECTION_MODEL, NULL, 0, 0, 0,
+        MODEL_ENTRY_CHARS,  false};
 
     section_first[IVP_UI_SECTION_BASIC] = k;
     for (size_t i = 0; i < n; i++) {
         if (t[i].advanced) continue;
         items[k++] = param_item(&t[i]);
         if (t[i].type == IE_PARAM_METHOD)
-            items[k++] = (ivp_ui_item){IVP_UI_DESCRIPTION_ID, "", NULL, IVP_UI_DESCRIPTION, IVP_UI_SECTION_BASIC,
-                                       NULL, 0, 0, 0, 0, false};
+            items[k++] = (ivp_ui_item){
+                IVP_UI_DESCRIPTION_ID, "", NULL, IVP_UI_DESCRIPTION, IVP_UI_SECTION_BASIC, NULL, 0, 0, 0, 0, false};
     }
 
     section_first[IVP_UI_SECTION_OUTPUT] = k;
-    items[k++] = (ivp_ui_item){IVP_ARG_OUTPUT, IVP_OUTPUT_NICK, IVP_OUTPUT_BLURB, IVP_UI_CHOICE,
-                               IVP_UI_SECTION_OUTPUT, NULL, 0, 0, 0, 0, false};
+    items[k++] = (ivp_ui_item){
+        IVP_ARG_OUTPUT, IVP_OUTPUT_NICK, IVP_OUTPUT_BLURB, IVP_UI_CHOICE, IVP_UI_SECTION_OUTPUT, NULL, 0, 0, 0, 0,
+        false};
 
     section_first[IVP_UI_SECTION_ADVANCED] = k;
     for (size_t i = 0; i < n; i++)
@@ -122,9 +125,9 @@ bool ivp_ui_item_sensitive(const ivp_ui_item *it, ie_method m, bool prompt_to_pr
 
 const char *ivp_ui_method_label(ie_method m) {
     switch (m) {
-    case IE_METHOD_EF_DDPM: return "EF-DDPM (edit-friendly DDPM inversion)";
-    case IE_METHOD_BDIA: return "BDIA (exact inversion)";
-    case IE_METHOD_INFEDIT: return "InfEdit (few steps)";
-    default: return "?";
+        case IE_METHOD_EF_DDPM: return "EF-DDPM (edit-friendly DDPM inversion)";
+        case IE_METHOD_BDIA: return "BDIA (exact inversion)";
+        case IE_METHOD_INFEDIT: return "InfEdit (few steps)";
+        default: return "?";
     }
 }

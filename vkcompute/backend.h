@@ -26,47 +26,43 @@ typedef struct ie_backend_ops {
     void (*timer_begin)(ie_backend *be);
     double (*timer_end)(ie_backend *be);
 
-    ie_status (*conv2d)(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w,
-                        const ie_tensor *b, const ie_conv2d_params *p);
+    ie_status (*conv2d)(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w, const ie_tensor *b,
+                        const ie_conv2d_params *p);
     /* a: [batch_a, M, K] (or [batch_a, K, M] if trans_a) with batch_a in {1, B};
      * b likewise [batch_b, K, N] / [batch_b, N, K]; out [B, M, N]. */
-    ie_status (*matmul)(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b,
-                        const ie_tensor *bias, bool trans_a, bool trans_b, int64_t B, int64_t M,
-                        int64_t N, int64_t K, bool a_batched, bool b_batched);
+    ie_status (*matmul)(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b, const ie_tensor *bias,
+                        bool trans_a, bool trans_b, int64_t B, int64_t M, int64_t N, int64_t K, bool a_batched,
+                        bool b_batched);
     /* x viewed as [N, C, S] with S = prod(spatial). */
-    ie_status (*group_norm)(ie_backend *be, ie_tensor *out, const ie_tensor *x, int groups,
-                            float eps, const ie_tensor *gamma, const ie_tensor *beta, bool silu,
-                            int64_t N, int64_t C, int64_t S);
+    ie_status (*group_norm)(ie_backend *be, ie_tensor *out, const ie_tensor *x, int groups, float eps,
+                            const ie_tensor *gamma, const ie_tensor *beta, bool silu, int64_t N, int64_t C, int64_t S);
     /* x viewed as [rows, C]. */
-    ie_status (*layer_norm)(ie_backend *be, ie_tensor *out, const ie_tensor *x, float eps,
-                            const ie_tensor *gamma, const ie_tensor *beta, int64_t rows, int64_t C);
+    ie_status (*layer_norm)(ie_backend *be, ie_tensor *out, const ie_tensor *x, float eps, const ie_tensor *gamma,
+                            const ie_tensor *beta, int64_t rows, int64_t C);
     /* q [B, Lq, H*D], k [B, Lk, H*D], v [B, Lk, H*Dv]. */
-    ie_status (*attention)(ie_backend *be, ie_tensor *out, const ie_tensor *q, const ie_tensor *k,
-                           const ie_tensor *v, int heads, float scale, bool causal);
-    ie_status (*attention_probs)(ie_backend *be, ie_tensor *probs, const ie_tensor *q,
-                                 const ie_tensor *k, int heads, float scale, bool causal);
-    ie_status (*attention_apply)(ie_backend *be, ie_tensor *out, const ie_tensor *probs,
-                                 const ie_tensor *v);
+    ie_status (*attention)(ie_backend *be, ie_tensor *out, const ie_tensor *q, const ie_tensor *k, const ie_tensor *v,
+                           int heads, float scale, bool causal);
+    ie_status (*attention_probs)(ie_backend *be, ie_tensor *probs, const ie_tensor *q, const ie_tensor *k, int heads,
+                                 float scale, bool causal);
+    ie_status (*attention_apply)(ie_backend *be, ie_tensor *out, const ie_tensor *probs, const ie_tensor *v);
     ie_status (*unary)(ie_backend *be, ie_tensor *out, const ie_tensor *x, ie_unary_op op);
     ie_status (*scale)(ie_backend *be, ie_tensor *out, const ie_tensor *x, float scale, float bias);
     /* x viewed as [rows, 2D]. */
     ie_status (*geglu)(ie_backend *be, ie_tensor *out, const ie_tensor *x, int64_t rows, int64_t D);
     /* a and out have 4-D shape ashape (padded with leading 1s); b's 4-D shape
      * bshape has each dim equal to ashape's or 1. op: 0 add, 1 mul. */
-    ie_status (*binary)(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b,
-                        int op, const int64_t ashape[4], const int64_t bshape[4]);
+    ie_status (*binary)(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b, int op,
+                        const int64_t ashape[4], const int64_t bshape[4]);
     /* a viewed as [N, Ca, S], b as [N, Cb, S]. */
-    ie_status (*concat_channels)(ie_backend *be, ie_tensor *out, const ie_tensor *a,
-                                 const ie_tensor *b, int64_t N, int64_t Ca, int64_t Cb, int64_t S);
+    ie_status (*concat_channels)(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b, int64_t N,
+                                 int64_t Ca, int64_t Cb, int64_t S);
     ie_status (*upsample_nearest2x)(ie_backend *be, ie_tensor *out, const ie_tensor *x);
     /* x viewed as [B, R, C]. */
-    ie_status (*transpose)(ie_backend *be, ie_tensor *out, const ie_tensor *x, int64_t B,
-                           int64_t R, int64_t C);
+    ie_status (*transpose)(ie_backend *be, ie_tensor *out, const ie_tensor *x, int64_t B, int64_t R, int64_t C);
     ie_status (*copy)(ie_backend *be, ie_tensor *out, const ie_tensor *x);
-    ie_status (*timestep_embedding)(ie_backend *be, ie_tensor *out, const ie_tensor *t, int dim,
-                                    bool flip_sin_to_cos, float shift, float max_period);
-    ie_status (*embedding)(ie_backend *be, ie_tensor *out, const ie_tensor *ids,
-                           const ie_tensor *table);
+    ie_status (*timestep_embedding)(ie_backend *be, ie_tensor *out, const ie_tensor *t, int dim, bool flip_sin_to_cos,
+                                    float shift, float max_period);
+    ie_status (*embedding)(ie_backend *be, ie_tensor *out, const ie_tensor *ids, const ie_tensor *table);
     /* Frees grow-only working memory (the CPU backend's scratch); NULL when
      * there is none. Issue 10: between the phases of an edit. */
     void (*trim)(ie_backend *be);
@@ -81,7 +77,7 @@ struct ie_backend {
     char description[320];
     char errmsg[1024];
     uint64_t mem_in_use, mem_peak;
-    void *impl; /* backend-private state */
+    void *impl;     /* backend-private state */
     bool profiling; /* ie_backend_profile_begin: ops.c times every op into profile */
     ie_op_stats profile[IE_OP_KINDS];
 };

@@ -71,9 +71,7 @@ CPU_INLINE cpu_v8 cpu_load8(const float *p) {
 CPU_INLINE void cpu_store8(float *p, cpu_v8 v) { memcpy(p, &v, sizeof v); }
 CPU_INLINE cpu_v8 cpu_splat8(float x) { return (cpu_v8){x, x, x, x, x, x, x, x}; }
 /* a where m is set (a lane comparison result), else b */
-CPU_INLINE cpu_v8 cpu_select8(cpu_v8i m, cpu_v8 a, cpu_v8 b) {
-    return (cpu_v8)((m & (cpu_v8i)a) | (~m & (cpu_v8i)b));
-}
+CPU_INLINE cpu_v8 cpu_select8(cpu_v8i m, cpu_v8 a, cpu_v8 b) { return (cpu_v8)((m & (cpu_v8i)a) | (~m & (cpu_v8i)b)); }
 
 /* e^x per lane: Cephes' expf (x = n·ln2 + r with ln2 split in two,
  * |r| <= ln2/2, a degree-6 polynomial for e^r, 2^n through the exponent
@@ -177,8 +175,7 @@ CPU_INLINE cpu_v8 cpu_act8(const float *x, cpu_act act, const float *aff) {
     return v;
 }
 
-CPU_INLINE void cpu_act_body(float *o, const float *x, int64_t n, cpu_act act, const float *aff,
-                             const float *mul) {
+CPU_INLINE void cpu_act_body(float *o, const float *x, int64_t n, cpu_act act, const float *aff, const float *mul) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         cpu_v8 v = cpu_act8(x + i, act, aff);
@@ -207,8 +204,8 @@ CPU_INLINE void cpu_act_body(float *o, const float *x, int64_t n, cpu_act act, c
  * q·k, one multiply and one add per term (no fused multiply-add), then
  * times scale: the vector and the baseline builds give the same bits. */
 #define CPU_QK_ROWS 6
-CPU_INLINE void cpu_qk_tile(const int rows, float *S, int64_t lds, const float *q, int64_t ldq,
-                            const float *kb, int64_t D, float scale, int64_t ncols) {
+CPU_INLINE void cpu_qk_tile(const int rows, float *S, int64_t lds, const float *q, int64_t ldq, const float *kb,
+                            int64_t D, float scale, int64_t ncols) {
     cpu_v8 acc[CPU_QK_ROWS][2];
 #pragma GCC unroll 6
     for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = cpu_splat8(0.0f);
@@ -237,8 +234,8 @@ CPU_INLINE void cpu_qk_tile(const int rows, float *S, int64_t lds, const float *
     }
 }
 
-CPU_INLINE void cpu_qk_body(float *S, const float *q, int64_t ldq, const float *kp, int64_t nq, int64_t nk,
-                            int64_t D, float scale) {
+CPU_INLINE void cpu_qk_body(float *S, const float *q, int64_t ldq, const float *kp, int64_t nq, int64_t nk, int64_t D,
+                            float scale) {
     for (int64_t jb = 0; jb * 16 < nk; jb++) {
         const float *kb = kp + jb * D * 16;
         const int64_t ncols = nk - jb * 16 < 16 ? nk - jb * 16 : 16;
@@ -246,12 +243,12 @@ CPU_INLINE void cpu_qk_body(float *S, const float *q, int64_t ldq, const float *
         for (; i + CPU_QK_ROWS <= nq; i += CPU_QK_ROWS)
             cpu_qk_tile(CPU_QK_ROWS, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols);
         switch (nq - i) {
-        case 5: cpu_qk_tile(5, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
-        case 4: cpu_qk_tile(4, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
-        case 3: cpu_qk_tile(3, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
-        case 2: cpu_qk_tile(2, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
-        case 1: cpu_qk_tile(1, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
-        default: break;
+            case 5: cpu_qk_tile(5, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
+            case 4: cpu_qk_tile(4, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
+            case 3: cpu_qk_tile(3, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
+            case 2: cpu_qk_tile(2, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
+            case 1: cpu_qk_tile(1, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
+            default: break;
         }
     }
 }
@@ -265,22 +262,20 @@ typedef struct cpu_kernels {
     const char *isa; /* for the description */
 } cpu_kernels;
 
-static void cpu_qk_block_base(float *S, const float *q, int64_t ldq, const float *kp, int64_t nq, int64_t nk,
-                              int64_t D, float scale) {
+static void cpu_qk_block_base(float *S, const float *q, int64_t ldq, const float *kp, int64_t nq, int64_t nk, int64_t D,
+                              float scale) {
     cpu_qk_body(S, q, ldq, kp, nq, nk, D, scale);
 }
 static void cpu_softmax_row_base(float *s, int64_t n, int64_t nvalid) { cpu_softmax_body(s, n, nvalid, true); }
 static float cpu_softmax_exp_row_base(float *s, int64_t n, int64_t nvalid) {
     return cpu_softmax_body(s, n, nvalid, false);
 }
-static void cpu_act_row_base(float *o, const float *x, int64_t n, cpu_act act, const float *aff,
-                             const float *mul) {
+static void cpu_act_row_base(float *o, const float *x, int64_t n, cpu_act act, const float *aff, const float *mul) {
     cpu_act_body(o, x, n, act, aff, mul);
 }
 #ifdef CPU_AVX2_CLONES
-__attribute__((target("avx2"))) static void cpu_qk_block_avx2(float *S, const float *q, int64_t ldq,
-                                                              const float *kp, int64_t nq, int64_t nk,
-                                                              int64_t D, float scale) {
+__attribute__((target("avx2"))) static void cpu_qk_block_avx2(float *S, const float *q, int64_t ldq, const float *kp,
+                                                              int64_t nq, int64_t nk, int64_t D, float scale) {
     cpu_qk_body(S, q, ldq, kp, nq, nk, D, scale);
 }
 __attribute__((target("avx2"))) static void cpu_softmax_row_avx2(float *s, int64_t n, int64_t nvalid) {
@@ -337,17 +332,17 @@ typedef struct cpu_pool {
     cpu_range_fn fn;
     void *ctx;
     int64_t n, chunks;
-    _Atomic uint64_t claim;  /* job << 32 | next chunk to claim */
-    _Atomic int64_t done;    /* chunks finished in the current job */
+    _Atomic uint64_t claim; /* job << 32 | next chunk to claim */
+    _Atomic int64_t done;   /* chunks finished in the current job */
 } cpu_pool;
 
 typedef struct cpu_impl {
-    int n_threads;         /* as reported by OpenBLAS; also the pool's size + 1 */
-    int64_t par_min;       /* elements of work per chunk, at least (cpu_parallel) */
+    int n_threads;   /* as reported by OpenBLAS; also the pool's size + 1 */
+    int64_t par_min; /* elements of work per chunk, at least (cpu_parallel) */
     cpu_pool pool;
-    cpu_kernels kern;      /* softmax / activation rows for this CPU */
-    size_t scratch_limit;  /* bytes, bound on im2col columns and attention scores */
-    void *scratch;         /* grow-only, CPU_ALIGN aligned */
+    cpu_kernels kern;     /* softmax / activation rows for this CPU */
+    size_t scratch_limit; /* bytes, bound on im2col columns and attention scores */
+    void *scratch;        /* grow-only, CPU_ALIGN aligned */
     size_t scratch_cap;
     struct timespec timer_start;
     float f16_to_f32[65536]; /* ie_fp16_to_fp32 of every half, for fast row conversion */
@@ -393,11 +388,10 @@ static void *cpu_carve(char **cursor, size_t nbytes) {
  * time), else the table. Both are exact (every half is a float), so the
  * bits do not depend on which one ran. */
 #ifdef CPU_AVX2_CLONES
-__attribute__((target("avx,f16c"))) static void cpu_f16_to_f32_f16c(const float *table, float *dst,
-                                                                    const uint16_t *src, int64_t n) {
+__attribute__((target("avx,f16c"))) static void cpu_f16_to_f32_f16c(const float *table, float *dst, const uint16_t *src,
+                                                                    int64_t n) {
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
     for (; i < n; i++) dst[i] = table[src[i]];
 }
 #endif
@@ -559,7 +553,7 @@ static void cpu_parallel(ie_backend *be, int64_t n, int64_t per_item, cpu_range_
  * At most one slot per thread is ever held and there are as many slots as
  * threads, so a free one always exists. */
 typedef struct cpu_slots {
-    char *base;        /* n slots, `bytes` apart */
+    char *base; /* n slots, `bytes` apart */
     size_t bytes;
     int64_t n;
     atomic_bool *busy; /* busy[i]: slot i in use */
@@ -605,7 +599,7 @@ static int cpu_blas_threads = 1;
 static void cpu_blas_capture(void) { cpu_blas_threads = openblas_get_num_threads(); }
 
 typedef struct cpu_gemm_job {
-    bool ta, tb, split_m; /* split_m: blocks of rows of C, else of columns */
+    bool ta, tb, split_m;                  /* split_m: blocks of rows of C, else of columns */
     int64_t M, N, K, lda, ldb, ldc, block; /* block: rows or columns per item */
     float alpha, beta;
     const float *a, *b;
@@ -635,13 +629,13 @@ static void cpu_gemm_fused(const cpu_gemm_job *j, int64_t i0, int64_t i1) {
         if (j->split_m) { /* C[i0:i1, :] += W[i0:i1, k0:k0+kn] · op(B)[k0:k0+kn, :] */
             const float *b = j->b + (j->tb ? k0 : k0 * j->ldb);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans, cpu_blas_int(n),
-                        cpu_blas_int(j->N), cpu_blas_int(kn), j->alpha, buf, cpu_blas_int(kn), b,
-                        cpu_blas_int(j->ldb), beta, j->c + i0 * j->ldc, cpu_blas_int(j->ldc));
+                        cpu_blas_int(j->N), cpu_blas_int(kn), j->alpha, buf, cpu_blas_int(kn), b, cpu_blas_int(j->ldb),
+                        beta, j->c + i0 * j->ldc, cpu_blas_int(j->ldc));
         } else { /* C[:, i0:i1] += op(A)[:, k0:k0+kn] · W[i0:i1, k0:k0+kn]ᵀ */
             const float *a = j->a + (j->ta ? k0 * j->lda : k0);
             cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, CblasTrans, cpu_blas_int(j->M),
-                        cpu_blas_int(n), cpu_blas_int(kn), j->alpha, a, cpu_blas_int(j->lda), buf,
-                        cpu_blas_int(kn), beta, j->c + i0, cpu_blas_int(j->ldc));
+                        cpu_blas_int(n), cpu_blas_int(kn), j->alpha, a, cpu_blas_int(j->lda), buf, cpu_blas_int(kn),
+                        beta, j->c + i0, cpu_blas_int(j->ldc));
         }
     }
     cpu_slot_give(j->slots, slot);
@@ -671,16 +665,15 @@ static void cpu_gemm_blocks(void *ctx, int64_t begin, int64_t end) {
         c += i0;
         n = i1 - i0;
     }
-    cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
-                cpu_blas_int(m), cpu_blas_int(n), cpu_blas_int(j->K), j->alpha, a, cpu_blas_int(j->lda), b,
-                cpu_blas_int(j->ldb), j->beta, c, cpu_blas_int(j->ldc));
+    cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans, cpu_blas_int(m),
+                cpu_blas_int(n), cpu_blas_int(j->K), j->alpha, a, cpu_blas_int(j->lda), b, cpu_blas_int(j->ldb),
+                j->beta, c, cpu_blas_int(j->ldc));
 }
 
 /* How C [M, N] is cut into blocks for the pool: along its longer side (each
  * block repacks the other operand: A for column blocks, B for row blocks, so
  * the shorter side keeps that cheap). */
-static void cpu_gemm_split(const cpu_impl *ci, int64_t M, int64_t N, int64_t K, bool *split_m_out,
-                           int64_t *block_out) {
+static void cpu_gemm_split(const cpu_impl *ci, int64_t M, int64_t N, int64_t K, bool *split_m_out, int64_t *block_out) {
     const int threads = ci->pool.n_workers + 1;
     const bool split_m = M > N;
     const int64_t len = split_m ? M : N, other = split_m ? N : M;
@@ -699,9 +692,8 @@ static void cpu_gemm_split(const cpu_impl *ci, int64_t M, int64_t N, int64_t K, 
 
 /* Row-major C [M, N] = alpha op(A) op(B) + beta C, as cblas_sgemm, in the
  * blocks of cpu_gemm_split. */
-static void cpu_sgemm(ie_backend *be, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
-                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-                      int64_t ldc) {
+static void cpu_sgemm(ie_backend *be, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *a,
+                      int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     bool split_m;
     int64_t block;
     cpu_gemm_split(cpu_impl_of(be), M, N, K, &split_m, &block);
@@ -732,8 +724,8 @@ typedef struct cpu_wplan {
     size_t bytes; /* scratch: the slots when fused, else the widened operand */
 } cpu_wplan;
 
-static cpu_wplan cpu_wgemm_plan(const cpu_impl *ci, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
-                                bool a16, bool b16) {
+static cpu_wplan cpu_wgemm_plan(const cpu_impl *ci, bool ta, bool tb, int64_t M, int64_t N, int64_t K, bool a16,
+                                bool b16) {
     cpu_wplan p = {0};
     cpu_gemm_split(ci, M, N, K, &p.split_m, &p.block);
     p.fused = K > 0 && ((a16 && !ta && p.split_m) || (b16 && tb && !p.split_m));
@@ -754,9 +746,9 @@ static cpu_wplan cpu_wgemm_plan(const cpu_impl *ci, bool ta, bool tb, int64_t M,
 
 /* As cpu_sgemm, with a16 (A's data as fp16, a unused) or b16 (B's) set,
  * along the plan from cpu_wgemm_plan; its scratch comes from *cursor. */
-static void cpu_wgemm(ie_backend *be, const cpu_wplan *p, char **cursor, bool ta, bool tb, int64_t M,
-                      int64_t N, int64_t K, float alpha, const float *a, const uint16_t *a16, int64_t lda,
-                      const float *b, const uint16_t *b16, int64_t ldb, float beta, float *c, int64_t ldc) {
+static void cpu_wgemm(ie_backend *be, const cpu_wplan *p, char **cursor, bool ta, bool tb, int64_t M, int64_t N,
+                      int64_t K, float alpha, const float *a, const uint16_t *a16, int64_t lda, const float *b,
+                      const uint16_t *b16, int64_t ldb, float beta, float *c, int64_t ldc) {
     if (!a16 && !b16) {
         cpu_sgemm(be, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
@@ -775,12 +767,29 @@ static void cpu_wgemm(ie_backend *be, const cpu_wplan *p, char **cursor, bool ta
         else cpu_sgemm(be, ta, tb, M, N, K, alpha, a, lda, wf, cols, beta, c, ldc);
         return;
     }
-    cpu_slots slots = cpu_slots_carve(cursor, cpu_impl_of(be)->pool.n_workers + 1,
-                                      (size_t)(p->block * p->kc) * sizeof(float));
+    cpu_slots slots =
+        cpu_slots_carve(cursor, cpu_impl_of(be)->pool.n_workers + 1, (size_t)(p->block * p->kc) * sizeof(float));
     const int64_t len = p->split_m ? M : N;
-    cpu_gemm_job j = {ta,   tb,    p->split_m, M, N, K,        lda,         ldb,   ldc,
-                      p->block, alpha, beta,   a, b, c,        a16 ? a16 : b16, a16 ? lda : ldb,
-                      p->kc, cpu_impl_of(be), &slots};
+    cpu_gemm_job j = {ta,
+                      tb,
+                      p->split_m,
+                      M,
+                      N,
+                      K,
+                      lda,
+                      ldb,
+                      ldc,
+                      p->block,
+                      alpha,
+                      beta,
+                      a,
+                      b,
+                      c,
+                      a16 ? a16 : b16,
+                      a16 ? lda : ldb,
+                      p->kc,
+                      cpu_impl_of(be),
+                      &slots};
     const int64_t items = (len + p->block - 1) / p->block;
     if (items <= 1) cpu_gemm_blocks(&j, 0, 1);
     else cpu_parallel(be, items, cpu_max(1, cpu_impl_of(be)->par_min), cpu_gemm_blocks, &j);
@@ -812,8 +821,7 @@ static void cpu_trim(ie_backend *be) {
 static ie_status cpu_alloc(ie_backend *be, ie_tensor *t, size_t nbytes) {
     assert(!t->is_view);
     char *block = aligned_alloc(CPU_ALIGN, CPU_ALIGN + cpu_round_up(nbytes ? nbytes : 1));
-    if (!block)
-        return ie_backend_set_error(be, IE_ERR_NOMEM, "cpu: cannot allocate %zu bytes", nbytes);
+    if (!block) return ie_backend_set_error(be, IE_ERR_NOMEM, "cpu: cannot allocate %zu bytes", nbytes);
     memcpy(block, &nbytes, sizeof nbytes);
     t->storage = block + CPU_ALIGN;
     t->offset = 0;
@@ -845,9 +853,7 @@ static ie_status cpu_download(ie_backend *be, ie_tensor *t, void *dst, size_t nb
     return IE_OK;
 }
 
-static void cpu_timer_begin(ie_backend *be) {
-    clock_gettime(CLOCK_MONOTONIC, &cpu_impl_of(be)->timer_start);
-}
+static void cpu_timer_begin(ie_backend *be) { clock_gettime(CLOCK_MONOTONIC, &cpu_impl_of(be)->timer_start); }
 
 static double cpu_timer_end(ie_backend *be) {
     struct timespec now, *t0 = &cpu_impl_of(be)->timer_start;
@@ -859,10 +865,10 @@ static double cpu_timer_end(ie_backend *be) {
 
 /* Output columns [ow_lo, ow_hi) read inside the input row for kernel column kw:
  * iw = ow*stride - pad_left + kw in [0, W). */
-static void cpu_conv_valid_cols(int64_t W, int64_t OW, int stride, int pad_left, int64_t kw,
-                                int64_t *ow_lo, int64_t *ow_hi) {
-    int64_t first = pad_left - kw;         /* ow*stride >= first */
-    int64_t last = W - 1 + pad_left - kw;  /* ow*stride <= last */
+static void cpu_conv_valid_cols(int64_t W, int64_t OW, int stride, int pad_left, int64_t kw, int64_t *ow_lo,
+                                int64_t *ow_hi) {
+    int64_t first = pad_left - kw;        /* ow*stride >= first */
+    int64_t last = W - 1 + pad_left - kw; /* ow*stride <= last */
     *ow_lo = first <= 0 ? 0 : (first + stride - 1) / stride;
     *ow_hi = last < 0 ? 0 : cpu_min(OW, last / stride + 1);
     if (*ow_hi < *ow_lo) *ow_hi = *ow_lo;
@@ -928,8 +934,7 @@ static void cpu_bias_fill(void *ctx, int64_t r0, int64_t r1) {
         float *o = j->o + r * j->ld;
         if (j->per_row)
             for (int64_t c = 0; c < j->ncols; c++) o[c] = j->bias[r];
-        else
-            memcpy(o, j->bias, (size_t)j->ncols * sizeof(float));
+        else memcpy(o, j->bias, (size_t)j->ncols * sizeof(float));
     }
 }
 
@@ -938,8 +943,8 @@ static void cpu_bias_fill(void *ctx, int64_t r0, int64_t r1) {
  * Per image: out1 [Cout, OH*OW] = w [Cout, K] · col [K, OH*OW], K = Cin*KH*KW,
  * with col built by im2col in chunks of whole output rows (bounded scratch).
  * A 1×1 stride-1 unpadded conv is the sgemm w · x1 directly. */
-static ie_status cpu_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w,
-                            const ie_tensor *b, const ie_conv2d_params *p) {
+static ie_status cpu_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w, const ie_tensor *b,
+                            const ie_conv2d_params *p) {
     const int64_t N = x->shape[0], Cin = x->shape[1], H = x->shape[2], W = x->shape[3];
     const int64_t Cout = w->shape[0], KH = w->shape[2], KW = w->shape[3];
     const int64_t OH = out->shape[2], OW = out->shape[3];
@@ -951,8 +956,8 @@ static ie_status cpu_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, 
     assert(!b || ie_tensor_numel(b) == Cout);
     if (N == 0 || Cout == 0 || P == 0) return IE_OK;
 
-    const bool direct = KH == 1 && KW == 1 && p->stride == 1 && p->pad_top == 0 &&
-                        p->pad_bottom == 0 && p->pad_left == 0 && p->pad_right == 0;
+    const bool direct = KH == 1 && KW == 1 && p->stride == 1 && p->pad_top == 0 && p->pad_bottom == 0 &&
+                        p->pad_left == 0 && p->pad_right == 0;
 
     /* Rows per chunk: as many as fit the scratch limit, then evened out so
      * the last chunk is not a sliver. */
@@ -973,8 +978,8 @@ static ie_status cpu_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, 
     const cpu_wplan plan_full = cpu_wgemm_plan(ci, false, false, Cout, rows * OW, K, w16, false);
     const cpu_wplan plan_last = cpu_wgemm_plan(ci, false, false, Cout, last_cols, K, w16, false);
     const bool fuse = w16 && plan_full.fused;
-    size_t w_bytes = fuse ? (plan_full.bytes > plan_last.bytes ? plan_full.bytes : plan_last.bytes)
-                          : cpu_f32_scratch_bytes(w);
+    size_t w_bytes =
+        fuse ? (plan_full.bytes > plan_last.bytes ? plan_full.bytes : plan_last.bytes) : cpu_f32_scratch_bytes(w);
     size_t need = w_bytes + cpu_f32_scratch_bytes(b) + col_bytes;
     char *cur = need ? cpu_scratch(be, need) : NULL;
     if (need && !cur) return IE_ERR_NOMEM;
@@ -983,7 +988,7 @@ static ie_status cpu_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, 
     const uint16_t *wh = fuse ? (const uint16_t *)w->host : NULL;
     char *wcur = cur; /* the panels' slots (fuse) */
     if (fuse) cur += w_bytes;
-    const float *bf = cpu_as_f32(be, b, &cur); /* [Cout] */
+    const float *bf = cpu_as_f32(be, b, &cur);               /* [Cout] */
     float *col = direct ? NULL : cpu_carve(&cur, col_bytes); /* [K, rows*OW] */
     const float beta = bf ? 1.0f : 0.0f;
 
@@ -1007,15 +1012,13 @@ static ie_status cpu_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, 
             }
             if (K == 0) {
                 if (!bf)
-                    for (int64_t co = 0; co < Cout; co++)
-                        memset(o + co * P, 0, (size_t)ncols * sizeof(float));
+                    for (int64_t co = 0; co < Cout; co++) memset(o + co * P, 0, (size_t)ncols * sizeof(float));
                 continue;
             }
             if (fuse) {
                 const cpu_wplan plan = cpu_wgemm_plan(ci, false, false, Cout, ncols, K, true, false);
                 char *wc = wcur;
-                cpu_wgemm(be, &plan, &wc, false, false, Cout, ncols, K, 1.0f, NULL, wh, K, rhs, NULL, ldb,
-                          beta, o, P);
+                cpu_wgemm(be, &plan, &wc, false, false, Cout, ncols, K, 1.0f, NULL, wh, K, rhs, NULL, ldb, beta, o, P);
             } else {
                 cpu_sgemm(be, false, false, Cout, ncols, K, 1.0f, wf, K, rhs, ldb, beta, o, P);
             }
@@ -1031,8 +1034,8 @@ static ie_status cpu_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, 
  * trans_b) f32|f16; bias [N] or NULL. One sgemm per batch, also when only a is
  * batched (a Linear layer over tokens): see the loop below for why. */
 static ie_status cpu_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b,
-                            const ie_tensor *bias, bool trans_a, bool trans_b, int64_t B, int64_t M,
-                            int64_t N, int64_t K, bool a_batched, bool b_batched) {
+                            const ie_tensor *bias, bool trans_a, bool trans_b, int64_t B, int64_t M, int64_t N,
+                            int64_t K, bool a_batched, bool b_batched) {
     assert(a->dtype == IE_F32 && out->dtype == IE_F32);
     assert(ie_tensor_numel(out) == B * M * N);
     assert(ie_tensor_numel(a) == (a_batched ? B : 1) * M * K);
@@ -1043,8 +1046,7 @@ static ie_status cpu_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, 
     /* f16 b is widened panel by panel inside the sgemm when that cuts C by
      * columns (cpu_wgemm: few rows, large weights), else converted one batch
      * at a time into scratch */
-    const cpu_wplan plan = cpu_wgemm_plan(cpu_impl_of(be), trans_a, trans_b, M, N, K, false,
-                                          b->dtype == IE_F16);
+    const cpu_wplan plan = cpu_wgemm_plan(cpu_impl_of(be), trans_a, trans_b, M, N, K, false, b->dtype == IE_F16);
     const bool fuse = b->dtype == IE_F16 && plan.fused;
     size_t b_bytes = b->dtype == IE_F32 || fuse ? 0 : cpu_round_up((size_t)(K * N) * sizeof(float));
     size_t need = b_bytes + (fuse ? plan.bytes : 0) + cpu_f32_scratch_bytes(bias);
@@ -1146,9 +1148,9 @@ static void cpu_group_norm_range(void *ctx, int64_t i0, int64_t i1) {
     }
 }
 
-static ie_status cpu_group_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, int groups,
-                                float eps, const ie_tensor *gamma, const ie_tensor *beta, bool silu,
-                                int64_t N, int64_t C, int64_t S) {
+static ie_status cpu_group_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, int groups, float eps,
+                                const ie_tensor *gamma, const ie_tensor *beta, bool silu, int64_t N, int64_t C,
+                                int64_t S) {
     assert(x->dtype == IE_F32 && out->dtype == IE_F32);
     assert(groups > 0 && C % groups == 0);
     assert(ie_tensor_numel(x) == N * C * S && ie_tensor_numel(out) == N * C * S);
@@ -1158,8 +1160,8 @@ static ie_status cpu_group_norm(ie_backend *be, ie_tensor *out, const ie_tensor 
     const float *g = cpu_as_f32(be, gamma, &cur), *bt = cpu_as_f32(be, beta, &cur);
 
     const int64_t cpg = C / groups; /* channels per group */
-    cpu_group_norm_job j = {&cpu_impl_of(be)->kern, (float *)out->host, (const float *)x->host, g, bt,
-                            C, S, cpg, groups, eps, silu};
+    cpu_group_norm_job j = {
+        &cpu_impl_of(be)->kern, (float *)out->host, (const float *)x->host, g, bt, C, S, cpg, groups, eps, silu};
     cpu_parallel(be, N * groups, cpg * S, cpu_group_norm_range, &j);
     return IE_OK;
 }
@@ -1191,9 +1193,8 @@ static void cpu_layer_norm_range(void *ctx, int64_t r0, int64_t r1) {
     }
 }
 
-static ie_status cpu_layer_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, float eps,
-                                const ie_tensor *gamma, const ie_tensor *beta, int64_t rows,
-                                int64_t C) {
+static ie_status cpu_layer_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, float eps, const ie_tensor *gamma,
+                                const ie_tensor *beta, int64_t rows, int64_t C) {
     assert(x->dtype == IE_F32 && out->dtype == IE_F32);
     assert(ie_tensor_numel(x) == rows * C && ie_tensor_numel(out) == rows * C);
     size_t need = cpu_f32_scratch_bytes(gamma) + cpu_f32_scratch_bytes(beta);
@@ -1296,9 +1297,8 @@ static void cpu_attn_items(void *ctx, int64_t i0, int64_t i1) {
         for (int64_t r = 0; r < nq; r++)
             inv[r] = j->kern->softmax_exp_row(S + r * nk, nk, j->causal ? cpu_min(nk, q0 + r + 1) : nk);
         if (Dv > 0) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cpu_blas_int(nq), cpu_blas_int(Dv),
-                        cpu_blas_int(nk), 1.0f, S, cpu_blas_int(nk), vh, cpu_blas_int(HDv), 0.0f, oh,
-                        cpu_blas_int(HDv));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cpu_blas_int(nq), cpu_blas_int(Dv), cpu_blas_int(nk),
+                        1.0f, S, cpu_blas_int(nk), vh, cpu_blas_int(HDv), 0.0f, oh, cpu_blas_int(HDv));
             for (int64_t r = 0; r < nq; r++)
                 for (int64_t d = 0; d < Dv; d++) oh[r * HDv + d] *= inv[r];
         }
@@ -1306,9 +1306,8 @@ static void cpu_attn_items(void *ctx, int64_t i0, int64_t i1) {
     cpu_slot_give(j->slots, slot);
 }
 
-static ie_status cpu_attention(ie_backend *be, ie_tensor *out, const ie_tensor *q,
-                               const ie_tensor *k, const ie_tensor *v, int heads, float scale,
-                               bool causal) {
+static ie_status cpu_attention(ie_backend *be, ie_tensor *out, const ie_tensor *q, const ie_tensor *k,
+                               const ie_tensor *v, int heads, float scale, bool causal) {
     int64_t B, Lq, HD, Bk, Lk, HDk, Bv, Lv, HDv;
     cpu_dims3(q, &B, &Lq, &HD);
     cpu_dims3(k, &Bk, &Lk, &HDk);
@@ -1328,17 +1327,29 @@ static ie_status cpu_attention(ie_backend *be, ie_tensor *out, const ie_tensor *
     if (!cur) return IE_ERR_NOMEM;
     cpu_slots slots = cpu_slots_carve(&cur, nslots, slot_bytes);
 
-    cpu_attn_job j = {&c->kern, (const float *)q->host, (const float *)k->host, (const float *)v->host,
-                      (float *)out->host, Lq, Lk, H, D, Dv, qblock, (Lq + qblock - 1) / qblock, scale,
-                      causal, &slots};
+    cpu_attn_job j = {&c->kern,
+                      (const float *)q->host,
+                      (const float *)k->host,
+                      (const float *)v->host,
+                      (float *)out->host,
+                      Lq,
+                      Lk,
+                      H,
+                      D,
+                      Dv,
+                      qblock,
+                      (Lq + qblock - 1) / qblock,
+                      scale,
+                      causal,
+                      &slots};
     cpu_parallel(be, B * H * j.nqb, qblock * Lk * (D + Dv + 8), cpu_attn_items, &j);
     return IE_OK;
 }
 
 /* q [B, Lq, H*D], k [B, Lk, H*D] -> probs [B, H, Lq, Lk] = softmax(scale·q·kᵀ
  * [+ causal]); the scores are computed straight into probs. */
-static ie_status cpu_attention_probs(ie_backend *be, ie_tensor *probs, const ie_tensor *q,
-                                     const ie_tensor *k, int heads, float scale, bool causal) {
+static ie_status cpu_attention_probs(ie_backend *be, ie_tensor *probs, const ie_tensor *q, const ie_tensor *k,
+                                     int heads, float scale, bool causal) {
     int64_t B, Lq, HD, Bk, Lk, HDk;
     cpu_dims3(q, &B, &Lq, &HD);
     cpu_dims3(k, &Bk, &Lk, &HDk);
@@ -1362,11 +1373,9 @@ static ie_status cpu_attention_probs(ie_backend *be, ie_tensor *probs, const ie_
 }
 
 /* probs [B, H, Lq, Lk], v [B, Lk, H*Dv] -> out [B, Lq, H*Dv] = probs · v. */
-static ie_status cpu_attention_apply(ie_backend *be, ie_tensor *out, const ie_tensor *probs,
-                                     const ie_tensor *v) {
+static ie_status cpu_attention_apply(ie_backend *be, ie_tensor *out, const ie_tensor *probs, const ie_tensor *v) {
     assert(probs->ndim == 4 && probs->dtype == IE_F32 && v->dtype == IE_F32);
-    const int64_t B = probs->shape[0], H = probs->shape[1], Lq = probs->shape[2],
-                  Lk = probs->shape[3];
+    const int64_t B = probs->shape[0], H = probs->shape[1], Lq = probs->shape[2], Lk = probs->shape[3];
     int64_t Bv, Lv, HDv;
     cpu_dims3(v, &Bv, &Lv, &HDv);
     assert(Bv == B && Lv == Lk && HDv % H == 0 && ie_tensor_numel(out) == B * Lq * HDv);
@@ -1391,7 +1400,7 @@ typedef struct cpu_map_job {
     const cpu_kernels *kern;
     float *o;
     const float *x;
-    int op;             /* ie_unary_op, or -1: x * scale + bias */
+    int op; /* ie_unary_op, or -1: x * scale + bias */
     float scale, bias;
 } cpu_map_job;
 
@@ -1401,19 +1410,19 @@ static void cpu_map_range(void *ctx, int64_t i0, int64_t i1) {
     float *o = j->o + i0;
     const int64_t n = i1 - i0;
     switch (j->op) {
-    case IE_UNARY_SILU: j->kern->act_row(o, x, n, CPU_ACT_SILU, NULL, NULL); break;
-    case IE_UNARY_QUICK_GELU: j->kern->act_row(o, x, n, CPU_ACT_QUICK_GELU, NULL, NULL); break;
-    case IE_UNARY_GELU: j->kern->act_row(o, x, n, CPU_ACT_GELU, NULL, NULL); break;
-    case IE_UNARY_RELU:
-        for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0.0f ? x[i] : 0.0f;
-        break;
-    case IE_UNARY_TANH:
-        for (int64_t i = 0; i < n; i++) o[i] = tanhf(x[i]);
-        break;
-    default: { /* scale */
-        const float sc = j->scale, b = j->bias;
-        for (int64_t i = 0; i < n; i++) o[i] = x[i] * sc + b;
-    }
+        case IE_UNARY_SILU: j->kern->act_row(o, x, n, CPU_ACT_SILU, NULL, NULL); break;
+        case IE_UNARY_QUICK_GELU: j->kern->act_row(o, x, n, CPU_ACT_QUICK_GELU, NULL, NULL); break;
+        case IE_UNARY_GELU: j->kern->act_row(o, x, n, CPU_ACT_GELU, NULL, NULL); break;
+        case IE_UNARY_RELU:
+            for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0.0f ? x[i] : 0.0f;
+            break;
+        case IE_UNARY_TANH:
+            for (int64_t i = 0; i < n; i++) o[i] = tanhf(x[i]);
+            break;
+        default: { /* scale */
+            const float sc = j->scale, b = j->bias;
+            for (int64_t i = 0; i < n; i++) o[i] = x[i] * sc + b;
+        }
     }
 }
 
@@ -1428,8 +1437,7 @@ static ie_status cpu_unary(ie_backend *be, ie_tensor *out, const ie_tensor *x, i
 }
 
 /* out = x * scale + bias; out may equal x. */
-static ie_status cpu_scale(ie_backend *be, ie_tensor *out, const ie_tensor *x, float scale,
-                           float bias) {
+static ie_status cpu_scale(ie_backend *be, ie_tensor *out, const ie_tensor *x, float scale, float bias) {
     assert(x->dtype == IE_F32 && out->dtype == IE_F32);
     assert(ie_tensor_numel(out) == ie_tensor_numel(x));
     cpu_map_job j = {NULL, (float *)out->host, (const float *)x->host, -1, scale, bias};
@@ -1454,8 +1462,7 @@ static void cpu_geglu_rows(void *ctx, int64_t r0, int64_t r1) {
     }
 }
 
-static ie_status cpu_geglu(ie_backend *be, ie_tensor *out, const ie_tensor *x, int64_t rows,
-                           int64_t D) {
+static ie_status cpu_geglu(ie_backend *be, ie_tensor *out, const ie_tensor *x, int64_t rows, int64_t D) {
     assert(x->dtype == IE_F32 && out->dtype == IE_F32);
     assert(ie_tensor_numel(x) == rows * 2 * D && ie_tensor_numel(out) == rows * D);
     cpu_geglu_job j = {&cpu_impl_of(be)->kern, (float *)out->host, (const float *)x->host, D};
@@ -1484,17 +1491,21 @@ static void cpu_binary_rows(void *ctx, int64_t r0, int64_t r1) {
         float *orow = j->o + r * n3;
         if (j->bstride[3] == 0) { /* one b value for the whole row */
             const float bv = br[0];
-            if (j->op == 0) for (int64_t i = 0; i < n3; i++) orow[i] = ar[i] + bv;
-            else            for (int64_t i = 0; i < n3; i++) orow[i] = ar[i] * bv;
+            if (j->op == 0)
+                for (int64_t i = 0; i < n3; i++) orow[i] = ar[i] + bv;
+            else
+                for (int64_t i = 0; i < n3; i++) orow[i] = ar[i] * bv;
         } else {
-            if (j->op == 0) for (int64_t i = 0; i < n3; i++) orow[i] = ar[i] + br[i];
-            else            for (int64_t i = 0; i < n3; i++) orow[i] = ar[i] * br[i];
+            if (j->op == 0)
+                for (int64_t i = 0; i < n3; i++) orow[i] = ar[i] + br[i];
+            else
+                for (int64_t i = 0; i < n3; i++) orow[i] = ar[i] * br[i];
         }
     }
 }
 
-static ie_status cpu_binary(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b,
-                            int op, const int64_t ashape[4], const int64_t bshape[4]) {
+static ie_status cpu_binary(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b, int op,
+                            const int64_t ashape[4], const int64_t bshape[4]) {
     assert(a->dtype == IE_F32 && out->dtype == IE_F32);
     assert(op == 0 || op == 1);
     cpu_binary_job j = {(float *)out->host, (const float *)a->host, NULL, {0}, {0}, op};
@@ -1531,20 +1542,18 @@ static void cpu_concat_rows(void *ctx, int64_t r0, int64_t r1) {
     const int64_t C = j->Ca + j->Cb;
     for (int64_t r = r0; r < r1; r++) {
         const int64_t n = r / C, c = r % C;
-        const char *src = c < j->Ca ? j->a + (size_t)(n * j->Ca + c) * j->row
-                                    : j->b + (size_t)(n * j->Cb + c - j->Ca) * j->row;
+        const char *src =
+            c < j->Ca ? j->a + (size_t)(n * j->Ca + c) * j->row : j->b + (size_t)(n * j->Cb + c - j->Ca) * j->row;
         memcpy(j->out + (size_t)r * j->row, src, j->row);
     }
 }
 
-static ie_status cpu_concat_channels(ie_backend *be, ie_tensor *out, const ie_tensor *a,
-                                     const ie_tensor *b, int64_t N, int64_t Ca, int64_t Cb,
-                                     int64_t S) {
+static ie_status cpu_concat_channels(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b, int64_t N,
+                                     int64_t Ca, int64_t Cb, int64_t S) {
     assert(a->dtype == out->dtype && b->dtype == out->dtype);
     assert(ie_tensor_numel(out) == N * (Ca + Cb) * S);
     const size_t es = ie_dtype_size(out->dtype);
-    cpu_concat_job j = {(char *)out->host, (const char *)a->host, (const char *)b->host, Ca, Cb,
-                        (size_t)S * es};
+    cpu_concat_job j = {(char *)out->host, (const char *)a->host, (const char *)b->host, Ca, Cb, (size_t)S * es};
     cpu_parallel(be, N * (Ca + Cb), S, cpu_concat_rows, &j);
     return IE_OK;
 }
@@ -1601,8 +1610,7 @@ static void cpu_transpose_strips(void *ctx, int64_t s0, int64_t s1) {
     }
 }
 
-static ie_status cpu_transpose(ie_backend *be, ie_tensor *out, const ie_tensor *x, int64_t B,
-                               int64_t R, int64_t C) {
+static ie_status cpu_transpose(ie_backend *be, ie_tensor *out, const ie_tensor *x, int64_t B, int64_t R, int64_t C) {
     assert(x->dtype == IE_F32 && out->dtype == IE_F32);
     assert(ie_tensor_numel(x) == B * R * C && ie_tensor_numel(out) == B * R * C);
     const int64_t strips = (R + CPU_TILE - 1) / CPU_TILE;
@@ -1624,8 +1632,8 @@ static ie_status cpu_copy(ie_backend *be, ie_tensor *out, const ie_tensor *x) {
         uint16_t *dst = (uint16_t *)out->host;
         for (int64_t i = 0; i < n; i++) dst[i] = ie_fp32_to_fp16(src[i]);
     } else {
-        return ie_backend_set_error(be, IE_ERR_UNSUPPORTED, "copy: %s -> %s is not supported",
-                                    ie_dtype_name(x->dtype), ie_dtype_name(out->dtype));
+        return ie_backend_set_error(be, IE_ERR_UNSUPPORTED, "copy: %s -> %s is not supported", ie_dtype_name(x->dtype),
+                                    ie_dtype_name(out->dtype));
     }
     return IE_OK;
 }
@@ -1658,8 +1666,7 @@ static ie_status cpu_timestep_embedding(ie_backend *be, ie_tensor *out, const ie
 
 /* ids [B, L] i32, table [V, D] f32|f16 -> out [B, L, D]; every id is checked
  * before anything is written. */
-static ie_status cpu_embedding(ie_backend *be, ie_tensor *out, const ie_tensor *ids,
-                               const ie_tensor *table) {
+static ie_status cpu_embedding(ie_backend *be, ie_tensor *out, const ie_tensor *ids, const ie_tensor *table) {
     assert(ids->dtype == IE_I32 && out->dtype == IE_F32 && table->ndim == 2);
     const int64_t n = ie_tensor_numel(ids), V = table->shape[0], D = table->shape[1];
     assert(ie_tensor_numel(out) == n * D);
@@ -1673,10 +1680,8 @@ static ie_status cpu_embedding(ie_backend *be, ie_tensor *out, const ie_tensor *
     }
     for (int64_t i = 0; i < n; i++) {
         float *o = (float *)out->host + i * D;
-        if (table->dtype == IE_F32)
-            memcpy(o, (const float *)table->host + id[i] * D, (size_t)D * sizeof(float));
-        else
-            cpu_f16_row_to_f32(cpu_impl_of(be), o, (const uint16_t *)table->host + id[i] * D, D);
+        if (table->dtype == IE_F32) memcpy(o, (const float *)table->host + id[i] * D, (size_t)D * sizeof(float));
+        else cpu_f16_row_to_f32(cpu_impl_of(be), o, (const uint16_t *)table->host + id[i] * D, D);
     }
     return IE_OK;
 }

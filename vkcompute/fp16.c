@@ -40,7 +40,10 @@ float ie_fp16_to_fp32(uint16_t h) {
             x = sign;
         } else { /* subnormal: normalise */
             int e = -1;
-            do { e++; man <<= 1; } while (!(man & 0x400u));
+            do {
+                e++;
+                man <<= 1;
+            } while (!(man & 0x400u));
             x = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ffu) << 13);
         }
     } else if (exp == 0x1f) {

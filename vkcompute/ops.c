@@ -12,46 +12,46 @@
 
 const char *ie_status_name(ie_status s) {
     switch (s) {
-    case IE_OK: return "ok";
-    case IE_ERR_SHAPE: return "shape mismatch";
-    case IE_ERR_ARG: return "invalid argument";
-    case IE_ERR_NOMEM: return "out of memory";
-    case IE_ERR_DEVICE: return "device error";
-    case IE_ERR_NODEVICE: return "no Vulkan device";
-    case IE_ERR_IO: return "I/O error";
-    case IE_ERR_FORMAT: return "bad file format";
-    case IE_ERR_CANCELLED: return "cancelled";
-    case IE_ERR_UNSUPPORTED: return "unsupported";
-    case IE_ERR_NONFINITE: return "non-finite values";
+        case IE_OK: return "ok";
+        case IE_ERR_SHAPE: return "shape mismatch";
+        case IE_ERR_ARG: return "invalid argument";
+        case IE_ERR_NOMEM: return "out of memory";
+        case IE_ERR_DEVICE: return "device error";
+        case IE_ERR_NODEVICE: return "no Vulkan device";
+        case IE_ERR_IO: return "I/O error";
+        case IE_ERR_FORMAT: return "bad file format";
+        case IE_ERR_CANCELLED: return "cancelled";
+        case IE_ERR_UNSUPPORTED: return "unsupported";
+        case IE_ERR_NONFINITE: return "non-finite values";
     }
     return "unknown error";
 }
 
 size_t ie_dtype_size(ie_dtype t) {
     switch (t) {
-    case IE_F32: return 4;
-    case IE_F16: return 2;
-    case IE_I32: return 4;
+        case IE_F32: return 4;
+        case IE_F16: return 2;
+        case IE_I32: return 4;
     }
     return 0;
 }
 
 const char *ie_dtype_name(ie_dtype t) {
     switch (t) {
-    case IE_F32: return "f32";
-    case IE_F16: return "f16";
-    case IE_I32: return "i32";
+        case IE_F32: return "f32";
+        case IE_F16: return "f16";
+        case IE_I32: return "i32";
     }
     return "?";
 }
 
 const char *ie_device_type_name(ie_device_type t) {
     switch (t) {
-    case IE_DEVICE_DISCRETE: return "discrete GPU";
-    case IE_DEVICE_INTEGRATED: return "integrated GPU";
-    case IE_DEVICE_VIRTUAL: return "virtual GPU";
-    case IE_DEVICE_CPU: return "CPU";
-    case IE_DEVICE_OTHER: return "other";
+        case IE_DEVICE_DISCRETE: return "discrete GPU";
+        case IE_DEVICE_INTEGRATED: return "integrated GPU";
+        case IE_DEVICE_VIRTUAL: return "virtual GPU";
+        case IE_DEVICE_CPU: return "CPU";
+        case IE_DEVICE_OTHER: return "other";
     }
     return "?";
 }
@@ -72,9 +72,7 @@ int64_t ie_tensor_numel(const ie_tensor *t) {
     return n;
 }
 
-size_t ie_tensor_nbytes(const ie_tensor *t) {
-    return (size_t)ie_tensor_numel(t) * ie_dtype_size(t->dtype);
-}
+size_t ie_tensor_nbytes(const ie_tensor *t) { return (size_t)ie_tensor_numel(t) * ie_dtype_size(t->dtype); }
 
 const char *ie_tensor_shape_str(const ie_tensor *t, char *buf, size_t n) {
     if (!t) {
@@ -121,8 +119,7 @@ ie_tensor *ie_tensor_new(ie_backend *be, ie_dtype dtype, int ndim, const int64_t
     return t;
 }
 
-ie_tensor *ie_tensor_new4(ie_backend *be, ie_dtype dtype, int64_t d0, int64_t d1, int64_t d2,
-                          int64_t d3) {
+ie_tensor *ie_tensor_new4(ie_backend *be, ie_dtype dtype, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
     int64_t s[4] = {d0, d1, d2, d3};
     return ie_tensor_new(be, dtype, 4, s);
 }
@@ -137,9 +134,8 @@ ie_tensor *ie_tensor_view(ie_tensor *t, int64_t elem_offset, int ndim, const int
     for (int i = 0; i < ndim; i++) n *= shape[i];
     if (elem_offset < 0 || elem_offset + n > ie_tensor_numel(t)) {
         char b[96];
-        ie_backend_set_error(be, IE_ERR_ARG,
-                             "tensor_view: %lld elements at offset %lld do not fit in %s",
-                             (long long)n, (long long)elem_offset, ie_tensor_shape_str(t, b, sizeof b));
+        ie_backend_set_error(be, IE_ERR_ARG, "tensor_view: %lld elements at offset %lld do not fit in %s", (long long)n,
+                             (long long)elem_offset, ie_tensor_shape_str(t, b, sizeof b));
         return NULL;
     }
     ie_tensor *v = calloc(1, sizeof *v);
@@ -174,8 +170,7 @@ ie_status ie_tensor_download(ie_tensor *t, void *dst) {
 ie_status ie_tensor_upload_f32(ie_tensor *t, const float *src) {
     if (t->dtype == IE_F32) return ie_tensor_upload(t, src);
     if (t->dtype != IE_F16)
-        return ie_backend_set_error(t->be, IE_ERR_ARG, "upload_f32: tensor is %s",
-                                    ie_dtype_name(t->dtype));
+        return ie_backend_set_error(t->be, IE_ERR_ARG, "upload_f32: tensor is %s", ie_dtype_name(t->dtype));
     int64_t n = ie_tensor_numel(t);
     uint16_t *h = malloc((size_t)n * 2);
     if (!h) return ie_backend_set_error(t->be, IE_ERR_NOMEM, "upload_f32: out of host memory");
@@ -188,8 +183,7 @@ ie_status ie_tensor_upload_f32(ie_tensor *t, const float *src) {
 ie_status ie_tensor_download_f32(ie_tensor *t, float *dst) {
     if (t->dtype == IE_F32) return ie_tensor_download(t, dst);
     if (t->dtype != IE_F16)
-        return ie_backend_set_error(t->be, IE_ERR_ARG, "download_f32: tensor is %s",
-                                    ie_dtype_name(t->dtype));
+        return ie_backend_set_error(t->be, IE_ERR_ARG, "download_f32: tensor is %s", ie_dtype_name(t->dtype));
     int64_t n = ie_tensor_numel(t);
     uint16_t *h = malloc((size_t)n * 2);
     if (!h) return ie_backend_set_error(t->be, IE_ERR_NOMEM, "download_f32: out of host memory");
@@ -209,8 +203,8 @@ ie_backend *ie_backend_vulkan_new(int device_index, char *err, size_t errlen) {
 }
 
 int ie_vulkan_preferred_device(const ie_device_info *devs, int n, bool for_auto) {
-    static const ie_device_type order[] = {IE_DEVICE_DISCRETE, IE_DEVICE_INTEGRATED, IE_DEVICE_VIRTUAL,
-                                           IE_DEVICE_OTHER, IE_DEVICE_CPU};
+    static const ie_device_type order[] = {IE_DEVICE_DISCRETE, IE_DEVICE_INTEGRATED, IE_DEVICE_VIRTUAL, IE_DEVICE_OTHER,
+                                           IE_DEVICE_CPU};
     for (size_t o = 0; o < sizeof order / sizeof order[0]; o++) {
         if (for_auto && order[o] == IE_DEVICE_CPU) continue;
         for (int i = 0; i < n; i++)
@@ -220,16 +214,17 @@ int ie_vulkan_preferred_device(const ie_device_info *devs, int n, bool for_auto)
 }
 
 bool ie_device_request_valid(const char *request, char *err, size_t errlen) {
-    if (request && (!strcmp(request, "auto") || !strcmp(request, "cpu") || !strcmp(request, "vulkan")))
-        return true;
+    if (request && (!strcmp(request, "auto") || !strcmp(request, "cpu") || !strcmp(request, "vulkan"))) return true;
     if (request && !strncmp(request, "vulkan:", 7)) {
         const char *d = request + 7;
         size_t n = strspn(d, "0123456789");
         if (n > 0 && n <= 4 && !d[n]) return true;
     }
     if (err && errlen)
-        snprintf(err, errlen, "unknown device \"%s\" (expected auto, cpu, vulkan or vulkan:N with N a device "
-                 "number from 'invedit devices')", request ? request : "");
+        snprintf(err, errlen,
+                 "unknown device \"%s\" (expected auto, cpu, vulkan or vulkan:N with N a device "
+                 "number from 'invedit devices')",
+                 request ? request : "");
     return false;
 }
 
@@ -252,8 +247,7 @@ ie_backend *ie_backend_open(const char *request, char *note, size_t notelen) {
     if (strcmp(request, "auto") != 0) {
         if (note)
             snprintf(note, notelen,
-                     "unknown device \"%s\" (expected auto, cpu, vulkan or vulkan:N); using the CPU backend",
-                     request);
+                     "unknown device \"%s\" (expected auto, cpu, vulkan or vulkan:N); using the CPU backend", request);
         return ie_backend_cpu_new(0);
     }
     ie_device_info devs[16];
@@ -306,16 +300,51 @@ double ie_backend_timer_end(ie_backend *be) { return be->ops->timer_end(be); }
 
 /* The op kinds of a profile, in the order of its table. */
 enum {
-    OP_CONV2D_1X1, OP_CONV2D_KXK, OP_MATMUL, OP_LINEAR, OP_GROUP_NORM, OP_LAYER_NORM, OP_ATTENTION,
-    OP_ATTENTION_PROBS, OP_ATTENTION_APPLY, OP_UNARY, OP_SCALE, OP_GEGLU, OP_ADD, OP_MUL, OP_CONCAT,
-    OP_UPSAMPLE, OP_TRANSPOSE, OP_COPY, OP_TIMESTEP_EMBEDDING, OP_EMBEDDING, OP_COUNT
+    OP_CONV2D_1X1,
+    OP_CONV2D_KXK,
+    OP_MATMUL,
+    OP_LINEAR,
+    OP_GROUP_NORM,
+    OP_LAYER_NORM,
+    OP_ATTENTION,
+    OP_ATTENTION_PROBS,
+    OP_ATTENTION_APPLY,
+    OP_UNARY,
+    OP_SCALE,
+    OP_GEGLU,
+    OP_ADD,
+    OP_MUL,
+    OP_CONCAT,
+    OP_UPSAMPLE,
+    OP_TRANSPOSE,
+    OP_COPY,
+    OP_TIMESTEP_EMBEDDING,
+    OP_EMBEDDING,
+    OP_COUNT
 };
 _Static_assert(OP_COUNT == IE_OP_KINDS, "IE_OP_KINDS in ops.h must count the op kinds");
 
 static const char *const op_kind_names[OP_COUNT] = {
-    "conv2d 1x1", "conv2d kxk", "matmul", "linear", "group_norm", "layer_norm", "attention",
-    "attention_probs", "attention_apply", "unary", "scale", "geglu", "add", "mul", "concat_channels",
-    "upsample_nearest2x", "transpose", "copy", "timestep_embedding", "embedding",
+    "conv2d 1x1",
+    "conv2d kxk",
+    "matmul",
+    "linear",
+    "group_norm",
+    "layer_norm",
+    "attention",
+    "attention_probs",
+    "attention_apply",
+    "unary",
+    "scale",
+    "geglu",
+    "add",
+    "mul",
+    "concat_channels",
+    "upsample_nearest2x",
+    "transpose",
+    "copy",
+    "timestep_embedding",
+    "embedding",
 };
 
 static double now_seconds(void) {
@@ -342,38 +371,38 @@ int ie_backend_profile_end(ie_backend *be, ie_op_stats *out, int max) {
  * profiling on, the call is timed up to the end of its work (Vulkan records
  * asynchronously: a sync waits for it) and counted under op_kind with
  * op_flops (evaluated only then). */
-#define DISPATCH(op_kind, op_flops, call)                                                     \
-    do {                                                                                   \
-        if (!be->profiling) return (call);                                                 \
-        double t0_ = now_seconds();                                                        \
-        ie_status s_ = (call);                                                             \
-        if (s_ == IE_OK) s_ = be->ops->sync(be);                                           \
-        if (s_ == IE_OK) {                                                                 \
-            ie_op_stats *st_ = &be->profile[op_kind];                                      \
-            st_->calls++;                                                                  \
-            st_->seconds += now_seconds() - t0_;                                           \
-            st_->flops += (op_flops);                                                         \
-        }                                                                                  \
-        return s_;                                                                         \
+#define DISPATCH(op_kind, op_flops, call)                                                                              \
+    do {                                                                                                               \
+        if (!be->profiling) return (call);                                                                             \
+        double t0_ = now_seconds();                                                                                    \
+        ie_status s_ = (call);                                                                                         \
+        if (s_ == IE_OK) s_ = be->ops->sync(be);                                                                       \
+        if (s_ == IE_OK) {                                                                                             \
+            ie_op_stats *st_ = &be->profile[op_kind];                                                                  \
+            st_->calls++;                                                                                              \
+            st_->seconds += now_seconds() - t0_;                                                                       \
+            st_->flops += (op_flops);                                                                                  \
+        }                                                                                                              \
+        return s_;                                                                                                     \
     } while (0)
 
 /* --- argument checks -------------------------------------------------------- */
 
 /* Appends " name=[shape]" for each tensor to a message. */
-static ie_status shape_error(ie_backend *be, const char *op, const char *what, int n,
-                             const char *const *names, const ie_tensor *const *ts) {
+static ie_status shape_error(ie_backend *be, const char *op, const char *what, int n, const char *const *names,
+                             const ie_tensor *const *ts) {
     char msg[768], b[96];
     size_t off = (size_t)snprintf(msg, sizeof msg, "%s: %s;", op, what);
     for (int i = 0; i < n && off < sizeof msg; i++)
-        off += (size_t)snprintf(msg + off, sizeof msg - off, " %s=%s", names[i],
-                                ie_tensor_shape_str(ts[i], b, sizeof b));
+        off +=
+            (size_t)snprintf(msg + off, sizeof msg - off, " %s=%s", names[i], ie_tensor_shape_str(ts[i], b, sizeof b));
     return ie_backend_set_error(be, IE_ERR_SHAPE, "%s", msg);
 }
 
-#define SHAPE_ERR(op, what, ...)                                                         \
-    do {                                                                                 \
-        const ie_tensor *ts_[] = {__VA_ARGS__};                                          \
-        return shape_error(be, op, what, (int)(sizeof ts_ / sizeof ts_[0]), names_, ts_); \
+#define SHAPE_ERR(op, what, ...)                                                                                       \
+    do {                                                                                                               \
+        const ie_tensor *ts_[] = {__VA_ARGS__};                                                                        \
+        return shape_error(be, op, what, (int)(sizeof ts_ / sizeof ts_[0]), names_, ts_);                              \
     } while (0)
 
 static bool same_shape(const ie_tensor *a, const ie_tensor *b) {
@@ -390,11 +419,11 @@ static ie_status check_backend(ie_backend *be, const char *op, int n, const ie_t
     return IE_OK;
 }
 
-#define CHECK_BACKEND(op, ...)                                                             \
-    do {                                                                                   \
-        const ie_tensor *bt_[] = {__VA_ARGS__};                                            \
-        ie_status s_ = check_backend(be, op, (int)(sizeof bt_ / sizeof bt_[0]), bt_);      \
-        if (s_) return s_;                                                                 \
+#define CHECK_BACKEND(op, ...)                                                                                         \
+    do {                                                                                                               \
+        const ie_tensor *bt_[] = {__VA_ARGS__};                                                                        \
+        ie_status s_ = check_backend(be, op, (int)(sizeof bt_ / sizeof bt_[0]), bt_);                                  \
+        if (s_) return s_;                                                                                             \
     } while (0)
 
 /* True when two tensors share any byte of storage. */
@@ -405,13 +434,13 @@ static bool overlap(const ie_tensor *a, const ie_tensor *b) {
 }
 
 /* Ops that read inputs after writing parts of the output cannot run in place. */
-#define CHECK_NO_ALIAS(op, out, ...)                                                        \
-    do {                                                                                   \
-        const ie_tensor *in_[] = {__VA_ARGS__};                                            \
-        for (size_t i_ = 0; i_ < sizeof in_ / sizeof in_[0]; i_++)                         \
-            if (overlap(out, in_[i_]))                                                     \
-                return ie_backend_set_error(be, IE_ERR_ARG,                                \
-                                            "%s: the output overlaps input %zu (not an in-place op)", op, i_); \
+#define CHECK_NO_ALIAS(op, out, ...)                                                                                   \
+    do {                                                                                                               \
+        const ie_tensor *in_[] = {__VA_ARGS__};                                                                        \
+        for (size_t i_ = 0; i_ < sizeof in_ / sizeof in_[0]; i_++)                                                     \
+            if (overlap(out, in_[i_]))                                                                                 \
+                return ie_backend_set_error(be, IE_ERR_ARG, "%s: the output overlaps input %zu (not an in-place op)",  \
+                                            op, i_);                                                                   \
     } while (0)
 
 static bool is_f32(const ie_tensor *t) { return t->dtype == IE_F32; }
@@ -424,16 +453,14 @@ ie_conv2d_params ie_conv2d_params_sym(int stride, int pad) {
     return p;
 }
 
-ie_status ie_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w,
-                    const ie_tensor *b, const ie_conv2d_params *p) {
+ie_status ie_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w, const ie_tensor *b,
+                    const ie_conv2d_params *p) {
     static const char *names_[] = {"out", "x", "w", "b"};
     CHECK_BACKEND("conv2d", out, x, w, b);
     CHECK_NO_ALIAS("conv2d", out, x, w, b);
-    if (!p || p->stride < 1 || p->pad_top < 0 || p->pad_bottom < 0 || p->pad_left < 0 ||
-        p->pad_right < 0)
+    if (!p || p->stride < 1 || p->pad_top < 0 || p->pad_bottom < 0 || p->pad_left < 0 || p->pad_right < 0)
         return ie_backend_set_error(be, IE_ERR_ARG, "conv2d: invalid stride/padding");
-    if (x->ndim != 4 || w->ndim != 4 || out->ndim != 4 || !is_f32(x) || !is_f32(out) ||
-        !is_weight_type(w))
+    if (x->ndim != 4 || w->ndim != 4 || out->ndim != 4 || !is_f32(x) || !is_f32(out) || !is_weight_type(w))
         SHAPE_ERR("conv2d", "expected 4-D f32 x/out and 4-D f32|f16 w", out, x, w, b);
     int64_t N = x->shape[0], Cin = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t Cout = w->shape[0], KH = w->shape[2], KW = w->shape[3];
@@ -445,8 +472,8 @@ ie_status ie_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie
     int64_t OH = (hp - KH) / p->stride + 1, OW = (wp - KW) / p->stride + 1;
     if (out->shape[0] != N || out->shape[1] != Cout || out->shape[2] != OH || out->shape[3] != OW) {
         char what[128];
-        snprintf(what, sizeof what, "out must be [%lld, %lld, %lld, %lld]", (long long)N,
-                 (long long)Cout, (long long)OH, (long long)OW);
+        snprintf(what, sizeof what, "out must be [%lld, %lld, %lld, %lld]", (long long)N, (long long)Cout,
+                 (long long)OH, (long long)OW);
         SHAPE_ERR("conv2d", what, out, x, w, b);
     }
     DISPATCH(w->shape[2] == 1 && w->shape[3] == 1 ? OP_CONV2D_1X1 : OP_CONV2D_KXK,
@@ -454,13 +481,13 @@ ie_status ie_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie
              be->ops->conv2d(be, out, x, w, b, p));
 }
 
-ie_status ie_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b,
-                    const ie_tensor *bias, bool trans_a, bool trans_b) {
+ie_status ie_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b, const ie_tensor *bias,
+                    bool trans_a, bool trans_b) {
     static const char *names_[] = {"out", "a", "b", "bias"};
     CHECK_BACKEND("matmul", out, a, b, bias);
     CHECK_NO_ALIAS("matmul", out, a, b, bias);
-    if (a->ndim < 2 || a->ndim > 3 || b->ndim < 2 || b->ndim > 3 || out->ndim < 2 || out->ndim > 3 ||
-        !is_f32(a) || !is_f32(out) || !is_weight_type(b))
+    if (a->ndim < 2 || a->ndim > 3 || b->ndim < 2 || b->ndim > 3 || out->ndim < 2 || out->ndim > 3 || !is_f32(a) ||
+        !is_f32(out) || !is_weight_type(b))
         SHAPE_ERR("matmul", "expected 2-D or 3-D operands (a, out f32; b f32|f16)", out, a, b, bias);
     int64_t Ba = a->ndim == 3 ? a->shape[0] : 1, Bb = b->ndim == 3 ? b->shape[0] : 1;
     int64_t Bo = out->ndim == 3 ? out->shape[0] : 1;
@@ -479,8 +506,7 @@ ie_status ie_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie
              be->ops->matmul(be, out, a, b, bias, trans_a, trans_b, B, M, N, K, Ba > 1, Bb > 1));
 }
 
-ie_status ie_linear(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w,
-                    const ie_tensor *b) {
+ie_status ie_linear(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w, const ie_tensor *b) {
     static const char *names_[] = {"out", "x", "w", "b"};
     CHECK_BACKEND("linear", out, x, w, b);
     CHECK_NO_ALIAS("linear", out, x, w, b);
@@ -491,8 +517,7 @@ ie_status ie_linear(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie
     if (out->ndim != x->ndim || out->shape[out->ndim - 1] != N)
         SHAPE_ERR("linear", "out must be x's shape with last dim N", out, x, w, b);
     for (int i = 0; i < x->ndim - 1; i++)
-        if (out->shape[i] != x->shape[i])
-            SHAPE_ERR("linear", "out must be x's shape with last dim N", out, x, w, b);
+        if (out->shape[i] != x->shape[i]) SHAPE_ERR("linear", "out must be x's shape with last dim N", out, x, w, b);
     if (b && (b->ndim != 1 || b->shape[0] != N || !is_weight_type(b)))
         SHAPE_ERR("linear", "bias must be [N]", out, x, w, b);
     /* x's first dimension is the batch: x [B, ..., K] runs as B products of
@@ -504,9 +529,8 @@ ie_status ie_linear(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie
              be->ops->matmul(be, out, x, w, b, false, true, B, rows, N, K, B > 1, false));
 }
 
-static ie_status check_affine(ie_backend *be, const char *op, const ie_tensor *out,
-                              const ie_tensor *x, const ie_tensor *gamma, const ie_tensor *beta,
-                              int64_t C) {
+static ie_status check_affine(ie_backend *be, const char *op, const ie_tensor *out, const ie_tensor *x,
+                              const ie_tensor *gamma, const ie_tensor *beta, int64_t C) {
     static const char *names_[] = {"out", "x", "gamma", "beta"};
     if (!is_f32(x) || !same_shape(out, x) || !is_f32(out))
         SHAPE_ERR(op, "out must be f32 with x's shape", out, x, gamma, beta);
@@ -531,8 +555,8 @@ ie_status ie_group_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, int 
     DISPATCH(OP_GROUP_NORM, 0, be->ops->group_norm(be, out, x, groups, eps, gamma, beta, silu, N, C, S));
 }
 
-ie_status ie_layer_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, float eps,
-                        const ie_tensor *gamma, const ie_tensor *beta) {
+ie_status ie_layer_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, float eps, const ie_tensor *gamma,
+                        const ie_tensor *beta) {
     CHECK_BACKEND("layer_norm", out, x, gamma, beta);
     int64_t C = x->shape[x->ndim - 1];
     if (!(eps >= 0)) return ie_backend_set_error(be, IE_ERR_ARG, "layer_norm: eps must be >= 0");
@@ -541,8 +565,7 @@ ie_status ie_layer_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, floa
     DISPATCH(OP_LAYER_NORM, 0, be->ops->layer_norm(be, out, x, eps, gamma, beta, ie_tensor_numel(x) / C, C));
 }
 
-static ie_status check_qk(ie_backend *be, const char *op, const ie_tensor *q, const ie_tensor *k,
-                          int heads) {
+static ie_status check_qk(ie_backend *be, const char *op, const ie_tensor *q, const ie_tensor *k, int heads) {
     static const char *names_[] = {"q", "k"};
     if (heads < 1) return ie_backend_set_error(be, IE_ERR_ARG, "%s: heads must be >= 1", op);
     if (q->ndim != 3 || k->ndim != 3 || !is_f32(q) || !is_f32(k))
@@ -552,18 +575,17 @@ static ie_status check_qk(ie_backend *be, const char *op, const ie_tensor *q, co
     return IE_OK;
 }
 
-ie_status ie_attention(ie_backend *be, ie_tensor *out, const ie_tensor *q, const ie_tensor *k,
-                       const ie_tensor *v, int heads, float scale, bool causal) {
+ie_status ie_attention(ie_backend *be, ie_tensor *out, const ie_tensor *q, const ie_tensor *k, const ie_tensor *v,
+                       int heads, float scale, bool causal) {
     static const char *names_[] = {"out", "q", "k", "v"};
     CHECK_BACKEND("attention", out, q, k, v);
     CHECK_NO_ALIAS("attention", out, q, k, v);
     ie_status s = check_qk(be, "attention", q, k, heads);
     if (s) return s;
-    if (v->ndim != 3 || !is_f32(v) || v->shape[0] != k->shape[0] || v->shape[1] != k->shape[1] ||
-        v->shape[2] % heads)
+    if (v->ndim != 3 || !is_f32(v) || v->shape[0] != k->shape[0] || v->shape[1] != k->shape[1] || v->shape[2] % heads)
         SHAPE_ERR("attention", "v must be [B, Lk, H*Dv]", out, q, k, v);
-    if (out->ndim != 3 || !is_f32(out) || out->shape[0] != q->shape[0] ||
-        out->shape[1] != q->shape[1] || out->shape[2] != v->shape[2])
+    if (out->ndim != 3 || !is_f32(out) || out->shape[0] != q->shape[0] || out->shape[1] != q->shape[1] ||
+        out->shape[2] != v->shape[2])
         SHAPE_ERR("attention", "out must be [B, Lq, H*Dv]", out, q, k, v);
     DISPATCH(OP_ATTENTION,
              2.0 * (double)q->shape[0] * (double)q->shape[1] * (double)k->shape[1] *
@@ -571,28 +593,26 @@ ie_status ie_attention(ie_backend *be, ie_tensor *out, const ie_tensor *q, const
              be->ops->attention(be, out, q, k, v, heads, scale, causal));
 }
 
-ie_status ie_attention_probs(ie_backend *be, ie_tensor *probs, const ie_tensor *q,
-                             const ie_tensor *k, int heads, float scale, bool causal) {
+ie_status ie_attention_probs(ie_backend *be, ie_tensor *probs, const ie_tensor *q, const ie_tensor *k, int heads,
+                             float scale, bool causal) {
     static const char *names_[] = {"probs", "q", "k"};
     CHECK_BACKEND("attention_probs", probs, q, k);
     CHECK_NO_ALIAS("attention_probs", probs, q, k);
     ie_status s = check_qk(be, "attention_probs", q, k, heads);
     if (s) return s;
-    if (probs->ndim != 4 || !is_f32(probs) || probs->shape[0] != q->shape[0] ||
-        probs->shape[1] != heads || probs->shape[2] != q->shape[1] || probs->shape[3] != k->shape[1])
+    if (probs->ndim != 4 || !is_f32(probs) || probs->shape[0] != q->shape[0] || probs->shape[1] != heads ||
+        probs->shape[2] != q->shape[1] || probs->shape[3] != k->shape[1])
         SHAPE_ERR("attention_probs", "probs must be [B, H, Lq, Lk]", probs, q, k);
     DISPATCH(OP_ATTENTION_PROBS,
              2.0 * (double)q->shape[0] * (double)q->shape[1] * (double)k->shape[1] * (double)q->shape[2],
              be->ops->attention_probs(be, probs, q, k, heads, scale, causal));
 }
 
-ie_status ie_attention_apply(ie_backend *be, ie_tensor *out, const ie_tensor *probs,
-                             const ie_tensor *v) {
+ie_status ie_attention_apply(ie_backend *be, ie_tensor *out, const ie_tensor *probs, const ie_tensor *v) {
     static const char *names_[] = {"out", "probs", "v"};
     CHECK_BACKEND("attention_apply", out, probs, v);
     CHECK_NO_ALIAS("attention_apply", out, probs, v);
-    if (probs->ndim != 4 || v->ndim != 3 || out->ndim != 3 || !is_f32(probs) || !is_f32(v) ||
-        !is_f32(out))
+    if (probs->ndim != 4 || v->ndim != 3 || out->ndim != 3 || !is_f32(probs) || !is_f32(v) || !is_f32(out))
         SHAPE_ERR("attention_apply", "expected probs [B, H, Lq, Lk], v [B, Lk, H*Dv]", out, probs, v);
     int64_t B = probs->shape[0], H = probs->shape[1], Lq = probs->shape[2], Lk = probs->shape[3];
     if (v->shape[0] != B || v->shape[1] != Lk || v->shape[2] % H)
@@ -630,14 +650,14 @@ ie_status ie_geglu(ie_backend *be, ie_tensor *out, const ie_tensor *x) {
     CHECK_BACKEND("geglu", out, x);
     CHECK_NO_ALIAS("geglu", out, x);
     int64_t C2 = x->shape[x->ndim - 1];
-    if (!is_f32(x) || !is_f32(out) || C2 % 2 || out->ndim != x->ndim ||
-        out->shape[out->ndim - 1] != C2 / 2 || ie_tensor_numel(out) * 2 != ie_tensor_numel(x))
+    if (!is_f32(x) || !is_f32(out) || C2 % 2 || out->ndim != x->ndim || out->shape[out->ndim - 1] != C2 / 2 ||
+        ie_tensor_numel(out) * 2 != ie_tensor_numel(x))
         SHAPE_ERR("geglu", "out must be x's shape with half the last dim", out, x);
     DISPATCH(OP_GEGLU, 0, be->ops->geglu(be, out, x, ie_tensor_numel(x) / C2, C2 / 2));
 }
 
-static ie_status binary(ie_backend *be, const char *op, int code, ie_tensor *out,
-                        const ie_tensor *a, const ie_tensor *b) {
+static ie_status binary(ie_backend *be, const char *op, int code, ie_tensor *out, const ie_tensor *a,
+                        const ie_tensor *b) {
     static const char *names_[] = {"out", "a", "b"};
     CHECK_BACKEND(op, out, a, b);
     if (!is_f32(a) || !is_f32(out) || !is_weight_type(b) || !same_shape(out, a) || b->ndim > a->ndim)
@@ -662,8 +682,7 @@ ie_status ie_concat_channels(ie_backend *be, ie_tensor *out, const ie_tensor *a,
     static const char *names_[] = {"out", "a", "b"};
     CHECK_BACKEND("concat_channels", out, a, b);
     CHECK_NO_ALIAS("concat_channels", out, a, b);
-    if (a->ndim < 2 || b->ndim != a->ndim || out->ndim != a->ndim || !is_f32(a) || !is_f32(b) ||
-        !is_f32(out))
+    if (a->ndim < 2 || b->ndim != a->ndim || out->ndim != a->ndim || !is_f32(a) || !is_f32(b) || !is_f32(out))
         SHAPE_ERR("concat_channels", "expected f32 [N, C, ...] tensors of equal rank", out, a, b);
     for (int i = 0; i < a->ndim; i++) {
         if (i == 1) continue;
@@ -681,8 +700,7 @@ ie_status ie_upsample_nearest2x(ie_backend *be, ie_tensor *out, const ie_tensor 
     CHECK_BACKEND("upsample_nearest2x", out, x);
     CHECK_NO_ALIAS("upsample_nearest2x", out, x);
     if (x->ndim != 4 || out->ndim != 4 || !is_f32(x) || !is_f32(out) || out->shape[0] != x->shape[0] ||
-        out->shape[1] != x->shape[1] || out->shape[2] != 2 * x->shape[2] ||
-        out->shape[3] != 2 * x->shape[3])
+        out->shape[1] != x->shape[1] || out->shape[2] != 2 * x->shape[2] || out->shape[3] != 2 * x->shape[3])
         SHAPE_ERR("upsample_nearest2x", "out must be [N, C, 2H, 2W]", out, x);
     DISPATCH(OP_UPSAMPLE, 0, be->ops->upsample_nearest2x(be, out, x));
 }
@@ -705,14 +723,13 @@ ie_status ie_transpose(ie_backend *be, ie_tensor *out, const ie_tensor *x) {
 ie_status ie_copy(ie_backend *be, ie_tensor *out, const ie_tensor *x) {
     static const char *names_[] = {"out", "x"};
     CHECK_BACKEND("copy", out, x);
-    if (ie_tensor_numel(out) != ie_tensor_numel(x) ||
-        ((out->dtype == IE_I32) != (x->dtype == IE_I32)))
+    if (ie_tensor_numel(out) != ie_tensor_numel(x) || ((out->dtype == IE_I32) != (x->dtype == IE_I32)))
         SHAPE_ERR("copy", "same number of elements and compatible dtypes needed", out, x);
     DISPATCH(OP_COPY, 0, be->ops->copy(be, out, x));
 }
 
-ie_status ie_timestep_embedding(ie_backend *be, ie_tensor *out, const ie_tensor *t, int dim,
-                                bool flip_sin_to_cos, float shift, float max_period) {
+ie_status ie_timestep_embedding(ie_backend *be, ie_tensor *out, const ie_tensor *t, int dim, bool flip_sin_to_cos,
+                                float shift, float max_period) {
     static const char *names_[] = {"out", "t"};
     CHECK_BACKEND("timestep_embedding", out, t);
     CHECK_NO_ALIAS("timestep_embedding", out, t);

@@ -60,9 +60,9 @@ typedef struct ie_tensor {
     int ndim;
     int64_t shape[IE_MAX_DIMS]; /* outermost first; unused entries are 1 */
     /* Storage, owned by the backend. A view shares its parent's storage. */
-    void *storage;     /* backend-private allocation handle */
-    uint64_t offset;   /* byte offset of element 0 inside the storage */
-    void *host;        /* CPU backend: pointer to element 0; NULL on Vulkan */
+    void *storage;   /* backend-private allocation handle */
+    uint64_t offset; /* byte offset of element 0 inside the storage */
+    void *host;      /* CPU backend: pointer to element 0; NULL on Vulkan */
     bool is_view;
 } ie_tensor;
 
@@ -95,15 +95,15 @@ typedef struct ie_device_info {
     uint64_t max_buffer_size;
     uint64_t max_allocation_size;
     uint32_t max_shared_memory;
-    uint32_t subgroup_size;       /* the size compute shaders get (forced by INVEDIT_VK_SUBGROUP_SIZE) */
-    uint32_t min_subgroup_size;   /* the range a shader may see: VK_EXT_subgroup_size_control's */
-    uint32_t max_subgroup_size;   /* min/max, else subgroup_size */
-    bool subgroup_size_control;   /* sizes can be required per pipeline */
+    uint32_t subgroup_size;           /* the size compute shaders get (forced by INVEDIT_VK_SUBGROUP_SIZE) */
+    uint32_t min_subgroup_size;       /* the range a shader may see: VK_EXT_subgroup_size_control's */
+    uint32_t max_subgroup_size;       /* min/max, else subgroup_size */
+    bool subgroup_size_control;       /* sizes can be required per pipeline */
     uint32_t max_workgroup_subgroups; /* maxComputeWorkgroupSubgroups (0: unknown) */
     uint32_t max_workgroup_invocations;
     uint32_t max_workgroup_size[3];
-    bool fp16;    /* shaderFloat16 + storageBuffer16BitAccess */
-    bool usable;  /* has everything invedit needs (Vulkan 1.2, bufferDeviceAddress) */
+    bool fp16;   /* shaderFloat16 + storageBuffer16BitAccess */
+    bool usable; /* has everything invedit needs (Vulkan 1.2, bufferDeviceAddress) */
     char why_unusable[128];
 } ie_device_info;
 
@@ -167,8 +167,8 @@ double ie_backend_timer_end(ie_backend *be);
 typedef struct ie_op_stats {
     const char *name; /* "conv2d 1x1", "conv2d kxk", "matmul", "linear", "attention", ... */
     long calls;
-    double seconds;   /* wall clock from the op's call to its completion */
-    double flops;     /* 2 x multiply-adds of conv2d, matmul, linear and the attention
+    double seconds; /* wall clock from the op's call to its completion */
+    double flops;   /* 2 x multiply-adds of conv2d, matmul, linear and the attention
                        * products; 0 for the other ops (norms, elementwise, copies) */
 } ie_op_stats;
 
@@ -213,8 +213,8 @@ typedef struct ie_conv2d_params {
     int stride;
     int pad_top, pad_bottom, pad_left, pad_right;
 } ie_conv2d_params;
-ie_status ie_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w,
-                    const ie_tensor *b, const ie_conv2d_params *p);
+ie_status ie_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w, const ie_tensor *b,
+                    const ie_conv2d_params *p);
 /* Symmetric padding helper: ie_conv2d_params_sym(stride, pad). */
 ie_conv2d_params ie_conv2d_params_sym(int stride, int pad);
 
@@ -222,15 +222,14 @@ ie_conv2d_params ie_conv2d_params_sym(int stride, int pad);
  *   a: [B, M, K] (or [B, K, M] with trans_a); b: [B, K, N] (or [B, N, K] with
  *   trans_b); a batch size of 1 broadcasts. bias [N] or NULL. out [B, M, N].
  * 2-D operands are treated as B = 1. Only b may be f16. */
-ie_status ie_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b,
-                    const ie_tensor *bias, bool trans_a, bool trans_b);
+ie_status ie_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b, const ie_tensor *bias,
+                    bool trans_a, bool trans_b);
 
 /* torch.nn.Linear: x [..., K], w [N, K] f32|f16, b [N] or NULL -> out [..., N].
  * x's first dimension is a batch: each x[b] is computed on its own, so its
  * result does not depend on b or on the batch size (a 2-D x [B, K] is B
  * independent rows; give a big matrix as [1, M, K]). */
-ie_status ie_linear(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w,
-                    const ie_tensor *b);
+ie_status ie_linear(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w, const ie_tensor *b);
 
 /* GroupNorm over x [N, C, ...spatial] with `groups` groups, affine gamma/beta [C]
  * (either may be NULL = identity), optional fused SiLU afterwards. */
@@ -238,25 +237,24 @@ ie_status ie_group_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, int 
                         const ie_tensor *gamma, const ie_tensor *beta, bool silu);
 
 /* LayerNorm over the last dimension, affine gamma/beta [C] (NULL = identity). */
-ie_status ie_layer_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, float eps,
-                        const ie_tensor *gamma, const ie_tensor *beta);
+ie_status ie_layer_norm(ie_backend *be, ie_tensor *out, const ie_tensor *x, float eps, const ie_tensor *gamma,
+                        const ie_tensor *beta);
 
 /* Multi-head attention in the token-major layout diffusers uses:
  *   q [B, Lq, H*D], k [B, Lk, H*D], v [B, Lk, H*Dv] -> out [B, Lq, H*Dv],
  *   head h owns channels [h*D, (h+1)*D).
  *   out = softmax(q·kᵀ·scale [+ causal mask]) · v, per batch and head.
  * Fused flash-style kernel: online softmax, no Lq×Lk matrix in memory. */
-ie_status ie_attention(ie_backend *be, ie_tensor *out, const ie_tensor *q, const ie_tensor *k,
-                       const ie_tensor *v, int heads, float scale, bool causal);
+ie_status ie_attention(ie_backend *be, ie_tensor *out, const ie_tensor *q, const ie_tensor *k, const ie_tensor *v,
+                       int heads, float scale, bool causal);
 
 /* The two halves of attention, for attention control:
  *   ie_attention_probs: probs [B, H, Lq, Lk] = softmax(q·kᵀ·scale [+ causal]);
  *   ie_attention_apply: out [B, Lq, H*Dv] = probs · v.
  * A hook may read or rewrite probs between the two calls. */
-ie_status ie_attention_probs(ie_backend *be, ie_tensor *probs, const ie_tensor *q,
-                             const ie_tensor *k, int heads, float scale, bool causal);
-ie_status ie_attention_apply(ie_backend *be, ie_tensor *out, const ie_tensor *probs,
-                             const ie_tensor *v);
+ie_status ie_attention_probs(ie_backend *be, ie_tensor *probs, const ie_tensor *q, const ie_tensor *k, int heads,
+                             float scale, bool causal);
+ie_status ie_attention_apply(ie_backend *be, ie_tensor *out, const ie_tensor *probs, const ie_tensor *v);
 
 typedef enum ie_unary_op {
     IE_UNARY_SILU = 0,
@@ -297,8 +295,8 @@ ie_status ie_copy(ie_backend *be, ie_tensor *out, const ie_tensor *x);
  *   emb = [sin(t f), cos(t f)], swapped to [cos, sin] when flip_sin_to_cos.
  * t [B] f32 -> out [B, dim]. SD UNet: flip=true, shift=0, max_period=10000.
  * LCM guidance embedding: flip=false, shift=1. */
-ie_status ie_timestep_embedding(ie_backend *be, ie_tensor *out, const ie_tensor *t, int dim,
-                                bool flip_sin_to_cos, float shift, float max_period);
+ie_status ie_timestep_embedding(ie_backend *be, ie_tensor *out, const ie_tensor *t, int dim, bool flip_sin_to_cos,
+                                float shift, float max_period);
 
 /* Embedding lookup: ids [B, L] i32, table [V, D] f32|f16 -> out [B, L, D]. */
 ie_status ie_embedding(ie_backend *be, ie_tensor *out, const ie_tensor *ids, const ie_tensor *table);

@@ -17,15 +17,14 @@ VkDeviceAddress vk_tensor_addr(const ie_tensor *t) {
     return m->addr + t->offset; /* t->offset: bytes from the allocation's start */
 }
 
-ie_status vk_run(ie_backend *be, const char *shader, const uint32_t *spec, int nspec,
-                 const void *push, uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz,
-                 const vk_range *reads, int nreads, const vk_range *writes, int nwrites) {
+ie_status vk_run(ie_backend *be, const char *shader, const uint32_t *spec, int nspec, const void *push,
+                 uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz, const vk_range *reads, int nreads,
+                 const vk_range *writes, int nwrites) {
     vk_runtime *rt = vk_backend_runtime(be);
     char err[512];
     vk_kernel *k = vk_kernel_get(rt, shader, spec, nspec, err, sizeof err);
     if (!k) return ie_backend_set_error(be, IE_ERR_DEVICE, "%s", err);
-    ie_status s = vk_dispatch(rt, k, push, push_size, gx, gy, gz, reads, nreads, writes, nwrites, err,
-                              sizeof err);
+    ie_status s = vk_dispatch(rt, k, push, push_size, gx, gy, gz, reads, nreads, writes, nwrites, err, sizeof err);
     if (s) return ie_backend_set_error(be, s, "%s: %s", shader, err);
     return IE_OK;
 }

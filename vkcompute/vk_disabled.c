@@ -7,8 +7,8 @@
 
 #include <stdio.h>
 
-#define NOT_COMPILED_IN                                                                            \
-    "the Vulkan backend is not compiled in (invedit was configured with -Dvulkan=disabled, or "    \
+#define NOT_COMPILED_IN                                                                                                \
+    "the Vulkan backend is not compiled in (invedit was configured with -Dvulkan=disabled, or "                        \
     "without glslc or the Vulkan headers)"
 
 int ie_vulkan_list_devices(ie_device_info *out, int max, char *err, size_t errlen) {

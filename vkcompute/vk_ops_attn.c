@@ -34,8 +34,8 @@ typedef struct attn_cfg {
 } attn_cfg;
 
 /* uses_k: the kernel stages K tiles (flash, probs); uses_v: V tiles (flash, apply). */
-static ie_status attn_config(ie_backend *be, const char *op, uint32_t D, uint32_t DV, bool uses_k,
-                             bool uses_v, bool causal, attn_cfg *c) {
+static ie_status attn_config(ie_backend *be, const char *op, uint32_t D, uint32_t DV, bool uses_k, bool uses_v,
+                             bool causal, attn_cfg *c) {
     const ie_device_info *info = vk_runtime_info(vk_backend_runtime(be));
     uint32_t budget = info->max_shared_memory ? info->max_shared_memory : ATTN_DEFAULT_SHARED;
     if (budget > ATTN_DEFAULT_SHARED) budget = ATTN_DEFAULT_SHARED;
@@ -60,9 +60,8 @@ static ie_status attn_config(ie_backend *be, const char *op, uint32_t D, uint32_
     uint32_t BC = 32;
     while (BC > 1 && BC * 16u * (d4 + dv4) > budget) BC /= 2;
     if (BC * 16u * (d4 + dv4) > budget)
-        return ie_backend_set_error(be, IE_ERR_UNSUPPORTED,
-                                    "%s: head dims %u/%u need more shared memory than %u bytes", op, D,
-                                    DV, budget);
+        return ie_backend_set_error(be, IE_ERR_UNSUPPORTED, "%s: head dims %u/%u need more shared memory than %u bytes",
+                                    op, D, DV, budget);
     c->spec[0] = uses_k ? D : 4;
     c->spec[1] = uses_v ? DV : 4;
     c->spec[2] = T;
@@ -101,8 +100,8 @@ static bool fits_u32(const ie_tensor *t) { return (uint64_t)ie_tensor_numel(t) <
 
 #define LOG2E 1.4426950408889634
 
-ie_status vk_op_attention(ie_backend *be, ie_tensor *out, const ie_tensor *q, const ie_tensor *k,
-                          const ie_tensor *v, int heads, float scale, bool causal) {
+ie_status vk_op_attention(ie_backend *be, ie_tensor *out, const ie_tensor *q, const ie_tensor *k, const ie_tensor *v,
+                          int heads, float scale, bool causal) {
     const uint32_t B = (uint32_t)q->shape[0], Lq = (uint32_t)q->shape[1], Lk = (uint32_t)k->shape[1];
     const uint32_t HD = (uint32_t)q->shape[2], HDv = (uint32_t)v->shape[2], H = (uint32_t)heads;
     if (B == 0 || Lq == 0 || Lk == 0 || HDv == 0) return IE_OK; /* as the CPU backend */
@@ -111,14 +110,26 @@ ie_status vk_op_attention(ie_backend *be, ie_tensor *out, const ie_tensor *q, co
     attn_cfg c;
     ie_status s = attn_config(be, "attention", HD / H, HDv / H, true, true, causal, &c);
     if (s) return s;
-    attn_push pc = {vk_tensor_addr(q), vk_tensor_addr(k), vk_tensor_addr(v), vk_tensor_addr(out),
-                    B, H, Lq, Lk, HD, HD, HDv, HDv, (float)(scale * LOG2E), 0};
+    attn_push pc = {vk_tensor_addr(q),
+                    vk_tensor_addr(k),
+                    vk_tensor_addr(v),
+                    vk_tensor_addr(out),
+                    B,
+                    H,
+                    Lq,
+                    Lk,
+                    HD,
+                    HD,
+                    HDv,
+                    HDv,
+                    (float)(scale * LOG2E),
+                    0};
     vk_range r[3] = {vk_range_of(q), vk_range_of(k), vk_range_of(v)}, w = vk_range_of(out);
     return attn_launch(be, "flash_attn", &c, &pc, r, 3, &w);
 }
 
-ie_status vk_op_attention_probs(ie_backend *be, ie_tensor *probs, const ie_tensor *q,
-                                const ie_tensor *k, int heads, float scale, bool causal) {
+ie_status vk_op_attention_probs(ie_backend *be, ie_tensor *probs, const ie_tensor *q, const ie_tensor *k, int heads,
+                                float scale, bool causal) {
     const uint32_t B = (uint32_t)q->shape[0], Lq = (uint32_t)q->shape[1], Lk = (uint32_t)k->shape[1];
     const uint32_t HD = (uint32_t)q->shape[2], H = (uint32_t)heads;
     if (B == 0 || Lq == 0 || Lk == 0) return IE_OK;
@@ -127,14 +138,25 @@ ie_status vk_op_attention_probs(ie_backend *be, ie_tensor *probs, const ie_tenso
     attn_cfg c;
     ie_status s = attn_config(be, "attention_probs", HD / H, 0, true, false, causal, &c);
     if (s) return s;
-    attn_push pc = {vk_tensor_addr(q), vk_tensor_addr(k), 0, vk_tensor_addr(probs),
-                    B, H, Lq, Lk, HD, HD, 0, 0, (float)(scale * LOG2E), 0};
+    attn_push pc = {vk_tensor_addr(q),
+                    vk_tensor_addr(k),
+                    0,
+                    vk_tensor_addr(probs),
+                    B,
+                    H,
+                    Lq,
+                    Lk,
+                    HD,
+                    HD,
+                    0,
+                    0,
+                    (float)(scale * LOG2E),
+                    0};
     vk_range r[2] = {vk_range_of(q), vk_range_of(k)}, w = vk_range_of(probs);
     return attn_launch(be, "attn_probs", &c, &pc, r, 2, &w);
 }
 
-ie_status vk_op_attention_apply(ie_backend *be, ie_tensor *out, const ie_tensor *probs,
-                                const ie_tensor *v) {
+ie_status vk_op_attention_apply(ie_backend *be, ie_tensor *out, const ie_tensor *probs, const ie_tensor *v) {
     const uint32_t B = (uint32_t)probs->shape[0], H = (uint32_t)probs->shape[1];
     const uint32_t Lq = (uint32_t)probs->shape[2], Lk = (uint32_t)probs->shape[3];
     const uint32_t HDv = (uint32_t)v->shape[2];
@@ -144,8 +166,8 @@ ie_status vk_op_attention_apply(ie_backend *be, ie_tensor *out, const ie_tensor 
     attn_cfg c;
     ie_status s = attn_config(be, "attention_apply", 0, HDv / H, false, true, false, &c);
     if (s) return s;
-    attn_push pc = {vk_tensor_addr(probs), 0, vk_tensor_addr(v), vk_tensor_addr(out),
-                    B, H, Lq, Lk, 0, 0, HDv, HDv, 1.0f, 0};
+    attn_push pc = {
+        vk_tensor_addr(probs), 0, vk_tensor_addr(v), vk_tensor_addr(out), B, H, Lq, Lk, 0, 0, HDv, HDv, 1.0f, 0};
     vk_range r[2] = {vk_range_of(probs), vk_range_of(v)}, w = vk_range_of(out);
     return attn_launch(be, "attn_apply", &c, &pc, r, 2, &w);
 }

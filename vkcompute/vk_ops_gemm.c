@@ -45,13 +45,13 @@ static bool cfg_from_env(gemm_cfg *c, uint32_t max_shared, uint32_t max_threads)
     const char *s = getenv("INVEDIT_GEMM_TILE");
     if (!s || !*s) return false;
     gemm_cfg e;
-    if (sscanf(s, "%u,%u,%u,%u,%u", &e.bm, &e.bn, &e.bk, &e.tm, &e.tn) != 5 ||
-        !cfg_valid(e, max_shared, max_threads)) {
+    if (sscanf(s, "%u,%u,%u,%u,%u", &e.bm, &e.bn, &e.bk, &e.tm, &e.tn) != 5 || !cfg_valid(e, max_shared, max_threads)) {
         static bool warned = false; /* a tuning knob: say once why it is ignored */
         if (!warned)
-            fprintf(stderr, "invedit: ignoring INVEDIT_GEMM_TILE=\"%s\" (want BM,BN,BK,TM,TN with "
-                            "TM,TN multiples of 4, BM%%TM == BN%%TN == 0, NT=(BM/TM)*(BN/TN) <= %u, "
-                            "NT %% BN == 0, BM*BK and BN*BK multiples of NT, shared memory <= %u)\n",
+            fprintf(stderr,
+                    "invedit: ignoring INVEDIT_GEMM_TILE=\"%s\" (want BM,BN,BK,TM,TN with "
+                    "TM,TN multiples of 4, BM%%TM == BN%%TN == 0, NT=(BM/TM)*(BN/TN) <= %u, "
+                    "NT %% BN == 0, BM*BK and BN*BK multiples of NT, shared memory <= %u)\n",
                     s, max_threads, max_shared);
         warned = true;
         return false;
@@ -82,12 +82,9 @@ static gemm_cfg choose_cfg(ie_backend *be, uint64_t M, uint64_t N, uint64_t batc
     /* GPUs: 128x128 tiles, 8x8 per invocation, 256 invocations, 8.25 KiB of
      * shared memory; smaller tiles when that leaves too few workgroups. */
     uint64_t big = ((M + 127) / 128) * ((N + 127) / 128) * batches;
-    if (M <= 16)
-        c = (gemm_cfg){16, 128, 16, 4, 4};
-    else if (big >= 512)
-        c = (gemm_cfg){128, 128, 8, 8, 8};
-    else
-        c = (gemm_cfg){64, 64, 16, 4, 4};
+    if (M <= 16) c = (gemm_cfg){16, 128, 16, 4, 4};
+    else if (big >= 512) c = (gemm_cfg){128, 128, 8, 8, 8};
+    else c = (gemm_cfg){64, 64, 16, 4, 4};
     if (!cfg_valid(c, max_shared, max_threads)) c = (gemm_cfg){32, 32, 8, 4, 4}; /* 64 inv., 2.3 KiB */
     return c;
 }
@@ -97,8 +94,8 @@ static uint32_t bias_kind(const ie_tensor *b) { return !b ? 0u : b->dtype == IE_
 
 #define U32_LIMIT ((uint64_t)UINT32_MAX)
 
-ie_status vk_op_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w,
-                       const ie_tensor *b, const ie_conv2d_params *p) {
+ie_status vk_op_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w, const ie_tensor *b,
+                       const ie_conv2d_params *p) {
     const uint64_t N = (uint64_t)x->shape[0], Cin = (uint64_t)x->shape[1];
     const uint64_t H = (uint64_t)x->shape[2], W = (uint64_t)x->shape[3];
     const uint64_t Cout = (uint64_t)w->shape[0];
@@ -115,19 +112,28 @@ ie_status vk_op_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, const
     gemm_cfg c = choose_cfg(be, Cout, NPQ, 1);
     const uint64_t tiles_m = (Cout + c.bm - 1) / c.bm, tiles_n = (NPQ + c.bn - 1) / c.bn;
     const uint64_t tiles = tiles_m * tiles_n;
-    if (tiles > U32_LIMIT)
-        return ie_backend_set_error(be, IE_ERR_UNSUPPORTED, "conv2d: too many output tiles");
+    if (tiles > U32_LIMIT) return ie_backend_set_error(be, IE_ERR_UNSUPPORTED, "conv2d: too many output tiles");
 
-    const uint32_t spec[11] = {cfg_threads(c), c.bm, c.bn, c.bk, c.tm, c.tn,
-                               (uint32_t)KH, (uint32_t)KW, (uint32_t)p->stride,
-                               (uint32_t)p->pad_top, (uint32_t)p->pad_left};
+    const uint32_t spec[11] = {cfg_threads(c),
+                               c.bm,
+                               c.bn,
+                               c.bk,
+                               c.tm,
+                               c.tn,
+                               (uint32_t)KH,
+                               (uint32_t)KW,
+                               (uint32_t)p->stride,
+                               (uint32_t)p->pad_top,
+                               (uint32_t)p->pad_left};
     struct {
         VkDeviceAddress x, w, bias, out;
         uint32_t Cin, H, W, Cout, OH, OW, K, NPQ, tiles_n, tiles, has_bias;
     } pc = {
-        vk_tensor_addr(x), vk_tensor_addr(w), b ? vk_tensor_addr(b) : 0, vk_tensor_addr(out),
-        (uint32_t)Cin, (uint32_t)H, (uint32_t)W, (uint32_t)Cout, (uint32_t)OH, (uint32_t)OW,
-        (uint32_t)K, (uint32_t)NPQ, (uint32_t)tiles_n, (uint32_t)tiles, bias_kind(b),
+        vk_tensor_addr(x),   vk_tensor_addr(w), b ? vk_tensor_addr(b) : 0,
+        vk_tensor_addr(out), (uint32_t)Cin,     (uint32_t)H,
+        (uint32_t)W,         (uint32_t)Cout,    (uint32_t)OH,
+        (uint32_t)OW,        (uint32_t)K,       (uint32_t)NPQ,
+        (uint32_t)tiles_n,   (uint32_t)tiles,   bias_kind(b),
     };
     _Static_assert(sizeof pc <= 128, "push constants");
 
@@ -141,9 +147,9 @@ ie_status vk_op_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, const
     return vk_run(be, shader, spec, 11, &pc, sizeof pc, gx, gy, 1, reads, nreads, &wr, 1);
 }
 
-ie_status vk_op_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b,
-                       const ie_tensor *bias, bool trans_a, bool trans_b, int64_t B, int64_t M,
-                       int64_t N, int64_t K, bool a_batched, bool b_batched) {
+ie_status vk_op_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, const ie_tensor *b, const ie_tensor *bias,
+                       bool trans_a, bool trans_b, int64_t B, int64_t M, int64_t N, int64_t K, bool a_batched,
+                       bool b_batched) {
     if (B <= 0 || M <= 0 || N <= 0) return IE_OK;
     const uint64_t sa = a_batched ? (uint64_t)M * (uint64_t)K : 0;
     const uint64_t sb = b_batched ? (uint64_t)N * (uint64_t)K : 0;
@@ -157,18 +163,25 @@ ie_status vk_op_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, const
     const uint64_t tiles_m = ((uint64_t)M + c.bm - 1) / c.bm;
     const uint64_t tiles_n = ((uint64_t)N + c.bn - 1) / c.bn;
     const uint64_t tiles = tiles_m * tiles_n;
-    if (tiles > U32_LIMIT)
-        return ie_backend_set_error(be, IE_ERR_UNSUPPORTED, "matmul: too many output tiles");
+    if (tiles > U32_LIMIT) return ie_backend_set_error(be, IE_ERR_UNSUPPORTED, "matmul: too many output tiles");
 
-    const uint32_t spec[8] = {cfg_threads(c), c.bm, c.bn, c.bk, c.tm, c.tn, trans_a ? 1u : 0u,
-                              trans_b ? 1u : 0u};
+    const uint32_t spec[8] = {cfg_threads(c), c.bm, c.bn, c.bk, c.tm, c.tn, trans_a ? 1u : 0u, trans_b ? 1u : 0u};
     struct {
         VkDeviceAddress a, b, bias, out;
         uint32_t M, N, K, sa, sb, tiles_n, tiles, has_bias;
     } pc = {
-        0, 0, bias ? vk_tensor_addr(bias) : 0, 0,
-        (uint32_t)M, (uint32_t)N, (uint32_t)K, (uint32_t)sa, (uint32_t)sb,
-        (uint32_t)tiles_n, (uint32_t)tiles, bias_kind(bias),
+        0,
+        0,
+        bias ? vk_tensor_addr(bias) : 0,
+        0,
+        (uint32_t)M,
+        (uint32_t)N,
+        (uint32_t)K,
+        (uint32_t)sa,
+        (uint32_t)sb,
+        (uint32_t)tiles_n,
+        (uint32_t)tiles,
+        bias_kind(bias),
     };
     _Static_assert(sizeof pc <= 128, "push constants");
 
@@ -190,8 +203,7 @@ ie_status vk_op_matmul(ie_backend *be, ie_tensor *out, const ie_tensor *a, const
         pc.a = vk_tensor_addr(a) + z0 * sa * 4;
         pc.b = vk_tensor_addr(b) + z0 * sb * bsize;
         pc.out = vk_tensor_addr(out) + z0 * sc * 4;
-        ie_status st = vk_run(be, shader, spec, 8, &pc, sizeof pc, gx, gy, (uint32_t)nz, reads,
-                              nreads, &wr, 1);
+        ie_status st = vk_run(be, shader, spec, 8, &pc, sizeof pc, gx, gy, (uint32_t)nz, reads, nreads, &wr, 1);
         if (st != IE_OK) return st;
     }
     return IE_OK;

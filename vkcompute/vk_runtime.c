@@ -18,61 +18,61 @@
 
 /* --- function tables --------------------------------------------------------- */
 
-#define VK_GLOBAL_FUNCS(X)                                                                \
-    X(vkCreateInstance)                                                                   \
+#define VK_GLOBAL_FUNCS(X)                                                                                             \
+    X(vkCreateInstance)                                                                                                \
     X(vkEnumerateInstanceVersion)
 
-#define VK_INSTANCE_FUNCS(X)                                                              \
-    X(vkDestroyInstance)                                                                  \
-    X(vkEnumeratePhysicalDevices)                                                         \
-    X(vkGetPhysicalDeviceProperties)                                                      \
-    X(vkGetPhysicalDeviceProperties2)                                                     \
-    X(vkGetPhysicalDeviceFeatures2)                                                       \
-    X(vkGetPhysicalDeviceMemoryProperties)                                                \
-    X(vkGetPhysicalDeviceQueueFamilyProperties)                                           \
-    X(vkEnumerateDeviceExtensionProperties)                                               \
-    X(vkCreateDevice)                                                                     \
+#define VK_INSTANCE_FUNCS(X)                                                                                           \
+    X(vkDestroyInstance)                                                                                               \
+    X(vkEnumeratePhysicalDevices)                                                                                      \
+    X(vkGetPhysicalDeviceProperties)                                                                                   \
+    X(vkGetPhysicalDeviceProperties2)                                                                                  \
+    X(vkGetPhysicalDeviceFeatures2)                                                                                    \
+    X(vkGetPhysicalDeviceMemoryProperties)                                                                             \
+    X(vkGetPhysicalDeviceQueueFamilyProperties)                                                                        \
+    X(vkEnumerateDeviceExtensionProperties)                                                                            \
+    X(vkCreateDevice)                                                                                                  \
     X(vkGetDeviceProcAddr)
 
-#define VK_DEVICE_FUNCS(X)                                                                \
-    X(vkDestroyDevice)                                                                    \
-    X(vkGetDeviceQueue)                                                                   \
-    X(vkCreateBuffer)                                                                     \
-    X(vkDestroyBuffer)                                                                    \
-    X(vkGetBufferMemoryRequirements)                                                      \
-    X(vkAllocateMemory)                                                                   \
-    X(vkFreeMemory)                                                                       \
-    X(vkBindBufferMemory)                                                                 \
-    X(vkMapMemory)                                                                        \
-    X(vkUnmapMemory)                                                                      \
-    X(vkGetBufferDeviceAddress)                                                           \
-    X(vkCreateShaderModule)                                                               \
-    X(vkDestroyShaderModule)                                                              \
-    X(vkCreatePipelineLayout)                                                             \
-    X(vkDestroyPipelineLayout)                                                            \
-    X(vkCreateComputePipelines)                                                           \
-    X(vkDestroyPipeline)                                                                  \
-    X(vkCreateCommandPool)                                                                \
-    X(vkDestroyCommandPool)                                                               \
-    X(vkAllocateCommandBuffers)                                                           \
-    X(vkBeginCommandBuffer)                                                               \
-    X(vkEndCommandBuffer)                                                                 \
-    X(vkResetCommandBuffer)                                                               \
-    X(vkCmdBindPipeline)                                                                  \
-    X(vkCmdPushConstants)                                                                 \
-    X(vkCmdDispatch)                                                                      \
-    X(vkCmdPipelineBarrier)                                                               \
-    X(vkCmdCopyBuffer)                                                                    \
-    X(vkCmdWriteTimestamp)                                                                \
-    X(vkCmdResetQueryPool)                                                                \
-    X(vkCreateQueryPool)                                                                  \
-    X(vkDestroyQueryPool)                                                                 \
-    X(vkGetQueryPoolResults)                                                              \
-    X(vkQueueSubmit)                                                                      \
-    X(vkCreateFence)                                                                      \
-    X(vkDestroyFence)                                                                     \
-    X(vkWaitForFences)                                                                    \
-    X(vkResetFences)                                                                      \
+#define VK_DEVICE_FUNCS(X)                                                                                             \
+    X(vkDestroyDevice)                                                                                                 \
+    X(vkGetDeviceQueue)                                                                                                \
+    X(vkCreateBuffer)                                                                                                  \
+    X(vkDestroyBuffer)                                                                                                 \
+    X(vkGetBufferMemoryRequirements)                                                                                   \
+    X(vkAllocateMemory)                                                                                                \
+    X(vkFreeMemory)                                                                                                    \
+    X(vkBindBufferMemory)                                                                                              \
+    X(vkMapMemory)                                                                                                     \
+    X(vkUnmapMemory)                                                                                                   \
+    X(vkGetBufferDeviceAddress)                                                                                        \
+    X(vkCreateShaderModule)                                                                                            \
+    X(vkDestroyShaderModule)                                                                                           \
+    X(vkCreatePipelineLayout)                                                                                          \
+    X(vkDestroyPipelineLayout)                                                                                         \
+    X(vkCreateComputePipelines)                                                                                        \
+    X(vkDestroyPipeline)                                                                                               \
+    X(vkCreateCommandPool)                                                                                             \
+    X(vkDestroyCommandPool)                                                                                            \
+    X(vkAllocateCommandBuffers)                                                                                        \
+    X(vkBeginCommandBuffer)                                                                                            \
+    X(vkEndCommandBuffer)                                                                                              \
+    X(vkResetCommandBuffer)                                                                                            \
+    X(vkCmdBindPipeline)                                                                                               \
+    X(vkCmdPushConstants)                                                                                              \
+    X(vkCmdDispatch)                                                                                                   \
+    X(vkCmdPipelineBarrier)                                                                                            \
+    X(vkCmdCopyBuffer)                                                                                                 \
+    X(vkCmdWriteTimestamp)                                                                                             \
+    X(vkCmdResetQueryPool)                                                                                             \
+    X(vkCreateQueryPool)                                                                                               \
+    X(vkDestroyQueryPool)                                                                                              \
+    X(vkGetQueryPoolResults)                                                                                           \
+    X(vkQueueSubmit)                                                                                                   \
+    X(vkCreateFence)                                                                                                   \
+    X(vkDestroyFence)                                                                                                  \
+    X(vkWaitForFences)                                                                                                 \
+    X(vkResetFences)                                                                                                   \
     X(vkDeviceWaitIdle)
 
 #define DECLARE_PFN(name) PFN_##name name;
@@ -91,42 +91,40 @@ static void loader_open(void) {
     const char *names[] = {"libvulkan.so.1", "libvulkan.so"};
     for (size_t i = 0; i < 2 && !loader_handle; i++) loader_handle = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
     if (!loader_handle) {
-        snprintf(loader_error, sizeof loader_error,
-                 "the Vulkan loader (libvulkan.so.1) is not installed");
+        snprintf(loader_error, sizeof loader_error, "the Vulkan loader (libvulkan.so.1) is not installed");
         return;
     }
     loader_gipa = (PFN_vkGetInstanceProcAddr)dlsym(loader_handle, "vkGetInstanceProcAddr");
-    if (!loader_gipa)
-        snprintf(loader_error, sizeof loader_error, "libvulkan.so.1 has no vkGetInstanceProcAddr");
+    if (!loader_gipa) snprintf(loader_error, sizeof loader_error, "libvulkan.so.1 has no vkGetInstanceProcAddr");
 }
 
 static const char *vk_result_str(VkResult r) {
     switch (r) {
-    case VK_SUCCESS: return "VK_SUCCESS";
-    case VK_NOT_READY: return "VK_NOT_READY";
-    case VK_TIMEOUT: return "VK_TIMEOUT";
-    case VK_ERROR_OUT_OF_HOST_MEMORY: return "VK_ERROR_OUT_OF_HOST_MEMORY";
-    case VK_ERROR_OUT_OF_DEVICE_MEMORY: return "VK_ERROR_OUT_OF_DEVICE_MEMORY";
-    case VK_ERROR_INITIALIZATION_FAILED: return "VK_ERROR_INITIALIZATION_FAILED";
-    case VK_ERROR_DEVICE_LOST: return "VK_ERROR_DEVICE_LOST";
-    case VK_ERROR_MEMORY_MAP_FAILED: return "VK_ERROR_MEMORY_MAP_FAILED";
-    case VK_ERROR_LAYER_NOT_PRESENT: return "VK_ERROR_LAYER_NOT_PRESENT";
-    case VK_ERROR_EXTENSION_NOT_PRESENT: return "VK_ERROR_EXTENSION_NOT_PRESENT";
-    case VK_ERROR_FEATURE_NOT_PRESENT: return "VK_ERROR_FEATURE_NOT_PRESENT";
-    case VK_ERROR_INCOMPATIBLE_DRIVER: return "VK_ERROR_INCOMPATIBLE_DRIVER (no Vulkan driver installed?)";
-    case VK_ERROR_TOO_MANY_OBJECTS: return "VK_ERROR_TOO_MANY_OBJECTS";
-    case VK_ERROR_OUT_OF_POOL_MEMORY: return "VK_ERROR_OUT_OF_POOL_MEMORY";
-    case VK_ERROR_INVALID_SHADER_NV: return "VK_ERROR_INVALID_SHADER_NV";
-    default: return "VkResult error";
+        case VK_SUCCESS: return "VK_SUCCESS";
+        case VK_NOT_READY: return "VK_NOT_READY";
+        case VK_TIMEOUT: return "VK_TIMEOUT";
+        case VK_ERROR_OUT_OF_HOST_MEMORY: return "VK_ERROR_OUT_OF_HOST_MEMORY";
+        case VK_ERROR_OUT_OF_DEVICE_MEMORY: return "VK_ERROR_OUT_OF_DEVICE_MEMORY";
+        case VK_ERROR_INITIALIZATION_FAILED: return "VK_ERROR_INITIALIZATION_FAILED";
+        case VK_ERROR_DEVICE_LOST: return "VK_ERROR_DEVICE_LOST";
+        case VK_ERROR_MEMORY_MAP_FAILED: return "VK_ERROR_MEMORY_MAP_FAILED";
+        case VK_ERROR_LAYER_NOT_PRESENT: return "VK_ERROR_LAYER_NOT_PRESENT";
+        case VK_ERROR_EXTENSION_NOT_PRESENT: return "VK_ERROR_EXTENSION_NOT_PRESENT";
+        case VK_ERROR_FEATURE_NOT_PRESENT: return "VK_ERROR_FEATURE_NOT_PRESENT";
+        case VK_ERROR_INCOMPATIBLE_DRIVER: return "VK_ERROR_INCOMPATIBLE_DRIVER (no Vulkan driver installed?)";
+        case VK_ERROR_TOO_MANY_OBJECTS: return "VK_ERROR_TOO_MANY_OBJECTS";
+        case VK_ERROR_OUT_OF_POOL_MEMORY: return "VK_ERROR_OUT_OF_POOL_MEMORY";
+        case VK_ERROR_INVALID_SHADER_NV: return "VK_ERROR_INVALID_SHADER_NV";
+        default: return "VkResult error";
     }
 }
 
 static ie_status status_of(VkResult r) {
     switch (r) {
-    case VK_ERROR_OUT_OF_HOST_MEMORY:
-    case VK_ERROR_OUT_OF_DEVICE_MEMORY:
-    case VK_ERROR_OUT_OF_POOL_MEMORY: return IE_ERR_NOMEM;
-    default: return IE_ERR_DEVICE;
+        case VK_ERROR_OUT_OF_HOST_MEMORY:
+        case VK_ERROR_OUT_OF_DEVICE_MEMORY:
+        case VK_ERROR_OUT_OF_POOL_MEMORY: return IE_ERR_NOMEM;
+        default: return IE_ERR_DEVICE;
     }
 }
 
@@ -152,8 +150,8 @@ static ie_status instance_create(vk_instance *vi, char *err, size_t errlen) {
     uint32_t version = VK_API_VERSION_1_0;
     if (vi->fn.vkEnumerateInstanceVersion) vi->fn.vkEnumerateInstanceVersion(&version);
     if (version < VK_API_VERSION_1_2) {
-        SET_ERR("the Vulkan loader supports only API %u.%u; invedit needs 1.2",
-                VK_API_VERSION_MAJOR(version), VK_API_VERSION_MINOR(version));
+        SET_ERR("the Vulkan loader supports only API %u.%u; invedit needs 1.2", VK_API_VERSION_MAJOR(version),
+                VK_API_VERSION_MINOR(version));
         return IE_ERR_NODEVICE;
     }
     VkApplicationInfo app = {
@@ -195,11 +193,11 @@ static void instance_destroy(vk_instance *vi) {
 
 static ie_device_type device_type_of(VkPhysicalDeviceType t) {
     switch (t) {
-    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return IE_DEVICE_DISCRETE;
-    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return IE_DEVICE_INTEGRATED;
-    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return IE_DEVICE_VIRTUAL;
-    case VK_PHYSICAL_DEVICE_TYPE_CPU: return IE_DEVICE_CPU;
-    default: return IE_DEVICE_OTHER;
+        case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return IE_DEVICE_DISCRETE;
+        case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return IE_DEVICE_INTEGRATED;
+        case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return IE_DEVICE_VIRTUAL;
+        case VK_PHYSICAL_DEVICE_TYPE_CPU: return IE_DEVICE_CPU;
+        default: return IE_DEVICE_OTHER;
     }
 }
 
@@ -246,8 +244,7 @@ static void query_caps(const vk_instance *vi, VkPhysicalDevice pd, device_caps *
         c->f12.pNext = &c->fssc;
     }
     if (v12) {
-        VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
-                                          .pNext = &c->p11};
+        VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &c->p11};
         vi->fn.vkGetPhysicalDeviceProperties2(pd, &p2);
         c->f12.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES;
         c->f11.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES;
@@ -296,8 +293,7 @@ static void fill_info(const device_caps *c, int index, ie_device_info *d) {
     else if (c->props.limits.maxPushConstantsSize < 128) why = "push constants under 128 bytes";
     /* the elementwise and norm shaders use workgroups of 256 x 1 x 1 and the
      * transpose 32 x 8; GEMM tiles and attention adapt to the limits below */
-    else if (d->max_workgroup_invocations < 256 || d->max_workgroup_size[0] < 256 ||
-             d->max_workgroup_size[1] < 8)
+    else if (d->max_workgroup_invocations < 256 || d->max_workgroup_size[0] < 256 || d->max_workgroup_size[1] < 8)
         why = "compute workgroups of 256 invocations not supported";
     else if (d->max_shared_memory < 16384) why = "under 16 KiB of compute shared memory";
     if (why) {
@@ -331,8 +327,8 @@ int ie_vulkan_list_devices(ie_device_info *out, int max, char *err, size_t errle
 /* --- runtime state ------------------------------------------------------------- */
 
 #define MAX_BLOCKS 256
-#define MAX_PENDING 64       /* ranges tracked between barriers */
-#define RING 3               /* command buffers in flight */
+#define MAX_PENDING 64 /* ranges tracked between barriers */
+#define RING 3         /* command buffers in flight */
 #define DISPATCHES_PER_SUBMIT 128
 #define MEM_ALIGN 256
 
@@ -380,18 +376,18 @@ struct vk_runtime {
     pthread_mutex_t lock;
 
     VkPipelineLayout layout;
-    GHashTable *modules;   /* shader name -> VkShaderModule */
-    GHashTable *kernels;   /* "name|spec..." -> vk_kernel* */
+    GHashTable *modules; /* shader name -> VkShaderModule */
+    GHashTable *kernels; /* "name|spec..." -> vk_kernel* */
 
     VkCommandPool pool;
     cmd_slot ring[RING];
-    int cur;               /* slot being recorded, or -1 */
+    int cur; /* slot being recorded, or -1 */
     int next;
     int dispatches;
     VkPipeline bound;
     vk_range pend_w[MAX_PENDING], pend_r[MAX_PENDING];
     int npend_w, npend_r;
-    ie_status deferred;    /* first error from a submit, reported by sync */
+    ie_status deferred; /* first error from a submit, reported by sync */
     char deferred_msg[256];
 
     /* staging for devices whose memory isn't host-visible */
@@ -406,12 +402,10 @@ struct vk_runtime {
 };
 
 const ie_device_info *vk_runtime_info(const vk_runtime *rt) { return &rt->info; }
-uint32_t vk_runtime_max_groups(const vk_runtime *rt) {
-    return rt->caps.props.limits.maxComputeWorkGroupCount[0];
-}
+uint32_t vk_runtime_max_groups(const vk_runtime *rt) { return rt->caps.props.limits.maxComputeWorkGroupCount[0]; }
 
-static int find_memory_type(const VkPhysicalDeviceMemoryProperties *mp, uint32_t bits,
-                            VkMemoryPropertyFlags want, VkMemoryPropertyFlags avoid) {
+static int find_memory_type(const VkPhysicalDeviceMemoryProperties *mp, uint32_t bits, VkMemoryPropertyFlags want,
+                            VkMemoryPropertyFlags avoid) {
     for (uint32_t i = 0; i < mp->memoryTypeCount; i++)
         if ((bits & (1u << i)) && (mp->memoryTypes[i].propertyFlags & want) == want &&
             !(mp->memoryTypes[i].propertyFlags & avoid))
@@ -426,8 +420,8 @@ static double now_seconds(void) {
 }
 
 /* Creates a buffer + memory of `size` bytes with a device address. */
-static VkResult make_buffer(vk_runtime *rt, uint64_t size, uint32_t mem_type, bool map,
-                            VkBuffer *buf, VkDeviceMemory *mem, VkDeviceAddress *addr, void **ptr) {
+static VkResult make_buffer(vk_runtime *rt, uint64_t size, uint32_t mem_type, bool map, VkBuffer *buf,
+                            VkDeviceMemory *mem, VkDeviceAddress *addr, void **ptr) {
     vk_fns *f = &rt->vi.fn;
     VkBufferCreateInfo bci = {
         .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
@@ -496,7 +490,8 @@ static ie_status pick_device(vk_runtime *rt, int index, char *err, size_t errlen
         index = ie_vulkan_preferred_device(infos, (int)n, false);
         if (index < 0) {
             SET_ERR("none of the %u Vulkan devices has what invedit needs (Vulkan 1.2, "
-                    "bufferDeviceAddress, 16-bit storage)", n);
+                    "bufferDeviceAddress, 16-bit storage)",
+                    n);
             return IE_ERR_NODEVICE;
         }
     }
@@ -533,8 +528,7 @@ static ie_status pick_queue_family(vk_runtime *rt, bool *timestamps, char *err, 
         SET_ERR("Vulkan device %s has no compute queue", rt->info.name);
         return IE_ERR_NODEVICE;
     }
-    *timestamps = qf[rt->queue_family].timestampValidBits > 0 &&
-                  rt->caps.props.limits.timestampComputeAndGraphics;
+    *timestamps = qf[rt->queue_family].timestampValidBits > 0 && rt->caps.props.limits.timestampComputeAndGraphics;
     return IE_OK;
 }
 
@@ -550,14 +544,13 @@ static ie_status apply_subgroup_override(vk_runtime *rt, char *err, size_t errle
     if (*end || v == 0 || (v & (v - 1)) || !d->subgroup_size_control || v < d->min_subgroup_size ||
         v > d->max_subgroup_size) {
         SET_ERR("INVEDIT_VK_SUBGROUP_SIZE=%s: %s offers %s subgroup sizes %u..%u", sg_env, d->name,
-                d->subgroup_size_control ? "required" : "no required", d->min_subgroup_size,
-                d->max_subgroup_size);
+                d->subgroup_size_control ? "required" : "no required", d->min_subgroup_size, d->max_subgroup_size);
         return IE_ERR_NODEVICE;
     }
     if (256 > (uint64_t)v * d->max_workgroup_subgroups) { /* the 256-wide shaders */
         SET_ERR("INVEDIT_VK_SUBGROUP_SIZE=%s: a 256-invocation workgroup would need %lu subgroups, over "
-                "%s's maxComputeWorkgroupSubgroups (%u)", sg_env, 256 / v, d->name,
-                d->max_workgroup_subgroups);
+                "%s's maxComputeWorkgroupSubgroups (%u)",
+                sg_env, 256 / v, d->name, d->max_workgroup_subgroups);
         return IE_ERR_NODEVICE;
     }
     rt->required_subgroup = (uint32_t)v;
@@ -621,10 +614,8 @@ static ie_status choose_memory_type(vk_runtime *rt, char *err, size_t errlen) {
     VkBuffer probe;
     VkBufferCreateInfo bci = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
                               .size = 4096,
-                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
-                                       VK_BUFFER_USAGE_SHADER_DEVICE_ADDRESS_BIT |
-                                       VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                                       VK_BUFFER_USAGE_TRANSFER_DST_BIT};
+                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_SHADER_DEVICE_ADDRESS_BIT |
+                                       VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT};
     if (f->vkCreateBuffer(rt->device, &bci, NULL, &probe) != VK_SUCCESS) {
         SET_ERR("vkCreateBuffer failed on %s", rt->info.name);
         return IE_ERR_DEVICE;
@@ -702,9 +693,8 @@ static ie_status create_command_ring(vk_runtime *rt, bool timestamps, char *err,
         }
     }
     if (timestamps) {
-        VkQueryPoolCreateInfo qpci = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
-                                      .queryType = VK_QUERY_TYPE_TIMESTAMP,
-                                      .queryCount = 2};
+        VkQueryPoolCreateInfo qpci = {
+            .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO, .queryType = VK_QUERY_TYPE_TIMESTAMP, .queryCount = 2};
         if (f->vkCreateQueryPool(rt->device, &qpci, NULL, &rt->queries) != VK_SUCCESS)
             rt->queries = VK_NULL_HANDLE; /* the timer falls back to the wall clock */
     }
@@ -747,8 +737,7 @@ static void wait_slot(vk_runtime *rt, int i) {
     VkResult r = f->vkWaitForFences(rt->device, 1, &rt->ring[i].fence, VK_TRUE, UINT64_MAX);
     if (r != VK_SUCCESS && rt->deferred == IE_OK) {
         rt->deferred = status_of(r);
-        snprintf(rt->deferred_msg, sizeof rt->deferred_msg, "waiting for the GPU failed: %s",
-                 vk_result_str(r));
+        snprintf(rt->deferred_msg, sizeof rt->deferred_msg, "waiting for the GPU failed: %s", vk_result_str(r));
     }
     f->vkResetFences(rt->device, 1, &rt->ring[i].fence);
     rt->ring[i].in_flight = false;
@@ -780,8 +769,7 @@ void vk_runtime_destroy(vk_runtime *rt) {
             GHashTableIter it;
             gpointer k, v;
             g_hash_table_iter_init(&it, rt->modules);
-            while (g_hash_table_iter_next(&it, &k, &v))
-                f->vkDestroyShaderModule(rt->device, (VkShaderModule)v, NULL);
+            while (g_hash_table_iter_next(&it, &k, &v)) f->vkDestroyShaderModule(rt->device, (VkShaderModule)v, NULL);
             g_hash_table_destroy(rt->modules);
         }
         if (rt->layout) f->vkDestroyPipelineLayout(rt->device, rt->layout, NULL);
@@ -851,8 +839,7 @@ static bool block_give(mem_block *b, uint64_t offset, uint64_t size) {
     return true;
 }
 
-static ie_status block_new(vk_runtime *rt, uint64_t size, bool dedicated, int *index, char *err,
-                           size_t errlen) {
+static ie_status block_new(vk_runtime *rt, uint64_t size, bool dedicated, int *index, char *err, size_t errlen) {
     int slot = -1;
     for (int i = 0; i < MAX_BLOCKS; i++)
         if (!rt->blocks[i].buffer) {
@@ -865,12 +852,11 @@ static ie_status block_new(vk_runtime *rt, uint64_t size, bool dedicated, int *i
     }
     mem_block *b = &rt->blocks[slot];
     memset(b, 0, sizeof *b);
-    VkResult r = make_buffer(rt, size, rt->mem_type, rt->mappable, &b->buffer, &b->memory, &b->addr,
-                             &b->mapped);
+    VkResult r = make_buffer(rt, size, rt->mem_type, rt->mappable, &b->buffer, &b->memory, &b->addr, &b->mapped);
     if (r != VK_SUCCESS) {
         memset(b, 0, sizeof *b);
-        SET_ERR("allocating %.1f MiB of device memory on %s failed: %s", (double)size / 1048576.0,
-                rt->info.name, vk_result_str(r));
+        SET_ERR("allocating %.1f MiB of device memory on %s failed: %s", (double)size / 1048576.0, rt->info.name,
+                vk_result_str(r));
         return status_of(r) == IE_ERR_NOMEM ? IE_ERR_NOMEM : IE_ERR_DEVICE;
     }
     b->size = size;
@@ -894,16 +880,15 @@ ie_status vk_mem_alloc(vk_runtime *rt, uint64_t size, vk_mem *out, char *err, si
     if (asize > rt->block_limit) {
         uint64_t max = rt->info.max_allocation_size;
         if (max && asize > max) {
-            SET_ERR("a tensor of %.1f MiB exceeds %s's largest buffer (%.1f MiB)",
-                    (double)size / 1048576.0, rt->info.name, (double)max / 1048576.0);
+            SET_ERR("a tensor of %.1f MiB exceeds %s's largest buffer (%.1f MiB)", (double)size / 1048576.0,
+                    rt->info.name, (double)max / 1048576.0);
             s = IE_ERR_NOMEM;
         } else {
             s = block_new(rt, asize, true, &bi, err, errlen);
         }
     } else {
         for (int i = 0; i < MAX_BLOCKS && bi < 0; i++)
-            if (rt->blocks[i].buffer && !rt->blocks[i].dedicated && block_take(&rt->blocks[i], asize, &offset))
-                bi = i;
+            if (rt->blocks[i].buffer && !rt->blocks[i].dedicated && block_take(&rt->blocks[i], asize, &offset)) bi = i;
         if (bi < 0) {
             uint64_t bs = rt->next_block_size;
             while (bs < asize) bs *= 2;
@@ -989,8 +974,7 @@ static ie_status submit(vk_runtime *rt, char *err, size_t errlen) {
     rt->cur = -1;
     VkResult r = rt->vi.fn.vkEndCommandBuffer(s->cb);
     if (r == VK_SUCCESS) {
-        VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1,
-                           .pCommandBuffers = &s->cb};
+        VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &s->cb};
         r = rt->vi.fn.vkQueueSubmit(rt->queue, 1, &si, s->fence);
     }
     if (r != VK_SUCCESS) {
@@ -1027,10 +1011,9 @@ static void barrier(vk_runtime *rt) {
                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
                           .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
                                            VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
-    rt->vi.fn.vkCmdPipelineBarrier(rt->ring[rt->cur].cb,
-                                   VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                                   VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                                   0, 1, &mb, 0, NULL, 0, NULL);
+    rt->vi.fn.vkCmdPipelineBarrier(
+        rt->ring[rt->cur].cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
     rt->npend_w = rt->npend_r = 0;
 }
 
@@ -1040,8 +1023,7 @@ static void track(vk_runtime *rt, const vk_range *reads, int nreads, const vk_ra
     bool hazard = rt->npend_w + nwrites > MAX_PENDING || rt->npend_r + nreads > MAX_PENDING;
     for (int i = 0; i < nreads && !hazard; i++) hazard = any_overlap(rt->pend_w, rt->npend_w, &reads[i]);
     for (int i = 0; i < nwrites && !hazard; i++)
-        hazard = any_overlap(rt->pend_w, rt->npend_w, &writes[i]) ||
-                 any_overlap(rt->pend_r, rt->npend_r, &writes[i]);
+        hazard = any_overlap(rt->pend_w, rt->npend_w, &writes[i]) || any_overlap(rt->pend_r, rt->npend_r, &writes[i]);
     if (hazard) barrier(rt);
     for (int i = 0; i < nreads; i++) rt->pend_r[rt->npend_r++] = reads[i];
     for (int i = 0; i < nwrites; i++) rt->pend_w[rt->npend_w++] = writes[i];
@@ -1055,8 +1037,8 @@ static const vk_shader_blob *find_blob(const char *name) {
     return NULL;
 }
 
-vk_kernel *vk_kernel_get(vk_runtime *rt, const char *shader, const uint32_t *spec, int nspec,
-                         char *err, size_t errlen) {
+vk_kernel *vk_kernel_get(vk_runtime *rt, const char *shader, const uint32_t *spec, int nspec, char *err,
+                         size_t errlen) {
     char key[256];
     size_t off = (size_t)snprintf(key, sizeof key, "%s", shader);
     for (int i = 0; i < nspec && off < sizeof key; i++)
@@ -1076,9 +1058,8 @@ vk_kernel *vk_kernel_get(vk_runtime *rt, const char *shader, const uint32_t *spe
             pthread_mutex_unlock(&rt->lock);
             return NULL;
         }
-        VkShaderModuleCreateInfo smci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
-                                         .codeSize = blob->size_bytes,
-                                         .pCode = blob->code};
+        VkShaderModuleCreateInfo smci = {
+            .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = blob->size_bytes, .pCode = blob->code};
         VkResult r = f->vkCreateShaderModule(rt->device, &smci, NULL, &mod);
         if (r != VK_SUCCESS) {
             SET_ERR("shader '%s': vkCreateShaderModule failed: %s", shader, vk_result_str(r));
@@ -1096,8 +1077,8 @@ vk_kernel *vk_kernel_get(vk_runtime *rt, const char *shader, const uint32_t *spe
         entries[i].offset = (uint32_t)(i * 4);
         entries[i].size = 4;
     }
-    VkSpecializationInfo si = {.mapEntryCount = (uint32_t)nspec, .pMapEntries = entries,
-                               .dataSize = (size_t)nspec * 4, .pData = spec};
+    VkSpecializationInfo si = {
+        .mapEntryCount = (uint32_t)nspec, .pMapEntries = entries, .dataSize = (size_t)nspec * 4, .pData = spec};
     VkPipelineShaderStageRequiredSubgroupSizeCreateInfoEXT rss = {
         .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO_EXT,
         .requiredSubgroupSize = rt->required_subgroup,
@@ -1132,9 +1113,9 @@ vk_kernel *vk_kernel_get(vk_runtime *rt, const char *shader, const uint32_t *spe
     return k;
 }
 
-ie_status vk_dispatch(vk_runtime *rt, vk_kernel *k, const void *push, uint32_t push_size,
-                      uint32_t gx, uint32_t gy, uint32_t gz, const vk_range *reads, int nreads,
-                      const vk_range *writes, int nwrites, char *err, size_t errlen) {
+ie_status vk_dispatch(vk_runtime *rt, vk_kernel *k, const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
+                      uint32_t gz, const vk_range *reads, int nreads, const vk_range *writes, int nwrites, char *err,
+                      size_t errlen) {
     const uint32_t *lim = rt->caps.props.limits.maxComputeWorkGroupCount;
     if (push_size > 128) {
         SET_ERR("push constants of %u bytes exceed 128", push_size);
@@ -1142,8 +1123,8 @@ ie_status vk_dispatch(vk_runtime *rt, vk_kernel *k, const void *push, uint32_t p
     }
     if (gx == 0 || gy == 0 || gz == 0) return IE_OK;
     if (gx > lim[0] || gy > lim[1] || gz > lim[2]) {
-        SET_ERR("dispatch of %u×%u×%u workgroups exceeds the device limit %u×%u×%u", gx, gy, gz,
-                lim[0], lim[1], lim[2]);
+        SET_ERR("dispatch of %u×%u×%u workgroups exceeds the device limit %u×%u×%u", gx, gy, gz, lim[0], lim[1],
+                lim[2]);
         return IE_ERR_ARG;
     }
     ie_status s = begin_recording(rt, err, errlen);
@@ -1171,7 +1152,8 @@ static ie_status ensure_staging(vk_runtime *rt, uint64_t size, char *err, size_t
         rt->staging = VK_NULL_HANDLE;
         rt->staging_size = 0;
     }
-    VkBufferCreateInfo bci = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = size,
+    VkBufferCreateInfo bci = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+                              .size = size,
                               .usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT |
                                        VK_BUFFER_USAGE_SHADER_DEVICE_ADDRESS_BIT};
     VkBuffer probe;
@@ -1184,7 +1166,8 @@ static ie_status ensure_staging(vk_runtime *rt, uint64_t size, char *err, size_t
     f->vkDestroyBuffer(rt->device, probe, NULL);
     int mt = find_memory_type(&rt->caps.mem, req.memoryTypeBits,
                               VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT |
-                                  VK_MEMORY_PROPERTY_HOST_CACHED_BIT, 0);
+                                  VK_MEMORY_PROPERTY_HOST_CACHED_BIT,
+                              0);
     if (mt < 0)
         mt = find_memory_type(&rt->caps.mem, req.memoryTypeBits,
                               VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT, 0);
@@ -1193,8 +1176,7 @@ static ie_status ensure_staging(vk_runtime *rt, uint64_t size, char *err, size_t
         return IE_ERR_DEVICE;
     }
     VkDeviceAddress addr;
-    VkResult r = make_buffer(rt, size, (uint32_t)mt, true, &rt->staging, &rt->staging_mem, &addr,
-                             &rt->staging_ptr);
+    VkResult r = make_buffer(rt, size, (uint32_t)mt, true, &rt->staging, &rt->staging_mem, &addr, &rt->staging_ptr);
     if (r != VK_SUCCESS) {
         rt->staging = VK_NULL_HANDLE;
         SET_ERR("allocating a %.1f MiB staging buffer failed: %s", (double)size / 1048576.0, vk_result_str(r));
@@ -1205,8 +1187,8 @@ static ie_status ensure_staging(vk_runtime *rt, uint64_t size, char *err, size_t
 }
 
 /* Copies between the staging buffer and a block, and waits. */
-static ie_status staged_copy(vk_runtime *rt, const vk_mem *m, uint64_t offset, uint64_t n, bool to_device,
-                             char *err, size_t errlen) {
+static ie_status staged_copy(vk_runtime *rt, const vk_mem *m, uint64_t offset, uint64_t n, bool to_device, char *err,
+                             size_t errlen) {
     ie_status s = begin_recording(rt, err, errlen);
     if (s) return s;
     VkCommandBuffer cb = rt->ring[rt->cur].cb;
@@ -1227,8 +1209,8 @@ static ie_status staged_copy(vk_runtime *rt, const vk_mem *m, uint64_t offset, u
 
 #define STAGING_CHUNK ((uint64_t)64 << 20)
 
-ie_status vk_mem_write(vk_runtime *rt, const vk_mem *m, uint64_t offset, const void *src, uint64_t n,
-                       char *err, size_t errlen) {
+ie_status vk_mem_write(vk_runtime *rt, const vk_mem *m, uint64_t offset, const void *src, uint64_t n, char *err,
+                       size_t errlen) {
     if (offset + n > m->size) {
         SET_ERR("write of %llu bytes at %llu overruns an allocation of %llu", (unsigned long long)n,
                 (unsigned long long)offset, (unsigned long long)m->size);
@@ -1250,8 +1232,8 @@ ie_status vk_mem_write(vk_runtime *rt, const vk_mem *m, uint64_t offset, const v
     return s;
 }
 
-ie_status vk_mem_read(vk_runtime *rt, const vk_mem *m, uint64_t offset, void *dst, uint64_t n,
-                      char *err, size_t errlen) {
+ie_status vk_mem_read(vk_runtime *rt, const vk_mem *m, uint64_t offset, void *dst, uint64_t n, char *err,
+                      size_t errlen) {
     if (offset + n > m->size) {
         SET_ERR("read of %llu bytes at %llu overruns an allocation of %llu", (unsigned long long)n,
                 (unsigned long long)offset, (unsigned long long)m->size);

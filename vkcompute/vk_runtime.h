@@ -35,8 +35,8 @@ const ie_device_info *vk_runtime_info(const vk_runtime *rt);
 
 /* One allocation: `size` bytes at device address `addr`. */
 typedef struct vk_mem {
-    uint32_t block;       /* index of the device-memory block */
-    uint64_t offset;      /* byte offset inside the block */
+    uint32_t block;  /* index of the device-memory block */
+    uint64_t offset; /* byte offset inside the block */
     uint64_t size;
     VkDeviceAddress addr; /* device address of byte 0 */
     void *mapped;         /* host pointer when the block is host-visible, else NULL */
@@ -46,10 +46,10 @@ ie_status vk_mem_alloc(vk_runtime *rt, uint64_t size, vk_mem *out, char *err, si
 void vk_mem_free(vk_runtime *rt, vk_mem *m);
 /* Copies host <-> device. Both wait for recorded work first (it may still
  * read or write the memory). */
-ie_status vk_mem_write(vk_runtime *rt, const vk_mem *m, uint64_t offset, const void *src, uint64_t n,
-                       char *err, size_t errlen);
-ie_status vk_mem_read(vk_runtime *rt, const vk_mem *m, uint64_t offset, void *dst, uint64_t n,
-                      char *err, size_t errlen);
+ie_status vk_mem_write(vk_runtime *rt, const vk_mem *m, uint64_t offset, const void *src, uint64_t n, char *err,
+                       size_t errlen);
+ie_status vk_mem_read(vk_runtime *rt, const vk_mem *m, uint64_t offset, void *dst, uint64_t n, char *err,
+                      size_t errlen);
 
 /* Device address of a tensor's element 0 (tensor of a Vulkan backend). */
 VkDeviceAddress vk_tensor_addr(const ie_tensor *t);
@@ -59,8 +59,7 @@ VkDeviceAddress vk_tensor_addr(const ie_tensor *t);
 /* The compute pipeline for an embedded shader (by name, see shaders/meson.build),
  * specialised with constants 0..nspec-1. Cached: cheap after the first call.
  * NULL with a message when the shader is unknown or fails to build. */
-vk_kernel *vk_kernel_get(vk_runtime *rt, const char *shader, const uint32_t *spec, int nspec,
-                         char *err, size_t errlen);
+vk_kernel *vk_kernel_get(vk_runtime *rt, const char *shader, const uint32_t *spec, int nspec, char *err, size_t errlen);
 
 /* A byte range a dispatch reads or writes (for barrier placement). */
 typedef struct vk_range {
@@ -76,9 +75,9 @@ static inline vk_range vk_range_of(const ie_tensor *t) {
 /* Records one dispatch of gx×gy×gz workgroups. push_size ≤ 128 bytes.
  * Group counts above the device limit are an IE_ERR_ARG error (kernels fold
  * large counts into y/z themselves). */
-ie_status vk_dispatch(vk_runtime *rt, vk_kernel *k, const void *push, uint32_t push_size,
-                      uint32_t gx, uint32_t gy, uint32_t gz, const vk_range *reads, int nreads,
-                      const vk_range *writes, int nwrites, char *err, size_t errlen);
+ie_status vk_dispatch(vk_runtime *rt, vk_kernel *k, const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
+                      uint32_t gz, const vk_range *reads, int nreads, const vk_range *writes, int nwrites, char *err,
+                      size_t errlen);
 
 /* Submits recorded work and waits. */
 ie_status vk_runtime_sync(vk_runtime *rt, char *err, size_t errlen);

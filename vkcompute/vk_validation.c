@@ -49,8 +49,7 @@ int vk_validation_mode(void) {
 
 static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
                                                  VkDebugUtilsMessageTypeFlagsEXT types,
-                                                 const VkDebugUtilsMessengerCallbackDataEXT *data,
-                                                 void *user) {
+                                                 const VkDebugUtilsMessengerCallbackDataEXT *data, void *user) {
     (void)types;
     (void)user;
     /* Newer layers report their own set-up as warnings (GPU-assisted
@@ -67,8 +66,7 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlag
     }
     const char *sev = severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT ? "error" : "warning";
     fprintf(stderr, "invedit: Vulkan validation %s: [%s] %s\n", sev,
-            data && data->pMessageIdName ? data->pMessageIdName : "?",
-            data && data->pMessage ? data->pMessage : "");
+            data && data->pMessageIdName ? data->pMessageIdName : "?", data && data->pMessage ? data->pMessage : "");
     count_message();
     return VK_FALSE;
 }
@@ -98,10 +96,9 @@ bool vk_validation_prepare(PFN_vkGetInstanceProcAddr gipa, vk_validation_setup *
     s->extensions[0] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
     s->messenger_info = (VkDebugUtilsMessengerCreateInfoEXT){
         .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
-        .messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT |
-                           VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT,
-        .messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT |
-                       VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+        .messageSeverity =
+            VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT,
+        .messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
                        VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT,
         .pfnUserCallback = on_message,
     };

@@ -8,9 +8,9 @@
 
 typedef struct row {
     const ivp_ui_item *it;
-    GtkWidget *widget;  /* entry, combo, check button, spin button or label */
-    GtkObject *adj;     /* numbers: the adjustment (a scale entry's, or the spin button's) */
-    GtkWidget *label;   /* NULL for check buttons and the description */
+    GtkWidget *widget; /* entry, combo, check button, spin button or label */
+    GtkObject *adj;    /* numbers: the adjustment (a scale entry's, or the spin button's) */
+    GtkWidget *label;  /* NULL for check buttons and the description */
     gboolean scale_entry;
 } row;
 
@@ -39,65 +39,65 @@ static void add_row(dialog_state *st, row *r, GtkTable *table, int y) {
     gchar *label = g_strdup_printf("%s:", it->label);
     double v = item_number(st, it);
     switch (it->kind) {
-    case IVP_UI_ENTRY: {
-        r->widget = gtk_entry_new();
-        if (it->width_chars > 0) gtk_entry_set_width_chars(GTK_ENTRY(r->widget), it->width_chars);
-        gtk_entry_set_activates_default(GTK_ENTRY(r->widget), TRUE);
-        gtk_entry_set_text(GTK_ENTRY(r->widget), d ? ivp_param_get_string(&st->s->params, d) : st->s->model_path);
-        GtkWidget *attach = r->widget;
-        if (it->section == IVP_UI_SECTION_MODEL) { /* the entry and a folder chooser */
-            attach = gtk_hbox_new(FALSE, 6);
-            gtk_box_pack_start(GTK_BOX(attach), r->widget, TRUE, TRUE, 0);
-            GtkWidget *chooser =
-                gtk_file_chooser_button_new(IVP_UI_MODEL_CHOOSER_TITLE, GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER);
-            gimp_help_set_help_data(chooser, IVP_UI_MODEL_CHOOSER_TOOLTIP, NULL);
-            if (*st->s->model_path && g_file_test(st->s->model_path, G_FILE_TEST_IS_DIR))
-                gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(chooser), st->s->model_path);
-            g_signal_connect(chooser, "file-set", G_CALLBACK(model_folder_chosen), r->widget);
-            gtk_box_pack_start(GTK_BOX(attach), chooser, FALSE, FALSE, 0);
-            gtk_widget_show_all(attach);
+        case IVP_UI_ENTRY: {
+            r->widget = gtk_entry_new();
+            if (it->width_chars > 0) gtk_entry_set_width_chars(GTK_ENTRY(r->widget), it->width_chars);
+            gtk_entry_set_activates_default(GTK_ENTRY(r->widget), TRUE);
+            gtk_entry_set_text(GTK_ENTRY(r->widget), d ? ivp_param_get_string(&st->s->params, d) : st->s->model_path);
+            GtkWidget *attach = r->widget;
+            if (it->section == IVP_UI_SECTION_MODEL) { /* the entry and a folder chooser */
+                attach = gtk_hbox_new(FALSE, 6);
+                gtk_box_pack_start(GTK_BOX(attach), r->widget, TRUE, TRUE, 0);
+                GtkWidget *chooser =
+                    gtk_file_chooser_button_new(IVP_UI_MODEL_CHOOSER_TITLE, GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER);
+                gimp_help_set_help_data(chooser, IVP_UI_MODEL_CHOOSER_TOOLTIP, NULL);
+                if (*st->s->model_path && g_file_test(st->s->model_path, G_FILE_TEST_IS_DIR))
+                    gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(chooser), st->s->model_path);
+                g_signal_connect(chooser, "file-set", G_CALLBACK(model_folder_chosen), r->widget);
+                gtk_box_pack_start(GTK_BOX(attach), chooser, FALSE, FALSE, 0);
+                gtk_widget_show_all(attach);
+            }
+            r->label = gimp_table_attach_aligned(table, 0, y, label, 0.0, 0.5, attach, 2, FALSE);
+            break;
         }
-        r->label = gimp_table_attach_aligned(table, 0, y, label, 0.0, 0.5, attach, 2, FALSE);
-        break;
-    }
-    case IVP_UI_CHOICE:
-        r->widget = gtk_combo_box_text_new();
-        if (d)
-            for (int m = 0; m < IE_METHOD_COUNT; m++)
-                gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(r->widget), ivp_ui_method_label((ie_method)m));
-        else
-            for (int o = 0; o < IVP_OUTPUT_COUNT; o++)
-                gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(r->widget), ivp_output_label((ivp_output)o));
-        gtk_combo_box_set_active(GTK_COMBO_BOX(r->widget), (int)v);
-        r->label = gimp_table_attach_aligned(table, 0, y, label, 0.0, 0.5, r->widget, 1, TRUE);
-        break;
-    case IVP_UI_CHECK:
-        r->widget = gtk_check_button_new_with_label(it->label);
-        gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(r->widget), v != 0);
-        gtk_table_attach(table, r->widget, 0, 3, y, y + 1, GTK_FILL, GTK_FILL, 0, 0);
-        gtk_widget_show(r->widget);
-        break;
-    case IVP_UI_SPIN:
-        r->adj = gtk_adjustment_new(v, d->min, d->max, it->step, it->page, 0);
-        r->widget = gtk_spin_button_new(GTK_ADJUSTMENT(r->adj), 1, it->digits);
-        gtk_entry_set_width_chars(GTK_ENTRY(r->widget), 12);
-        r->label = gimp_table_attach_aligned(table, 0, y, label, 0.0, 0.5, r->widget, 1, TRUE);
-        break;
-    case IVP_UI_SCALE:
-        r->adj = gimp_scale_entry_new(table, 0, y, label, 160, 6, v, d->min, d->max, it->step, it->page, it->digits,
-                                      TRUE, 0, 0, it->tooltip, NULL);
-        r->widget = GIMP_SCALE_ENTRY_SPINBUTTON(r->adj);
-        r->label = GIMP_SCALE_ENTRY_LABEL(r->adj);
-        r->scale_entry = TRUE;
-        break;
-    case IVP_UI_DESCRIPTION:
-        r->widget = gtk_label_new("");
-        gtk_label_set_line_wrap(GTK_LABEL(r->widget), TRUE);
-        gtk_widget_set_size_request(r->widget, 420, -1);
-        gtk_misc_set_alignment(GTK_MISC(r->widget), 0.0, 0.5);
-        gtk_table_attach(table, r->widget, 1, 3, y, y + 1, GTK_FILL, GTK_FILL, 0, 0);
-        gtk_widget_show(r->widget);
-        break;
+        case IVP_UI_CHOICE:
+            r->widget = gtk_combo_box_text_new();
+            if (d)
+                for (int m = 0; m < IE_METHOD_COUNT; m++)
+                    gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(r->widget), ivp_ui_method_label((ie_method)m));
+            else
+                for (int o = 0; o < IVP_OUTPUT_COUNT; o++)
+                    gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(r->widget), ivp_output_label((ivp_output)o));
+            gtk_combo_box_set_active(GTK_COMBO_BOX(r->widget), (int)v);
+            r->label = gimp_table_attach_aligned(table, 0, y, label, 0.0, 0.5, r->widget, 1, TRUE);
+            break;
+        case IVP_UI_CHECK:
+            r->widget = gtk_check_button_new_with_label(it->label);
+            gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(r->widget), v != 0);
+            gtk_table_attach(table, r->widget, 0, 3, y, y + 1, GTK_FILL, GTK_FILL, 0, 0);
+            gtk_widget_show(r->widget);
+            break;
+        case IVP_UI_SPIN:
+            r->adj = gtk_adjustment_new(v, d->min, d->max, it->step, it->page, 0);
+            r->widget = gtk_spin_button_new(GTK_ADJUSTMENT(r->adj), 1, it->digits);
+            gtk_entry_set_width_chars(GTK_ENTRY(r->widget), 12);
+            r->label = gimp_table_attach_aligned(table, 0, y, label, 0.0, 0.5, r->widget, 1, TRUE);
+            break;
+        case IVP_UI_SCALE:
+            r->adj = gimp_scale_entry_new(table, 0, y, label, 160, 6, v, d->min, d->max, it->step, it->page, it->digits,
+                                          TRUE, 0, 0, it->tooltip, NULL);
+            r->widget = GIMP_SCALE_ENTRY_SPINBUTTON(r->adj);
+            r->label = GIMP_SCALE_ENTRY_LABEL(r->adj);
+            r->scale_entry = TRUE;
+            break;
+        case IVP_UI_DESCRIPTION:
+            r->widget = gtk_label_new("");
+            gtk_label_set_line_wrap(GTK_LABEL(r->widget), TRUE);
+            gtk_widget_set_size_request(r->widget, 420, -1);
+            gtk_misc_set_alignment(GTK_MISC(r->widget), 0.0, 0.5);
+            gtk_table_attach(table, r->widget, 1, 3, y, y + 1, GTK_FILL, GTK_FILL, 0, 0);
+            gtk_widget_show(r->widget);
+            break;
     }
     gchar *wname = g_strconcat(IVP_WIDGET_PREFIX, it->name, NULL);
     gtk_widget_set_name(r->widget, wname);
@@ -112,25 +112,26 @@ static void read_widgets(dialog_state *st) {
         row *r = &st->rows[i];
         const ie_param_desc *d = r->it->param;
         switch (r->it->kind) {
-        case IVP_UI_ENTRY:
-            if (d) ivp_settings_set_string(st->s, d, gtk_entry_get_text(GTK_ENTRY(r->widget)));
-            else ivp_settings_set_model_path(st->s, gtk_entry_get_text(GTK_ENTRY(r->widget)));
-            break;
-        case IVP_UI_CHOICE: {
-            int k = gtk_combo_box_get_active(GTK_COMBO_BOX(r->widget));
-            if (d) ivp_param_set_number(&st->s->params, d, k);
-            else st->s->output = k >= 0 && k < IVP_OUTPUT_COUNT ? (ivp_output)k : IVP_OUTPUT_NEW_LAYER;
-            break;
-        }
-        case IVP_UI_CHECK:
-            ivp_param_set_number(&st->s->params, d, gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(r->widget)) ? 1 : 0);
-            break;
-        case IVP_UI_SPIN:
-        case IVP_UI_SCALE:
-            gtk_spin_button_update(GTK_SPIN_BUTTON(r->widget));
-            ivp_param_set_number(&st->s->params, d, gtk_adjustment_get_value(GTK_ADJUSTMENT(r->adj)));
-            break;
-        case IVP_UI_DESCRIPTION: break;
+            case IVP_UI_ENTRY:
+                if (d) ivp_settings_set_string(st->s, d, gtk_entry_get_text(GTK_ENTRY(r->widget)));
+                else ivp_settings_set_model_path(st->s, gtk_entry_get_text(GTK_ENTRY(r->widget)));
+                break;
+            case IVP_UI_CHOICE: {
+                int k = gtk_combo_box_get_active(GTK_COMBO_BOX(r->widget));
+                if (d) ivp_param_set_number(&st->s->params, d, k);
+                else st->s->output = k >= 0 && k < IVP_OUTPUT_COUNT ? (ivp_output)k : IVP_OUTPUT_NEW_LAYER;
+                break;
+            }
+            case IVP_UI_CHECK:
+                ivp_param_set_number(&st->s->params, d,
+                                     gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(r->widget)) ? 1 : 0);
+                break;
+            case IVP_UI_SPIN:
+            case IVP_UI_SCALE:
+                gtk_spin_button_update(GTK_SPIN_BUTTON(r->widget));
+                ivp_param_set_number(&st->s->params, d, gtk_adjustment_get_value(GTK_ADJUSTMENT(r->adj)));
+                break;
+            case IVP_UI_DESCRIPTION: break;
         }
     }
 }

@@ -17,8 +17,7 @@
 #define N_FIXED 4 /* run-mode, image, drawable, model-path */
 
 static void query(void);
-static void run(const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals,
-                GimpParam **return_vals);
+static void run(const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals, GimpParam **return_vals);
 
 const GimpPlugInInfo PLUG_IN_INFO = {NULL, NULL, query, run};
 
@@ -26,11 +25,11 @@ MAIN()
 
 static GimpPDBArgType pdb_type(ie_param_type t) {
     switch (t) {
-    case IE_PARAM_DOUBLE: return GIMP_PDB_FLOAT;
-    case IE_PARAM_STRING:
-    case IE_PARAM_METHOD: return GIMP_PDB_STRING;
-    case IE_PARAM_INT:
-    case IE_PARAM_BOOL: break;
+        case IE_PARAM_DOUBLE: return GIMP_PDB_FLOAT;
+        case IE_PARAM_STRING:
+        case IE_PARAM_METHOD: return GIMP_PDB_STRING;
+        case IE_PARAM_INT:
+        case IE_PARAM_BOOL: break;
     }
     return GIMP_PDB_INT32;
 }
@@ -39,21 +38,20 @@ static GimpPDBArgType pdb_type(ie_param_type t) {
  * this text, so the range and default go into it. */
 static gchar *pdb_description(const ie_param_desc *d) {
     switch (d->type) {
-    case IE_PARAM_METHOD: {
-        GString *g = g_string_new(d->blurb);
-        g_string_append(g, " (");
-        for (int m = 0; m < IE_METHOD_COUNT; m++)
-            g_string_append_printf(g, "%s\"%s\"", m ? ", " : "", ie_method_name((ie_method)m));
-        g_string_append_printf(g, "; default \"%s\")",
-                               ie_method_name((ie_method)ie_edit_param_default_number(d)));
-        return g_string_free(g, FALSE);
-    }
-    case IE_PARAM_BOOL:
-        return g_strdup_printf("%s (0 or 1, default %g)", d->blurb, ie_edit_param_default_number(d));
-    case IE_PARAM_STRING:
-        return g_strdup_printf("%s (default \"%s\")", d->blurb, ie_edit_param_default_string(d));
-    default:
-        return g_strdup_printf("%s (%g..%g, default %g)", d->blurb, d->min, d->max, ie_edit_param_default_number(d));
+        case IE_PARAM_METHOD: {
+            GString *g = g_string_new(d->blurb);
+            g_string_append(g, " (");
+            for (int m = 0; m < IE_METHOD_COUNT; m++)
+                g_string_append_printf(g, "%s\"%s\"", m ? ", " : "", ie_method_name((ie_method)m));
+            g_string_append_printf(g, "; default \"%s\")", ie_method_name((ie_method)ie_edit_param_default_number(d)));
+            return g_string_free(g, FALSE);
+        }
+        case IE_PARAM_BOOL:
+            return g_strdup_printf("%s (0 or 1, default %g)", d->blurb, ie_edit_param_default_number(d));
+        case IE_PARAM_STRING: return g_strdup_printf("%s (default \"%s\")", d->blurb, ie_edit_param_default_string(d));
+        default:
+            return g_strdup_printf("%s (%g..%g, default %g)", d->blurb, d->min, d->max,
+                                   ie_edit_param_default_number(d));
     }
 }
 
@@ -71,16 +69,16 @@ static void query(void) {
                              (gchar *)IVP_MODEL_BLURB " (\"\": $" IVP_MODEL_ENV ")"};
     for (size_t i = 0; i < n; i++)
         args[N_FIXED + i] = (GimpParamDef){pdb_type(t[i].type), (gchar *)t[i].name, pdb_description(&t[i])};
-    args[nargs - 1] = (GimpParamDef){GIMP_PDB_STRING, (gchar *)IVP_ARG_OUTPUT,
-                                     (gchar *)IVP_OUTPUT_BLURB " (default \"new-layer\")"};
+    args[nargs - 1] =
+        (GimpParamDef){GIMP_PDB_STRING, (gchar *)IVP_ARG_OUTPUT, (gchar *)IVP_OUTPUT_BLURB " (default \"new-layer\")"};
 
     gimp_install_procedure(IVP_PROC, "Edit a photo from text with a diffusion model",
                            "Inverts the selection (with some context around it) into the noise space of a "
                            "Stable Diffusion 1.x model and regenerates it from a target prompt, with "
                            "EF-DDPM inversion, BDIA or InfEdit. Pixels outside the selection are not "
                            "changed. The result goes into a new layer or replaces the layer.",
-                           "invedit authors", "invedit authors", "2025", IVP_MENU_LABEL, "RGB*, GRAY*",
-                           GIMP_PLUGIN, nargs, 0, args, NULL);
+                           "invedit authors", "invedit authors", "2025", IVP_MENU_LABEL, "RGB*, GRAY*", GIMP_PLUGIN,
+                           nargs, 0, args, NULL);
     gimp_plugin_menu_register(IVP_PROC, IVP_MENU_PATH);
 }
 
@@ -104,20 +102,20 @@ static gboolean read_args(gint nparams, const GimpParam *param, ivp_settings *s,
         char err[256];
         double v = 0;
         switch (d->type) {
-        case IE_PARAM_STRING: ivp_settings_set_string(s, d, p->data.d_string); continue;
-        case IE_PARAM_METHOD: {
-            ie_method m;
-            if (!ie_method_from_name(p->data.d_string, &m)) {
-                *msg = g_strdup_printf("%s: unknown method '%s' (ef-ddpm, bdia or infedit)", d->name,
-                                       p->data.d_string ? p->data.d_string : "");
-                return FALSE;
+            case IE_PARAM_STRING: ivp_settings_set_string(s, d, p->data.d_string); continue;
+            case IE_PARAM_METHOD: {
+                ie_method m;
+                if (!ie_method_from_name(p->data.d_string, &m)) {
+                    *msg = g_strdup_printf("%s: unknown method '%s' (ef-ddpm, bdia or infedit)", d->name,
+                                           p->data.d_string ? p->data.d_string : "");
+                    return FALSE;
+                }
+                v = m;
+                break;
             }
-            v = m;
-            break;
-        }
-        case IE_PARAM_DOUBLE: v = p->data.d_float; break;
-        case IE_PARAM_BOOL:
-        case IE_PARAM_INT: v = p->data.d_int32; break;
+            case IE_PARAM_DOUBLE: v = p->data.d_float; break;
+            case IE_PARAM_BOOL:
+            case IE_PARAM_INT: v = p->data.d_int32; break;
         }
         if (!ivp_param_check_number(d, v, err, sizeof err)) {
             *msg = g_strdup(err);
@@ -143,10 +141,16 @@ static GimpPDBStatusType edit_drawable(gint32 image, gint32 drawable, const ivp_
                                        ivp_progress *pr, ivp_edit_result *res, gchar **msg) {
     gint x = 0, y = 0, w = 0, h = 0;
     gimp_drawable_mask_intersect(drawable, &x, &y, &w, &h); /* check_drawable made sure it does */
-    ivp_drawable_io io = {gimp_drawable_get_buffer(drawable), gimp_drawable_get_format(drawable),
-                          gimp_drawable_is_gray(drawable), gimp_drawable_width(drawable),
-                          gimp_drawable_height(drawable), 0, 0, {x, y, w, h},
-                          gimp_selection_is_empty(image) ? NULL : gimp_drawable_get_buffer(gimp_image_get_selection(image))};
+    ivp_drawable_io io = {gimp_drawable_get_buffer(drawable),
+                          gimp_drawable_get_format(drawable),
+                          gimp_drawable_is_gray(drawable),
+                          gimp_drawable_width(drawable),
+                          gimp_drawable_height(drawable),
+                          0,
+                          0,
+                          {x, y, w, h},
+                          gimp_selection_is_empty(image) ? NULL
+                                                         : gimp_drawable_get_buffer(gimp_image_get_selection(image))};
     gimp_drawable_offsets(drawable, &io.offset_x, &io.offset_y);
     ie_status st = ivp_edit_drawable(&io, s, session, pr, res, msg);
     g_object_unref(io.buffer);
@@ -175,10 +179,8 @@ static void merge_shadow_unmasked(gint32 image, gint32 drawable, ivp_rect r) {
         gimp_image_remove_channel(image, saved);
     }
     gimp_context_pop();
-    if (active_channel != -1)
-        gimp_image_set_active_channel(image, active_channel);
-    else if (active_layer != -1)
-        gimp_image_set_active_layer(image, active_layer);
+    if (active_channel != -1) gimp_image_set_active_channel(image, active_channel);
+    else if (active_layer != -1) gimp_image_set_active_layer(image, active_layer);
 }
 
 static void write_result(gint32 image, gint32 drawable, const ivp_settings *s, const ivp_edit_result *res) {
@@ -196,7 +198,8 @@ static void write_result(gint32 image, gint32 drawable, const ivp_settings *s, c
     gchar *name = ivp_result_layer_name(s);
     gimp_item_set_name(layer, name);
     g_free(name);
-    gimp_image_insert_layer(image, layer, gimp_item_get_parent(drawable), gimp_image_get_item_position(image, drawable));
+    gimp_image_insert_layer(image, layer, gimp_item_get_parent(drawable),
+                            gimp_image_get_item_position(image, drawable));
     ivp_buffer_write(gimp_drawable_get_buffer(layer), r, fmt, res->pixels);
     if (res->change_mask) {
         /* the change mask as the layer's mask (black elsewhere): the user can paint corrections */
@@ -236,8 +239,7 @@ static gboolean check_drawable(gint32 drawable, const ivp_settings *s, gchar **m
     return TRUE;
 }
 
-static GimpPDBStatusType run_edit(gint32 image, gint32 drawable, const ivp_settings *s, GimpRunMode mode,
-                                  gchar **msg) {
+static GimpPDBStatusType run_edit(gint32 image, gint32 drawable, const ivp_settings *s, GimpRunMode mode, gchar **msg) {
     if (!check_drawable(drawable, s, msg)) return GIMP_PDB_EXECUTION_ERROR;
     const char *model = NULL;
     ie_status st = ivp_settings_check(s, &model, msg);
@@ -268,8 +270,7 @@ static GimpPDBStatusType run_edit(gint32 image, gint32 drawable, const ivp_setti
     return status;
 }
 
-static void run(const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals,
-                GimpParam **return_vals) {
+static void run(const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals, GimpParam **return_vals) {
     static GimpParam values[2];
     static gchar *message = NULL;
     GimpRunMode mode = nparams > 0 ? (GimpRunMode)param[0].data.d_int32 : GIMP_RUN_NONINTERACTIVE;

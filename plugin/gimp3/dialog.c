@@ -11,7 +11,7 @@ typedef struct dialog_state {
     GimpProcedure *procedure;
     GimpProcedureConfig *config;
     GtkWidget *dialog;
-    ie_method method; /* the method the values belong to */
+    ie_method method;       /* the method the values belong to */
     GtkWidget *description; /* one line about the chosen method */
 } dialog_state;
 
@@ -21,10 +21,10 @@ static double config_number(GimpProcedureConfig *config, const ie_param_desc *d)
     gdouble x = 0;
     gboolean b = FALSE;
     switch (d->type) {
-    case IE_PARAM_INT: g_object_get(config, d->name, &i, NULL); return i;
-    case IE_PARAM_DOUBLE: g_object_get(config, d->name, &x, NULL); return x;
-    case IE_PARAM_BOOL: g_object_get(config, d->name, &b, NULL); return b ? 1 : 0;
-    default: return 0;
+        case IE_PARAM_INT: g_object_get(config, d->name, &i, NULL); return i;
+        case IE_PARAM_DOUBLE: g_object_get(config, d->name, &x, NULL); return x;
+        case IE_PARAM_BOOL: g_object_get(config, d->name, &b, NULL); return b ? 1 : 0;
+        default: return 0;
     }
 }
 
@@ -148,32 +148,32 @@ gboolean ivp_dialog3_run(GimpProcedure *procedure, GimpProcedureConfig *config) 
         const ivp_ui_item *it = &items[i];
         GtkWidget *w = NULL;
         switch (it->kind) {
-        case IVP_UI_SCALE: gimp_procedure_dialog_get_spin_scale(dlg, it->name, 1.0); break;
-        case IVP_UI_SPIN: gimp_procedure_dialog_get_widget(dlg, it->name, GIMP_TYPE_LABEL_SPIN); break;
-        case IVP_UI_CHOICE:
-            /* the output's few values as radio buttons; the method as a combo (its default) */
-            if (!it->param) gimp_procedure_dialog_get_widget(dlg, it->name, GIMP_TYPE_INT_RADIO_FRAME);
-            break;
-        case IVP_UI_ENTRY:
-            w = gimp_procedure_dialog_get_widget(dlg, it->name, G_TYPE_NONE);
-            if (it->width_chars > 0 && GIMP_IS_LABEL_ENTRY(w))
-                gtk_entry_set_width_chars(GTK_ENTRY(gimp_label_entry_get_entry(GIMP_LABEL_ENTRY(w))), it->width_chars);
-            break;
-        case IVP_UI_CHECK: break; /* the default: a check button */
-        case IVP_UI_DESCRIPTION:
-            st.description = gimp_procedure_dialog_get_label(dlg, it->name, "", FALSE, FALSE);
-            gtk_label_set_line_wrap(GTK_LABEL(st.description), TRUE);
-            gtk_label_set_max_width_chars(GTK_LABEL(st.description), 60);
-            gtk_label_set_xalign(GTK_LABEL(st.description), 0.0);
-            break;
+            case IVP_UI_SCALE: gimp_procedure_dialog_get_spin_scale(dlg, it->name, 1.0); break;
+            case IVP_UI_SPIN: gimp_procedure_dialog_get_widget(dlg, it->name, GIMP_TYPE_LABEL_SPIN); break;
+            case IVP_UI_CHOICE:
+                /* the output's few values as radio buttons; the method as a combo (its default) */
+                if (!it->param) gimp_procedure_dialog_get_widget(dlg, it->name, GIMP_TYPE_INT_RADIO_FRAME);
+                break;
+            case IVP_UI_ENTRY:
+                w = gimp_procedure_dialog_get_widget(dlg, it->name, G_TYPE_NONE);
+                if (it->width_chars > 0 && GIMP_IS_LABEL_ENTRY(w))
+                    gtk_entry_set_width_chars(GTK_ENTRY(gimp_label_entry_get_entry(GIMP_LABEL_ENTRY(w))),
+                                              it->width_chars);
+                break;
+            case IVP_UI_CHECK: break; /* the default: a check button */
+            case IVP_UI_DESCRIPTION:
+                st.description = gimp_procedure_dialog_get_label(dlg, it->name, "", FALSE, FALSE);
+                gtk_label_set_line_wrap(GTK_LABEL(st.description), TRUE);
+                gtk_label_set_max_width_chars(GTK_LABEL(st.description), 60);
+                gtk_label_set_xalign(GTK_LABEL(st.description), 0.0);
+                break;
         }
     }
 
     /* Each section in a box of its own, top to bottom; a folded one inside
      * an expander under its title; the model path's box gets the folder
      * chooser beside the entry. */
-    static const char *const box_ids[IVP_UI_SECTION_COUNT] = {"model-box", "basic-box", "output-box",
-                                                              "advanced-box"};
+    static const char *const box_ids[IVP_UI_SECTION_COUNT] = {"model-box", "basic-box", "output-box", "advanced-box"};
     GList *sections = NULL;
     for (int sec = 0; sec < IVP_UI_SECTION_COUNT; sec++) {
         size_t count;

@@ -80,33 +80,32 @@ static void add_table_arguments(GimpProcedure *proc) {
         const ie_param_desc *d = &t[i];
         double def = ie_edit_param_default_number(d);
         switch (d->type) {
-        case IE_PARAM_INT:
-            gimp_procedure_add_int_argument(proc, d->name, d->nick, d->blurb, (gint)d->min, (gint)d->max, (gint)def,
-                                            G_PARAM_READWRITE);
-            break;
-        case IE_PARAM_DOUBLE:
-            gimp_procedure_add_double_argument(proc, d->name, d->nick, d->blurb, d->min, d->max, def,
-                                               G_PARAM_READWRITE);
-            break;
-        case IE_PARAM_BOOL:
-            gimp_procedure_add_boolean_argument(proc, d->name, d->nick, d->blurb, def != 0, G_PARAM_READWRITE);
-            break;
-        case IE_PARAM_STRING:
-            gimp_procedure_add_string_argument(proc, d->name, d->nick, d->blurb, ie_edit_param_default_string(d),
-                                               G_PARAM_READWRITE);
-            break;
-        case IE_PARAM_METHOD:
-            gimp_procedure_add_choice_argument(proc, d->name, d->nick, d->blurb, method_choice(),
-                                               ie_method_name((ie_method)def), G_PARAM_READWRITE);
-            break;
+            case IE_PARAM_INT:
+                gimp_procedure_add_int_argument(proc, d->name, d->nick, d->blurb, (gint)d->min, (gint)d->max, (gint)def,
+                                                G_PARAM_READWRITE);
+                break;
+            case IE_PARAM_DOUBLE:
+                gimp_procedure_add_double_argument(proc, d->name, d->nick, d->blurb, d->min, d->max, def,
+                                                   G_PARAM_READWRITE);
+                break;
+            case IE_PARAM_BOOL:
+                gimp_procedure_add_boolean_argument(proc, d->name, d->nick, d->blurb, def != 0, G_PARAM_READWRITE);
+                break;
+            case IE_PARAM_STRING:
+                gimp_procedure_add_string_argument(proc, d->name, d->nick, d->blurb, ie_edit_param_default_string(d),
+                                                   G_PARAM_READWRITE);
+                break;
+            case IE_PARAM_METHOD:
+                gimp_procedure_add_choice_argument(proc, d->name, d->nick, d->blurb, method_choice(),
+                                                   ie_method_name((ie_method)def), G_PARAM_READWRITE);
+                break;
         }
     }
 }
 
 static GimpProcedure *invedit_create_procedure(GimpPlugIn *plug_in, const gchar *name) {
     if (strcmp(name, IVP_PROC) != 0) return NULL;
-    GimpProcedure *proc =
-        gimp_image_procedure_new(plug_in, name, GIMP_PDB_PROC_TYPE_PLUGIN, invedit_run, NULL, NULL);
+    GimpProcedure *proc = gimp_image_procedure_new(plug_in, name, GIMP_PDB_PROC_TYPE_PLUGIN, invedit_run, NULL, NULL);
     gimp_procedure_set_image_types(proc, "RGB*, GRAY*");
     gimp_procedure_set_sensitivity_mask(proc, GIMP_PROCEDURE_SENSITIVE_DRAWABLE | GIMP_PROCEDURE_SENSITIVE_DRAWABLES);
     gimp_procedure_set_menu_label(proc, IVP_MENU_LABEL);
@@ -135,34 +134,34 @@ static void read_config(GimpProcedureConfig *config, ivp_settings *s) {
     for (size_t i = 0; i < n; i++) {
         const ie_param_desc *d = &t[i];
         switch (d->type) {
-        case IE_PARAM_INT: {
-            gint v = 0;
-            g_object_get(config, d->name, &v, NULL);
-            ivp_param_set_number(&s->params, d, v);
-            break;
-        }
-        case IE_PARAM_DOUBLE: {
-            gdouble v = 0;
-            g_object_get(config, d->name, &v, NULL);
-            ivp_param_set_number(&s->params, d, v);
-            break;
-        }
-        case IE_PARAM_BOOL: {
-            gboolean v = FALSE;
-            g_object_get(config, d->name, &v, NULL);
-            ivp_param_set_number(&s->params, d, v ? 1 : 0);
-            break;
-        }
-        case IE_PARAM_STRING: {
-            gchar *v = NULL;
-            g_object_get(config, d->name, &v, NULL);
-            ivp_settings_set_string(s, d, v);
-            g_free(v);
-            break;
-        }
-        case IE_PARAM_METHOD:
-            ivp_param_set_number(&s->params, d, gimp_procedure_config_get_choice_id(config, d->name));
-            break;
+            case IE_PARAM_INT: {
+                gint v = 0;
+                g_object_get(config, d->name, &v, NULL);
+                ivp_param_set_number(&s->params, d, v);
+                break;
+            }
+            case IE_PARAM_DOUBLE: {
+                gdouble v = 0;
+                g_object_get(config, d->name, &v, NULL);
+                ivp_param_set_number(&s->params, d, v);
+                break;
+            }
+            case IE_PARAM_BOOL: {
+                gboolean v = FALSE;
+                g_object_get(config, d->name, &v, NULL);
+                ivp_param_set_number(&s->params, d, v ? 1 : 0);
+                break;
+            }
+            case IE_PARAM_STRING: {
+                gchar *v = NULL;
+                g_object_get(config, d->name, &v, NULL);
+                ivp_settings_set_string(s, d, v);
+                g_free(v);
+                break;
+            }
+            case IE_PARAM_METHOD:
+                ivp_param_set_number(&s->params, d, gimp_procedure_config_get_choice_id(config, d->name));
+                break;
         }
     }
     gchar *model = NULL;
@@ -204,12 +203,18 @@ static gboolean check_drawable(GimpDrawable *d, const ivp_settings *s, gchar **m
 }
 
 /* Edits one drawable into *res, without touching the image. */
-static GimpPDBStatusType edit_drawable(GimpImage *image, GimpDrawable *d, const ivp_settings *s,
-                                       ie_session *session, ivp_progress *pr, ivp_edit_result *res, gchar **msg) {
+static GimpPDBStatusType edit_drawable(GimpImage *image, GimpDrawable *d, const ivp_settings *s, ie_session *session,
+                                       ivp_progress *pr, ivp_edit_result *res, gchar **msg) {
     gint x = 0, y = 0, w = 0, h = 0;
     gimp_drawable_mask_intersect(d, &x, &y, &w, &h); /* check_drawable made sure it does */
-    ivp_drawable_io io = {gimp_drawable_get_buffer(d), gimp_drawable_get_format(d), gimp_drawable_is_gray(d),
-                          gimp_drawable_get_width(d), gimp_drawable_get_height(d), 0, 0, {x, y, w, h},
+    ivp_drawable_io io = {gimp_drawable_get_buffer(d),
+                          gimp_drawable_get_format(d),
+                          gimp_drawable_is_gray(d),
+                          gimp_drawable_get_width(d),
+                          gimp_drawable_get_height(d),
+                          0,
+                          0,
+                          {x, y, w, h},
                           gimp_selection_is_empty(image)
                               ? NULL
                               : gimp_drawable_get_buffer(GIMP_DRAWABLE(gimp_image_get_selection(image)))};
@@ -242,10 +247,8 @@ static void merge_shadow_unmasked(GimpImage *image, GimpDrawable *d, ivp_rect r)
         gimp_image_remove_channel(image, saved);
     }
     gimp_context_pop();
-    if (channels && channels[0])
-        gimp_image_set_selected_channels(image, (const GimpChannel **)channels);
-    else if (layers)
-        gimp_image_set_selected_layers(image, (const GimpLayer **)layers);
+    if (channels && channels[0]) gimp_image_set_selected_channels(image, (const GimpChannel **)channels);
+    else if (layers) gimp_image_set_selected_layers(image, (const GimpLayer **)layers);
     g_free(layers);
     g_free(channels);
 }
@@ -295,10 +298,10 @@ static GimpValueArray *invedit_run(GimpProcedure *procedure, GimpRunMode run_mod
     if (n_drawables < 1) return fail(procedure, GIMP_PDB_CALLING_ERROR, IVP_PROC " needs at least one drawable");
 
     if (run_mode == GIMP_RUN_INTERACTIVE) {
-        if (!have_display())
-            return fail(procedure, GIMP_PDB_CALLING_ERROR, IVP_MSG_NO_DISPLAY);
+        if (!have_display()) return fail(procedure, GIMP_PDB_CALLING_ERROR, IVP_MSG_NO_DISPLAY);
         gimp_ui_init(IVP_BINARY);
-        if (!ivp_dialog3_run(procedure, config)) return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, NULL);
+        if (!ivp_dialog3_run(procedure, config))
+            return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, NULL);
     }
 
     ivp_settings s;

@@ -9,10 +9,10 @@
 
 static int exit_code(ie_status s) {
     switch (s) {
-    case IE_OK: return 0;
-    case IE_ERR_ARG: return 2;
-    case IE_ERR_NOMEM: return 4;
-    default: return 3;
+        case IE_OK: return 0;
+        case IE_ERR_ARG: return 2;
+        case IE_ERR_NOMEM: return 4;
+        default: return 3;
     }
 }
 

@@ -19,9 +19,8 @@ static clip_tokenizer *tok;
 static char *test_merges;
 static size_t test_merges_len;
 
-static const char *SMALL_VOCAB =
-    "{\"a\":0,\"b\":1,\"c\":2,\"a</w>\":3,\"b</w>\":4,\"c</w>\":5,\"ab\":6,\"abc</w>\":7,"
-    "\"<|startoftext|>\":8,\"<|endoftext|>\":9}";
+static const char *SMALL_VOCAB = "{\"a\":0,\"b\":1,\"c\":2,\"a</w>\":3,\"b</w>\":4,\"c</w>\":5,\"ab\":6,\"abc</w>\":7,"
+                                 "\"<|startoftext|>\":8,\"<|endoftext|>\":9}";
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
@@ -66,15 +65,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         exercise(tok, rest);
     } else if (data[0] < 0xF0) {
         clip_tokenizer *t = NULL;
-        if (clip_tokenizer_load_memory(SMALL_VOCAB, strlen(SMALL_VOCAB), (const char *)data + 1, size - 1,
-                                       "fuzz", &t, err, sizeof err) == IE_OK) {
+        if (clip_tokenizer_load_memory(SMALL_VOCAB, strlen(SMALL_VOCAB), (const char *)data + 1, size - 1, "fuzz", &t,
+                                       err, sizeof err) == IE_OK) {
             exercise(t, "abc abcabc cab a b c aabbcc");
             clip_tokenizer_free(t);
         }
     } else {
         clip_tokenizer *t = NULL;
-        if (clip_tokenizer_load_memory((const char *)data + 1, size - 1, test_merges, test_merges_len, "fuzz",
-                                       &t, err, sizeof err) == IE_OK) {
+        if (clip_tokenizer_load_memory((const char *)data + 1, size - 1, test_merges, test_merges_len, "fuzz", &t, err,
+                                       sizeof err) == IE_OK) {
             exercise(t, "a photo of a cat, 3 dogs; it's 日本語 🙂");
             clip_tokenizer_free(t);
         }

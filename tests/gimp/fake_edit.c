@@ -41,8 +41,7 @@ void ie_image_free(ie_image *img) {
     img->pixels = NULL;
 }
 
-ie_status ie_session_open(const char *model_path, const char *device, ie_session **out, char *err,
-                          size_t errlen) {
+ie_status ie_session_open(const char *model_path, const char *device, ie_session **out, char *err, size_t errlen) {
     struct stat st;
     *out = NULL;
     if (!model_path || stat(model_path, &st) != 0) {
@@ -66,9 +65,18 @@ ie_status ie_session_open_with(const char *model_path, const ie_session_options 
 void ie_session_close(ie_session *s) { free(s); }
 const char *ie_session_device(const ie_session *s) { return s->device; }
 const char *ie_session_note(const ie_session *s) { return s->note; }
-int ie_session_size_multiple(const ie_session *s) { (void)s; return 8; }
-int ie_session_native_size(const ie_session *s) { (void)s; return 64; }
-bool ie_session_last_cached(const ie_session *s) { (void)s; return false; }
+int ie_session_size_multiple(const ie_session *s) {
+    (void)s;
+    return 8;
+}
+int ie_session_native_size(const ie_session *s) {
+    (void)s;
+    return 64;
+}
+bool ie_session_last_cached(const ie_session *s) {
+    (void)s;
+    return false;
+}
 
 ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
                   ie_edit_progress_fn progress, void *user, char *err, size_t errlen) {
@@ -78,8 +86,7 @@ ie_status ie_edit(ie_session *s, const ie_edit_params *p, const ie_image *in, ie
 /* The fake changes every pixel: its change mask is 1 everywhere, the unmasked
  * edit equals the edit. */
 ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_image *in, ie_image *out,
-                     const ie_edit_extras *extras, ie_edit_progress_fn progress, void *user, char *err,
-                     size_t errlen) {
+                     const ie_edit_extras *extras, ie_edit_progress_fn progress, void *user, char *err, size_t errlen) {
     (void)s;
     ie_status st = ie_edit_params_validate(p, err, errlen);
     if (st != IE_OK) return st;
@@ -121,7 +128,8 @@ ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_image *in,
     for (size_t i = 0; i < npx; i++) {
         /* the library's region contract: the edit applies with weight min(1, 2 region) */
         float w = 1.0f;
-        if (extras && extras->region) w = extras->region[i] > 0.5f ? 1.0f : extras->region[i] > 0 ? 2 * extras->region[i] : 0.0f;
+        if (extras && extras->region)
+            w = extras->region[i] > 0.5f ? 1.0f : extras->region[i] > 0 ? 2 * extras->region[i] : 0.0f;
         for (int c = 0; c < in->channels; c++) {
             float v = in->pixels[i * in->channels + c];
             out->pixels[i * in->channels + c] = c >= 3 || w == 0 ? v : w == 1 ? 1.0f - v : v + w * ((1.0f - v) - v);
@@ -130,8 +138,10 @@ ie_status ie_edit_ex(ie_session *s, const ie_edit_params *p, const ie_image *in,
     if (extras && extras->mask) {
         if (ie_image_alloc(extras->mask, in->width, in->height, 1) != IE_OK) return IE_ERR_NOMEM;
         for (size_t i = 0; i < npx; i++)
-            extras->mask->pixels[i] = !extras->region ? 1.0f : extras->region[i] > 0.5f ? 1.0f
-                                      : extras->region[i] > 0 ? 2 * extras->region[i] : 0.0f;
+            extras->mask->pixels[i] = !extras->region            ? 1.0f
+                                      : extras->region[i] > 0.5f ? 1.0f
+                                      : extras->region[i] > 0    ? 2 * extras->region[i]
+                                                                 : 0.0f;
     }
     if (extras && extras->unmasked) {
         if (ie_image_alloc(extras->unmasked, in->width, in->height, in->channels) != IE_OK) return IE_ERR_NOMEM;

@@ -38,7 +38,8 @@ static void test_coverage(const ivp_ui_item *items, size_t n, const ie_param_des
         descriptions++;
         CHECK(i > 0 && items[i - 1].param && items[i - 1].param->type == IE_PARAM_METHOD,
               "the description follows the method (it follows %s)", i > 0 ? items[i - 1].name : "nothing");
-        CHECK(!items[i].param && items[i].section == items[i - 1].section, "the description sits in the method's section");
+        CHECK(!items[i].param && items[i].section == items[i - 1].section,
+              "the description sits in the method's section");
     }
     CHECK(descriptions == 1, "%zu description items", descriptions);
     CHECK(ivp_ui_find("no-such-argument") == NULL && ivp_ui_find(NULL) == NULL, "unknown names are not found");
@@ -56,7 +57,8 @@ static void test_sections(const ivp_ui_item *items, size_t n, const ie_param_des
         const ivp_ui_item *first = ivp_ui_section_items((ivp_ui_section)s, &c);
         CHECK(c > 0, "section %d is empty", s);
         CHECK(first >= items && first + c <= items + n, "section %d lies inside the list", s);
-        for (size_t i = 0; i < c; i++) CHECK(first[i].section == (ivp_ui_section)s, "%s in section %d", first[i].name, s);
+        for (size_t i = 0; i < c; i++)
+            CHECK(first[i].section == (ivp_ui_section)s, "%s in section %d", first[i].name, s);
         CHECK(first == items + total, "section %d starts right after section %d", s, s - 1);
         total += c;
     }
@@ -100,32 +102,33 @@ static void test_widgets(const ivp_ui_item *items, size_t n) {
         const ivp_ui_item *it = &items[i];
         const ie_param_desc *d = it->param;
         if (it->kind == IVP_UI_DESCRIPTION) continue;
-        CHECK(it->label && *it->label && !strchr(it->label, ':'), "%s: label '%s'", it->name, it->label ? it->label : "");
+        CHECK(it->label && *it->label && !strchr(it->label, ':'), "%s: label '%s'", it->name,
+              it->label ? it->label : "");
         CHECK(it->tooltip && *it->tooltip, "%s has a tooltip", it->name);
         if (!d) {
             CHECK(!strcmp(it->name, IVP_ARG_MODEL_PATH) ? it->kind == IVP_UI_ENTRY && it->width_chars > 0
-                                                         : it->kind == IVP_UI_CHOICE,
+                                                        : it->kind == IVP_UI_CHOICE,
                   "%s: kind %d", it->name, (int)it->kind);
             continue;
         }
         CHECK(!strcmp(it->label, d->nick) && !strcmp(it->tooltip, d->blurb), "%s: the table's nick and blurb", d->name);
         switch (d->type) {
-        case IE_PARAM_STRING:
-            CHECK(it->kind == IVP_UI_ENTRY && it->width_chars > 0, "%s: an entry", d->name);
-            break;
-        case IE_PARAM_METHOD: CHECK(it->kind == IVP_UI_CHOICE, "%s: a choice", d->name); break;
-        case IE_PARAM_BOOL: CHECK(it->kind == IVP_UI_CHECK, "%s: a check button", d->name); break;
-        case IE_PARAM_INT:
-        case IE_PARAM_DOUBLE: {
-            double range = d->max - d->min;
-            CHECK(it->kind == (range > 10000 ? IVP_UI_SPIN : IVP_UI_SCALE), "%s: kind %d for range %g", d->name,
-                  (int)it->kind, range);
-            CHECK(it->step > 0 && it->step <= range && it->page >= it->step && it->page <= range,
-                  "%s: step %g page %g for range %g", d->name, it->step, it->page, range);
-            CHECK(d->type == IE_PARAM_DOUBLE ? it->digits > 0 : it->digits == 0 && it->step == 1,
-                  "%s: digits %d step %g", d->name, it->digits, it->step);
-            break;
-        }
+            case IE_PARAM_STRING:
+                CHECK(it->kind == IVP_UI_ENTRY && it->width_chars > 0, "%s: an entry", d->name);
+                break;
+            case IE_PARAM_METHOD: CHECK(it->kind == IVP_UI_CHOICE, "%s: a choice", d->name); break;
+            case IE_PARAM_BOOL: CHECK(it->kind == IVP_UI_CHECK, "%s: a check button", d->name); break;
+            case IE_PARAM_INT:
+            case IE_PARAM_DOUBLE: {
+                double range = d->max - d->min;
+                CHECK(it->kind == (range > 10000 ? IVP_UI_SPIN : IVP_UI_SCALE), "%s: kind %d for range %g", d->name,
+                      (int)it->kind, range);
+                CHECK(it->step > 0 && it->step <= range && it->page >= it->step && it->page <= range,
+                      "%s: step %g page %g for range %g", d->name, it->step, it->page, range);
+                CHECK(d->type == IE_PARAM_DOUBLE ? it->digits > 0 : it->digits == 0 && it->step == 1,
+                      "%s: digits %d step %g", d->name, it->digits, it->step);
+                break;
+            }
         }
     }
     /* prompts are wider than the other entries */
@@ -135,7 +138,8 @@ static void test_widgets(const ivp_ui_item *items, size_t n) {
     for (int m = 0; m < IE_METHOD_COUNT; m++) {
         const char *l = ivp_ui_method_label((ie_method)m);
         CHECK(l && strcmp(l, "?"), "method %d has a label", m);
-        for (int k = 0; k < m; k++) CHECK(strcmp(l, ivp_ui_method_label((ie_method)k)), "methods %d and %d share a label", k, m);
+        for (int k = 0; k < m; k++)
+            CHECK(strcmp(l, ivp_ui_method_label((ie_method)k)), "methods %d and %d share a label", k, m);
     }
     CHECK(g_str_has_prefix(ivp_ui_method_label(IE_METHOD_BDIA), "BDIA") &&
               g_str_has_prefix(ivp_ui_method_label(IE_METHOD_INFEDIT), "InfEdit") &&
@@ -153,8 +157,8 @@ static void test_sensitivity(const ivp_ui_item *items, size_t n) {
         for (int m = 0; m < IE_METHOD_COUNT; m++)
             for (int p = 0; p < 2; p++) {
                 bool want = !it->param || ie_edit_param_applies(it->param, (ie_method)m, p);
-                CHECK(ivp_ui_item_sensitive(it, (ie_method)m, p) == want, "%s: method %d p2p %d: sensitive %d", it->name,
-                      m, p, !want);
+                CHECK(ivp_ui_item_sensitive(it, (ie_method)m, p) == want, "%s: method %d p2p %d: sensitive %d",
+                      it->name, m, p, !want);
                 if (it->param && ie_edit_param_applies(it->param, (ie_method)m, true) !=
                                      ie_edit_param_applies(it->param, (ie_method)m, false))
                     p2p_matters = true;

@@ -18,16 +18,16 @@ static void test_region(void) {
     ivp_rect ctx, w;
     /* a layer within twice the working size: the whole layer (whole-image prompts apply) */
     ivp_region_plan((ivp_rect){50, 30, 40, 20}, 200, 100, 128, &ctx, &w);
-    CHECK(ctx.x == 0 && ctx.y == 0 && ctx.width == 200 && ctx.height == 100, "ctx %d,%d %dx%d", ctx.x, ctx.y,
-          ctx.width, ctx.height);
+    CHECK(ctx.x == 0 && ctx.y == 0 && ctx.width == 200 && ctx.height == 100, "ctx %d,%d %dx%d", ctx.x, ctx.y, ctx.width,
+          ctx.height);
     CHECK(w.x == 50 && w.y == 30 && w.width == 40 && w.height == 20, "write %d,%d %dx%d", w.x, w.y, w.width, w.height);
     /* a large layer, a selection spanning a quarter of it: still the whole layer */
     ivp_region_plan((ivp_rect){100, 100, 1000, 300}, 4000, 3000, 512, &ctx, &w);
     CHECK(ctx.width == 4000 && ctx.height == 3000, "quarter: ctx %dx%d", ctx.width, ctx.height);
     /* a small selection in a large layer: a square of side max(600 + 450, 512) around it */
     ivp_region_plan((ivp_rect){2000, 1000, 600, 300}, 4000, 3000, 512, &ctx, &w);
-    CHECK(ctx.width == 1050 && ctx.height == 1050 && ctx.x == 2300 - 525 && ctx.y == 1150 - 525, "square ctx %d,%d %dx%d",
-          ctx.x, ctx.y, ctx.width, ctx.height);
+    CHECK(ctx.width == 1050 && ctx.height == 1050 && ctx.x == 2300 - 525 && ctx.y == 1150 - 525,
+          "square ctx %d,%d %dx%d", ctx.x, ctx.y, ctx.width, ctx.height);
     CHECK(w.x == 2000 - ctx.x && w.y == 1000 - ctx.y && w.width == 600, "square write %d,%d", w.x, w.y);
     /* ... at least the working size, moved inside the layer at its edges */
     ivp_region_plan((ivp_rect){0, 2950, 50, 50}, 4000, 3000, 512, &ctx, &w);
@@ -78,8 +78,7 @@ static void test_edit_region(void) {
             const float *in = px + ((1 + y) * W + 2 + x) * 4, *o = out + (y * 4 + x) * 4;
             float want = mask[y * 4 + x] > 0.5f ? 1.0f : 2 * mask[y * 4 + x];
             CHECK(cm[y * 4 + x] == want, "layer mask = change mask x min(1, 2 selection) at %d,%d", x, y);
-            for (int c = 0; c < 3; c++)
-                CHECK(fabsf(o[c] - (1 - in[c])) < 1e-6f, "unmasked edit at %d,%d c%d", x, y, c);
+            for (int c = 0; c < 3; c++) CHECK(fabsf(o[c] - (1 - in[c])) < 1e-6f, "unmasked edit at %d,%d c%d", x, y, c);
             CHECK(o[3] == in[3], "alpha must be kept");
         }
 
@@ -171,8 +170,8 @@ static void test_settings(void) {
     /* before the edit: the model path and the parameters are checked */
     const char *model = NULL;
     char *why = NULL;
-    CHECK(ivp_settings_check(&e, &model, &why) == IE_OK && !g_strcmp0(model, "/arg/model") && !why,
-          "check: %s", why ? why : "");
+    CHECK(ivp_settings_check(&e, &model, &why) == IE_OK && !g_strcmp0(model, "/arg/model") && !why, "check: %s",
+          why ? why : "");
     e.params.strength = 5.0;
     CHECK(ivp_settings_check(&e, &model, &why) == IE_ERR_ARG && why && strstr(why, "strength") && !model,
           "a bad parameter is the caller's error: %s", why ? why : "(no message)");

@@ -73,16 +73,35 @@ static const tensor_cmd commands[] = {
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 typedef enum opt_id {
-    O_MODEL, O_DEVICE, O_FP32, O_OUTPUT, O_QUIET, O_TEXT, O_IDS, O_CLIP_SKIP, O_SAMPLE_NPY,
-    O_TIMESTEP, O_T, O_CONTEXT, O_TCOND, O_IMAGE, O_SAMPLE, O_SEED, O_NOISE, O_LATENT, O_VAE, O_LORA, O_EMA,
+    O_MODEL,
+    O_DEVICE,
+    O_FP32,
+    O_OUTPUT,
+    O_QUIET,
+    O_TEXT,
+    O_IDS,
+    O_CLIP_SKIP,
+    O_SAMPLE_NPY,
+    O_TIMESTEP,
+    O_T,
+    O_CONTEXT,
+    O_TCOND,
+    O_IMAGE,
+    O_SAMPLE,
+    O_SEED,
+    O_NOISE,
+    O_LATENT,
+    O_VAE,
+    O_LORA,
+    O_EMA,
     O_COUNT
 } opt_id;
 
 typedef struct tensor_opt {
-    const char *name;  /* the long form, without "--" */
-    const char *alt;   /* a short form, or NULL */
-    const char *arg;   /* the value's name; NULL = a flag */
-    unsigned cmds;     /* the commands that take it */
+    const char *name; /* the long form, without "--" */
+    const char *alt;  /* a short form, or NULL */
+    const char *arg;  /* the value's name; NULL = a flag */
+    unsigned cmds;    /* the commands that take it */
     const char *help;
 } tensor_opt;
 
@@ -95,7 +114,8 @@ static const tensor_opt options[O_COUNT] = {
     [O_QUIET] = {"quiet", "-q", NULL, TC_ALL, "no timing line on stderr"},
     [O_TEXT] = {"text", NULL, "TEXT", TC_TOKENIZE | TC_TEXT, "a prompt (tokenized with the model's tokenizer/)"},
     [O_IDS] = {"ids", NULL, "FILE", TC_TEXT, "token ids [B, L] or [L] (.npy, any integer dtype)"},
-    [O_CLIP_SKIP] = {"clip-skip", NULL, "N", TC_TEXT, "1 = last layer (default); N = hidden state -N, then final_layer_norm"},
+    [O_CLIP_SKIP] = {"clip-skip", NULL, "N", TC_TEXT,
+                     "1 = last layer (default); N = hidden state -N, then final_layer_norm"},
     [O_SAMPLE_NPY] = {"sample", NULL, "FILE", TC_UNET, "the noisy latent x_t [B, C, h, w]"},
     [O_TIMESTEP] = {"timestep", NULL, "FILE", TC_UNET, "timesteps [B], [1] or a scalar (.npy)"},
     [O_T] = {"t", NULL, "T", TC_UNET, "one timestep for every row"},
@@ -111,9 +131,8 @@ static const tensor_opt options[O_COUNT] = {
     [O_LATENT] = {"latent", NULL, "FILE", TC_VAE_DEC, "latent [B, 4, h, w] (or [4, h, w]) in UNet space"},
 };
 
-static const char *exit_help =
-    "exit status: 0 ok, 1 failed while running, 2 bad usage, 3 bad input file or model,\n"
-    "             4 device or memory error\n";
+static const char *exit_help = "exit status: 0 ok, 1 failed while running, 2 bad usage, 3 bad input file or model,\n"
+                               "             4 device or memory error\n";
 
 static void cmd_usage(FILE *f, const tensor_cmd *c) {
     fprintf(f, "usage: invedit-tensor %s %s\n\n%s\n\noptions:\n", c->name, c->synopsis, c->what);
@@ -174,8 +193,10 @@ static int parse_args(int argc, char **argv, tensor_args *a) {
     }
     if (!a->val[O_MODEL]) a->val[O_MODEL] = getenv("INVEDIT_MODEL");
     if (!a->val[O_MODEL]) {
-        fprintf(stderr, "invedit-tensor %s: --model PATH is required (a diffusers folder or an SD 1.x "
-                        ".safetensors; or set INVEDIT_MODEL)\n", cn);
+        fprintf(stderr,
+                "invedit-tensor %s: --model PATH is required (a diffusers folder or an SD 1.x "
+                ".safetensors; or set INVEDIT_MODEL)\n",
+                cn);
         return 2;
     }
     return 0;
@@ -257,13 +278,12 @@ static int want_rank(const char *cn, const char *what, const char *path, host_ar
 }
 
 /* Per-row values (timesteps, w): a scalar or [1] is repeated to B rows; [B] as is. */
-static int per_row(const char *cn, const char *what, const char *path, const host_array *h, int64_t B,
-                   float **out) {
+static int per_row(const char *cn, const char *what, const char *path, const host_array *h, int64_t B, float **out) {
     if (h->numel != 1 && (h->ndim != 1 || h->numel != B)) {
         char b[128];
         shape_str(h, b, sizeof b);
-        fprintf(stderr, "invedit-tensor %s: %s %s has shape %s; expected [%lld], [1] or a scalar\n", cn, what,
-                path, b, (long long)B);
+        fprintf(stderr, "invedit-tensor %s: %s %s has shape %s; expected [%lld], [1] or a scalar\n", cn, what, path, b,
+                (long long)B);
         return cli_exit_code(IE_ERR_SHAPE);
     }
     *out = malloc(sizeof(float) * (size_t)B);
@@ -398,8 +418,10 @@ static int open_model(net_run *r, int parts) {
         fprintf(stderr, "invedit-tensor %s: device %s: %s\n", r->cn, req, note);
         return cli_exit_code(IE_ERR_NODEVICE);
     }
-    sd_load_options opt = {.wtype = a->val[O_FP32] ? SD_WTYPE_F32 : SD_WTYPE_AUTO, .parts = parts,
-                           .vae = a->val[O_VAE], .lora = a->val[O_LORA]};
+    sd_load_options opt = {.wtype = a->val[O_FP32] ? SD_WTYPE_F32 : SD_WTYPE_AUTO,
+                           .parts = parts,
+                           .vae = a->val[O_VAE],
+                           .lora = a->val[O_LORA]};
     if (a->val[O_EMA] && !sd_ema_mode_from_name(a->val[O_EMA], &opt.ema)) {
         fprintf(stderr, "invedit-tensor %s: --ema: auto, yes or no\n", r->cn);
         return 2;
@@ -609,8 +631,10 @@ static int run_vae_encode(net_run *r) {
         if (img.shape[1] != v->config.in_channels || img.shape[2] % f || img.shape[3] % f) {
             char b[128];
             shape_str(&img, b, sizeof b);
-            fprintf(stderr, "invedit-tensor vae-encode: --image has shape %s; expected [B, %d, H, W] with H and W "
-                            "divisible by %lld\n", b, v->config.in_channels, (long long)f);
+            fprintf(stderr,
+                    "invedit-tensor vae-encode: --image has shape %s; expected [B, %d, H, W] with H and W "
+                    "divisible by %lld\n",
+                    b, v->config.in_channels, (long long)f);
             code = cli_exit_code(IE_ERR_SHAPE);
         }
         int64_t lshape[4] = {B, Cl, img.shape[2] / f, img.shape[3] / f};
@@ -709,8 +733,10 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name)) a.cmd = &commands[i];
     if (!a.cmd) {
-        fprintf(stderr, "invedit-tensor: unknown command '%s' (tokenize, text-encode, unet, vae-encode, "
-                        "vae-decode; see --help)\n", argv[1]);
+        fprintf(stderr,
+                "invedit-tensor: unknown command '%s' (tokenize, text-encode, unet, vae-encode, "
+                "vae-decode; see --help)\n",
+                argv[1]);
         return 2;
     }
     for (int i = 2; i < argc; i++)
@@ -724,10 +750,10 @@ int main(int argc, char **argv) {
 
     net_run r = {&a, a.cmd->name, NULL, NULL, 0};
     switch (a.cmd->bit) {
-    case TC_TEXT: code = run_text_encode(&r); break;
-    case TC_UNET: code = run_unet(&r); break;
-    case TC_VAE_ENC: code = run_vae_encode(&r); break;
-    default: code = run_vae_decode(&r); break;
+        case TC_TEXT: code = run_text_encode(&r); break;
+        case TC_UNET: code = run_unet(&r); break;
+        case TC_VAE_ENC: code = run_vae_encode(&r); break;
+        default: code = run_vae_decode(&r); break;
     }
     sd_model_free(r.m);
     ie_backend_free(r.be);
