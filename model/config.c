@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "model/errmsg.h"
+#include "model/json_kind.h"
 
 /* --- defaults ------------------------------------------------------------ */
 
@@ -76,21 +77,6 @@ typedef struct jctx {
     ie_status st;
 } jctx;
 
-static const char *kind_of(JsonNode *n) {
-    switch (json_node_get_node_type(n)) {
-        case JSON_NODE_OBJECT: return "an object";
-        case JSON_NODE_ARRAY: return "an array";
-        case JSON_NODE_NULL: return "null";
-        default: break;
-    }
-    GType t = json_node_get_value_type(n);
-    if (t == G_TYPE_INT64) return "an integer";
-    if (t == G_TYPE_DOUBLE) return "a non-integer number";
-    if (t == G_TYPE_BOOLEAN) return "a boolean";
-    if (t == G_TYPE_STRING) return "a string";
-    return "a value";
-}
-
 static bool fail(jctx *j, ie_status st, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 static bool fail(jctx *j, ie_status st, const char *fmt, ...) {
     char msg[512];
@@ -115,7 +101,7 @@ static bool int_in(jctx *j, JsonNode *n, const char *what, int lo, int hi, int *
         if (is_int(n))
             return fail(j, IE_ERR_FORMAT, "%s: expected an integer in [%d, %d], found %" G_GINT64_FORMAT, what, lo, hi,
                         json_node_get_int(n));
-        return fail(j, IE_ERR_FORMAT, "%s: expected an integer in [%d, %d], found %s", what, lo, hi, kind_of(n));
+        return fail(j, IE_ERR_FORMAT, "%s: expected an integer in [%d, %d], found %s", what, lo, hi, sd_json_kind(n));
     }
     *dst = (int)json_node_get_int(n);
     return true;
@@ -131,7 +117,7 @@ static bool get_float(jctx *j, JsonObject *o, const char *name, double lo, doubl
     if (!n) return true;
     if (!JSON_NODE_HOLDS_VALUE(n) ||
         (json_node_get_value_type(n) != G_TYPE_DOUBLE && json_node_get_value_type(n) != G_TYPE_INT64))
-        return fail(j, IE_ERR_FORMAT, "%s: expected a number, found %s", name, kind_of(n));
+        return fail(j, IE_ERR_FORMAT, "%s: expected a number, found %s", name, sd_json_kind(n));
     double v = json_node_get_double(n); /* converts integers too */
     if (!(v >= lo && v <= hi))
         return fail(j, IE_ERR_FORMAT, "%s: expected a number in [%g, %g], found %g", name, lo, hi, v);
@@ -143,7 +129,7 @@ static bool get_bool(jctx *j, JsonObject *o, const char *name, bool *dst) {
     JsonNode *n = field(o, name);
     if (!n) return true;
     if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN)
-        return fail(j, IE_ERR_FORMAT, "%s: expected true or false, found %s", name, kind_of(n));
+        return fail(j, IE_ERR_FORMAT, "%s: expected true or false, found %s", name, sd_json_kind(n));
     *dst = json_node_get_boolean(n);
     return true;
 }
@@ -153,7 +139,7 @@ static bool get_int_list(jctx *j, JsonObject *o, const char *name, int lo, int h
     JsonNode *n = field(o, name);
     if (!n) return true;
     if (!JSON_NODE_HOLDS_ARRAY(n))
-        return fail(j, IE_ERR_FORMAT, "%s: expected a list of integers, found %s", name, kind_of(n));
+        return fail(j, IE_ERR_FORMAT, "%s: expected a list of integers, found %s", name, sd_json_kind(n));
     JsonArray *a = json_node_get_array(n);
     guint len = json_array_get_length(a);
     if (len < 1 || len > (guint)max)
@@ -192,7 +178,7 @@ static bool get_block_types(jctx *j, JsonObject *o, const char *name, int n_leve
     *given = n != NULL;
     if (!n) return true;
     if (!JSON_NODE_HOLDS_ARRAY(n))
-        return fail(j, IE_ERR_FORMAT, "%s: expected a list of block type names, found %s", name, kind_of(n));
+        return fail(j, IE_ERR_FORMAT, "%s: expected a list of block type names, found %s", name, sd_json_kind(n));
     JsonArray *arr = json_node_get_array(n);
     guint len = json_array_get_length(arr);
     if ((int)len != n_levels)
@@ -200,7 +186,7 @@ static bool get_block_types(jctx *j, JsonObject *o, const char *name, int n_leve
     for (guint i = 0; i < len; i++) {
         JsonNode *e = json_array_get_element(arr, i);
         if (!JSON_NODE_HOLDS_VALUE(e) || json_node_get_value_type(e) != G_TYPE_STRING)
-            return fail(j, IE_ERR_FORMAT, "%s[%u]: expected a block type name, found %s", name, i, kind_of(e));
+            return fail(j, IE_ERR_FORMAT, "%s[%u]: expected a block type name, found %s", name, i, sd_json_kind(e));
         const char *s = json_node_get_string(e);
         if (strcmp(s, a) == 0) dst[i] = false;
         else if (b && strcmp(s, b) == 0) dst[i] = true;
@@ -216,7 +202,7 @@ static bool want_string(jctx *j, JsonObject *o, const char *name, const char *wa
     JsonNode *n = field(o, name);
     if (!n) return true;
     if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
-        return fail(j, IE_ERR_FORMAT, "%s: expected \"%s\", found %s", name, want, kind_of(n));
+        return fail(j, IE_ERR_FORMAT, "%s: expected \"%s\", found %s", name, want, sd_json_kind(n));
     if (strcmp(json_node_get_string(n), want) != 0)
         return fail(j, IE_ERR_UNSUPPORTED, "%s: \"%.64s\" is not supported (SD 1.x uses \"%s\")", name,
                     json_node_get_string(n), want);
@@ -261,7 +247,7 @@ static JsonObject *parse_root(jctx *j, const char *json, size_t len, JsonParser 
     }
     JsonNode *root = json_parser_get_root(*parser);
     if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
-        fail(j, IE_ERR_FORMAT, "expected a JSON object, found %s", root ? kind_of(root) : "nothing");
+        fail(j, IE_ERR_FORMAT, "expected a JSON object, found %s", root ? sd_json_kind(root) : "nothing");
         return NULL;
     }
     return json_node_get_object(root);
@@ -387,7 +373,7 @@ ie_status sd_clip_text_config_parse(const char *json, size_t len, const char *la
         const char *s = JSON_NODE_HOLDS_VALUE(act) && json_node_get_value_type(act) == G_TYPE_STRING
                             ? json_node_get_string(act)
                             : NULL;
-        if (!s) ok = fail(&j, IE_ERR_FORMAT, "hidden_act: expected a string, found %s", kind_of(act));
+        if (!s) ok = fail(&j, IE_ERR_FORMAT, "hidden_act: expected a string, found %s", sd_json_kind(act));
         else if (strcmp(s, "quick_gelu") == 0) c->hidden_act = SD_CLIP_QUICK_GELU;
         else if (strcmp(s, "gelu") == 0) c->hidden_act = SD_CLIP_GELU;
         else

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "model/errmsg.h"
+#include "model/json_kind.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c assumes a little-endian host"
@@ -128,24 +129,6 @@ const char *st_shape_str(const int64_t *shape, int ndim, char *buf, size_t n) {
     return buf;
 }
 
-static const char *node_kind(JsonNode *n) {
-    if (!n) return "nothing";
-    switch (json_node_get_node_type(n)) {
-        case JSON_NODE_OBJECT: return "an object";
-        case JSON_NODE_ARRAY: return "an array";
-        case JSON_NODE_NULL: return "null";
-        case JSON_NODE_VALUE: {
-            GType t = json_node_get_value_type(n);
-            if (t == G_TYPE_INT64) return "an integer";
-            if (t == G_TYPE_DOUBLE) return "a non-integer number";
-            if (t == G_TYPE_BOOLEAN) return "a boolean";
-            if (t == G_TYPE_STRING) return "a string";
-            return "a value";
-        }
-    }
-    return "something else";
-}
-
 static bool node_is_int(JsonNode *n) {
     return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64;
 }
@@ -214,7 +197,7 @@ static bool parse_tensor(const char *path, const char *name, JsonNode *node, uin
                          char *err, size_t errlen) {
     if (!JSON_NODE_HOLDS_OBJECT(node)) {
         ie_set_err(err, errlen, "%s: tensor '%.200s': expected an object {dtype, shape, data_offsets}, found %s", path,
-                   name, node_kind(node));
+                   name, sd_json_kind(node));
         return false;
     }
     JsonObject *o = json_node_get_object(node);
@@ -222,7 +205,7 @@ static bool parse_tensor(const char *path, const char *name, JsonNode *node, uin
     JsonNode *dn = json_object_get_member(o, "dtype");
     if (!dn || !JSON_NODE_HOLDS_VALUE(dn) || json_node_get_value_type(dn) != G_TYPE_STRING) {
         ie_set_err(err, errlen, "%s: tensor '%.200s': field \"dtype\": expected a string, found %s", path, name,
-                   dn ? node_kind(dn) : "none (the field is missing)");
+                   dn ? sd_json_kind(dn) : "none (the field is missing)");
         return false;
     }
     const char *ds = json_node_get_string(dn);
@@ -239,7 +222,7 @@ static bool parse_tensor(const char *path, const char *name, JsonNode *node, uin
     JsonNode *sn = json_object_get_member(o, "shape");
     if (!sn || !JSON_NODE_HOLDS_ARRAY(sn)) {
         ie_set_err(err, errlen, "%s: tensor '%.200s': field \"shape\": expected an array, found %s", path, name,
-                   sn ? node_kind(sn) : "none (the field is missing)");
+                   sn ? sd_json_kind(sn) : "none (the field is missing)");
         return false;
     }
     JsonArray *sa = json_node_get_array(sn);
@@ -257,7 +240,7 @@ static bool parse_tensor(const char *path, const char *name, JsonNode *node, uin
         JsonNode *e = json_array_get_element(sa, i);
         if (!node_is_int(e) || json_node_get_int(e) < 0) {
             ie_set_err(err, errlen, "%s: tensor '%.200s': shape[%u]: expected a non-negative integer, found %s", path,
-                       name, i, node_is_int(e) ? "a negative integer" : node_kind(e));
+                       name, i, node_is_int(e) ? "a negative integer" : sd_json_kind(e));
             return false;
         }
         int64_t d = json_node_get_int(e);
@@ -288,7 +271,7 @@ static bool parse_tensor(const char *path, const char *name, JsonNode *node, uin
                    path, name,
                    !on                         ? "none (the field is missing)"
                    : JSON_NODE_HOLDS_ARRAY(on) ? "an array of another length"
-                                               : node_kind(on));
+                                               : sd_json_kind(on));
         return false;
     }
     JsonArray *oa = json_node_get_array(on);
@@ -299,7 +282,7 @@ static bool parse_tensor(const char *path, const char *name, JsonNode *node, uin
             ie_set_err(err, errlen,
                        "%s: tensor '%.200s': data_offsets[%d]: expected a non-negative integer, "
                        "found %s",
-                       path, name, k, node_is_int(x) ? "a negative integer" : node_kind(x));
+                       path, name, k, node_is_int(x) ? "a negative integer" : sd_json_kind(x));
             return false;
         }
     }
@@ -388,7 +371,7 @@ static ie_status open_bytes(st_file *f, char *err, size_t errlen) {
         ie_set_err(err, errlen,
                    "%s: header: expected a JSON object {name: {dtype, shape, "
                    "data_offsets}}, found %s",
-                   path, node_kind(root));
+                   path, sd_json_kind(root));
         goto done;
     }
     JsonObject *ro = json_node_get_object(root);
@@ -398,7 +381,7 @@ static ie_status open_bytes(st_file *f, char *err, size_t errlen) {
     if (meta) {
         if (!JSON_NODE_HOLDS_OBJECT(meta)) {
             ie_set_err(err, errlen, "%s: \"__metadata__\": expected an object of strings, found %s", path,
-                       node_kind(meta));
+                       sd_json_kind(meta));
             goto done;
         }
         JsonObjectIter it;
