@@ -143,16 +143,19 @@ case $only in *vulkan*)
 esac
 
 # --- determinism of the CPU backend: the same bits whether its loops run on one thread or are
-#     split into the most chunks (INVEDIT_CPU_PAR_MIN=1), and with or without its AVX2 kernels
+#     split into the most chunks (INVEDIT_CPU_PAR_MIN=1), and with its AVX-512, AVX2 or baseline
+#     kernels (the variants this CPU has; the others run the same code as the default)
 case $only in *cpu*)
     d=$REF/unet_b/ref/cfg
-    for v in "default" "INVEDIT_CPU_PAR_MIN=1" "INVEDIT_CPU_PAR_MIN=1 INVEDIT_CPU_NO_AVX2=1" "again"; do
+    for v in "default" "INVEDIT_CPU_PAR_MIN=1" "INVEDIT_CPU_PAR_MIN=1 INVEDIT_CPU_NO_AVX512=1" \
+        "INVEDIT_CPU_PAR_MIN=1 INVEDIT_CPU_NO_AVX2=1" "again"; do
         case $v in default | again) e= ;; *) e=$v ;; esac
         env $e $TENSOR unet --device cpu --model "$REF/unet_b" --sample "$d/x.npy" \
             --timestep "$d/t.npy" --context "$d/ctx.npy" -q -o "$TMP/det_$(echo "$v" | tr -c 'A-Za-z0-9' _).npy" ||
             fail "determinism run ($v)"
     done
-    for v in INVEDIT_CPU_PAR_MIN_1_ INVEDIT_CPU_PAR_MIN_1_INVEDIT_CPU_NO_AVX2_1_ again_; do
+    for v in INVEDIT_CPU_PAR_MIN_1_ INVEDIT_CPU_PAR_MIN_1_INVEDIT_CPU_NO_AVX512_1_ INVEDIT_CPU_PAR_MIN_1_INVEDIT_CPU_NO_AVX2_1_ \
+        again_; do
         if cmp -s "$TMP/det_default_.npy" "$TMP/det_$v.npy"; then
             ok "cpu unet unet_b/cfg bit-identical: default vs $v"
         else

@@ -19,6 +19,10 @@
 
 static ie_backend *be;       /* default CPU backend */
 static ie_backend *be_small; /* the same with a 4 KiB scratch limit */
+/* the same with its AVX2 kernels (INVEDIT_CPU_NO_AVX512) and its baseline ones
+ * (INVEDIT_CPU_NO_AVX2): on a CPU without AVX-512 or AVX2 they run the same
+ * code as the default, elsewhere they must give the same bits */
+static ie_backend *be_avx2, *be_base;
 
 /* --- helpers ------------------------------------------------------------------ */
 
@@ -219,6 +223,11 @@ static void test_conv2d(void) {
         {"4x4 s1 p0 [1,5,9,7]->13", 1, 5, 9, 7, 13, 4, 4, 1, 0, 0, 0, 0, true},
         {"5x3 s1 p(2,1,0,3) [2,5,7,9]->4", 2, 5, 7, 9, 4, 5, 3, 1, 2, 1, 0, 3, true},
         {"3x3 s1 p1 [2,64,16,16]->32", 2, 64, 16, 16, 32, 3, 3, 1, 1, 1, 1, 1, true},
+        /* the shifted-GEMM path (stride 1, OH*OW >= Cout, OW >= 16): uneven pads, no bias, 1 row per
+         * chunk in the 4K-scratch backend */
+        {"5x3 s1 p(2,1,0,3) [2,5,7,19]->4 shifted", 2, 5, 7, 19, 4, 5, 3, 1, 2, 1, 0, 3, true},
+        {"4x4 s1 p0 [1,6,9,20]->7 shifted no bias", 1, 6, 9, 20, 7, 4, 4, 1, 0, 0, 0, 0, false},
+        {"3x3 s1 p1 [1,24,16,24]->16 shifted", 1, 24, 16, 24, 16, 3, 3, 1, 1, 1, 1, 1, true},
         {"3x3 s1 p1 tiny [1,3,2,3]->4", 1, 3, 2, 3, 4, 3, 3, 1, 1, 1, 1, 1, true},
         /* a weight of 138240 values: fp16 widened in 64 Ki blocks on the pool (3 blocks, one partial) */
         {"3x3 s1 p1 [2,96,12,12]->160", 2, 96, 12, 12, 160, 3, 3, 1, 1, 1, 1, 1, true},
@@ -479,10 +488,12 @@ static void run_attention(const attn_case *c, uint64_t seed) {
     char tag[128];
     snprintf(tag, sizeof tag, "B%lld H%lld Lq%lld Lk%lld D%lld%s%s", (long long)B, (long long)H, (long long)Lq,
              (long long)Lk, (long long)D, D != Dv ? " Dv" : "", c->causal ? " causal" : "");
-    ie_backend *bes[2] = {be, be_small};
-    for (int bi = 0; bi < 2; bi++) {
+    ie_backend *bes[4] = {be, be_small, be_avx2, be_base};
+    static const char *const sfxs[4] = {"", " (4K scratch)", " (AVX2 kernels)", " (baseline kernels)"};
+    float *first[3] = {0}; /* the default backend's outputs: the kernel variants give the same bits */
+    for (int bi = 0; bi < 4; bi++) {
         ie_backend *E = bes[bi];
-        const char *sfx = bi ? " (4K scratch)" : "";
+        const char *sfx = sfxs[bi];
         ie_tensor *tq = mk3(E, IE_F32, B, Lq, H * D, q), *tk = mk3(E, IE_F32, B, Lk, H * D, k);
         ie_tensor *tv = mk3(E, IE_F32, B, Lk, H * Dv, v);
         float *got[2] = {0}, *gotp[2] = {0}, *gota[2] = {0};
@@ -513,6 +524,14 @@ static void run_attention(const attn_case *c, uint64_t seed) {
         snprintf(name, sizeof name, "attention_apply %s%s", tag, sfx);
         tu_check_close(name, gota[0], want_apply, no, TOL_F32);
         check_bits(name, gota[0], gota[1], no);
+        if (bi >= 2) {
+            snprintf(name, sizeof name, "attention %s%s = default's", tag, sfx);
+            check_bits(name, got[0], first[0], no);
+            snprintf(name, sizeof name, "attention_probs %s%s = default's", tag, sfx);
+            check_bits(name, gotp[0], first[1], np);
+            snprintf(name, sizeof name, "attention_apply %s%s = default's", tag, sfx);
+            check_bits(name, gota[0], first[2], no);
+        }
         if (c->causal && bi == 0) { /* masked entries are exactly 0, rows sum to 1 */
             int64_t nonzero = 0;
             double worst = 0;
@@ -529,6 +548,12 @@ static void run_attention(const attn_case *c, uint64_t seed) {
             TU_CHECK(nonzero == 0 && worst < 1e-5, "%-48s mask: %lld nonzero above diagonal, |rowsum-1| <= %.1e", tag,
                      (long long)nonzero, worst);
         }
+        if (bi == 0) {
+            first[0] = got[0];
+            first[1] = gotp[0];
+            first[2] = gota[0];
+            got[0] = gotp[0] = gota[0] = NULL;
+        }
         for (int rep = 0; rep < 2; rep++) {
             free(got[rep]);
             free(gotp[rep]);
@@ -538,6 +563,7 @@ static void run_attention(const attn_case *c, uint64_t seed) {
         ie_tensor_free(tk);
         ie_tensor_free(tv);
     }
+    for (int i = 0; i < 3; i++) free(first[i]);
     free(q);
     free(k);
     free(v);
@@ -558,6 +584,9 @@ static void test_attention(void) {
         {2, 3, 10, 20, 16, 16, true},                                   /* causal, Lq < Lk */
         {1, 3, 20, 10, 16, 16, true},                                   /* causal, Lq > Lk */
         {1, 2, 300, 300, 40, 40, true},                                 /* causal across query blocks */
+        {1, 2, 13, 37, 24, 20, false}, /* value panels 16 + 8 (4 used), 13 rows: partial tiles */
+        {1, 1, 9, 70, 8, 8, false},    /* one 8-wide value panel */
+        {1, 2, 5, 21, 16, 48, false},  /* three full 16-wide panels, 21 keys (a partial key block) */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_attention(&cases[i], 600 + i);
 }
@@ -942,7 +971,13 @@ int main(void) {
     setenv("INVEDIT_CPU_SCRATCH_BYTES", "4096", 1);
     be_small = ie_backend_cpu_new(0);
     unsetenv("INVEDIT_CPU_SCRATCH_BYTES");
-    if (!be || !be_small) {
+    setenv("INVEDIT_CPU_NO_AVX512", "1", 1);
+    be_avx2 = ie_backend_cpu_new(0);
+    setenv("INVEDIT_CPU_NO_AVX2", "1", 1);
+    be_base = ie_backend_cpu_new(0);
+    unsetenv("INVEDIT_CPU_NO_AVX512");
+    unsetenv("INVEDIT_CPU_NO_AVX2");
+    if (!be || !be_small || !be_avx2 || !be_base) {
         fprintf(stderr, "cannot create the CPU backend\n");
         return 1;
     }
@@ -961,6 +996,8 @@ int main(void) {
     test_timestep_embedding();
     test_embedding();
 
+    ie_backend_free(be_base);
+    ie_backend_free(be_avx2);
     ie_backend_free(be_small);
     ie_backend_free(be);
     return tu_finish("test_cpu_ops");

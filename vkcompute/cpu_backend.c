@@ -21,9 +21,11 @@
  * elementwise ops, im2col and data movement as contiguous ranges of
  * independent items. No accumulator is shared between items, so those loops
  * give the bits a single thread would, whatever the thread count; sgemm's
- * blocks depend on the thread count, so its bits are fixed per thread count. Exponentials (softmax, SiLU, GELU, quick GELU) use an
- * 8-lane vector exp (cpu_exp8, within 1 ulp; AVX2 where the CPU has it, the
- * same bits either way); lane sums in softmax are combined in a fixed order.
+ * blocks depend on the thread count, so its bits are fixed per thread count.
+ * Exponentials (softmax, SiLU, GELU, quick GELU) use a vector exp (cpu_exp8,
+ * within 1 ulp; AVX2 where the CPU has it, 16 lanes with AVX-512 in the
+ * attention kernels, the same bits in every variant); lane sums in softmax
+ * are combined in a fixed order.
  */
 #include "vkcompute/backend.h"
 
@@ -78,25 +80,27 @@ CPU_INLINE cpu_v8 cpu_select8(cpu_v8i m, cpu_v8 a, cpu_v8 b) { return (cpu_v8)((
  * bits); within 1 ulp of the correctly rounded e^x on [-87.33, 88] (checked
  * on every 32nd float there). x < -87.34 (a subnormal or zero result) gives
  * 0; x > 88 gives e^88 (not inf); NaN stays NaN. */
-CPU_INLINE cpu_v8 cpu_exp8(cpu_v8 x) {
-    const cpu_v8i under = x < -87.33654f;
-    x = cpu_select8(x > 88.0f, cpu_splat8(88.0f), x);
-    const cpu_v8 magic = cpu_splat8(12582912.0f); /* 1.5·2^23: adding it rounds to an integer */
-    const cpu_v8 t = x * 1.44269504088896341f + magic;
-    const cpu_v8 n = t - magic; /* round(x / ln2) */
-    cpu_v8 r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    cpu_v8 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    /* t's low mantissa bits hold n: 2^n = (n + 127) << 23 */
-    const cpu_v8i e = (((cpu_v8i)t - 0x4B400000) + 127) << 23;
-    const cpu_v8 y = p * (cpu_v8)e;
-    return (cpu_v8)((cpu_v8i)y & ~under);
-}
+#define CPU_DEFINE_EXP(name, V, VI, splat, select)                                                                     \
+    CPU_INLINE V name(V x) {                                                                                           \
+        const VI under = x < -87.33654f;                                                                               \
+        x = select(x > 88.0f, splat(88.0f), x);                                                                        \
+        const V magic = splat(12582912.0f); /* 1.5·2^23: adding it rounds to an integer */                            \
+        const V t = x * 1.44269504088896341f + magic;                                                                  \
+        const V n = t - magic; /* round(x / ln2) */                                                                    \
+        V r = x - n * 0.693359375f;                                                                                    \
+        r = r - n * -2.12194440e-4f;                                                                                   \
+        V p = r * 1.9875691500e-4f + 1.3981999507e-3f;                                                                 \
+        p = p * r + 8.3334519073e-3f;                                                                                  \
+        p = p * r + 4.1665795894e-2f;                                                                                  \
+        p = p * r + 1.6666665459e-1f;                                                                                  \
+        p = p * r + 5.0000001201e-1f;                                                                                  \
+        p = p * (r * r) + r + 1.0f;                                                                                    \
+        /* t's low mantissa bits hold n: 2^n = (n + 127) << 23 */                                                      \
+        const VI e = (((VI)t - 0x4B400000) + 127) << 23;                                                               \
+        const V y = p * (V)e;                                                                                          \
+        return (V)((VI)y & ~under);                                                                                    \
+    }
+CPU_DEFINE_EXP(cpu_exp8, cpu_v8, cpu_v8i, cpu_splat8, cpu_select8)
 
 /* Softmax of one score row s[0..n) in place, over keys [0, nvalid); keys
  * [nvalid, n) (the causal mask) get probability 0. Max-subtracted, fp32; the
@@ -253,9 +257,75 @@ CPU_INLINE void cpu_qk_body(float *S, const float *q, int64_t ldq, const float *
     }
 }
 
+/* Attention output of a block of queries from its probabilities:
+ * O [nq, Dv] (row stride ldo) = diag(inv) · S [nq, nk] (row stride nk) · V,
+ * the values packed by cpu_pv_pack in panels of 16 columns (the last one 8
+ * when Dv rounded up to 8 leaves 8) as [panel][nk][width]. Tiles of 6 rows x
+ * one panel stay in registers for the whole sum over the keys (OpenBLAS, at
+ * Dv = 40, ran this product at half the speed of the scores' kernel). Each
+ * output is the sum over keys ascending of s·v, one multiply and one add
+ * per term, then times inv[row]: the same bits in every build. */
+CPU_INLINE void cpu_pv_tile(const int rows, const int nv, float *O, int64_t ldo, const float *S, int64_t nk,
+                            const float *vb, const float *inv, int64_t ncols) {
+    cpu_v8 acc[CPU_QK_ROWS][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = cpu_splat8(0.0f);
+    const int64_t w = 8 * nv;
+    for (int64_t k = 0; k < nk; k++) {
+        const cpu_v8 v0 = cpu_load8(vb + k * w), v1 = nv == 2 ? cpu_load8(vb + k * w + 8) : v0;
+#pragma GCC unroll 6
+        for (int r = 0; r < rows; r++) {
+            const float sv = S[r * nk + k];
+            acc[r][0] += v0 * sv;
+            if (nv == 2) acc[r][1] += v1 * sv;
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < rows; r++) {
+        float *o = O + r * ldo;
+        const cpu_v8 a0 = acc[r][0] * inv[r];
+        if (ncols == w) {
+            cpu_store8(o, a0);
+            if (nv == 2) cpu_store8(o + 8, acc[r][1] * inv[r]);
+        } else {
+            float t[16];
+            cpu_store8(t, a0);
+            if (nv == 2) cpu_store8(t + 8, acc[r][1] * inv[r]);
+            memcpy(o, t, (size_t)ncols * sizeof(float));
+        }
+    }
+}
+
+CPU_INLINE void cpu_pv_rows(const int nv, float *O, int64_t ldo, const float *S, const float *vb, const float *inv,
+                            int64_t nq, int64_t nk, int64_t ncols) {
+    int64_t i = 0;
+    for (; i + CPU_QK_ROWS <= nq; i += CPU_QK_ROWS)
+        cpu_pv_tile(CPU_QK_ROWS, nv, O + i * ldo, ldo, S + i * nk, nk, vb, inv + i, ncols);
+    switch (nq - i) {
+        case 5: cpu_pv_tile(5, nv, O + i * ldo, ldo, S + i * nk, nk, vb, inv + i, ncols); break;
+        case 4: cpu_pv_tile(4, nv, O + i * ldo, ldo, S + i * nk, nk, vb, inv + i, ncols); break;
+        case 3: cpu_pv_tile(3, nv, O + i * ldo, ldo, S + i * nk, nk, vb, inv + i, ncols); break;
+        case 2: cpu_pv_tile(2, nv, O + i * ldo, ldo, S + i * nk, nk, vb, inv + i, ncols); break;
+        case 1: cpu_pv_tile(1, nv, O + i * ldo, ldo, S + i * nk, nk, vb, inv + i, ncols); break;
+        default: break;
+    }
+}
+
+CPU_INLINE void cpu_pv_body(float *O, int64_t ldo, const float *S, const float *vp, const float *inv, int64_t nq,
+                            int64_t nk, int64_t Dv) {
+    for (int64_t c0 = 0; c0 < Dv; c0 += 16) {
+        const int64_t ncols = Dv - c0 < 16 ? Dv - c0 : 16;
+        const float *vb = vp + c0 * nk; /* this panel: [nk][8 or 16] */
+        if (ncols > 8) cpu_pv_rows(2, O + c0, ldo, S, vb, inv, nq, nk, ncols);
+        else cpu_pv_rows(1, O + c0, ldo, S, vb, inv, nq, nk, ncols);
+    }
+}
+
 typedef struct cpu_kernels {
     void (*qk_block)(float *S, const float *q, int64_t ldq, const float *kp, int64_t nq, int64_t nk, int64_t D,
                      float scale);
+    void (*pv_block)(float *O, int64_t ldo, const float *S, const float *vp, const float *inv, int64_t nq, int64_t nk,
+                     int64_t Dv);
     void (*softmax_row)(float *s, int64_t n, int64_t nvalid);
     float (*softmax_exp_row)(float *s, int64_t n, int64_t nvalid); /* unnormalised; returns 1/sum */
     void (*act_row)(float *o, const float *x, int64_t n, cpu_act act, const float *aff, const float *mul);
@@ -265,6 +335,10 @@ typedef struct cpu_kernels {
 static void cpu_qk_block_base(float *S, const float *q, int64_t ldq, const float *kp, int64_t nq, int64_t nk, int64_t D,
                               float scale) {
     cpu_qk_body(S, q, ldq, kp, nq, nk, D, scale);
+}
+static void cpu_pv_block_base(float *O, int64_t ldo, const float *S, const float *vp, const float *inv, int64_t nq,
+                              int64_t nk, int64_t Dv) {
+    cpu_pv_body(O, ldo, S, vp, inv, nq, nk, Dv);
 }
 static void cpu_softmax_row_base(float *s, int64_t n, int64_t nvalid) { cpu_softmax_body(s, n, nvalid, true); }
 static float cpu_softmax_exp_row_base(float *s, int64_t n, int64_t nvalid) {
@@ -278,6 +352,10 @@ __attribute__((target("avx2"))) static void cpu_qk_block_avx2(float *S, const fl
                                                               int64_t nq, int64_t nk, int64_t D, float scale) {
     cpu_qk_body(S, q, ldq, kp, nq, nk, D, scale);
 }
+__attribute__((target("avx2"))) static void cpu_pv_block_avx2(float *O, int64_t ldo, const float *S, const float *vp,
+                                                              const float *inv, int64_t nq, int64_t nk, int64_t Dv) {
+    cpu_pv_body(O, ldo, S, vp, inv, nq, nk, Dv);
+}
 __attribute__((target("avx2"))) static void cpu_softmax_row_avx2(float *s, int64_t n, int64_t nvalid) {
     cpu_softmax_body(s, n, nvalid, true);
 }
@@ -288,21 +366,185 @@ __attribute__((target("avx2"))) static void cpu_act_row_avx2(float *o, const flo
                                                              const float *aff, const float *mul) {
     cpu_act_body(o, x, n, act, aff, mul);
 }
+
+
+/* AVX-512: the scores, the softmax's exponentials and the output product on
+ * 16 lanes (one vector per packed block of 16 keys or value columns), twice
+ * the work per instruction where the CPU runs 512-bit vectors at full width.
+ * Every value is computed by the same IEEE operations in the same order as in
+ * the 8-lane bodies: a score or output sums its terms in the same order, the
+ * exponential is the same function of each lane, and the softmax adds each
+ * 16-lane vector of exponentials into the 8 lane sums as its low then its
+ * high half, the 8-lane order. So all three variants give the same bits. */
+#define CPU_AVX512_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
+typedef float cpu_v16 __attribute__((vector_size(64)));
+typedef int32_t cpu_v16i __attribute__((vector_size(64)));
+CPU_INLINE cpu_v16 cpu_load16(const float *p) {
+    cpu_v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+CPU_INLINE void cpu_store16(float *p, cpu_v16 v) { memcpy(p, &v, sizeof v); }
+CPU_INLINE cpu_v16 cpu_splat16(float x) { return (cpu_v16){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
+CPU_INLINE cpu_v16 cpu_select16(cpu_v16i m, cpu_v16 a, cpu_v16 b) {
+    return (cpu_v16)((m & (cpu_v16i)a) | (~m & (cpu_v16i)b));
+}
+CPU_DEFINE_EXP(cpu_exp16, cpu_v16, cpu_v16i, cpu_splat16, cpu_select16)
+
+CPU_AVX512_TARGET static float cpu_softmax16(float *s, int64_t n, int64_t nvalid, bool normalise) {
+    int64_t j = 0;
+    float m = s[0];
+    if (nvalid >= 16) {
+        cpu_v16 m16 = cpu_splat16(s[0]);
+        for (; j + 16 <= nvalid; j += 16) {
+            const cpu_v16 v = cpu_load16(s + j);
+            m16 = cpu_select16(v > m16, v, m16);
+        }
+        for (int k = 0; k < 16; k++) m = m16[k] > m ? m16[k] : m;
+    }
+    for (; j < nvalid; j++) m = s[j] > m ? s[j] : m;
+    cpu_v8 sum8 = cpu_splat8(0.0f);
+    for (j = 0; j + 16 <= nvalid; j += 16) {
+        const cpu_v16 e = cpu_exp16(cpu_load16(s + j) - m);
+        cpu_store16(s + j, e);
+        cpu_v8 lo, hi;
+        memcpy(&lo, &e, sizeof lo);
+        memcpy(&hi, (const char *)&e + sizeof lo, sizeof hi);
+        sum8 += lo;
+        sum8 += hi;
+    }
+    for (; j + 8 <= nvalid; j += 8) {
+        const cpu_v8 e = cpu_exp8(cpu_load8(s + j) - m);
+        cpu_store8(s + j, e);
+        sum8 += e;
+    }
+    if (j < nvalid) {
+        float t[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+        memcpy(t, s + j, sizeof(float) * (size_t)(nvalid - j));
+        const cpu_v8 e = cpu_exp8(cpu_load8(t) - m);
+        cpu_store8(t, e);
+        memcpy(s + j, t, sizeof(float) * (size_t)(nvalid - j));
+        sum8 += e;
+    }
+    const float sum = ((sum8[0] + sum8[4]) + (sum8[1] + sum8[5])) + ((sum8[2] + sum8[6]) + (sum8[3] + sum8[7]));
+    const float inv = 1.0f / sum;
+    j = 0;
+    if (normalise) {
+        for (; j + 16 <= nvalid; j += 16) cpu_store16(s + j, cpu_load16(s + j) * inv);
+        for (; j < nvalid; j++) s[j] *= inv;
+    }
+    for (j = nvalid; j < n; j++) s[j] = 0.0f;
+    return inv;
+}
+CPU_AVX512_TARGET static void cpu_softmax_row_avx512(float *s, int64_t n, int64_t nvalid) {
+    cpu_softmax16(s, n, nvalid, true);
+}
+CPU_AVX512_TARGET static float cpu_softmax_exp_row_avx512(float *s, int64_t n, int64_t nvalid) {
+    return cpu_softmax16(s, n, nvalid, false);
+}
+
+/* Scores: tiles of 8 queries x 16 keys, one vector per query row. */
+#define CPU_QK16_ROWS 8
+CPU_INLINE void cpu_qk_tile16(const int rows, float *S, int64_t lds, const float *q, int64_t ldq, const float *kb,
+                              int64_t D, float scale, int64_t ncols) {
+    cpu_v16 acc[CPU_QK16_ROWS];
+#pragma GCC unroll 8
+    for (int r = 0; r < rows; r++) acc[r] = cpu_splat16(0.0f);
+    for (int64_t d = 0; d < D; d++) {
+        const cpu_v16 k = cpu_load16(kb + d * 16);
+#pragma GCC unroll 8
+        for (int r = 0; r < rows; r++) acc[r] += k * q[r * ldq + d];
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < rows; r++) {
+        const cpu_v16 v = acc[r] * scale;
+        if (ncols == 16) {
+            cpu_store16(S + r * lds, v);
+        } else {
+            float t[16];
+            cpu_store16(t, v);
+            memcpy(S + r * lds, t, (size_t)ncols * sizeof(float));
+        }
+    }
+}
+
+CPU_AVX512_TARGET static void cpu_qk_block_avx512(float *S, const float *q, int64_t ldq, const float *kp, int64_t nq,
+                                                  int64_t nk, int64_t D, float scale) {
+    for (int64_t jb = 0; jb * 16 < nk; jb++) {
+        const float *kb = kp + jb * D * 16;
+        const int64_t ncols = nk - jb * 16 < 16 ? nk - jb * 16 : 16;
+        int64_t i = 0;
+        for (; i + CPU_QK16_ROWS <= nq; i += CPU_QK16_ROWS)
+            cpu_qk_tile16(CPU_QK16_ROWS, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols);
+        for (; i < nq; i++) cpu_qk_tile16(1, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols);
+    }
+}
+
+/* Output: tiles of 8 rows x a 16-column panel (8-column panels as in the 8-lane body). */
+CPU_INLINE void cpu_pv_tile16(const int rows, float *O, int64_t ldo, const float *S, int64_t nk, const float *vb,
+                              const float *inv, int64_t ncols) {
+    cpu_v16 acc[CPU_QK16_ROWS];
+#pragma GCC unroll 8
+    for (int r = 0; r < rows; r++) acc[r] = cpu_splat16(0.0f);
+    for (int64_t k = 0; k < nk; k++) {
+        const cpu_v16 v = cpu_load16(vb + k * 16);
+#pragma GCC unroll 8
+        for (int r = 0; r < rows; r++) acc[r] += v * S[r * nk + k];
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < rows; r++) {
+        const cpu_v16 o = acc[r] * inv[r];
+        if (ncols == 16) {
+            cpu_store16(O + r * ldo, o);
+        } else {
+            float t[16];
+            cpu_store16(t, o);
+            memcpy(O + r * ldo, t, (size_t)ncols * sizeof(float));
+        }
+    }
+}
+
+CPU_AVX512_TARGET static void cpu_pv_block_avx512(float *O, int64_t ldo, const float *S, const float *vp,
+                                                  const float *inv, int64_t nq, int64_t nk, int64_t Dv) {
+    for (int64_t c0 = 0; c0 < Dv; c0 += 16) {
+        const int64_t ncols = Dv - c0 < 16 ? Dv - c0 : 16;
+        const float *vb = vp + c0 * nk;
+        if (ncols <= 8) {
+            cpu_pv_rows(1, O + c0, ldo, S, vb, inv, nq, nk, ncols);
+            continue;
+        }
+        int64_t i = 0;
+        for (; i + CPU_QK16_ROWS <= nq; i += CPU_QK16_ROWS)
+            cpu_pv_tile16(CPU_QK16_ROWS, O + i * ldo + c0, ldo, S + i * nk, nk, vb, inv + i, ncols);
+        for (; i < nq; i++) cpu_pv_tile16(1, O + i * ldo + c0, ldo, S + i * nk, nk, vb, inv + i, ncols);
+    }
+}
 #endif
 
 /* The variant for this CPU (INVEDIT_CPU_NO_AVX2=1 forces the baseline one,
  * for comparing the two). */
 static cpu_kernels cpu_kernels_pick(void) {
-    cpu_kernels k = {cpu_qk_block_base, cpu_softmax_row_base, cpu_softmax_exp_row_base, cpu_act_row_base, ""};
+    cpu_kernels k = {cpu_qk_block_base,        cpu_pv_block_base, cpu_softmax_row_base,
+                     cpu_softmax_exp_row_base, cpu_act_row_base,  ""};
 #ifdef CPU_AVX2_CLONES
     const char *off = getenv("INVEDIT_CPU_NO_AVX2");
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && !(off && atoi(off))) {
         k.qk_block = cpu_qk_block_avx2;
+        k.pv_block = cpu_pv_block_avx2;
         k.softmax_row = cpu_softmax_row_avx2;
         k.softmax_exp_row = cpu_softmax_exp_row_avx2;
         k.act_row = cpu_act_row_avx2;
         k.isa = ", AVX2";
+        const char *off512 = getenv("INVEDIT_CPU_NO_AVX512");
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") && !(off512 && atoi(off512))) {
+            k.qk_block = cpu_qk_block_avx512;
+            k.pv_block = cpu_pv_block_avx512;
+            k.softmax_row = cpu_softmax_row_avx512;
+            k.softmax_exp_row = cpu_softmax_exp_row_avx512;
+            k.isa = ", AVX2, AVX-512";
+        }
     }
 #endif
     return k;
@@ -938,6 +1180,193 @@ static void cpu_bias_fill(void *ctx, int64_t r0, int64_t r1) {
     }
 }
 
+/* --- conv2d as shifted GEMMs ----------------------------------------------------
+ * A stride-1 KH×KW conv whose output is wider than the layer (the
+ * high-resolution layers: OH·OW >= Cout) runs without im2col. The input
+ * rows a chunk of output rows reads are copied once into a zero-padded
+ * plane per channel, xp [Cin][(nr + KH - 1)·Wp + KW - 1] with
+ * Wp = OW + KW - 1 (the padding columns made real zeros). Seen flat, the
+ * input under kernel tap (kh, kw) for output (r, ow) is then
+ * xp[ci][r·Wp + ow + kh·Wp + kw]: one row of Cin values at a fixed offset
+ * per tap. So C [Cout, nr·Wp] = Σ_taps W_tap [Cout, Cin] · xp shifted by the
+ * tap's offset (ldb the plane's length): KH·KW GEMMs of depth Cin, summed in
+ * tap order, each column of C a padded output position; the KW - 1 padding
+ * columns of each row are computed and dropped when C is copied into out
+ * (with the bias). Against im2col this writes and rereads Cin·KH·KW·nr·OW
+ * floats less per chunk (9× the input for a 3×3 conv), which at 64×64 and
+ * 32×32 cost as much as a sixth of the conv's time. The weights are
+ * rearranged (and widened) once per call into [tap][Cout][Cin]. Items are
+ * column blocks of C, each running all taps on its block while the block
+ * stays in cache; the blocks depend only on the shape and the thread count,
+ * and each output's sum runs over the taps in order, so the bits are fixed
+ * for a thread count, as for every sgemm here. */
+
+/* xp for output rows [oh0, oh0 + nr): a job of input channels */
+typedef struct cpu_shift_job {
+    const float *x1;   /* [Cin, H, W] */
+    float *xp, *c, *o; /* padded planes; C [Cout, nr*Wp]; out1 [Cout, OH*OW] */
+    const float *wt, *bias;
+    int64_t Cin, Cout, H, W, OW, KH, KW, Wp, plane, oh0, nr, ncols, block, P;
+    int pad_top, pad_left;
+} cpu_shift_job;
+
+static void cpu_shift_pad(void *ctx, int64_t ci0, int64_t ci1) {
+    const cpu_shift_job *j = ctx;
+    const int64_t rows = j->nr + j->KH - 1, Wp = j->Wp;
+    for (int64_t ci = ci0; ci < ci1; ci++) {
+        float *dst = j->xp + ci * j->plane;
+        for (int64_t r = 0; r < rows; r++) {
+            float *d = dst + r * Wp;
+            const int64_t ih = j->oh0 - j->pad_top + r;
+            if (ih < 0 || ih >= j->H) {
+                memset(d, 0, (size_t)Wp * sizeof(float));
+                continue;
+            }
+            /* columns: iw = ow' - pad_left for ow' in [0, Wp) */
+            const int64_t lo = cpu_min(Wp, cpu_max(0, (int64_t)j->pad_left));
+            const int64_t hi = cpu_max(lo, cpu_min(Wp, j->W + j->pad_left));
+            memset(d, 0, (size_t)lo * sizeof(float));
+            memcpy(d + lo, j->x1 + (ci * j->H + ih) * j->W + (lo - j->pad_left), (size_t)(hi - lo) * sizeof(float));
+            memset(d + hi, 0, (size_t)(Wp - hi) * sizeof(float));
+        }
+        memset(dst + rows * Wp, 0, (size_t)(j->plane - rows * Wp) * sizeof(float));
+    }
+}
+
+static void cpu_shift_gemm(void *ctx, int64_t b0, int64_t b1) {
+    const cpu_shift_job *j = ctx;
+    const int64_t c0 = b0 * j->block, c1 = cpu_min(j->ncols, b1 * j->block);
+    if (c1 <= c0) return;
+    const int64_t taps = j->KH * j->KW;
+    for (int64_t t = 0; t < taps; t++) {
+        const int64_t off = (t / j->KW) * j->Wp + t % j->KW;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cpu_blas_int(j->Cout), cpu_blas_int(c1 - c0),
+                    cpu_blas_int(j->Cin), 1.0f, j->wt + t * j->Cout * j->Cin, cpu_blas_int(j->Cin), j->xp + off + c0,
+                    cpu_blas_int(j->plane), t == 0 ? 0.0f : 1.0f, j->c + c0, cpu_blas_int(j->ncols));
+    }
+}
+
+static void cpu_shift_store(void *ctx, int64_t co0, int64_t co1) {
+    const cpu_shift_job *j = ctx;
+    for (int64_t co = co0; co < co1; co++) {
+        const float *src = j->c + co * j->ncols;
+        float *dst = j->o + co * j->P + j->oh0 * j->OW;
+        const float bias = j->bias ? j->bias[co] : 0.0f;
+        for (int64_t r = 0; r < j->nr; r++) {
+            const float *s = src + r * j->Wp;
+            float *d = dst + r * j->OW;
+            if (j->bias)
+                for (int64_t ow = 0; ow < j->OW; ow++) d[ow] = s[ow] + bias;
+            else memcpy(d, s, (size_t)j->OW * sizeof(float));
+        }
+    }
+}
+
+/* w [Cout, Cin, KH, KW] (f32 or f16) -> wt [KH*KW][Cout][Cin] f32: a job of
+ * output channels; an fp16 row is widened into the thread's slot first */
+typedef struct cpu_wtap_job {
+    const cpu_impl *ci;
+    const ie_tensor *w;
+    float *wt;
+    int64_t Cout, Cin, taps;
+    cpu_slots *slots; /* per thread: one widened row [Cin*taps] */
+} cpu_wtap_job;
+
+static void cpu_wtap_range(void *ctx, int64_t co0, int64_t co1) {
+    const cpu_wtap_job *j = ctx;
+    const int64_t rowlen = j->Cin * j->taps;
+    const bool f16 = j->w->dtype == IE_F16;
+    const int64_t slot = cpu_slot_take(j->slots);
+    float *buf = (float *)(j->slots->base + (size_t)slot * j->slots->bytes);
+    for (int64_t co = co0; co < co1; co++) {
+        const float *row = (const float *)j->w->host + co * rowlen;
+        if (f16) {
+            cpu_f16_row_to_f32(j->ci, buf, (const uint16_t *)j->w->host + co * rowlen, rowlen);
+            row = buf;
+        }
+        for (int64_t t = 0; t < j->taps; t++) {
+            float *d = j->wt + (t * j->Cout + co) * j->Cin;
+            for (int64_t c = 0; c < j->Cin; c++) d[c] = row[c * j->taps + t];
+        }
+    }
+    cpu_slot_give(j->slots, slot);
+}
+
+/* Whether cpu_conv2d takes the shifted path: stride 1, a kernel wider than
+ * 1×1, and more output positions than output channels (else the weights
+ * dominate and the fused fp16 path, which never widens them whole, wins). */
+static bool cpu_conv_shifted_fits(int64_t Cout, int64_t KH, int64_t KW, int64_t OH, int64_t OW,
+                                  const ie_conv2d_params *p) {
+    return p->stride == 1 && KH * KW > 1 && OH * OW >= Cout && OW >= 16;
+}
+
+static ie_status cpu_conv2d_shifted(ie_backend *be, ie_tensor *out, const ie_tensor *x, const ie_tensor *w,
+                                    const ie_tensor *b, const ie_conv2d_params *p) {
+    cpu_impl *ci = cpu_impl_of(be);
+    const int64_t N = x->shape[0], Cin = x->shape[1], H = x->shape[2], W = x->shape[3];
+    const int64_t Cout = w->shape[0], KH = w->shape[2], KW = w->shape[3];
+    const int64_t OH = out->shape[2], OW = out->shape[3], P = OH * OW, taps = KH * KW;
+    const int64_t Wp = OW + KW - 1;
+    /* output rows per chunk: the padded planes and C under the scratch limit */
+    const int64_t limit = (int64_t)(ci->scratch_limit / sizeof(float));
+    const int64_t fixed = Cin * ((KH - 1) * Wp + KW - 1), per_row = (Cin + Cout) * Wp;
+    int64_t rows = cpu_min(OH, cpu_max(1, (limit - fixed) / per_row));
+    const int64_t nchunks = (OH + rows - 1) / rows;
+    rows = (OH + nchunks - 1) / nchunks;
+    const int64_t plane = (rows + KH - 1) * Wp + KW - 1;
+    const int nslots = ci->pool.n_workers + 1;
+    const size_t wt_bytes = cpu_round_up((size_t)(taps * Cout * Cin) * sizeof(float));
+    const size_t row_slots = cpu_slots_bytes(nslots, (size_t)(Cin * taps) * sizeof(float));
+    const size_t xp_bytes = cpu_round_up((size_t)(Cin * plane) * sizeof(float));
+    const size_t c_bytes = cpu_round_up((size_t)(Cout * rows * Wp) * sizeof(float));
+    char *cur = cpu_scratch(be, wt_bytes + row_slots + cpu_f32_scratch_bytes(b) + xp_bytes + c_bytes);
+    if (!cur) return IE_ERR_NOMEM;
+    float *wt = cpu_carve(&cur, wt_bytes);
+    cpu_slots slots = cpu_slots_carve(&cur, nslots, (size_t)(Cin * taps) * sizeof(float));
+    cpu_wtap_job wj = {ci, w, wt, Cout, Cin, taps, &slots};
+    cpu_parallel(be, Cout, Cin * taps, cpu_wtap_range, &wj);
+    const float *bf = cpu_as_f32(be, b, &cur);
+    float *xp = cpu_carve(&cur, xp_bytes);
+    float *c = cpu_carve(&cur, c_bytes);
+
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t oh0 = 0; oh0 < OH; oh0 += rows) {
+            const int64_t nr = cpu_min(rows, OH - oh0), ncols = nr * Wp;
+            /* column blocks: about 4 per thread, multiples of 16, at least 64 */
+            int64_t block = cpu_max(64, ncols / (4 * nslots));
+            block = cpu_min(ncols, (block + 15) / 16 * 16);
+            cpu_shift_job j = {(const float *)x->host + n * Cin * H * W,
+                               xp,
+                               c,
+                               (float *)out->host + n * Cout * P,
+                               wt,
+                               bf,
+                               Cin,
+                               Cout,
+                               H,
+                               W,
+                               OW,
+                               KH,
+                               KW,
+                               Wp,
+                               (nr + KH - 1) * Wp + KW - 1,
+                               oh0,
+                               nr,
+                               ncols,
+                               block,
+                               P,
+                               p->pad_top,
+                               p->pad_left};
+            cpu_parallel(be, Cin, j.plane, cpu_shift_pad, &j);
+            if (Cin > 0) cpu_parallel(be, (ncols + block - 1) / block, 1 << 30, cpu_shift_gemm, &j);
+            else
+                for (int64_t co = 0; co < Cout; co++) memset(c + co * ncols, 0, (size_t)ncols * sizeof(float));
+            cpu_parallel(be, Cout, ncols, cpu_shift_store, &j);
+        }
+    }
+    return IE_OK;
+}
+
 /* x [N, Cin, H, W], w [Cout, Cin, KH, KW] f32|f16, b [Cout] or NULL
  * -> out [N, Cout, OH, OW].
  * Per image: out1 [Cout, OH*OW] = w [Cout, K] · col [K, OH*OW], K = Cin*KH*KW,
@@ -958,6 +1387,8 @@ static ie_status cpu_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, 
 
     const bool direct = KH == 1 && KW == 1 && p->stride == 1 && p->pad_top == 0 && p->pad_bottom == 0 &&
                         p->pad_left == 0 && p->pad_right == 0;
+    if (cpu_conv_shifted_fits(Cout, KH, KW, OH, OW, p) && !getenv("INVEDIT_CPU_NO_SHIFTED_CONV"))
+        return cpu_conv2d_shifted(be, out, x, w, b, p);
 
     /* Rows per chunk: as many as fit the scratch limit, then evened out so
      * the last chunk is not a sliver. */
@@ -1230,18 +1661,19 @@ static void cpu_softmax_rows(void *ctx, int64_t r0, int64_t r1) {
  *                packed once per head and thread; strided head slices)
  *   row softmax's exponentials (causal: key j > query i masked; keys past
  *                the block's last query are not computed at all)
- *   O_blk [nq, Dv] = S · V [nk, Dv] (OpenBLAS), written straight into out,
- *                then each row scaled by 1/sum (Dv products instead of Lk).
+ *   O_blk [nq, Dv] = S · V [nk, Dv] (cpu_pv_block on the head's values,
+ *                packed once per head and thread), written straight into
+ *                out, each row times 1/sum (Dv products instead of Lk).
  * Each thread has its own score block (a slot of the scratch) and the
  * threads never wait for each other inside a head, which splitting every
  * product over the pool (the former scheme) did 3 times per block. Blocks
- * of CPU_ATTN_QBLOCK rows: smaller ones would keep the scores in L2 but
- * make OpenBLAS repack V and S more often, which cost more (bench-ops'
- * attention shape on a 2-core Zen: 64-row blocks were 15% slower than 256).
+ * of CPU_ATTN_QBLOCK rows (64, 128 and 256 within the noise of bench-ops'
+ * attention shape on 2 Zen 5 cores since both products are our own
+ * kernels; with OpenBLAS for S · V, 64 was 15% slower).
  * The blocks depend only on Lk, the scratch limit and the thread count (only
  * when the limit binds), and no sum crosses items, so the bits do not depend
- * on which thread ran what; cpu_qk_block and the softmax give the same bits
- * in their vector and baseline builds. */
+ * on which thread ran what; cpu_qk_block, cpu_pv_block and the softmax give
+ * the same bits in their AVX-512, AVX2 and baseline builds. */
 
 typedef struct cpu_attn_job {
     const cpu_kernels *kern;
@@ -1267,13 +1699,31 @@ static void cpu_qk_pack(float *kp, const float *k, int64_t ld, int64_t nk, int64
     }
 }
 
+/* Values [nk, Dv] (row stride ld) -> vp in panels of 16 columns from column
+ * 0, the last one 8 wide when at most 8 columns are left: panel c0 at
+ * vp + c0·nk as [nk][width], columns past Dv 0 (cpu_pv_body). */
+static void cpu_pv_pack(float *vp, const float *v, int64_t ld, int64_t nk, int64_t Dv) {
+    for (int64_t c0 = 0; c0 < Dv; c0 += 16) {
+        const int64_t w = Dv - c0 > 8 ? 16 : 8, n = cpu_min(w, Dv - c0);
+        float *dst = vp + c0 * nk;
+        for (int64_t key = 0; key < nk; key++) {
+            memcpy(dst + key * w, v + key * ld + c0, (size_t)n * sizeof(float));
+            for (int64_t t = n; t < w; t++) dst[key * w + t] = 0.0f;
+        }
+    }
+}
+
+/* Floats of cpu_pv_pack's panels for Dv columns of nk keys: Dv rounded up to 8. */
+static int64_t cpu_pv_packed(int64_t nk, int64_t Dv) { return nk * ((Dv + 7) / 8 * 8); }
+
 static void cpu_attn_items(void *ctx, int64_t i0, int64_t i1) {
     const cpu_attn_job *j = ctx;
     const int64_t slot = cpu_slot_take(j->slots);
     float *S = (float *)(j->slots->base + (size_t)slot * j->slots->bytes);
-    float *inv = S + j->qblock * j->Lk; /* 1/sum per row */
-    float *kp = inv + j->qblock;        /* the current head's keys, packed */
-    int64_t packed = -1;                /* (b * H + h) * (Lk + 1) + nk of what kp holds */
+    float *inv = S + j->qblock * j->Lk;             /* 1/sum per row */
+    float *kp = inv + j->qblock;                    /* the current head's keys, packed */
+    float *vp = kp + (j->Lk + 15) / 16 * 16 * j->D; /* and its values */
+    int64_t packed = -1, vpacked = -1;              /* (b * H + h) * (Lk + 1) + nk of what kp, vp hold */
     const int64_t H = j->H, D = j->D, Dv = j->Dv, HD = H * D, HDv = H * Dv, Lq = j->Lq, Lk = j->Lk;
     for (int64_t i = i0; i < i1; i++) { /* i = (b * H + h) * nqb + block */
         const int64_t qb = i % j->nqb, h = i / j->nqb % H, b = i / (j->nqb * H);
@@ -1283,8 +1733,8 @@ static void cpu_attn_items(void *ctx, int64_t i0, int64_t i1) {
         const float *kh = j->k + b * Lk * HD + h * D;   /* [Lk, D], ld HD */
         const float *vh = j->v + b * Lk * HDv + h * Dv; /* [Lk, Dv], ld HDv */
         float *oh = j->out + (b * Lq + q0) * HDv + h * Dv;
+        const int64_t key = (b * H + h) * (Lk + 1) + nk;
         if (D > 0) {
-            const int64_t key = (b * H + h) * (Lk + 1) + nk;
             if (packed != key) {
                 cpu_qk_pack(kp, kh, HD, nk, D);
                 packed = key;
@@ -1293,14 +1743,15 @@ static void cpu_attn_items(void *ctx, int64_t i0, int64_t i1) {
         } else {
             memset(S, 0, (size_t)(nq * nk) * sizeof(float));
         }
-        /* exponentials only; the rows of O are scaled by 1/sum afterwards */
+        /* exponentials only; the rows of O are scaled by 1/sum in the product */
         for (int64_t r = 0; r < nq; r++)
             inv[r] = j->kern->softmax_exp_row(S + r * nk, nk, j->causal ? cpu_min(nk, q0 + r + 1) : nk);
         if (Dv > 0) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cpu_blas_int(nq), cpu_blas_int(Dv), cpu_blas_int(nk),
-                        1.0f, S, cpu_blas_int(nk), vh, cpu_blas_int(HDv), 0.0f, oh, cpu_blas_int(HDv));
-            for (int64_t r = 0; r < nq; r++)
-                for (int64_t d = 0; d < Dv; d++) oh[r * HDv + d] *= inv[r];
+            if (vpacked != key) {
+                cpu_pv_pack(vp, vh, HDv, nk, Dv);
+                vpacked = key;
+            }
+            j->kern->pv_block(oh, HDv, S, vp, inv, nq, nk, Dv);
         }
     }
     cpu_slot_give(j->slots, slot);
@@ -1322,7 +1773,8 @@ static ie_status cpu_attention(ie_backend *be, ie_tensor *out, const ie_tensor *
     const int64_t nslots = c->pool.n_workers + 1;
     const int64_t limit = (int64_t)(c->scratch_limit / sizeof(float));
     const int64_t qblock = cpu_min(cpu_min(CPU_ATTN_QBLOCK, Lq), cpu_max(1, limit / (nslots * Lk)));
-    const size_t slot_bytes = (size_t)(qblock * (Lk + 1) + (Lk + 15) / 16 * 16 * D) * sizeof(float);
+    const size_t slot_bytes =
+        (size_t)(qblock * (Lk + 1) + (Lk + 15) / 16 * 16 * D + cpu_pv_packed(Lk, Dv)) * sizeof(float);
     char *cur = cpu_scratch(be, cpu_slots_bytes(nslots, slot_bytes));
     if (!cur) return IE_ERR_NOMEM;
     cpu_slots slots = cpu_slots_carve(&cur, nslots, slot_bytes);
@@ -1718,6 +2170,13 @@ static const ie_backend_ops cpu_ops = {
     .embedding = cpu_embedding,
 };
 
+/* OpenBLAS's kernel set in use ("Haswell", "SkylakeX", ...: its own choice for
+ * the CPU, or OPENBLAS_CORETYPE's), for the backend's description. */
+static const char *cpu_blas_core(void) {
+    const char *now = openblas_get_corename();
+    return now ? now : "";
+}
+
 /* n_threads > 0 sizes the backend's thread pool; else OpenBLAS's default
  * does (OPENBLAS_NUM_THREADS or the core count). OpenBLAS itself is set to one
  * thread (process-wide): the pool runs its calls (cpu_sgemm). */
@@ -1764,7 +2223,7 @@ ie_backend *ie_cpu_backend_create(int n_threads) {
         }
         blas[i] = 0;
     }
-    snprintf(be->description, sizeof be->description, "cpu (%s, %d thread%s%s)", blas, c->n_threads,
-             c->n_threads == 1 ? "" : "s", c->kern.isa);
+    snprintf(be->description, sizeof be->description, "cpu (%s %s kernels, %d thread%s%s)", blas, cpu_blas_core(),
+             c->n_threads, c->n_threads == 1 ? "" : "s", c->kern.isa);
     return be;
 }
