@@ -28,7 +28,10 @@
  * The UNet loop is timed from the progress callback (first step to
  * "decoding"). "passes" are UNet forward passes (one per step and CFG batch),
  * "evals" image-evaluations (the sum of their batch sizes: CFG counts 2,
- * InfEdit's three branches 6), from ie_session_last_run.
+ * InfEdit's three branches 6), from ie_session_last_run; "s/eval" the time
+ * inside the UNet calls (with their attention control) per image-evaluation
+ * (ie_session_last_unet_seconds), to set against bench-networks' standalone
+ * evaluation of the same batch.
  *
  * The inversion cache. The timed edits above run with no_cache (each inverts).
  * Then, per method, a "first edit" into an empty in-memory cache and a
@@ -89,6 +92,7 @@ typedef struct method_result {
     int steps;
     int64_t passes, evals;
     double first, best, loop;
+    double unet; /* seconds inside the UNet calls of the best edit (ie_session_last_unet_seconds) */
 } method_result;
 
 /* --- memory (issue 10) -------------------------------------------------------------
@@ -220,8 +224,8 @@ static void run_model(const opts *o, const char *label, const char *path, bool i
         }
         int size = ie_session_native_size(s);
         printf("\n%s on %s: %dx%d, loaded in %.1f s\n", label, desc, size, size, load);
-        printf("  %-8s %5s %6s %6s %9s %9s %9s %9s %9s\n", "method", "steps", "passes", "evals", "edit s", "first s",
-               "loop s", "s/pass", "other s");
+        printf("  %-8s %5s %6s %6s %9s %9s %9s %9s %9s %9s\n", "method", "steps", "passes", "evals", "edit s",
+               "first s", "loop s", "s/pass", "other s", "s/eval");
         fflush(stdout);
         ie_image in = {0};
         st = make_input(size, &in);
@@ -261,14 +265,16 @@ static void run_model(const opts *o, const char *label, const char *path, bool i
                 if (rep == 0) r.first = dt;
                 /* the best timed edit (after the first), or the first with --reps 0 */
                 bool timed = o->reps == 0 || rep > 0;
-                if (timed && (r.best == 0 || dt < r.best)) r.best = dt, r.loop = loop;
+                if (timed && (r.best == 0 || dt < r.best))
+                    r.best = dt, r.loop = loop, r.unet = ie_session_last_unet_seconds(s);
                 ie_session_last_run(s, &r.passes, &r.evals);
                 r.ran = true;
             }
             if (!r.ran) continue;
             double per_pass = r.passes ? r.loop / (double)r.passes : 0;
-            printf("  %-8s %5d %6lld %6lld %9.3f %9.3f %9.3f %9.4f %9.3f\n", ie_method_name((ie_method)m), r.steps,
-                   (long long)r.passes, (long long)r.evals, r.best, r.first, r.loop, per_pass, r.best - r.loop);
+            printf("  %-8s %5d %6lld %6lld %9.3f %9.3f %9.3f %9.4f %9.3f %9.4f\n", ie_method_name((ie_method)m),
+                   r.steps, (long long)r.passes, (long long)r.evals, r.best, r.first, r.loop, per_pass, r.best - r.loop,
+                   r.evals ? r.unet / (double)r.evals : 0.0);
             print_memory(s, &p, &in, peak_rss_gb()); /* issue 10 */
             if (passes_out && bi == 0) passes_out[m] = r.passes;
             if (o->cache_pair) cache_pair(s, &p, &in, size, o->reps);

@@ -363,8 +363,11 @@ int cmd_edit(int argc, char **argv, bool reconstruct) {
     if (!st && !o.quiet) {
         int64_t calls, evals;
         ie_session_last_run(s, &calls, &evals);
-        fprintf(stderr, "%s: %.1f s, %lld UNet passes (%lld image-evaluations)\n", ie_method_name(o.p.method),
+        const double unet_s = ie_session_last_unet_seconds(s);
+        fprintf(stderr, "%s: %.1f s, %lld UNet passes (%lld image-evaluations", ie_method_name(o.p.method),
                 now() - ps.started, (long long)calls, (long long)evals);
+        if (evals > 0) fprintf(stderr, ", %.1f s in the UNet: %.2f s each", unet_s, unet_s / (double)evals);
+        fprintf(stderr, ")\n");
     }
     if (!st && o.output) {
         st = image_save(o.output, &out, err, sizeof err);

@@ -55,6 +55,7 @@ struct ie_session {
     int unet_div;                   /* 2^(levels-1) */
     int native;                     /* pixels */
     int64_t last_calls, last_evals; /* UNet forward passes and image-evaluations of the last run */
+    double last_unet_seconds;       /* and the time spent in them */
     char *opened_with[5];           /* model, device, vae, lora, ema (ie_session_matches) */
     char *describe;                 /* ie_session_describe */
     sd_wtype wtype;                 /* the UNet's and VAE's weights (issue 10: fp16 unless an edit asks for fp32) */
@@ -76,6 +77,7 @@ void ie_session_last_run(const ie_session *s, int64_t *unet_calls, int64_t *unet
     if (unet_calls) *unet_calls = s->last_calls;
     if (unet_evals) *unet_evals = s->last_evals;
 }
+double ie_session_last_unet_seconds(const ie_session *s) { return s->last_unet_seconds; }
 
 void ie_session_close(ie_session *s) {
     if (!s) return;
@@ -574,6 +576,7 @@ typedef struct edit_ctx {
     progress_map pm;
     int h, w, C;
     int64_t unet_evals, unet_calls;
+    double unet_seconds;
 } edit_ctx;
 
 /* Sets up an edit context: prompts encoded on the device, the UNet as the
@@ -598,6 +601,7 @@ static ie_status edit_ctx_begin(edit_ctx *e, ie_session *s, const ie_edit_params
 
 static void edit_ctx_end(edit_ctx *e) {
     e->s->last_calls = e->unet_calls, e->s->last_evals = e->unet_evals; /* ie_session_last_run */
+    e->s->last_unet_seconds = e->unet_seconds;
     e->s->unet->hook = NULL;
     e->s->unet->hook_user = NULL;
     mem_report(e->s, "UNet loop");
@@ -883,6 +887,7 @@ static ie_status edit_ef_ddpm(edit_ctx *e, const float *x0, float *out, char *er
     ef_ddpm_maps_free(maps);
     e->unet_evals = run.unet_evals;
     e->unet_calls = run.denoiser_calls;
+    e->unet_seconds = run.eps_seconds;
     return st;
 }
 
@@ -928,6 +933,7 @@ static ie_status edit_bdia(edit_ctx *e, const float *x0, float *out, char *err, 
     free(z);
     e->unet_evals = run.unet_evals;
     e->unet_calls = run.denoiser_calls;
+    e->unet_seconds = run.eps_seconds;
     return st;
 }
 
@@ -1007,6 +1013,7 @@ static ie_status edit_infedit(edit_ctx *e, const float *x0, float *out, char *er
     if (st) run_fail(&run, err, errlen, st);
     e->unet_evals = run.unet_evals;
     e->unet_calls = run.denoiser_calls;
+    e->unet_seconds = run.eps_seconds;
     return st;
 }
 
@@ -1156,7 +1163,7 @@ ie_status ie_generate_latent(ie_session *s, const ie_edit_params *p_in, int h, i
         st = bdia_sample(&run, &bp, NULL, z);
         if (st) run_fail(&run, err, errlen, st);
         else bdia_to_float(z, out, n);
-        e.unet_calls = run.denoiser_calls, e.unet_evals = run.unet_evals;
+        e.unet_calls = run.denoiser_calls, e.unet_evals = run.unet_evals, e.unet_seconds = run.eps_seconds;
     }
     free(z);
     edit_ctx_end(&e);
@@ -1222,7 +1229,7 @@ ie_status ie_invert_latent(ie_session *s, const ie_edit_params *p_in, const floa
             free(zl);
             free(o);
         }
-        e.unet_calls = run.denoiser_calls, e.unet_evals = run.unet_evals;
+        e.unet_calls = run.denoiser_calls, e.unet_evals = run.unet_evals, e.unet_seconds = run.eps_seconds;
         if (st && st != IE_ERR_NOMEM) run_fail(&run, err, errlen, st);
     }
     edit_ctx_end(&e);

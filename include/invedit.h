@@ -230,6 +230,10 @@ IE_API int ie_session_native_size(const ie_session *s);
  * their batch sizes: CFG counts 2, InfEdit's three branches 6). Either
  * pointer may be NULL. */
 IE_API void ie_session_last_run(const ie_session *s, int64_t *unet_calls, int64_t *unet_evals);
+/* The wall time of the last run's UNet calls (with their attention control),
+ * seconds: divided by the image-evaluations it is the cost of one inside an
+ * edit, to compare with a standalone UNet evaluation of the same batch. */
+IE_API double ie_session_last_unet_seconds(const ie_session *s);
 
 /* The inversion cache. What an edit computes from the image and the source
  * side alone (the encoded latent; EF-DDPM's noise maps and x_t; BDIA's latent

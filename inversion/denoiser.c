@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 const char *ie_phase_name(ie_method_phase p) {
     switch (p) {
@@ -66,7 +67,11 @@ ie_status ie_run_eps(ie_run *run, const ie_step_info *info, const float *x, cons
                                info->step, info->t, m && *m ? m : ie_status_name(st));
         }
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     st = dn->eps(dn->ctx, info->batch, x, t, cond, eps_out);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    run->eps_seconds += (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     run->denoiser_calls++;
     if (st != IE_OK) {
         const char *m = dn->errmsg ? dn->errmsg(dn->ctx) : NULL;

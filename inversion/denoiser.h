@@ -109,6 +109,7 @@ typedef struct ie_run {
     /* outputs, accumulated over calls (reset them yourself) */
     int64_t unet_evals;     /* image-evaluations: sum of batch sizes over eps calls */
     int64_t denoiser_calls; /* eps calls */
+    double eps_seconds;     /* wall time inside the eps calls (the UNet with its attention hooks) */
     char err[256];          /* message when a method returns an error */
 } ie_run;
 

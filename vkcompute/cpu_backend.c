@@ -1387,8 +1387,7 @@ static ie_status cpu_conv2d(ie_backend *be, ie_tensor *out, const ie_tensor *x, 
 
     const bool direct = KH == 1 && KW == 1 && p->stride == 1 && p->pad_top == 0 && p->pad_bottom == 0 &&
                         p->pad_left == 0 && p->pad_right == 0;
-    if (cpu_conv_shifted_fits(Cout, KH, KW, OH, OW, p) && !getenv("INVEDIT_CPU_NO_SHIFTED_CONV"))
-        return cpu_conv2d_shifted(be, out, x, w, b, p);
+    if (cpu_conv_shifted_fits(Cout, KH, KW, OH, OW, p)) return cpu_conv2d_shifted(be, out, x, w, b, p);
 
     /* Rows per chunk: as many as fit the scratch limit, then evened out so
      * the last chunk is not a sliver. */
