@@ -102,24 +102,12 @@ CPU_INLINE cpu_v8 cpu_select8(cpu_v8i m, cpu_v8 a, cpu_v8 b) { return (cpu_v8)((
     }
 CPU_DEFINE_EXP(cpu_exp8, cpu_v8, cpu_v8i, cpu_splat8, cpu_select8)
 
-/* Softmax of one score row s[0..n) in place, over keys [0, nvalid); keys
- * [nvalid, n) (the causal mask) get probability 0. Max-subtracted, fp32; the
- * exponentials summed in 8 lane sums (the tail padded with e^-inf = 0),
- * combined pairwise in a fixed order. Returns 1/sum; with normalise false
- * the row is left as the exponentials (the caller scales later: attention
- * scales its output rows, Dv values, instead of the Lk probabilities). */
-CPU_INLINE float cpu_softmax_body(float *s, int64_t n, int64_t nvalid, bool normalise) {
-    int64_t j = 0;
-    cpu_v8 m8 = cpu_splat8(s[0]);
+/* The part after the max and the first j exponentials (j a multiple of 8,
+ * their lane sums in sum8): the rest 8 at a time, the padded tail, the sum,
+ * the optional normalisation and the masked zeros. */
+CPU_INLINE float cpu_softmax_finish(float *s, int64_t n, int64_t nvalid, bool normalise, int64_t j, float m,
+                                    cpu_v8 sum8) {
     for (; j + 8 <= nvalid; j += 8) {
-        const cpu_v8 v = cpu_load8(s + j);
-        m8 = cpu_select8(v > m8, v, m8);
-    }
-    float m = s[0];
-    for (int k = 0; k < 8; k++) m = m8[k] > m ? m8[k] : m;
-    for (; j < nvalid; j++) m = s[j] > m ? s[j] : m;
-    cpu_v8 sum8 = cpu_splat8(0.0f);
-    for (j = 0; j + 8 <= nvalid; j += 8) {
         const cpu_v8 e = cpu_exp8(cpu_load8(s + j) - m);
         cpu_store8(s + j, e);
         sum8 += e;
@@ -141,6 +129,25 @@ CPU_INLINE float cpu_softmax_body(float *s, int64_t n, int64_t nvalid, bool norm
     }
     for (j = nvalid; j < n; j++) s[j] = 0.0f;
     return inv;
+}
+
+/* Softmax of one score row s[0..n) in place, over keys [0, nvalid); keys
+ * [nvalid, n) (the causal mask) get probability 0. Max-subtracted, fp32; the
+ * exponentials summed in 8 lane sums (the tail padded with e^-inf = 0),
+ * combined pairwise in a fixed order. Returns 1/sum; with normalise false
+ * the row is left as the exponentials (the caller scales later: attention
+ * scales its output rows, Dv values, instead of the Lk probabilities). */
+CPU_INLINE float cpu_softmax_body(float *s, int64_t n, int64_t nvalid, bool normalise) {
+    int64_t j = 0;
+    cpu_v8 m8 = cpu_splat8(s[0]);
+    for (; j + 8 <= nvalid; j += 8) {
+        const cpu_v8 v = cpu_load8(s + j);
+        m8 = cpu_select8(v > m8, v, m8);
+    }
+    float m = s[0];
+    for (int k = 0; k < 8; k++) m = m8[k] > m ? m8[k] : m;
+    for (; j < nvalid; j++) m = s[j] > m ? s[j] : m;
+    return cpu_softmax_finish(s, n, nvalid, normalise, 0, m, cpu_splat8(0.0f));
 }
 
 /* GELU, 0.5·x·erfc(-x/√2), with erfc from Numerical Recipes' erfcc
@@ -413,28 +420,7 @@ CPU_AVX512_TARGET static float cpu_softmax16(float *s, int64_t n, int64_t nvalid
         sum8 += lo;
         sum8 += hi;
     }
-    for (; j + 8 <= nvalid; j += 8) {
-        const cpu_v8 e = cpu_exp8(cpu_load8(s + j) - m);
-        cpu_store8(s + j, e);
-        sum8 += e;
-    }
-    if (j < nvalid) {
-        float t[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
-        memcpy(t, s + j, sizeof(float) * (size_t)(nvalid - j));
-        const cpu_v8 e = cpu_exp8(cpu_load8(t) - m);
-        cpu_store8(t, e);
-        memcpy(s + j, t, sizeof(float) * (size_t)(nvalid - j));
-        sum8 += e;
-    }
-    const float sum = ((sum8[0] + sum8[4]) + (sum8[1] + sum8[5])) + ((sum8[2] + sum8[6]) + (sum8[3] + sum8[7]));
-    const float inv = 1.0f / sum;
-    j = 0;
-    if (normalise) {
-        for (; j + 16 <= nvalid; j += 16) cpu_store16(s + j, cpu_load16(s + j) * inv);
-        for (; j < nvalid; j++) s[j] *= inv;
-    }
-    for (j = nvalid; j < n; j++) s[j] = 0.0f;
-    return inv;
+    return cpu_softmax_finish(s, n, nvalid, normalise, j, m, sum8);
 }
 CPU_AVX512_TARGET static void cpu_softmax_row_avx512(float *s, int64_t n, int64_t nvalid) {
     cpu_softmax16(s, n, nvalid, true);
@@ -443,27 +429,32 @@ CPU_AVX512_TARGET static float cpu_softmax_exp_row_avx512(float *s, int64_t n, i
     return cpu_softmax16(s, n, nvalid, false);
 }
 
-/* Scores: tiles of 8 queries x 16 keys, one vector per query row. */
-#define CPU_QK16_ROWS 8
-CPU_INLINE void cpu_qk_tile16(const int rows, float *S, int64_t lds, const float *q, int64_t ldq, const float *kb,
-                              int64_t D, float scale, int64_t ncols) {
-    cpu_v16 acc[CPU_QK16_ROWS];
+/* Both attention products on 16 lanes, one tile shape: out[r][0..16) =
+ * mul[r·mul_step] · Σ_t x[r·ldx + t] · y[t·16 .. t·16 + 16) for rows r < rows
+ * (at most 8, one vector each), t ascending, one multiply and one add per
+ * term; ncols <= 16 of the row are stored. Scores: x = Q's rows, y = a packed
+ * key block, mul = &scale (step 0); output: x = the score rows, y = a packed
+ * value panel, mul = the rows' 1/sum (step 1). */
+#define CPU_TILE16_ROWS 8
+CPU_INLINE void cpu_rowtile16(const int rows, float *out, int64_t ldo, const float *x, int64_t ldx, const float *y,
+                              int64_t T, const float *mul, int64_t mul_step, int64_t ncols) {
+    cpu_v16 acc[CPU_TILE16_ROWS];
 #pragma GCC unroll 8
     for (int r = 0; r < rows; r++) acc[r] = cpu_splat16(0.0f);
-    for (int64_t d = 0; d < D; d++) {
-        const cpu_v16 k = cpu_load16(kb + d * 16);
+    for (int64_t t = 0; t < T; t++) {
+        const cpu_v16 v = cpu_load16(y + t * 16);
 #pragma GCC unroll 8
-        for (int r = 0; r < rows; r++) acc[r] += k * q[r * ldq + d];
+        for (int r = 0; r < rows; r++) acc[r] += v * x[r * ldx + t];
     }
 #pragma GCC unroll 8
     for (int r = 0; r < rows; r++) {
-        const cpu_v16 v = acc[r] * scale;
+        const cpu_v16 o = acc[r] * mul[r * mul_step];
         if (ncols == 16) {
-            cpu_store16(S + r * lds, v);
+            cpu_store16(out + r * ldo, o);
         } else {
             float t[16];
-            cpu_store16(t, v);
-            memcpy(S + r * lds, t, (size_t)ncols * sizeof(float));
+            cpu_store16(t, o);
+            memcpy(out + r * ldo, t, (size_t)ncols * sizeof(float));
         }
     }
 }
@@ -474,33 +465,9 @@ CPU_AVX512_TARGET static void cpu_qk_block_avx512(float *S, const float *q, int6
         const float *kb = kp + jb * D * 16;
         const int64_t ncols = nk - jb * 16 < 16 ? nk - jb * 16 : 16;
         int64_t i = 0;
-        for (; i + CPU_QK16_ROWS <= nq; i += CPU_QK16_ROWS)
-            cpu_qk_tile16(CPU_QK16_ROWS, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols);
-        for (; i < nq; i++) cpu_qk_tile16(1, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols);
-    }
-}
-
-/* Output: tiles of 8 rows x a 16-column panel (8-column panels as in the 8-lane body). */
-CPU_INLINE void cpu_pv_tile16(const int rows, float *O, int64_t ldo, const float *S, int64_t nk, const float *vb,
-                              const float *inv, int64_t ncols) {
-    cpu_v16 acc[CPU_QK16_ROWS];
-#pragma GCC unroll 8
-    for (int r = 0; r < rows; r++) acc[r] = cpu_splat16(0.0f);
-    for (int64_t k = 0; k < nk; k++) {
-        const cpu_v16 v = cpu_load16(vb + k * 16);
-#pragma GCC unroll 8
-        for (int r = 0; r < rows; r++) acc[r] += v * S[r * nk + k];
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < rows; r++) {
-        const cpu_v16 o = acc[r] * inv[r];
-        if (ncols == 16) {
-            cpu_store16(O + r * ldo, o);
-        } else {
-            float t[16];
-            cpu_store16(t, o);
-            memcpy(O + r * ldo, t, (size_t)ncols * sizeof(float));
-        }
+        for (; i + CPU_TILE16_ROWS <= nq; i += CPU_TILE16_ROWS)
+            cpu_rowtile16(CPU_TILE16_ROWS, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, &scale, 0, ncols);
+        for (; i < nq; i++) cpu_rowtile16(1, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, &scale, 0, ncols);
     }
 }
 
@@ -514,9 +481,9 @@ CPU_AVX512_TARGET static void cpu_pv_block_avx512(float *O, int64_t ldo, const f
             continue;
         }
         int64_t i = 0;
-        for (; i + CPU_QK16_ROWS <= nq; i += CPU_QK16_ROWS)
-            cpu_pv_tile16(CPU_QK16_ROWS, O + i * ldo + c0, ldo, S + i * nk, nk, vb, inv + i, ncols);
-        for (; i < nq; i++) cpu_pv_tile16(1, O + i * ldo + c0, ldo, S + i * nk, nk, vb, inv + i, ncols);
+        for (; i + CPU_TILE16_ROWS <= nq; i += CPU_TILE16_ROWS)
+            cpu_rowtile16(CPU_TILE16_ROWS, O + i * ldo + c0, ldo, S + i * nk, nk, vb, nk, inv + i, 1, ncols);
+        for (; i < nq; i++) cpu_rowtile16(1, O + i * ldo + c0, ldo, S + i * nk, nk, vb, nk, inv + i, 1, ncols);
     }
 }
 #endif
