@@ -62,18 +62,27 @@
 #endif
 
 #define CPU_INLINE static inline __attribute__((always_inline))
-typedef float cpu_v8 __attribute__((vector_size(32)));
-typedef int32_t cpu_v8i __attribute__((vector_size(32)));
-
-CPU_INLINE cpu_v8 cpu_load8(const float *p) {
-    cpu_v8 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-CPU_INLINE void cpu_store8(float *p, cpu_v8 v) { memcpy(p, &v, sizeof v); }
-CPU_INLINE cpu_v8 cpu_splat8(float x) { return (cpu_v8){x, x, x, x, x, x, x, x}; }
-/* a where m is set (a lane comparison result), else b */
-CPU_INLINE cpu_v8 cpu_select8(cpu_v8i m, cpu_v8 a, cpu_v8 b) { return (cpu_v8)((m & (cpu_v8i)a) | (~m & (cpu_v8i)b)); }
+/* Vectors of N floats (and of N int32 lane masks) with unaligned load and
+ * store, broadcast, and select: a where m is set (a lane comparison
+ * result), else b. Defined for 8 lanes here and 16 for AVX-512 below. */
+#define CPU_DEFINE_VEC(N)                                                                                              \
+    typedef float cpu_v##N __attribute__((vector_size(4 * N)));                                                        \
+    typedef int32_t cpu_v##N##i __attribute__((vector_size(4 * N)));                                                   \
+    CPU_INLINE cpu_v##N cpu_load##N(const float *p) {                                                                  \
+        cpu_v##N v;                                                                                                    \
+        memcpy(&v, p, sizeof v);                                                                                       \
+        return v;                                                                                                      \
+    }                                                                                                                  \
+    CPU_INLINE void cpu_store##N(float *p, cpu_v##N v) { memcpy(p, &v, sizeof v); }                                    \
+    CPU_INLINE cpu_v##N cpu_splat##N(float x) {                                                                        \
+        cpu_v##N v;                                                                                                    \
+        for (int i = 0; i < N; i++) v[i] = x;                                                                          \
+        return v;                                                                                                      \
+    }                                                                                                                  \
+    CPU_INLINE cpu_v##N cpu_select##N(cpu_v##N##i m, cpu_v##N a, cpu_v##N b) {                                         \
+        return (cpu_v##N)((m & (cpu_v##N##i)a) | (~m & (cpu_v##N##i)b));                                               \
+    }
+CPU_DEFINE_VEC(8)
 
 /* e^x per lane: Cephes' expf (x = n·ln2 + r with ln2 split in two,
  * |r| <= ln2/2, a degree-6 polynomial for e^r, 2^n through the exponent
@@ -384,18 +393,7 @@ __attribute__((target("avx2"))) static void cpu_act_row_avx2(float *o, const flo
  * 16-lane vector of exponentials into the 8 lane sums as its low then its
  * high half, the 8-lane order. So all three variants give the same bits. */
 #define CPU_AVX512_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
-typedef float cpu_v16 __attribute__((vector_size(64)));
-typedef int32_t cpu_v16i __attribute__((vector_size(64)));
-CPU_INLINE cpu_v16 cpu_load16(const float *p) {
-    cpu_v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-CPU_INLINE void cpu_store16(float *p, cpu_v16 v) { memcpy(p, &v, sizeof v); }
-CPU_INLINE cpu_v16 cpu_splat16(float x) { return (cpu_v16){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
-CPU_INLINE cpu_v16 cpu_select16(cpu_v16i m, cpu_v16 a, cpu_v16 b) {
-    return (cpu_v16)((m & (cpu_v16i)a) | (~m & (cpu_v16i)b));
-}
+CPU_DEFINE_VEC(16)
 CPU_DEFINE_EXP(cpu_exp16, cpu_v16, cpu_v16i, cpu_splat16, cpu_select16)
 
 CPU_AVX512_TARGET static float cpu_softmax16(float *s, int64_t n, int64_t nvalid, bool normalise) {
