@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int failures = 0, checks = 0;
 
@@ -81,7 +82,11 @@ int main(void) {
     g.steps = 6;
     int m = ie_session_size_multiple(s);
     ie_image a = {0}, b = {0};
+    struct timespec w0, w1;
+    clock_gettime(CLOCK_MONOTONIC, &w0);
     st = ie_generate(s, &g, m + m / 2 + 1, 0, &a, NULL, NULL, err, sizeof err);
+    clock_gettime(CLOCK_MONOTONIC, &w1);
+    const double wall = (double)(w1.tv_sec - w0.tv_sec) + 1e-9 * (double)(w1.tv_nsec - w0.tv_nsec);
     CHECK(!st && a.width == 2 * m && a.height == ie_session_native_size(s) && a.channels == 3,
           "generate (%d+%d+1) x native -> %dx%d", m, m / 2, a.width, a.height);
     int64_t calls = 0, evals = 0;
@@ -89,6 +94,9 @@ int main(void) {
     /* at least one pass a step (BDIA's sampler may add one), each a CFG batch of two */
     CHECK(calls >= 6 && calls <= 8 && evals == 2 * calls,
           "generate's last run: %lld UNet passes, %lld evaluations (6 steps, CFG)", (long long)calls, (long long)evals);
+    /* the time inside the UNet calls: some, and not more than the whole call took */
+    const double unet_s = ie_session_last_unet_seconds(s);
+    CHECK(unet_s > 0 && unet_s <= wall, "generate's last run: %.4f s in the UNet of %.4f s", unet_s, wall);
     st = ie_generate(s, &g, m + m / 2 + 1, 0, &b, NULL, NULL, err, sizeof err);
     CHECK(!st && b.width == a.width && mean_abs_diff(&a, &b) == 0, "generate twice with one seed: the same pixels");
     ie_image_free(&b);
