@@ -215,125 +215,82 @@ CPU_INLINE void cpu_act_body(float *o, const float *x, int64_t n, cpu_act act, c
     }
 }
 
-/* Attention scores of a block of queries against packed keys:
- * S [nq, nk] (row stride nk) = scale · Q [nq, D] (row stride ldq) · Kᵀ, the
- * keys packed by cpu_qk_pack as [ceil(nk/16)][D][16]. Tiles of 6 queries x
- * 16 keys stay in registers for the whole sum (OpenBLAS, at D = 40..160,
- * spends more time on clearing, reloading and storing its output and
- * packing than on the products). Each score is the sum over d ascending of
- * q·k, one multiply and one add per term (no fused multiply-add), then
- * times scale: the vector and the baseline builds give the same bits. */
-#define CPU_QK_ROWS 6
-CPU_INLINE void cpu_qk_tile(const int rows, float *S, int64_t lds, const float *q, int64_t ldq, const float *kb,
-                            int64_t D, float scale, int64_t ncols) {
-    cpu_v8 acc[CPU_QK_ROWS][2];
+/* Both attention products, one register tile: out[r][0..8·nv) =
+ * mul[r·mul_step] · Σ_t x[r·ldx + t] · y[t·8·nv .. t·8·nv + 8·nv) for rows
+ * r < rows (at most 6; nv = 1 or 2 vectors of 8 per row), t ascending, one
+ * multiply and one add per term (no fused multiply-add), so the vector and
+ * the baseline builds give the same bits; ncols <= 8·nv of a row are stored.
+ * Scores S [nq, nk] = scale · Q · Kᵀ: x = Q's rows (row stride ldq), y = a
+ * block of 16 keys packed by cpu_qk_pack as [D][16], mul = &scale (step 0).
+ * Output O [nq, Dv] = diag(inv) · S · V: x = the score rows, y = a value
+ * panel packed by cpu_pv_pack as [nk][8 or 16], mul = the rows' 1/sum
+ * (step 1). The tile stays in registers for the whole sum (OpenBLAS, at
+ * D = 40..160, spent more time clearing, reloading and storing its output
+ * and packing than on the scores, and ran the 40-column output product at
+ * half this speed). */
+#define CPU_TILE8_ROWS 6
+CPU_INLINE void cpu_rowtile8(const int rows, const int nv, float *out, int64_t ldo, const float *x, int64_t ldx,
+                             const float *y, int64_t T, const float *mul, int64_t mul_step, int64_t ncols) {
+    cpu_v8 acc[CPU_TILE8_ROWS][2];
 #pragma GCC unroll 6
     for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = cpu_splat8(0.0f);
-    for (int64_t d = 0; d < D; d++) {
-        const cpu_v8 k0 = cpu_load8(kb + d * 16), k1 = cpu_load8(kb + d * 16 + 8);
+    const int64_t w = 8 * nv;
+    for (int64_t t = 0; t < T; t++) {
+        const cpu_v8 v0 = cpu_load8(y + t * w), v1 = nv == 2 ? cpu_load8(y + t * w + 8) : v0;
 #pragma GCC unroll 6
         for (int r = 0; r < rows; r++) {
-            const float qv = q[r * ldq + d];
-            acc[r][0] += k0 * qv;
-            acc[r][1] += k1 * qv;
+            const float xv = x[r * ldx + t];
+            acc[r][0] += v0 * xv;
+            if (nv == 2) acc[r][1] += v1 * xv;
         }
     }
 #pragma GCC unroll 6
     for (int r = 0; r < rows; r++) {
-        const cpu_v8 v0 = acc[r][0] * scale, v1 = acc[r][1] * scale;
-        float *o = S + r * lds;
-        if (ncols == 16) {
-            cpu_store8(o, v0);
-            cpu_store8(o + 8, v1);
+        float *o = out + r * ldo;
+        const float m = mul[r * mul_step];
+        if (ncols == w) {
+            cpu_store8(o, acc[r][0] * m);
+            if (nv == 2) cpu_store8(o + 8, acc[r][1] * m);
         } else {
             float t[16];
-            cpu_store8(t, v0);
-            cpu_store8(t + 8, v1);
+            cpu_store8(t, acc[r][0] * m);
+            if (nv == 2) cpu_store8(t + 8, acc[r][1] * m);
             memcpy(o, t, (size_t)ncols * sizeof(float));
         }
+    }
+}
+
+/* The tile over nrows rows, 6 at a time (the rest with a constant row count) */
+CPU_INLINE void cpu_rowtiles8(const int nv, float *out, int64_t ldo, const float *x, int64_t ldx, const float *y,
+                              int64_t T, const float *mul, int64_t mul_step, int64_t nrows, int64_t ncols) {
+    int64_t i = 0;
+    for (; i + CPU_TILE8_ROWS <= nrows; i += CPU_TILE8_ROWS)
+        cpu_rowtile8(CPU_TILE8_ROWS, nv, out + i * ldo, ldo, x + i * ldx, ldx, y, T, mul + i * mul_step, mul_step,
+                     ncols);
+    float *o = out + i * ldo;
+    const float *xi = x + i * ldx, *mi = mul + i * mul_step;
+    switch (nrows - i) {
+        case 5: cpu_rowtile8(5, nv, o, ldo, xi, ldx, y, T, mi, mul_step, ncols); break;
+        case 4: cpu_rowtile8(4, nv, o, ldo, xi, ldx, y, T, mi, mul_step, ncols); break;
+        case 3: cpu_rowtile8(3, nv, o, ldo, xi, ldx, y, T, mi, mul_step, ncols); break;
+        case 2: cpu_rowtile8(2, nv, o, ldo, xi, ldx, y, T, mi, mul_step, ncols); break;
+        case 1: cpu_rowtile8(1, nv, o, ldo, xi, ldx, y, T, mi, mul_step, ncols); break;
+        default: break;
     }
 }
 
 CPU_INLINE void cpu_qk_body(float *S, const float *q, int64_t ldq, const float *kp, int64_t nq, int64_t nk, int64_t D,
                             float scale) {
-    for (int64_t jb = 0; jb * 16 < nk; jb++) {
-        const float *kb = kp + jb * D * 16;
-        const int64_t ncols = nk - jb * 16 < 16 ? nk - jb * 16 : 16;
-        int64_t i = 0;
-        for (; i + CPU_QK_ROWS <= nq; i += CPU_QK_ROWS)
-            cpu_qk_tile(CPU_QK_ROWS, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols);
-        switch (nq - i) {
-            case 5: cpu_qk_tile(5, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
-            case 4: cpu_qk_tile(4, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
-            case 3: cpu_qk_tile(3, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
-            case 2: cpu_qk_tile(2, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
-            case 1: cpu_qk_tile(1, S + i * nk + jb * 16, nk, q + i * ldq, ldq, kb, D, scale, ncols); break;
-            default: break;
-        }
-    }
-}
-
-/* Attention output of a block of queries from its probabilities:
- * O [nq, Dv] (row stride ldo) = diag(inv) · S [nq, nk] (row stride nk) · V,
- * the values packed by cpu_pv_pack in panels of 16 columns (the last one 8
- * when Dv rounded up to 8 leaves 8) as [panel][nk][width]. Tiles of 6 rows x
- * one panel stay in registers for the whole sum over the keys (OpenBLAS, at
- * Dv = 40, ran this product at half the speed of the scores' kernel). Each
- * output is the sum over keys ascending of s·v, one multiply and one add
- * per term, then times inv[row]: the same bits in every build. */
-CPU_INLINE void cpu_pv_tile(const int rows, const int nv, float *O, int64_t ldo, const float *S, int64_t nk,
-                            const float *vb, const float *inv, int64_t ncols) {
-    cpu_v8 acc[CPU_QK_ROWS][2];
-#pragma GCC unroll 6
-    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = cpu_splat8(0.0f);
-    const int64_t w = 8 * nv;
-    for (int64_t k = 0; k < nk; k++) {
-        const cpu_v8 v0 = cpu_load8(vb + k * w), v1 = nv == 2 ? cpu_load8(vb + k * w + 8) : v0;
-#pragma GCC unroll 6
-        for (int r = 0; r < rows; r++) {
-            const float sv = S[r * nk + k];
-            acc[r][0] += v0 * sv;
-            if (nv == 2) acc[r][1] += v1 * sv;
-        }
-    }
-#pragma GCC unroll 6
-    for (int r = 0; r < rows; r++) {
-        float *o = O + r * ldo;
-        const cpu_v8 a0 = acc[r][0] * inv[r];
-        if (ncols == w) {
-            cpu_store8(o, a0);
-            if (nv == 2) cpu_store8(o + 8, acc[r][1] * inv[r]);
-        } else {
-            float t[16];
-            cpu_store8(t, a0);
-            if (nv == 2) cpu_store8(t + 8, acc[r][1] * inv[r]);
-            memcpy(o, t, (size_t)ncols * sizeof(float));
-        }
-    }
-}
-
-CPU_INLINE void cpu_pv_rows(const int nv, float *O, int64_t ldo, const float *S, const float *vb, const float *inv,
-                            int64_t nq, int64_t nk, int64_t ncols) {
-    int64_t i = 0;
-    for (; i + CPU_QK_ROWS <= nq; i += CPU_QK_ROWS)
-        cpu_pv_tile(CPU_QK_ROWS, nv, O + i * ldo, ldo, S + i * nk, nk, vb, inv + i, ncols);
-    switch (nq - i) {
-        case 5: cpu_pv_tile(5, nv, O + i * ldo, ldo, S + i * nk, nk, vb, inv + i, ncols); break;
-        case 4: cpu_pv_tile(4, nv, O + i * ldo, ldo, S + i * nk, nk, vb, inv + i, ncols); break;
-        case 3: cpu_pv_tile(3, nv, O + i * ldo, ldo, S + i * nk, nk, vb, inv + i, ncols); break;
-        case 2: cpu_pv_tile(2, nv, O + i * ldo, ldo, S + i * nk, nk, vb, inv + i, ncols); break;
-        case 1: cpu_pv_tile(1, nv, O + i * ldo, ldo, S + i * nk, nk, vb, inv + i, ncols); break;
-        default: break;
-    }
+    for (int64_t jb = 0; jb * 16 < nk; jb++)
+        cpu_rowtiles8(2, S + jb * 16, nk, q, ldq, kp + jb * D * 16, D, &scale, 0, nq,
+                      nk - jb * 16 < 16 ? nk - jb * 16 : 16);
 }
 
 CPU_INLINE void cpu_pv_body(float *O, int64_t ldo, const float *S, const float *vp, const float *inv, int64_t nq,
                             int64_t nk, int64_t Dv) {
     for (int64_t c0 = 0; c0 < Dv; c0 += 16) {
         const int64_t ncols = Dv - c0 < 16 ? Dv - c0 : 16;
-        const float *vb = vp + c0 * nk; /* this panel: [nk][8 or 16] */
-        if (ncols > 8) cpu_pv_rows(2, O + c0, ldo, S, vb, inv, nq, nk, ncols);
-        else cpu_pv_rows(1, O + c0, ldo, S, vb, inv, nq, nk, ncols);
+        cpu_rowtiles8(ncols > 8 ? 2 : 1, O + c0, ldo, S, nk, vp + c0 * nk, nk, inv, 1, nq, ncols);
     }
 }
 
@@ -475,7 +432,7 @@ CPU_AVX512_TARGET static void cpu_pv_block_avx512(float *O, int64_t ldo, const f
         const int64_t ncols = Dv - c0 < 16 ? Dv - c0 : 16;
         const float *vb = vp + c0 * nk;
         if (ncols <= 8) {
-            cpu_pv_rows(1, O + c0, ldo, S, vb, inv, nq, nk, ncols);
+            cpu_rowtiles8(1, O + c0, ldo, S, nk, vb, nk, inv, 1, nq, ncols);
             continue;
         }
         int64_t i = 0;
